@@ -1,0 +1,1 @@
+"""Catalog: accelerator types, regions, throughput tables and example pools, read from data files."""

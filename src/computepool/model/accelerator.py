@@ -1,0 +1,40 @@
+"""AcceleratorType: a chip model, as read from the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Software stacks we know of. A job lists the stacks its code runs on; a node's chip has one.
+STACKS = ("cuda", "cann", "neuware", "dtk", "rocm")
+
+#: The environment variable through which each stack's runtime is told which devices to use.
+VISIBLE_DEVICES_ENV = {
+    "cuda": "CUDA_VISIBLE_DEVICES",
+    "cann": "ASCEND_RT_VISIBLE_DEVICES",
+    "neuware": "MLU_VISIBLE_DEVICES",
+    "dtk": "HIP_VISIBLE_DEVICES",
+    "rocm": "HIP_VISIBLE_DEVICES",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorType:
+    """A chip model (one row of ``catalog/data/accelerators.yaml``)."""
+
+    name: str
+    vendor: str
+    stack: str
+    bf16_tflops: float
+    memory_gib: float
+    memory_bw_gbs: float
+    interconnect_gbs: float
+    tdp_w: float
+    h100_equiv: float
+    price_per_hour: float | None = None
+    #: Fraction of peak a typical training job reaches on this chip's software stack (0..1].
+    stack_efficiency: float = 1.0
+    source: str = ""
+
+    @property
+    def visible_devices_env(self) -> str:
+        return VISIBLE_DEVICES_ENV.get(self.stack, "CUDA_VISIBLE_DEVICES")
