@@ -81,3 +81,31 @@ def free_capacity(inp: PolicyInput) -> np.ndarray:
     run = inp.running >= 0
     used = np.bincount(inp.running[run], weights=inp.scale_factor[run], minlength=inp.num_flavors)
     return inp.capacity - used
+
+
+def subset_input(inp: PolicyInput, rows: np.ndarray) -> PolicyInput:
+    """The same input restricted to ``rows`` (the policy's row i is ``rows[i]`` here)."""
+    per_row = (
+        "job",
+        "scale_factor",
+        "weight",
+        "arrival",
+        "attained",
+        "steps_done",
+        "steps_total",
+        "running",
+        "deadline",
+        "tenant",
+        "job_class",
+        "job_mask_index",
+    )
+    fields = {k: getattr(inp, k)[rows] for k in per_row}
+    return PolicyInput(
+        now=inp.now,
+        class_throughput=inp.class_throughput,
+        feasible_masks=inp.feasible_masks,
+        capacity=inp.capacity,
+        price=inp.price,
+        extras=inp.extras,
+        **fields,
+    )

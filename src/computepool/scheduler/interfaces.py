@@ -88,6 +88,32 @@ class JobSource(Protocol):
     def exhausted(self) -> bool: ...
 
 
+class Placer(Protocol):
+    """Binds started jobs to node slots (placement: *where*; the policy decides *who*)."""
+
+    def place(
+        self, jobs: np.ndarray, flavors: np.ndarray, now: float
+    ) -> tuple[list[Placement], np.ndarray]:
+        """Place each job on its flavor; return placements and a bool mask of jobs placed.
+
+        All of a gang's workers are placed or none (the mask is False for that job).
+        """
+        ...
+
+    def release(self, jobs: np.ndarray) -> None:
+        """Free the slots of jobs that stopped, finished or failed."""
+        ...
+
+
+class RoundGate(Protocol):
+    """Decides which active rows may hold accelerators this round (e.g. tenant quotas).
+
+    A running row that becomes ineligible is preempted (e.g. reclaim of borrowed quota).
+    """
+
+    def eligible(self, inp: object) -> np.ndarray: ...
+
+
 class JobSink(Protocol):
     """Optional observer of job lifecycle events (the live store; metrics)."""
 

@@ -20,8 +20,17 @@ from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
-from computepool.policies.base import Policy, PolicyInput
-from computepool.scheduler.interfaces import Clock, Cluster, JobSink, JobSource, RoundPlan
+from computepool.policies.base import Policy, PolicyInput, subset_input
+from computepool.scheduler.interfaces import (
+    Clock,
+    Cluster,
+    JobSink,
+    JobSource,
+    Placement,
+    Placer,
+    RoundGate,
+    RoundPlan,
+)
 from computepool.scheduler.mechanism import assign_round
 from computepool.scheduler.state import ActiveSet, JobHistory
 
@@ -71,11 +80,14 @@ class Scheduler:
         checks: Sequence[ProfileCheck] = (),
         sink: JobSink | None = None,
         feasibility: ClassFeasibility | None = None,
+        placer: Placer | None = None,
+        gate: RoundGate | None = None,
     ) -> None:
         self.pool, self.workload, self.throughputs = pool, workload, throughputs
         self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
         self.config = config or SchedulerConfig()
         self.checks, self.sink = tuple(checks), sink
+        self.placer, self.gate = placer, gate
         F = len(pool.flavors)
         self.active = ActiveSet(F)
         self.history = JobHistory(len(workload))
@@ -180,6 +192,8 @@ class Scheduler:
             ok = rows >= 0
             a.steps_done[rows[ok]] = obs.progress_steps[ok]
         changed = False
+        if self.placer is not None and (len(obs.failed) or len(obs.completed)):
+            self.placer.release(np.concatenate([obs.failed, obs.completed]).astype(np.int64))
         if len(obs.failed):
             rows = h.row_of[obs.failed]
             rows = rows[rows >= 0]
@@ -256,16 +270,37 @@ class Scheduler:
             a.received[:] = 0.0
             self._reset_at = now
         inp = self.policy_input(now)
+        new = np.full(len(a), -1, dtype=np.int64)
+        rows = np.arange(len(a))
+        if self.gate is not None:
+            ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+            if not ok.all():
+                rows = np.nonzero(ok)[0]
+                inp = subset_input(inp, rows)
         alloc = self.policy.allocate(inp)
         self.series.policy_calls += 1
-        new = assign_round(
-            alloc, inp.scale_factor, inp.capacity, a.running, a.received, now - self._reset_at
+        new[rows] = assign_round(
+            alloc,
+            inp.scale_factor,
+            inp.capacity,
+            inp.running,
+            a.received[rows],
+            now - self._reset_at,
         )
         stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
         start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
         if len(stop_rows) == 0 and len(start_rows) == 0:
             return
-        stop_jobs, start_jobs = a.job[stop_rows], a.job[start_rows]
+        stop_jobs = a.job[stop_rows]
+        placements: list[Placement] = []
+        if self.placer is not None:
+            if len(stop_jobs):
+                self.placer.release(stop_jobs)
+            if len(start_rows):
+                placements, placed = self.placer.place(a.job[start_rows], new[start_rows], now)
+                new[start_rows[~placed]] = -1
+                start_rows = start_rows[placed]
+        start_jobs = a.job[start_rows]
         h.preemptions[stop_jobs] += 1
         h.starts[start_jobs] += 1
         fresh = np.isnan(h.first_start[start_jobs])
@@ -277,14 +312,15 @@ class Scheduler:
                 stop=stop_jobs,
                 start=start_jobs,
                 start_flavor=new[start_rows],
+                placements=tuple(placements),
             )
         )
         a.running = new
         if self.sink is not None:
             for j in stop_jobs:
                 self._emit(int(j), "preempted")
-            for j in start_jobs:
-                self._emit(int(j), "running")
+            for j, f in zip(start_jobs, new[start_rows], strict=True):
+                self._emit(int(j), "running", self.pool.flavors[int(f)].name)
 
     def next_time(self, now: float) -> float:
         r = self.config.round_seconds
