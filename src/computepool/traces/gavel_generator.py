@@ -96,7 +96,7 @@ def draw_scale_factor(rng: random.Random) -> int:
         return 2
     if 0.8 <= r <= 0.95:
         return 4
-    if 0.95 <= r:
+    if r >= 0.95:
         return 8
     return 1
 
@@ -201,7 +201,18 @@ def generate_gavel(spec: GavelSpec, throughputs: Throughputs | None = None) -> G
     return GavelTrace(workload, duration, priority, slo, spec)
 
 
-_KNOWN = {"rate", "lam", "jobs", "multi_gpu", "seed", "priority", "slo", "order", "fixed_duration", "reference"}
+_KNOWN = {
+    "rate",
+    "lam",
+    "jobs",
+    "multi_gpu",
+    "seed",
+    "priority",
+    "slo",
+    "order",
+    "fixed_duration",
+    "reference",
+}
 
 
 def parse_gavel_spec(text: str) -> GavelSpec:
@@ -233,7 +244,12 @@ def parse_gavel_spec(text: str) -> GavelSpec:
 
 def format_gavel_spec(spec: GavelSpec) -> str:
     rate = f"lam={spec.lam!r}" if spec.lam is not None else f"rate={spec.rate!r}"
-    parts = [rate, f"jobs={spec.jobs}", f"multi_gpu={str(spec.multi_gpu).lower()}", f"seed={spec.seed}"]
+    parts = [
+        rate,
+        f"jobs={spec.jobs}",
+        f"multi_gpu={str(spec.multi_gpu).lower()}",
+        f"seed={spec.seed}",
+    ]
     if spec.priority:
         parts.append("priority=true")
     if spec.slo:
@@ -247,6 +263,8 @@ def format_gavel_spec(spec: GavelSpec) -> str:
     return "gavel:" + ",".join(parts)
 
 
-def generate_gavel_workload(text_or_spec: str | GavelSpec, throughputs: Throughputs | None = None) -> Workload:
+def generate_gavel_workload(
+    text_or_spec: str | GavelSpec, throughputs: Throughputs | None = None
+) -> Workload:
     spec = parse_gavel_spec(text_or_spec) if isinstance(text_or_spec, str) else text_or_spec
     return generate_gavel(spec, throughputs).workload

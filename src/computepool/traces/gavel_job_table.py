@@ -56,9 +56,25 @@ CYCLEGAN = GavelTemplate("CycleGAN", False)
 def job_table(order: str = "2020") -> tuple[GavelTemplate, ...]:
     """Gavel's ``JobTable`` in the given historical order (``2020`` or ``head``)."""
     if order == "2020":
-        rows = [*_resnet18(), *_resnet50(), *_transformer(), A3C, *_lm(), *_recommendation(), CYCLEGAN]
+        rows = [
+            *_resnet18(),
+            *_resnet50(),
+            *_transformer(),
+            A3C,
+            *_lm(),
+            *_recommendation(),
+            CYCLEGAN,
+        ]
     elif order == "head":
-        rows = [*_resnet18(), *_resnet50(), *_transformer(), *_lm(), *_recommendation(), A3C, CYCLEGAN]
+        rows = [
+            *_resnet18(),
+            *_resnet50(),
+            *_transformer(),
+            *_lm(),
+            *_recommendation(),
+            A3C,
+            CYCLEGAN,
+        ]
     else:
         raise ValueError(f"unknown Gavel job-table order {order!r} (use '2020' or 'head')")
     return tuple(rows)

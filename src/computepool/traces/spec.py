@@ -18,7 +18,9 @@ def split_spec(spec: str, kind: str) -> dict[str, str]:
         key, eq, value = part.partition("=")
         key = key.strip().replace("-", "_")
         if not eq or not key:
-            raise TraceError(spec, f"option {part!r} is not of the form key=value", field=key or part)
+            raise TraceError(
+                spec, f"option {part!r} is not of the form key=value", field=key or part
+            )
         if key in out:
             raise TraceError(spec, "given twice", field=key)
         out[key] = value.strip()
