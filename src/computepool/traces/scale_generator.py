@@ -7,7 +7,7 @@ Python's ``random`` so a million jobs take well under a second and no per-job ob
 * job type uniform over Gavel's 26 models for 1-accelerator jobs and over its 19 distributed
   models for larger ones (``types=gavel``), or a single ``generic`` type (``types=generic``);
 * duration on the reference accelerator: ``60 * 10 ** U(1.5, 3)`` s with probability 0.8,
-  else ``60 * 10 ** U(3, 4)`` s (heavy tail: mean 16.8 h, median ~1.4 h);
+  else ``60 * 10 ** U(3, 4)`` s (heavy tail: mean 16.8 h, median 4.6 h);
 * Poisson arrivals, the first at 0 s, at the rate that offers ``load`` x the capacity of
   ``accelerators`` reference accelerators: ``rate = load * accelerators / E[scale * duration]``
   with the analytic ``E[scale] = 1.9`` and ``E[duration] ~ 60 361 s``. On a pool of faster
