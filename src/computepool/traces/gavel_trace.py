@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
@@ -37,9 +38,18 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+class _Row(NamedTuple):
+    job_type: str
+    scale_factor: int
+    total_steps: float
+    arrival: float
+    weight: float
+    deadline: float
+
+
 def _row(
     cells: list[str], file: str, line: int, known: frozenset[str], throughputs: Throughputs
-) -> dict[str, object]:
+) -> _Row:
     names = LAYOUTS.get(len(cells))
     if names is None:
         raise TraceError(
@@ -68,14 +78,7 @@ def _row(
         v100 = throughputs.rate(job_type, sf, "V100")
         if v100 > 0:
             deadline = slo * steps / v100
-    return {
-        "job_type": job_type,
-        "sf": sf,
-        "steps": steps,
-        "arrival": arrival,
-        "weight": weight,
-        "deadline": deadline,
-    }
+    return _Row(job_type, sf, steps, arrival, weight, deadline)
 
 
 def _read_into(
@@ -93,13 +96,13 @@ def _read_into(
         r = _row(raw_line.split("\t"), file, n, known, throughputs)
         cols.add(
             job_id=f"{tenant}/{k}" if tenant != "default" else str(k),
-            job_type=r["job_type"],  # type: ignore[arg-type]
-            scale_factor=r["sf"],  # type: ignore[arg-type]
-            total_steps=r["steps"],  # type: ignore[arg-type]
-            arrival=r["arrival"],  # type: ignore[arg-type]
+            job_type=r.job_type,
+            scale_factor=r.scale_factor,
+            total_steps=r.total_steps,
+            arrival=r.arrival,
             tenant=tenant,
-            weight=r["weight"],  # type: ignore[arg-type]
-            deadline=r["deadline"],  # type: ignore[arg-type]
+            weight=r.weight,
+            deadline=r.deadline,
         )
         k += 1
 
