@@ -51,7 +51,7 @@ def parse_gavel_throughputs(
             key = _parse_key(key_text, f"{path}: {worker_type}")
             if not isinstance(entry, Mapping) or "null" not in entry:
                 raise ThroughputFileError(
-                    f"{path}: {worker_type}: {key_text}: missing the isolated rate under \"null\""
+                    f'{path}: {worker_type}: {key_text}: missing the isolated rate under "null"'
                 )
             target.setdefault(key, {})[accel] = float(entry["null"])
             if with_pairs and target is measured:
@@ -74,12 +74,19 @@ def load_throughputs(
 
         accelerators = load_accelerators()
     if str(name_or_path) in SHIPPED:
-        ref = resources.files("computepool.catalog") / "data" / "throughputs" / SHIPPED[str(name_or_path)]
+        ref = (
+            resources.files("computepool.catalog")
+            / "data"
+            / "throughputs"
+            / SHIPPED[str(name_or_path)]
+        )
         text, path = ref.read_text(), f"throughputs/{SHIPPED[str(name_or_path)]}"
     else:
         p = Path(name_or_path)
         if not p.exists():
-            raise ThroughputFileError(f"{p}: no such throughput file (shipped: {', '.join(SHIPPED)})")
+            raise ThroughputFileError(
+                f"{p}: no such throughput file (shipped: {', '.join(SHIPPED)})"
+            )
         text, path = p.read_text(), str(p)
     try:
         data = json.loads(text)

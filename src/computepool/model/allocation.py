@@ -9,27 +9,49 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Allocation:
-    """``shares[i, f]`` is the fraction of wall-clock time job ``job_ids[i]`` should run on flavor ``f``.
+    """Sparse (row, flavor, share) triples over the rows of a ``PolicyInput``.
 
-    Rows sum to at most 1; ``sum_i shares[i, f] * scale_factor[i] <= capacity[f]``.
+    ``share`` is the fraction of wall-clock time the row's job should run on ``flavor``; a row's
+    shares sum to at most 1 and ``sum(share * scale_factor)`` per flavor is at most its capacity.
+    ``priority`` (optional) orders who runs first in a round: policies that decide an order
+    themselves (FIFO, Tiresias) set it; for time-share policies (the LPs) the round mechanism
+    derives it from share / time received, as Gavel does.
     """
 
-    job_ids: np.ndarray
-    shares: np.ndarray
+    rows: np.ndarray
+    flavor: np.ndarray
+    share: np.ndarray
+    priority: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.shares.ndim != 2 or self.shares.shape[0] != len(self.job_ids):
-            raise ValueError(
-                f"shares has shape {self.shares.shape}, expected ({len(self.job_ids)}, F)"
-            )
+        n = len(self.rows)
+        if len(self.flavor) != n or len(self.share) != n:
+            raise ValueError("allocation arrays must have equal length")
+        if self.priority is not None and len(self.priority) != n:
+            raise ValueError("allocation priority must match rows")
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @classmethod
-    def empty(cls, num_flavors: int) -> Allocation:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros((0, num_flavors)))
+    def empty(cls) -> Allocation:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z.copy(), np.zeros(0), priority=np.zeros(0))
 
-    def as_dict(self) -> dict[int, dict[int, float]]:
-        out: dict[int, dict[int, float]] = {}
-        for row, jid in enumerate(self.job_ids):
-            nz = np.nonzero(self.shares[row] > 1e-9)[0]
-            out[int(jid)] = {int(f): float(self.shares[row, f]) for f in nz}
+    @classmethod
+    def from_dense(cls, shares: np.ndarray, tol: float = 1e-6) -> Allocation:
+        rows, flavor = np.nonzero(shares > tol)
+        return cls(
+            rows.astype(np.int64), flavor.astype(np.int64), shares[rows, flavor].astype(float)
+        )
+
+    def dense(self, num_rows: int, num_flavors: int) -> np.ndarray:
+        out = np.zeros((num_rows, num_flavors))
+        np.add.at(out, (self.rows, self.flavor), self.share)
         return out
+
+    def usage(self, scale_factor: np.ndarray, num_flavors: int) -> np.ndarray:
+        """Accelerators used per flavor (time-averaged) by this allocation."""
+        return np.bincount(
+            self.flavor, weights=self.share * scale_factor[self.rows], minlength=num_flavors
+        )

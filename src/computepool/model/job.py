@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     TRAIN = "train"
     PREPROCESS = "preprocess"
     SERVE = "serve"

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 
 
-class StatusCode(str, enum.Enum):
+class StatusCode(enum.StrEnum):
     OK = "ok"
     #: Cannot run now (capacity, quota), may run later.
     UNSCHEDULABLE = "unschedulable"

@@ -68,7 +68,9 @@ class Throughputs:
                 return float(row[ref]) * target.bf16_tflops * target.stack_efficiency / denom
         return 0.0
 
-    def rate(self, job_type: str, scale_factor: int, accel: str, consolidated: bool = True) -> float:
+    def rate(
+        self, job_type: str, scale_factor: int, accel: str, consolidated: bool = True
+    ) -> float:
         """Whole-job steps/s for ``job_type`` on ``scale_factor`` accelerators of type ``accel``."""
         sf = max(1, int(scale_factor))
         if job_type == GENERIC or not any(jt == job_type for jt, _ in self.measured):

@@ -63,13 +63,23 @@ class Workload:
             self.data_profile = np.zeros(n, dtype=np.int32)
         for col in ("job_class", "total_steps", "tenant", "weight", "deadline", "data_profile"):
             if len(getattr(self, col)) != n:
-                raise ValueError(f"workload column {col!r} has {len(getattr(self, col))} rows, expected {n}")
+                raise ValueError(
+                    f"workload column {col!r} has {len(getattr(self, col))} rows, expected {n}"
+                )
         if n and np.any(np.diff(self.arrival) < 0):
             order = np.argsort(self.arrival, kind="stable")
             self._reorder(order)
 
     def _reorder(self, order: np.ndarray) -> None:
-        for col in ("arrival", "job_class", "total_steps", "tenant", "weight", "deadline", "data_profile"):
+        for col in (
+            "arrival",
+            "job_class",
+            "total_steps",
+            "tenant",
+            "weight",
+            "deadline",
+            "data_profile",
+        ):
             setattr(self, col, getattr(self, col)[order])
         if self.ids is not None:
             self.ids = [self.ids[i] for i in order]
@@ -130,7 +140,9 @@ class Workload:
         profile_ix: dict[tuple[Dataset, ...], int] = {(): 0}
         jc, tn, dp = [], [], []
         for j in jobs:
-            c = JobClass(j.job_type, j.scale_factor, j.kind, j.gang, tuple(j.stacks), tuple(j.accelerators))
+            c = JobClass(
+                j.job_type, j.scale_factor, j.kind, j.gang, tuple(j.stacks), tuple(j.accelerators)
+            )
             jc.append(class_ix.setdefault(c, len(class_ix)))
             tn.append(tenant_ix.setdefault(j.tenant, len(tenant_ix)))
             dp.append(profile_ix.setdefault(tuple(j.datasets), len(profile_ix)))

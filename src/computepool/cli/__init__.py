@@ -1,0 +1,1 @@
+"""The ``cpool`` command line (Typer). Presentation lives here, not in the core."""

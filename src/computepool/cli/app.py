@@ -1,0 +1,25 @@
+"""``cpool``: the entry point. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import typer
+
+from computepool.cli import catalog_cmd, simulate_cmd
+
+app = typer.Typer(
+    name="cpool",
+    help="computepool: run a heterogeneous, multi-region accelerator pool as one computer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+simulate_cmd.register(app)
+catalog_cmd.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""``cpool simulate`` and ``cpool compare``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from computepool.cli.common import console, fail, load_or_exit, parse_window, progress_bar
+from computepool.policies.registry import policy_names
+from computepool.runner import load_inputs, run_policy
+from computepool.sim.metrics import SimResult
+from computepool.sim.run import SimConfig
+
+PoolOpt = Annotated[
+    str, typer.Option("--pool", help="Shipped pool name (see `cpool catalog`) or a pool YAML path.")
+]
+WorkloadOpt = Annotated[
+    str,
+    typer.Option(
+        "--workload",
+        help="Trace path (format detected) or generator spec, e.g. gavel:rate=5.6,jobs=6000,seed=0",
+    ),
+]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the trace format.")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Seed for generator specs that set none.")
+]
+RoundOpt = Annotated[float, typer.Option("--round-seconds", help="Scheduling round length.")]
+WindowOpt = Annotated[
+    str | None, typer.Option("--window", help="A:B - measure JCT on jobs A..B-1 (arrival order).")
+]
+PenaltyOpt = Annotated[
+    float, typer.Option("--restart-penalty", help="Seconds lost at each (re)start of a job.")
+]
+UntilOpt = Annotated[
+    float | None, typer.Option("--until-hours", help="Stop after this simulated time.")
+]
+TputOpt = Annotated[str, typer.Option("--throughputs", help="Throughput table name or JSON path.")]
+
+SUMMARY_ROWS = [
+    ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
+    ("p50_jct_hours", "p50 JCT (h)", "{:.2f}"),
+    ("p99_jct_hours", "p99 JCT (h)", "{:.2f}"),
+    ("makespan_hours", "makespan (h)", "{:.1f}"),
+    ("mean_ftf_rho", "mean FTF rho", "{:.3f}"),
+    ("mean_queueing_delay_hours", "queueing delay (h)", "{:.2f}"),
+    ("jobs_completed", "jobs completed", "{}"),
+    ("jobs_rejected", "jobs rejected", "{}"),
+    ("utilization_overall", "utilisation", "{:.1%}"),
+    ("accelerator_hours", "accelerator-hours", "{:,.0f}"),
+    ("energy_mwh", "energy (MWh)", "{:,.2f}"),
+    ("cost_usd", "cost (USD)", "{:,.0f}"),
+    ("carbon_t", "carbon (t CO2)", "{:,.2f}"),
+    ("preemptions", "preemptions", "{:,}"),
+    ("rounds", "rounds", "{:,}"),
+    ("wall_seconds", "wall (s)", "{:.2f}"),
+]
+
+
+def _fmt(value: object, pattern: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def summary_table(results: list[SimResult], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    summaries = [r.summary() for r in results]
+    for r in results:
+        table.add_column(r.policy, justify="right")
+    for key, label, pattern in SUMMARY_ROWS:
+        table.add_row(label, *(_fmt(s.get(key), pattern) for s in summaries))
+    for flavor in results[0].flavors if results else []:
+        table.add_row(
+            f"util {flavor}", *(_fmt(s["utilization"].get(flavor), "{:.1%}") for s in summaries)
+        )
+    return table
+
+
+def _check_policies(names: list[str]) -> None:
+    known = set(policy_names())
+    for n in names:
+        if n not in known:
+            raise fail(f"unknown policy {n!r}; known: {', '.join(sorted(known))}")
+
+
+def _write_outputs(results: list[SimResult], json_out: Path | None, report: Path | None) -> None:
+    if json_out is not None:
+        doc = results[0].summary() if len(results) == 1 else [r.summary() for r in results]
+        json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        console.print(f"wrote {json_out}")
+    if report is not None:
+        from computepool.report.sim_report import render_sim_report
+
+        report.write_text(render_sim_report(results))
+        console.print(f"wrote {report}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(
+        pool: PoolOpt,
+        workload: WorkloadOpt,
+        policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "fifo",
+        seed: SeedOpt = None,
+        round_seconds: RoundOpt = 360.0,
+        window: WindowOpt = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write the summary JSON.")
+        ] = None,
+        report: Annotated[
+            Path | None, typer.Option("--report", help="Write an HTML report.")
+        ] = None,
+        fmt: FormatOpt = None,
+        restart_penalty: PenaltyOpt = 0.0,
+        until_hours: UntilOpt = None,
+        throughputs: TputOpt = "gavel",
+    ) -> None:
+        """Simulate a workload on a pool under one policy and print the figures."""
+        _check_policies([policy])
+        win = parse_window(window)
+        inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
+        cfg = SimConfig(
+            round_seconds=round_seconds,
+            restart_penalty_s=restart_penalty,
+            window=win,
+            until=until_hours * 3600.0 if until_hours else float("inf"),
+        )
+        with progress_bar(f"simulating {policy}") as update:
+            res = run_policy(inputs, policy, cfg, on_progress=update)
+        console.print(
+            summary_table([res], f"{inputs.pool.name} · {inputs.workload.name or workload}")
+        )
+        _write_outputs([res], json_out, report)
+
+    @app.command()
+    def compare(
+        pool: PoolOpt,
+        workload: WorkloadOpt,
+        policies: Annotated[str, typer.Option("--policies", help="Comma-separated policy names.")],
+        seed: SeedOpt = None,
+        round_seconds: RoundOpt = 360.0,
+        window: WindowOpt = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write all summaries as JSON.")
+        ] = None,
+        report: Annotated[
+            Path | None, typer.Option("--report", help="Write an HTML report.")
+        ] = None,
+        fmt: FormatOpt = None,
+        restart_penalty: PenaltyOpt = 0.0,
+        throughputs: TputOpt = "gavel",
+    ) -> None:
+        """Run several policies on the same pool and workload; show them side by side."""
+        names = [p.strip() for p in policies.split(",") if p.strip()]
+        if not names:
+            raise fail("--policies is empty")
+        _check_policies(names)
+        win = parse_window(window)
+        inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
+        cfg = SimConfig(round_seconds=round_seconds, restart_penalty_s=restart_penalty, window=win)
+        results = []
+        for name in names:
+            with progress_bar(f"simulating {name}") as update:
+                results.append(run_policy(inputs, name, cfg, on_progress=update))
+        console.print(
+            summary_table(results, f"{inputs.pool.name} · {inputs.workload.name or workload}")
+        )
+        _write_outputs(results, json_out, report)

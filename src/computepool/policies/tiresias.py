@@ -1,0 +1,38 @@
+"""Tiresias-style least attained service (2D-LAS, NSDI'19), heterogeneity-agnostic.
+
+Jobs are ranked by attained service (accelerator-seconds), discretised into queues by
+``thresholds`` so that jobs are not swapped back and forth every round; within a queue the
+earlier arrival goes first. Each round the ranking is filled into the pool greedily, so a new
+job (least service) preempts the job with most service. Knows nothing about job durations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from computepool.model.allocation import Allocation
+from computepool.policies.base import PolicyInput
+from computepool.policies.greedy import greedy_assign
+
+#: Queue thresholds in accelerator-hours (Tiresias uses a few exponentially spaced queues).
+DEFAULT_THRESHOLDS_H = (1.0, 10.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Tiresias:
+    name: ClassVar[str] = "tiresias"
+    event_driven: ClassVar[bool] = False
+    thresholds_hours: tuple[float, ...] = DEFAULT_THRESHOLDS_H
+    aware: bool = False
+
+    def allocate(self, inp: PolicyInput) -> Allocation:
+        if inp.n == 0:
+            return Allocation.empty()
+        queue = np.searchsorted(
+            np.asarray(self.thresholds_hours) * 3600.0, inp.attained / np.maximum(inp.weight, 1e-9)
+        )
+        order = np.lexsort((inp.job, inp.arrival, queue))
+        return greedy_assign(inp, order, self.aware)

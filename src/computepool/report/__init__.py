@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (no CDN): simulation and plan results."""

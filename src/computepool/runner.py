@@ -1,0 +1,63 @@
+"""Name-based entry points used by the CLI, benchmarks and the server: resolve names, then run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from computepool.catalog.pools import load_pool
+from computepool.catalog.throughputs import load_throughputs
+from computepool.model.pool import Pool
+from computepool.model.throughput import Throughputs
+from computepool.model.workload import Workload
+from computepool.policies.registry import get_policy
+from computepool.sim.metrics import SimResult
+from computepool.sim.run import SimConfig, simulate
+
+GENERATOR_PREFIXES = ("gavel:", "scale:")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    pool: Pool
+    workload: Workload
+    throughputs: Throughputs
+
+
+def with_seed(spec: str, seed: int | None) -> str:
+    """Add ``seed=N`` to a generator spec that has none."""
+    if seed is None or not spec.startswith(GENERATOR_PREFIXES) or "seed=" in spec:
+        return spec
+    sep = "" if spec.endswith(":") else ","
+    return f"{spec}{sep}seed={seed}"
+
+
+def load_inputs(
+    pool: str,
+    workload: str,
+    fmt: str | None = None,
+    seed: int | None = None,
+    throughputs: str = "gavel",
+) -> Inputs:
+    from computepool.traces.detect import load_workload
+
+    p = load_pool(pool)
+    tp = load_throughputs(throughputs, accelerators=p.accelerators)
+    w = load_workload(with_seed(workload, seed), fmt=fmt, throughputs=tp)
+    return Inputs(p, w, tp)
+
+
+def run_policy(
+    inputs: Inputs,
+    policy: str,
+    config: SimConfig,
+    policy_params: dict[str, Any] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    pol = get_policy(policy, **(policy_params or {}))
+    res = simulate(
+        inputs.pool, inputs.workload, inputs.throughputs, pol, config, on_progress=on_progress
+    )
+    res.policy = policy
+    return res

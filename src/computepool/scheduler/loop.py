@@ -1,0 +1,354 @@
+"""The Scheduler: one round loop for the live pool and the simulator.
+
+Each round: observe the cluster (completions, failures, progress) -> account usage -> admit
+arrivals (feasibility + admission checks) -> policy allocation -> round mechanism -> plan ->
+``Cluster.apply``. Time comes from an injected ``Clock``; there is no "simulate" flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from computepool.admission.feasibility import ClassFeasibility, class_feasibility
+from computepool.model.job import Dataset
+from computepool.model.pool import Pool
+from computepool.model.status import Status
+from computepool.model.throughput import Throughputs
+from computepool.model.workload import Workload
+from computepool.policies.base import Policy, PolicyInput, subset_input
+from computepool.scheduler.interfaces import (
+    Clock,
+    Cluster,
+    JobSink,
+    JobSource,
+    Placement,
+    Placer,
+    RoundGate,
+    RoundPlan,
+)
+from computepool.scheduler.mechanism import assign_round
+from computepool.scheduler.state import ActiveSet, JobHistory
+
+COMPLETED, REJECTED, CANCELLED = 1, 2, 3
+
+
+class ProfileCheck(Protocol):
+    """An admission check on a job's datasets (e.g. data residency): which flavors are legal."""
+
+    def flavor_mask(
+        self, datasets: tuple[Dataset, ...], pool: Pool
+    ) -> tuple[np.ndarray, Status]: ...
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    round_seconds: float = 360.0
+    #: Received-time counters (the mechanism's memory) are reset at most this often, and only
+    #: when the job set changed (Gavel's ``minimum_time_between_allocation_resets``).
+    min_reset_seconds: float = 1920.0
+
+
+@dataclass
+class RoundSeries:
+    """Per-step records (piecewise-constant intervals) for utilisation and queue metrics."""
+
+    t0: list[float] = field(default_factory=list)
+    t1: list[float] = field(default_factory=list)
+    busy: list[np.ndarray] = field(default_factory=list)  # accelerator-seconds per flavor
+    queued: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+    rounds: int = 0
+    policy_calls: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        pool: Pool,
+        workload: Workload,
+        throughputs: Throughputs,
+        policy: Policy,
+        cluster: Cluster,
+        clock: Clock,
+        source: JobSource,
+        config: SchedulerConfig | None = None,
+        checks: Sequence[ProfileCheck] = (),
+        sink: JobSink | None = None,
+        feasibility: ClassFeasibility | None = None,
+        placer: Placer | None = None,
+        gate: RoundGate | None = None,
+    ) -> None:
+        self.pool, self.workload, self.throughputs = pool, workload, throughputs
+        self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
+        self.config = config or SchedulerConfig()
+        self.checks, self.sink = tuple(checks), sink
+        self.placer, self.gate = placer, gate
+        F = len(pool.flavors)
+        self.active = ActiveSet(F)
+        self.history = JobHistory(len(workload))
+        self.series = RoundSeries()
+        self.rejections: dict[int, Status] = {}
+        self._feas = feasibility or class_feasibility(workload.classes, pool, throughputs)
+        self._masks = np.zeros((0, F), dtype=bool)
+        self._mask_status: list[Status] = []
+        self._sf_class = np.array([c.scale_factor for c in workload.classes], dtype=np.int64)
+        self._t_prev = clock.now()
+        self._reset_at = self._t_prev
+        self._first = True
+        self._done = False
+        self._power = pool.flavor_power_kw
+        self._carbon = pool.flavor_carbon
+        self._price = pool.flavor_price
+
+    # ---- admission -------------------------------------------------------------------
+    def _profile_masks(self) -> np.ndarray:
+        P = len(self.workload.profiles)
+        if len(self._masks) < P:
+            F = len(self.pool.flavors)
+            new = []
+            for p in range(len(self._masks), P):
+                mask, status = np.ones(F, dtype=bool), Status.success()
+                for check in self.checks:
+                    m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
+                    mask &= m
+                    if not s.ok and status.ok:
+                        status = s
+                new.append(mask)
+                self._mask_status.append(status)
+            self._masks = np.vstack([self._masks, np.array(new, dtype=bool).reshape(-1, F)])
+        return self._masks
+
+    def admit(self, jobs: np.ndarray) -> np.ndarray:
+        """Split arrivals into admitted (returned) and rejected (recorded with a reason)."""
+        if len(jobs) == 0:
+            return jobs
+        if self._feas.rates.shape[0] < len(self.workload.classes):
+            self._feas = class_feasibility(self.workload.classes, self.pool, self.throughputs)
+            self._sf_class = np.array(
+                [c.scale_factor for c in self.workload.classes], dtype=np.int64
+            )
+        masks = self._profile_masks()
+        cls = self.workload.job_class[jobs]
+        prof = self.workload.data_profile[jobs]
+        ok = np.any((self._feas.rates[cls] > 0) & masks[prof], axis=1)
+        for j in jobs[~ok]:
+            c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
+            st = self._feas.status[c]
+            if st.ok:
+                st = self._mask_status[p]
+            if st.ok:
+                st = Status.unresolvable(
+                    "no flavor is both able to run the job and allowed for its data", "admission"
+                )
+            self.rejections[int(j)] = st
+            self.history.state[j] = REJECTED
+            self._emit(int(j), "rejected", st.reason)
+        return jobs[ok]
+
+    # ---- one round ----------------------------------------------------------------
+    def _emit(self, job: int, kind: str, detail: str = "") -> None:
+        if self.sink is not None:
+            self.sink.on_event(job, kind, self._t_prev, detail)
+
+    def _account(self, now: float) -> bool:
+        obs = self.cluster.observe(now)
+        a, h = self.active, self.history
+        t0 = self._t_prev
+        run_rows = np.nonzero(a.running >= 0)[0]
+        end = np.full(len(run_rows), now)
+        if len(obs.completed):
+            pos = np.full(len(a), -1, dtype=np.int64)
+            pos[run_rows] = np.arange(len(run_rows))
+            crow = h.row_of[obs.completed]
+            valid = (crow >= 0) & (pos[np.maximum(crow, 0)] >= 0)
+            end[pos[crow[valid]]] = obs.completed_at[valid]
+        ran = np.maximum(end - t0, 0.0)
+        jobs = a.job[run_rows]
+        flv = a.running[run_rows]
+        sf = self._sf_class[self.workload.job_class[jobs]]
+        acc = ran * sf
+        a.attained[run_rows] += acc
+        a.received[run_rows, flv] += ran
+        h.accel_seconds[jobs] += acc
+        h.cost_usd[jobs] += acc * self._price[flv] / 3600.0
+        kwh = acc * self._power[flv] / 3600.0
+        h.energy_kwh[jobs] += kwh
+        h.carbon_kg[jobs] += kwh * self._carbon[flv] / 1000.0
+        F = len(self.pool.flavors)
+        s = self.series
+        if now > t0 or len(run_rows):
+            s.t0.append(t0)
+            s.t1.append(now)
+            s.busy.append(np.bincount(flv, weights=acc, minlength=F))
+            s.queued.append(int(np.count_nonzero(a.running < 0)))
+            s.active.append(len(a))
+        if len(obs.progress_job):
+            rows = h.row_of[obs.progress_job]
+            ok = rows >= 0
+            a.steps_done[rows[ok]] = obs.progress_steps[ok]
+        changed = False
+        if self.placer is not None and (len(obs.failed) or len(obs.completed)):
+            self.placer.release(np.concatenate([obs.failed, obs.completed]).astype(np.int64))
+        if len(obs.failed):
+            rows = h.row_of[obs.failed]
+            rows = rows[rows >= 0]
+            a.running[rows] = -1
+            for j in obs.failed:
+                self._emit(int(j), "failed")
+            changed = True
+        if len(obs.completed):
+            h.end[obs.completed] = obs.completed_at
+            h.state[obs.completed] = COMPLETED
+            keep = np.ones(len(a), dtype=bool)
+            rows = h.row_of[obs.completed]
+            keep[rows[rows >= 0]] = False
+            h.row_of[obs.completed] = -1
+            a.keep(keep)
+            h.row_of[a.job] = np.arange(len(a))
+            for j in obs.completed:
+                self._emit(int(j), "succeeded")
+            changed = True
+        return changed
+
+    def policy_input(self, now: float) -> PolicyInput:
+        a, w = self.active, self.workload
+        jobs = a.job
+        cls = w.job_class[jobs]
+        return PolicyInput(
+            now=now,
+            job=jobs,
+            scale_factor=self._sf_class[cls],
+            weight=w.weight[jobs],
+            arrival=w.arrival[jobs],
+            attained=a.attained,
+            steps_done=a.steps_done,
+            steps_total=w.total_steps[jobs],
+            running=a.running,
+            deadline=w.arrival[jobs] + w.deadline[jobs],
+            tenant=w.tenant[jobs],
+            job_class=cls,
+            job_mask_index=w.data_profile[jobs],
+            class_throughput=self._feas.rates,
+            feasible_masks=self._profile_masks(),
+            capacity=self.pool.capacity,
+            price=self._price,
+            extras={"pool": self.pool, "throughputs": self.throughputs, "workload": w},
+        )
+
+    def step(self) -> bool:
+        """Run one round at the clock's current time. Returns False when all work is done."""
+        now = self.clock.now()
+        changed = self._account(now)
+        self._t_prev = now
+        arrived = np.asarray(self.source.arrivals(now), dtype=np.int64)
+        if len(arrived):
+            self.history.ensure(int(arrived.max()) + 1)
+            admitted = self.admit(arrived)
+            if len(admitted):
+                self.active.add(admitted)
+                self.history.row_of[self.active.job] = np.arange(len(self.active))
+                for j in admitted:
+                    self._emit(int(j), "admitted")
+                changed = True
+        if len(self.active) == 0 and self.source.exhausted():
+            self._done = True
+            return False
+        if changed or self._first or not self.policy.event_driven:
+            self._decide(now, changed)
+        self._first = False
+        self.series.rounds += 1
+        return True
+
+    def _decide(self, now: float, changed: bool) -> None:
+        a, h = self.active, self.history
+        if changed and now - self._reset_at >= self.config.min_reset_seconds:
+            a.received[:] = 0.0
+            self._reset_at = now
+        inp = self.policy_input(now)
+        new = np.full(len(a), -1, dtype=np.int64)
+        rows = np.arange(len(a))
+        if self.gate is not None:
+            ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+            if not ok.all():
+                rows = np.nonzero(ok)[0]
+                inp = subset_input(inp, rows)
+        alloc = self.policy.allocate(inp)
+        self.series.policy_calls += 1
+        new[rows] = assign_round(
+            alloc,
+            inp.scale_factor,
+            inp.capacity,
+            inp.running,
+            a.received[rows],
+            now - self._reset_at,
+        )
+        stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
+        start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
+        if len(stop_rows) == 0 and len(start_rows) == 0:
+            return
+        stop_jobs = a.job[stop_rows]
+        placements: list[Placement] = []
+        if self.placer is not None:
+            if len(stop_jobs):
+                self.placer.release(stop_jobs)
+            if len(start_rows):
+                placements, placed = self.placer.place(a.job[start_rows], new[start_rows], now)
+                new[start_rows[~placed]] = -1
+                start_rows = start_rows[placed]
+        start_jobs = a.job[start_rows]
+        h.preemptions[stop_jobs] += 1
+        h.starts[start_jobs] += 1
+        fresh = np.isnan(h.first_start[start_jobs])
+        h.first_start[start_jobs[fresh]] = now
+        self.cluster.apply(
+            RoundPlan(
+                now=now,
+                round_seconds=self.config.round_seconds,
+                stop=stop_jobs,
+                start=start_jobs,
+                start_flavor=new[start_rows],
+                placements=tuple(placements),
+            )
+        )
+        a.running = new
+        if self.sink is not None:
+            for j in stop_jobs:
+                self._emit(int(j), "preempted")
+            for j, f in zip(start_jobs, new[start_rows], strict=True):
+                self._emit(int(j), "running", self.pool.flavors[int(f)].name)
+
+    def next_time(self, now: float) -> float:
+        r = self.config.round_seconds
+        t_next = now + r
+        nxt_arrival = self.source.next_arrival()
+        if len(self.active) == 0:
+            return max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
+        if self.policy.event_driven:
+            t_evt = min(self.cluster.next_event_time(), nxt_arrival)
+            if math.isfinite(t_evt) and t_evt > t_next:
+                t_next = now + math.ceil((t_evt - now) / r - 1e-9) * r
+        return t_next
+
+    def run(
+        self,
+        until: float = math.inf,
+        on_round: Callable[[Scheduler], None] | None = None,
+        stop: Callable[[Scheduler], bool] | None = None,
+    ) -> None:
+        """Step until all work is done, ``until`` is reached or ``stop(self)`` says so."""
+        while True:
+            if not self.step():
+                break
+            if on_round is not None:
+                on_round(self)
+            if stop is not None and stop(self):
+                break
+            t = self.next_time(self.clock.now())
+            if t > until:
+                break
+            self.clock.sleep_until(t)

@@ -1,0 +1,1 @@
+"""Trace-driven simulation: a simulated clock and cluster behind the same Scheduler."""
