@@ -131,3 +131,24 @@ node_groups:
     ]
     assert pool.rtt("my-dc", "cn-ulanqab") > 2.0
     assert pool.total_accelerators == 64
+
+
+def test_csv_with_region_and_island_columns_and_map(tmp_path) -> None:
+    (tmp_path / "n.csv").write_text(
+        "sn,cpu_milli,memory_mib,gpu,model,region,island\n"
+        "x0,96000,393216,8,GPU-A,cn-hangzhou,r0\n"
+        "x1,96000,393216,8,GPU-A,cn-ulanqab,r1\n"
+    )
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nnodes_csv: {path: n.csv, accelerator_map: {GPU-A: H20}}\n"
+        "node_groups:\n  - {prefix: g, region: cn-hangzhou, accelerator: H20, per_node: 8,"
+        " nodes: 3, island: [a, b]}\n"
+    )
+    pool = load_pool(tmp_path / "p.yaml")
+    assert [(n.name, n.region, n.accelerator, n.island) for n in pool.nodes[3:]] == [
+        ("x0", "cn-hangzhou", "H20", "r0"),
+        ("x1", "cn-ulanqab", "H20", "r1"),
+    ]
+    assert [n.island for n in pool.nodes[:3]] == ["a", "a", "b"]
+    assert set(pool.regions) == {"cn-hangzhou", "cn-ulanqab"}
+    assert pool.bandwidth_gbps[("cn-hangzhou", "cn-ulanqab")] == 100
