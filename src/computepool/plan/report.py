@@ -41,23 +41,25 @@ def _box(lines: list[str], style: str) -> str:
 
 def _fig_capacity(p: Plan) -> str:
     sc = p.scenario
-    by_chip = p.h100e_by_chip()
+    eff = p.effective_by_chip()
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     x = np.arange(len(sc.years))
     bottom = np.zeros(len(sc.years))
     for c, chip in enumerate(sc.chips):
-        if by_chip[c].sum() <= 0:
+        if eff[c].sum() <= 0:
             continue
-        ax.bar(x, by_chip[c], bottom=bottom, label=chip.name, color=PALETTE[c % len(PALETTE)])
-        bottom += by_chip[c]
+        ax.bar(x, eff[c], bottom=bottom, label=chip.name, color=PALETTE[c % len(PALETTE)])
+        bottom += eff[c]
+    need = np.zeros(len(sc.years))
     for tg in sc.targets:
         if tg.unit == "h100e":
-            t = sc.year_index(tg.year)
-            ax.plot([t - 0.4, t + 0.4], [tg.value] * 2, color="black", lw=2)
-            ax.annotate(f"target {tg.kind.value}", (t + 0.42, tg.value), fontsize=7, va="center")
+            need[sc.year_index(tg.year)] += tg.value
+    for t in range(len(sc.years)):
+        if need[t] > 0:
+            ax.plot([t - 0.4, t + 0.4], [need[t]] * 2, color="black", lw=2)
     ax.set_xticks(x, [str(y) for y in sc.years])
-    ax.set_ylabel("installed H100-equivalents (peak)")
-    ax.set_title("installed compute by chip (black: effective targets)", fontsize=10)
+    ax.set_ylabel("effective H100e delivered")
+    ax.set_title("compute delivered to the targets, by chip (black: sum of H100e targets)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return figure_png(fig)

@@ -112,6 +112,12 @@ class Plan:
         h = np.array([c.h100_equiv for c in self.scenario.chips])
         return self.cards.sum(axis=1) * h[:, None]
 
+    def effective_by_chip(self) -> np.ndarray:
+        """(C, T) effective H100e each chip delivers to the workload kinds it serves."""
+        sc = self.scenario
+        eff = np.array([[c.h100_equiv * c.efficiency[k] for k in sc.kinds] for c in sc.chips])
+        return np.einsum("cstk,ck->ct", self.alloc, eff.reshape(len(sc.chips), len(sc.kinds)))
+
     def vendor_share(self) -> dict[str, np.ndarray]:
         sc = self.scenario
         by_chip = self.h100e_by_chip()
