@@ -189,7 +189,7 @@ def elastic_solve(
     if not first.feasible:
         return m, lay, first
     best = float(pen @ first.x)
-    m.row("elastic_hold", ((i, p) for i, p in enumerate(pen) if p), hi=best * (1 + 1e-6) + 1e-7)
+    m.row("elastic_hold", ((i, p) for i, p in enumerate(pen) if p), hi=best * (1 + 1e-9) + 1e-9)
     second = m.solve(time_limit, mip_rel_gap, cost=cost_vector(m, lay))
     if not second.feasible:
         return m, lay, first

@@ -173,7 +173,8 @@ class ScenarioIn(_Strict):
     targets: list[TargetIn] = Field(min_length=1)
     sites: list[SiteIn] = Field(min_length=1)
     chips: list[ChipIn] = Field(min_length=1)
-    vendor_cap: Share | VendorCapIn | None = None
+    #: A share (0-1] for every vendor, or {share, from_year, per_vendor}.
+    vendor_cap: VendorCapIn | None = None
     budget: BudgetIn | None = None
     defaults: DefaultsIn = DefaultsIn()
 
