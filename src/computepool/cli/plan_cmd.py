@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rent vs build: each tenant's own cluster vs one pool vs a smaller pool, simulated."""
         from computepool.plan.silos import run_study
-        from computepool.plan.silos_report import HEADERS, render_silos_report, summary_rows
+        from computepool.plan.silos_report import SHORT_HEADERS, render_silos_report, summary_rows
         from computepool.plan.silos_study import build_input, load_study
 
         overrides = {
@@ -183,9 +183,9 @@ def register(app: typer.Typer) -> None:
         with progress_bar("simulating silos and pools") as update:
             res = run_study(inp, lambda _label, frac: update(frac))
         t = Table(title=f"pool vs silos · {st.name}")
-        for h in HEADERS:
-            t.add_column(h, justify="left" if h == "arrangement" else "right")
-        for row in summary_rows(res):
+        for h in SHORT_HEADERS:
+            t.add_column(h, justify="right" if h else "left")
+        for row in summary_rows(res, short=True):
             t.add_row(*row)
         console.print(t)
         for n in res.notes:

@@ -59,7 +59,9 @@ def _fig_capacity(p: Plan) -> str:
             ax.plot([t - 0.4, t + 0.4], [need[t]] * 2, color="black", lw=2)
     ax.set_xticks(x, [str(y) for y in sc.years])
     ax.set_ylabel("effective H100e delivered")
-    ax.set_title("compute delivered to the targets, by chip (black: sum of H100e targets)", fontsize=10)
+    ax.set_title(
+        "compute delivered to the targets, by chip (black: sum of H100e targets)", fontsize=10
+    )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return figure_png(fig)

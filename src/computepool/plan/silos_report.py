@@ -22,12 +22,15 @@ LABELS = {
 }
 
 
-def summary_rows(r: SilosResult) -> list[list[str]]:
+SHORT = {"silos": "(a) silos", "pool": "(b) pool", "smaller pool": "(c) smaller pool"}
+
+
+def summary_rows(r: SilosResult, short: bool = False) -> list[list[str]]:
     rows = []
     for a in arrangements(r):
         rows.append(
             [
-                LABELS.get(a.name, a.name),
+                (SHORT if short else LABELS).get(a.name, a.name),
                 f"{a.cards:,}",
                 f"{a.utilisation:.1%}",
                 f"{a.avg_jct_hours:.2f}",
@@ -52,6 +55,7 @@ HEADERS = [
     "USD per useful accel-h",
     "jobs done",
 ]
+SHORT_HEADERS = ["", "cards", "util", "JCT h", "p99 h", "queue min", "cost", "$/useful h", "done"]
 
 
 def _fig_bars(r: SilosResult) -> str:

@@ -58,7 +58,9 @@ class StudyIn(BaseModel):
     idle_power_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
     policy: str = "fifo"
     round_seconds: Annotated[float, Field(gt=0)] = 360.0
-    jct_tolerance: Annotated[float, Field(ge=0)] = 0.0
+    #: The smaller pool may have an average JCT this much above the silos' (a fraction). The
+    #: default 1% absorbs the scheduler's round granularity (a job starts at a round boundary).
+    jct_tolerance: Annotated[float, Field(ge=0)] = 0.01
     jct_target_hours: Annotated[float, Field(gt=0)] | None = None
     peak_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0
     max_search_steps: Annotated[int, Field(ge=1, le=40)] = 12
