@@ -180,7 +180,7 @@ def context_notes(sc: Scenario, found: tuple[Violation, ...]) -> tuple[str, ...]
 
 
 def elastic_solve(
-    sc: Scenario, time_limit: float = 60.0, mip_rel_gap: float = 1e-4
+    sc: Scenario, time_limit: float = 60.0, mip_rel_gap: float = 1e-3
 ) -> tuple[Model, Layout, Solution]:
     """Least violation first, then least cost at that violation."""
     m, lay = build_model(sc, elastic=True)

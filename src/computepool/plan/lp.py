@@ -1,4 +1,7 @@
-"""A small sparse MILP builder that hands the model to HiGHS (``scipy.optimize.milp``).
+"""A small sparse MILP builder that hands the model to HiGHS (``highspy``).
+
+``highspy`` rather than ``scipy.optimize.milp``: SciPy bundles an older HiGHS whose primal
+heuristics took 20-50x longer on our planner models (benchmarks/plan_solve.py).
 
 Variables and rows are appended with names (for debugging and explanations); ``solve`` builds
 one CSC matrix and returns a ``Solution`` with HiGHS's status, objective, gap and dual bound.
@@ -7,12 +10,14 @@ one CSC matrix and returns a ``Solution`` with HiGHS's status, objective, gap an
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csc_array
 
 INF = math.inf
@@ -35,7 +40,31 @@ class Solution:
         return self.x is not None
 
 
-_STATUS = {0: "optimal", 1: "time_limit", 2: "infeasible", 3: "unbounded"}
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    # every cost is non-negative, so "unbounded or infeasible" can only be infeasible
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnbounded: "unbounded",
+}
+#: ``HighsInfo.primal_solution_status`` of a feasible point.
+FEASIBLE_POINT = 2
+
+
+def quiet_highs() -> highspy.Highs:
+    """A ``Highs`` instance without its banner (printed by C++ on the first construction)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass
@@ -106,31 +135,43 @@ class Model:
         self, time_limit: float = 60.0, mip_rel_gap: float = 1e-4, cost: np.ndarray | None = None
     ) -> Solution:
         c = np.asarray(self.cost if cost is None else cost, dtype=float)
-        cons = []
-        if self.num_rows:
-            cons = [
-                LinearConstraint(self.matrix(), np.asarray(self.row_lo), np.asarray(self.row_hi))
-            ]
+        h = quiet_highs()
+        h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        h.passModel(self._highs_lp(c))
         t0 = time.perf_counter()
-        res = milp(
-            c,
-            constraints=cons,
-            integrality=np.asarray(self.integer),
-            bounds=Bounds(np.asarray(self.lb), np.asarray(self.ub)),
-            options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap, "presolve": True},
-        )
+        h.run()
         seconds = time.perf_counter() - t0
-        status = _STATUS.get(res.status, "error")
-        x = None if res.x is None else np.asarray(res.x)
-        gap = getattr(res, "mip_gap", None)
-        if gap is None and x is not None:
-            gap = 0.0
+        status = h.getModelStatus()
+        info = h.getInfo()
+        has_x = info.primal_solution_status == FEASIBLE_POINT
+        x = np.asarray(h.getSolution().col_value) if has_x else None
+        mip = self.num_integer > 0
+        gap = float(info.mip_gap) if mip and has_x else (0.0 if has_x else None)
         return Solution(
-            status=status if x is not None or status != "time_limit" else "time_limit",
+            status=_STATUS.get(status, "error"),
             x=x,
-            objective=None if x is None else float(res.fun),
-            gap=None if gap is None else float(gap),
-            dual_bound=getattr(res, "mip_dual_bound", None),
+            objective=float(info.objective_function_value) if has_x else None,
+            gap=gap,
+            dual_bound=float(info.mip_dual_bound) if mip else None,
             seconds=seconds,
-            message=str(res.message),
+            message=h.modelStatusToString(status),
         )
+
+    def _highs_lp(self, c: np.ndarray) -> highspy.HighsLp:
+        a = self.matrix().tocsc()
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.num_vars
+        lp.num_row_ = self.num_rows
+        lp.col_cost_ = c
+        lp.col_lower_ = np.asarray(self.lb, dtype=float)
+        lp.col_upper_ = np.asarray(self.ub, dtype=float)
+        lp.row_lower_ = np.asarray(self.row_lo, dtype=float)
+        lp.row_upper_ = np.asarray(self.row_hi, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = a.indptr
+        lp.a_matrix_.index_ = a.indices
+        lp.a_matrix_.value_ = a.data
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[i] for i in self.integer]
+        return lp

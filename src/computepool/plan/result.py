@@ -219,7 +219,7 @@ class PlanError(RuntimeError):
     """The solver failed for a reason other than infeasibility (time limit without a plan)."""
 
 
-def solve_plan(sc: Scenario, time_limit: float = 60.0, mip_rel_gap: float = 1e-4) -> Plan:
+def solve_plan(sc: Scenario, time_limit: float = 60.0, mip_rel_gap: float = 1e-3) -> Plan:
     m, lay = build_model(sc)
     sol = m.solve(time_limit, mip_rel_gap)
     if sol.feasible:

@@ -133,7 +133,7 @@ def run_sweep(
     sc: Scenario,
     spec: SweepSpec,
     time_limit: float = 60.0,
-    mip_rel_gap: float = 1e-4,
+    mip_rel_gap: float = 1e-3,
     on_point: Callable[[int, int], None] | None = None,
 ) -> list[SweepPoint]:
     apply(sc, spec, spec.values[0])  # validate before solving anything
