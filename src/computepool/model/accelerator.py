@@ -34,6 +34,12 @@ class AcceleratorType:
     #: Fraction of peak a typical training job reaches on this chip's software stack (0..1].
     stack_efficiency: float = 1.0
     source: str = ""
+    #: Purchase price of one accelerator (card or package), USD, where a public figure exists.
+    purchase_usd: float | None = None
+    #: Export-control status for China (domain-facts §1.4): ``available``, ``license_required``,
+    #: ``banned``, ``china_special`` (designed under the limits), ``domestic`` (made in China),
+    #: or empty when not assessed.
+    export_status: str = ""
 
     @property
     def visible_devices_env(self) -> str:
