@@ -36,6 +36,7 @@ from computepool.model.pool import Pool
 from computepool.model.region import Region
 from computepool.model.status import Status, StatusCode
 from computepool.model.workload import Workload
+from computepool.policies.cost_region import flavor_extra_cost_per_hour
 
 NO_DATASETS = Decision(ALLOWED, (), (), (), "no datasets declared")
 
@@ -72,6 +73,7 @@ class ResidencyCheck:
         timebase: TimeBase | None = None,
         regions: Mapping[str, Region] | None = None,
         transfers: bool = True,
+        carbon_usd_per_t: float = 0.0,
         now: float = 0.0,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -80,8 +82,14 @@ class ResidencyCheck:
         self.approvals = approvals or ApprovalBook()
         self.timebase = timebase or TimeBase()
         self.counters = PersonCounters()
-        self.regions: dict[str, Region] = dict(regions or {})
+        if regions is None:
+            from computepool.catalog.regions import load_regions
+
+            regions = load_regions()
+        #: Regions outside the pool where datasets may be stored (jurisdiction, egress price).
+        self.regions: dict[str, Region] = dict(regions)
         self.transfers = transfers
+        self.carbon_usd_per_t = carbon_usd_per_t
         self.audit = AuditLog()
         self.on_record = on_record
         self.now = now
@@ -202,11 +210,19 @@ class ResidencyCheck:
         )
 
     def policy_extras(self, pool: Pool, workload: Workload) -> dict[str, np.ndarray]:
-        """``profile_transfer_s`` and ``profile_transfer_usd``, (P, F), for policies."""
+        """What moving data and running in each region costs, for cost-aware policies:
+        ``profile_transfer_s`` / ``profile_transfer_usd`` (P, F) and
+        ``flavor_extra_cost_per_hour`` (F,): energy + carbon price per accelerator-hour."""
         key = (id(workload), len(workload.profiles))
         if key != self._extras_for:
             sec, _gb, usd = profile_transfer_matrices(workload.profiles, pool, self.regions)
-            self._extras = {"profile_transfer_s": sec, "profile_transfer_usd": usd}
+            self._extras = {
+                "profile_transfer_s": sec,
+                "profile_transfer_usd": usd,
+                "flavor_extra_cost_per_hour": flavor_extra_cost_per_hour(
+                    pool, self.carbon_usd_per_t
+                ),
+            }
             self._extras_for = key
         return self._extras
 
