@@ -152,7 +152,7 @@ def judge_profile(
         return ALLOW_EMPTY
     dest = jurisdiction_of.get(region, "")
     pending: dict[CounterKey, dict[str, int]] = {}
-    consulted, allowed_by, approvals, exports = [], [], [], []
+    consulted, allowed_by, approvals, exports, reasons = [], [], [], [], []
     for ds in datasets:
         legs = [dest]
         if ds.stored_in:
@@ -178,7 +178,8 @@ def judge_profile(
             exports += v.exports
         consulted.append(v.rule)
         allowed_by.append(v.grant)
-    why = "; ".join(dict.fromkeys(allowed_by))
+        reasons.append(f"{ds.name!r}: {v.reason}")
+    why = "; ".join(reasons)
     return ProfileVerdict(
         True,
         tuple(consulted),
