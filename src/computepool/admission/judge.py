@@ -146,8 +146,11 @@ def judge_profile(
     jurisdiction_of: Mapping[str, str],
     rulebook: Rulebook,
     state: State,
+    memo: dict[Dataset, dict[str, Verdict]] | None = None,
 ) -> ProfileVerdict:
-    """May a job reading ``datasets`` run in ``region`` now?"""
+    """May a job reading ``datasets`` run in ``region`` now? The answer depends on the region
+    only through its jurisdiction. ``memo`` caches single-dataset verdicts for this ``state``
+    (used only where no other dataset of the job moved a person counter first)."""
     if not datasets:
         return ALLOW_EMPTY
     dest = jurisdiction_of.get(region, "")
@@ -165,9 +168,17 @@ def judge_profile(
             if stored != dest:
                 legs.insert(0, stored)
         for i, leg in enumerate(legs):
-            v = judge_dataset(ds, leg, rulebook, state, pending)
+            if memo is not None and not pending:
+                mine = memo.get(ds)
+                if mine is None:
+                    mine = memo[ds] = {}
+                v = mine.get(leg)
+                if v is None:
+                    v = mine[leg] = judge_dataset(ds, leg, rulebook, state)
+            else:
+                v = judge_dataset(ds, leg, rulebook, state, pending)
             if not v.allowed:
-                where = f"stored in {ds.stored_in}" if i < len(legs) - 1 else f"run in {region}"
+                where = f"stored in {ds.stored_in}" if i < len(legs) - 1 else f"processed in {dest}"
                 why = f"dataset {ds.name!r} {where}: {v.reason}"
                 return ProfileVerdict(
                     False, (*consulted, v.rule), (v.rule,), (), (), why, forbidden_by=v.rule

@@ -93,7 +93,12 @@ class ResidencyCheck:
         self.audit = AuditLog()
         self.on_record = on_record
         self.now = now
-        self._cache: dict[tuple[tuple[Dataset, ...], str], ProfileVerdict] = {}
+        #: datasets -> {jurisdiction: verdict}, valid until the state changes.
+        self._cache: dict[tuple[Dataset, ...], dict[str, ProfileVerdict]] = {}
+        self._memo: dict = {}
+        self._state: State | None = None
+        self._jur: tuple[int, dict[str, str]] = (-1, {})
+        self._regions_of: tuple[int, list[str]] = (-1, [])
         self._dirty = True
         self._next_change = -math.inf
         self._staged: dict[int, str] = {}
@@ -102,14 +107,21 @@ class ResidencyCheck:
 
     # ---- state -------------------------------------------------------------------------
     def state(self) -> State:
-        return State(self.approvals, self.counters, self.now, self.timebase)
+        if self._state is None or self._state.now != self.now:
+            self._state = State(self.approvals, self.counters, self.now, self.timebase)
+            self._memo.clear()
+        return self._state
 
     def _jurisdictions(self, pool: Pool) -> dict[str, str]:
-        known = {**self.regions, **pool.regions}
-        return {name: r.jurisdiction for name, r in known.items()}
+        if self._jur[0] != id(pool):
+            known = {**self.regions, **pool.regions}
+            self._jur = (id(pool), {name: r.jurisdiction for name, r in known.items()})
+        return self._jur[1]
 
     def _changed(self) -> None:
         self._cache.clear()
+        self._memo.clear()
+        self._state = None
         self._dirty = True
 
     def add_approval(self, approval: Approval) -> None:
@@ -141,21 +153,41 @@ class ResidencyCheck:
         return max(self._next_change, now) if math.isfinite(self._next_change) else math.inf
 
     def verdict(self, datasets: tuple[Dataset, ...], region: str, pool: Pool) -> ProfileVerdict:
-        key = (datasets, region)
-        v = self._cache.get(key)
+        """The verdict for ``datasets`` in ``region`` now (it depends on the jurisdiction)."""
+        jur = self._jurisdictions(pool)
+        j = jur.get(region, region)
+        per = self._cache.get(datasets)
+        if per is None:
+            per = self._cache[datasets] = {}
+        v = per.get(j)
         if v is None:
-            v = judge_profile(
-                datasets, region, self._jurisdictions(pool), self.rulebook, self.state()
+            v = per[j] = judge_profile(
+                datasets, region, jur, self.rulebook, self.state(), self._memo
             )
-            self._cache[key] = v
         return v
 
     def region_verdicts(
         self, datasets: tuple[Dataset, ...], pool: Pool
     ) -> dict[str, ProfileVerdict]:
-        return {
-            r: self.verdict(datasets, r, pool) for r in sorted({f.region for f in pool.flavors})
-        }
+        jur = self._jurisdictions(pool)
+        per = self._cache.get(datasets)
+        if per is None:
+            per = self._cache[datasets] = {}
+        out = {}
+        for r in self._pool_regions(pool):
+            j = jur.get(r, r)
+            v = per.get(j)
+            if v is None:
+                v = per[j] = judge_profile(
+                    datasets, r, jur, self.rulebook, self.state(), self._memo
+                )
+            out[r] = v
+        return out
+
+    def _pool_regions(self, pool: Pool) -> list[str]:
+        if self._regions_of[0] != id(pool):
+            self._regions_of = (id(pool), sorted({f.region for f in pool.flavors}))
+        return self._regions_of[1]
 
     def flavor_mask(self, datasets: tuple[Dataset, ...], pool: Pool) -> tuple[np.ndarray, Status]:
         if not datasets:

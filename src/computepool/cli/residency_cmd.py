@@ -304,7 +304,7 @@ def register(app: typer.Typer) -> None:
         for row in out.tenants:
             t.add_row(
                 row["tenant"], f"{row['jobs']:,}", f"{row['completed']:,}", f"{row['rejected']:,}",
-                ", ".join(f"{r} {s:.0%}" for r, s in row["region_share"].items()) or "-",
+                ", ".join(f"{r} {'<1%' if 0 < s < 0.005 else f'{s:.0%}'}" for r, s in row["region_share"].items()) or "-",
                 f"{row['transfer_tb']:.2f}", "-" if row["avg_jct_hours"] is None else f"{row['avg_jct_hours']:.2f}",
                 f"{row['cost_usd']:,.0f}", f"{row['carbon_t']:.2f}",
                 "-" if row["deadline_hit_rate"] is None else f"{row['deadline_hit_rate']:.1%}",

@@ -21,6 +21,10 @@ def _num(v: float | None, fmt: str) -> str:
     return "–" if v is None else fmt.format(v)
 
 
+def _share(s: float) -> str:
+    return "<1%" if 0 < s < 0.005 else f"{s:.0%}"
+
+
 def _tenant_table(res: ScenarioResult) -> str:
     rows = [
         [
@@ -28,7 +32,7 @@ def _tenant_table(res: ScenarioResult) -> str:
             f"{t['jobs']:,}",
             f"{t['completed']:,}",
             f"{t['rejected']:,}",
-            ", ".join(f"{r} {s:.0%}" for r, s in t["region_share"].items()) or "–",
+            ", ".join(f"{r} {_share(s)}" for r, s in t["region_share"].items()) or "–",
             f"{t['accelerator_hours']:,.0f}",
             f"{t['transfer_tb']:.2f}",
             _num(t["avg_jct_hours"], "{:.2f}"),
@@ -48,11 +52,11 @@ def _tenant_table(res: ScenarioResult) -> str:
             "rental at list price (USD)", "energy (USD)", "egress (USD)", "cost (USD)",
             "carbon (t CO₂)", "offload deadline hit", "run on device"]  # fmt: skip
     note = (
-        "<p class='note'>Cost = accelerator rental at the catalog's list price + energy (region "
-        "tariff x TDP x PUE) + egress. Chinese accelerators have no public list price in the "
-        "catalog (research/domain-facts.md §6), so their rental counts as 0. Regions: where "
-        "each job last started, weighted by its accelerator-hours. Each job copies the data it "
-        "reads from another region (no shared cache), so data moved is an upper bound.</p>"
+        "<p class='note'>Cost = accelerator rental at the catalog's hourly price (derived from "
+        "purchase price or H100-equivalence where no rental price is public, docs/pools.md) + "
+        "energy (region tariff x TDP x PUE) + egress. Regions: where each job last started, "
+        "weighted by its accelerator-hours. Each job copies the data it reads from another region "
+        "(no shared cache), so data moved is an upper bound.</p>"
     )
     return table(head, rows) + note
 
