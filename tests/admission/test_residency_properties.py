@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from computepool.admission.approvals import Approval, ApprovalBook, TimeBase
+from computepool.admission.feasibility import class_feasibility
 from computepool.admission.residency import ResidencyCheck
 from computepool.admission.rulebook import load_rulebook
-from computepool.admission.feasibility import class_feasibility
 from computepool.model.job import Dataset, Job
 from computepool.model.workload import Workload
 from computepool.policies import get_policy
