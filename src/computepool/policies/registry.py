@@ -7,6 +7,7 @@ from typing import Any
 
 from computepool.policies.base import Policy
 from computepool.policies.fifo import Fifo, FifoAgnostic
+from computepool.policies.max_min import MaxMinFairness, MaxMinFairnessAgnostic
 from computepool.policies.tiresias import Tiresias
 
 
@@ -14,9 +15,9 @@ def _registry() -> dict[str, Callable[..., Policy]]:
     return {
         "fifo": Fifo,
         "fifo-agnostic": FifoAgnostic,
+        "las": MaxMinFairness,
+        "las-agnostic": MaxMinFairnessAgnostic,
         "tiresias": Tiresias,
-        # Until the heterogeneity-aware LP lands, ``las`` is Tiresias-style LAS.
-        "las": Tiresias,
     }
 
 
