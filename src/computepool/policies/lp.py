@@ -73,6 +73,43 @@ def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
     h.setOptionValue("solver", method)
     if method == "ipm":
         h.setOptionValue("run_crossover", "on" if crossover else "off")
+    return solve_model(h, lp)
+
+
+class Session:
+    """One HiGHS model kept between solves, for a sequence of LPs that differ in one column
+    (the simplex restarts from the previous basis)."""
+
+    def __init__(self, lp: LP, method: str = "simplex") -> None:
+        self._h = _Solver()
+        self._h.setOptionValue("output_flag", False)
+        self._h.setOptionValue("solver", method)
+        if method == "simplex":
+            self._h.setOptionValue("simplex_strategy", 4)  # primal: restarts well after a change
+        self._lp = lp
+        first = solve_model(self._h, lp)
+        self.first = first
+
+    def set_column(self, col: int, rows: np.ndarray, values: np.ndarray) -> None:
+        for r, v in zip(rows.tolist(), values.tolist(), strict=True):
+            self._h.changeCoeff(int(r), col, float(v))
+
+    def run(self) -> Solution:
+        self._h.run()
+        return _solution(self._h, self._lp.num_col)
+
+
+def _solution(h: object, num_col: int) -> Solution:
+    status = h.getModelStatus()
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    if len(x) != num_col:
+        x = np.zeros(num_col)
+    obj = float(h.getInfo().objective_function_value) if optimal else float("nan")
+    return Solution(x, obj, optimal, h.modelStatusToString(status))
+
+
+def solve_model(h: object, lp: LP) -> Solution:
     model = highspy.HighsLp()
     model.num_col_ = lp.num_col
     model.num_row_ = lp.num_row
@@ -88,11 +125,4 @@ def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
     model.sense_ = highspy.ObjSense.kMaximize if lp.maximize else highspy.ObjSense.kMinimize
     h.passModel(model)
     h.run()
-    status = h.getModelStatus()
-    text = h.modelStatusToString(status)
-    optimal = status == highspy.HighsModelStatus.kOptimal
-    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    if len(x) != lp.num_col:
-        x = np.zeros(lp.num_col)
-    obj = float(h.getInfo().objective_function_value) if optimal else float("nan")
-    return Solution(x, obj, optimal, text)
+    return _solution(h, lp.num_col)

@@ -31,9 +31,18 @@ from computepool.policies.shares import (
 )
 
 
-def max_min_coefficients(inp: PolicyInput, aware: bool) -> np.ndarray:
-    """(n, F) objective coefficients of each row's normalised, weighted effective throughput."""
+def size_weights(inp: PolicyInput, exponent: float) -> np.ndarray:
+    """Row weights times ``(hours left on the fastest legal flavor) ** -exponent``."""
     w = row_weights(inp)
+    if exponent == 0:
+        return w
+    best = inp.throughput.max(axis=1)
+    hours = np.where(best > 0, inp.steps_left / np.maximum(best, 1e-300), np.inf) / 3600.0
+    return w * np.maximum(hours, 1e-3) ** -exponent
+
+
+def max_min_coefficients(inp: PolicyInput, aware: bool, w: np.ndarray) -> np.ndarray:
+    """(n, F) objective coefficients of each row's normalised, weighted effective throughput."""
     rates = throughput_view(inp, aware)
     sf = inp.scale_factor.astype(np.float64)
     if not aware:
@@ -55,12 +64,15 @@ class MaxMinFairness:
     method: str = "ipm"
     #: Second LP that keeps the minimum and uses capacity the bottleneck rows cannot.
     fill: bool = False
+    #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
+    #: job sizes, like ``ftf``); 0 is plain LAS.
+    size_exponent: float = 0.0
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
             return Allocation.empty()
-        coef = max_min_coefficients(inp, self.aware)
-        w = row_weights(inp)
+        w = size_weights(inp, self.size_exponent)
+        coef = max_min_coefficients(inp, self.aware, w)
         groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
         res = max_min_lp(
             coef[groups.first],

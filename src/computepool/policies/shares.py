@@ -120,6 +120,47 @@ def _base_triplets(
     return g, f, rows, cols, vals
 
 
+@dataclass(frozen=True)
+class MaxMinModel:
+    lp: LP
+    g: np.ndarray  # group of each share variable
+    f: np.ndarray  # flavor of each share variable
+    t_col: int
+    obj_row0: int  # first of the G "effective throughput >= t" rows
+    shape: tuple[int, int]
+
+    def shares(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.shape)
+        out[self.g, self.f] = np.clip(x[: len(self.g)], 0.0, 1.0)
+        return out
+
+
+def max_min_model(
+    coef: np.ndarray,
+    count: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    t_coef: np.ndarray | None = None,
+) -> MaxMinModel:
+    """``max t`` s.t. ``sum_f coef[g, f] * y[g, f] >= t_coef[g] * t`` for every group, plus the base
+    constraints with ``count[g]`` rows behind each group. ``coef == 0`` marks an unusable flavor."""
+    G, F = coef.shape
+    feas = coef > 0
+    g, f, rows, cols, vals = _base_triplets(feas, count, scale_factor)
+    k = len(g)
+    tc = np.ones(G) if t_coef is None else np.asarray(t_coef, dtype=np.float64)
+    rows = np.concatenate([rows, G + F + g, G + F + np.arange(G)])
+    cols = np.concatenate([cols, np.arange(k), np.full(G, k)])
+    vals = np.concatenate([vals, coef[g, f], -tc])
+    start, index, value = csc_from_triplets(rows, cols, vals, k + 1)
+    cost = np.zeros(k + 1)
+    cost[k] = 1.0
+    row_lo = np.concatenate([np.full(G + F, -INF), np.zeros(G)])
+    row_hi = np.concatenate([np.ones(G), capacity.astype(np.float64), np.full(G, INF)])
+    lp = LP(cost, np.zeros(k + 1), np.full(k + 1, INF), row_lo, row_hi, start, index, value)
+    return MaxMinModel(lp, g, f, k, G + F, (G, F))
+
+
 def max_min_lp(
     coef: np.ndarray,
     count: np.ndarray,
@@ -128,50 +169,30 @@ def max_min_lp(
     method: str = "ipm",
     fill: bool = False,
 ) -> MaxMinResult:
-    """``max t`` s.t. ``sum_f coef[g, f] * y[g, f] >= t`` for every group, plus the base constraints
-    with ``count[g]`` rows behind each group. ``coef == 0`` marks an unusable flavor.
-
-    ``fill``: a second LP keeps the minimum (within 1e-6 relative) and maximises the sum of the
-    rows' objectives, so capacity the bottleneck rows cannot use is not left idle.
-    """
+    """Solve ``max_min_model``; ``fill``: a second LP keeps the minimum (within 1e-6 relative)
+    and maximises the sum of the rows' objectives, so capacity the bottleneck rows cannot use
+    is not left idle."""
     G, F = coef.shape
     if G == 0:
         return MaxMinResult(np.zeros((0, F)), 0.0)
-    feas = coef > 0
-    g, f, rows, cols, vals = _base_triplets(feas, count, scale_factor)
-    k = len(g)
-    t_col = k
-    obj_rows = G + F + g
-    rows = np.concatenate([rows, obj_rows, G + F + np.arange(G)])
-    cols = np.concatenate([cols, np.arange(k), np.full(G, t_col)])
-    vals = np.concatenate([vals, coef[g, f], -np.ones(G)])
-    start, index, value = csc_from_triplets(rows, cols, vals, k + 1)
-    cost = np.zeros(k + 1)
-    cost[t_col] = 1.0
-    row_lo = np.concatenate([np.full(G + F, -INF), np.zeros(G)])
-    row_hi = np.concatenate([np.ones(G), capacity.astype(np.float64), np.full(G, INF)])
-    col_lo = np.zeros(k + 1)
-    col_hi = np.full(k + 1, INF)
-    lp = LP(cost, col_lo, col_hi, row_lo, row_hi, start, index, value)
-    sol = solve(lp, method=method, crossover=False)
+    m = max_min_model(coef, count, scale_factor, capacity)
+    sol = solve(m.lp, method=method, crossover=False)
     if not sol.optimal:
         raise LPError(f"max-min LP: {sol.status}")
-    t = float(sol.x[t_col])
+    t = float(sol.x[m.t_col])
     x = sol.x
     if fill and t > 0:
-        # Keep every row at >= t (t is now a constant: fix the t column) and maximise the sum.
+        lp = m.lp
+        k = m.t_col
         cost2 = np.zeros(k + 1)
-        cost2[:k] = (count[g] * coef[g, f]) / max(t, 1e-300)
-        lo = np.zeros(k + 1)
-        lo[t_col] = t * (1.0 - 1e-6)
-        hi = col_hi.copy()
-        hi[t_col] = t * (1.0 - 1e-6)
-        sol2 = solve(LP(cost2, lo, hi, row_lo, row_hi, start, index, value), method="simplex")
+        cost2[:k] = count[m.g] * coef[m.g, m.f] / t
+        lo, hi = lp.col_lo.copy(), lp.col_hi.copy()
+        lo[k] = hi[k] = t * (1.0 - 1e-6)
+        lp2 = LP(cost2, lo, hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
+        sol2 = solve(lp2, method=method, crossover=False)
         if sol2.optimal:
             x = sol2.x
-    share = np.zeros((G, F))
-    share[g, f] = np.clip(x[:k], 0.0, 1.0)
-    return MaxMinResult(share, t)
+    return MaxMinResult(m.shares(x), t)
 
 
 def expand(share: np.ndarray, groups: Groups) -> Allocation:
