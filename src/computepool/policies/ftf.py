@@ -6,7 +6,7 @@ For row ``m`` with ``t_m`` seconds since arrival, ``s_m`` steps left, effective 
 
     rho_m(x) = (t_m + s_m / thr_m(x)) / (t_m + s_m / iso_m)
 
-``max_m rho_m`` is quasi-convex in ``x``: for a fixed ``rho`` the rows need
+With weights the objective is ``max_m w_m * rho_m``. ``max_m rho_m`` is quasi-convex in ``x``: for a fixed ``rho`` the rows need
 ``thr_m >= r_m(rho) = s_m / (rho * D_m - t_m)`` with ``D_m = t_m + s_m / iso_m``, which is a max-min
 LP in ``lam`` (``thr_m >= lam * r_m``); ``rho`` is feasible iff ``lam >= 1``. A safeguarded secant
 search on ``log lam(rho)`` finds the smallest feasible ``rho`` in a handful of LPs.
@@ -75,16 +75,17 @@ class LamSolver:
 
 
 def ftf_problem(inp: PolicyInput, aware: bool, rows: np.ndarray) -> FtfProblem:
-    w = row_weights(inp)
+    w = row_weights(inp)[rows]
     rates = throughput_view(inp, aware)
-    iso = isolated_throughput(inp, rates, w)[rows]
+    iso = isolated_throughput(inp, rates)[rows]
     elapsed = np.maximum(inp.now - inp.arrival[rows], 0.0)
     left = inp.steps_left[rows]
+    # Weighted: minimise max_m w_m * rho_m (Gavel leaves its FTF weights unused).
     return FtfProblem(
         rates[rows],
         elapsed,
         left,
-        elapsed + left / iso,
+        (elapsed + left / iso) / w,
         inp.scale_factor[rows],
         inp.capacity,
     )

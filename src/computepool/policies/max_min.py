@@ -47,7 +47,7 @@ def max_min_coefficients(inp: PolicyInput, aware: bool, w: np.ndarray) -> np.nda
     sf = inp.scale_factor.astype(np.float64)
     if not aware:
         return rates * (sf / w)[:, None]
-    iso = isolated_throughput(inp, rates, w)
+    iso = isolated_throughput(inp, rates)
     norm = np.where(iso > 0, sf / (w * np.maximum(iso, 1e-300)), 0.0)
     return rates * norm[:, None]
 

@@ -89,11 +89,16 @@ def equal_share_fraction(
     return np.minimum(1.0, lam * weight / sf)
 
 
-def isolated_throughput(inp: PolicyInput, rates: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Effective throughput of each row under the agnostic equal share ("isolated" in Gavel):
-    its max-min total share, spread over its feasible flavors in proportion to capacity."""
+def isolated_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
+    """Effective throughput of each row under the unweighted agnostic equal share ("isolated" in
+    Gavel): its max-min total share, spread over its feasible flavors in proportion to capacity.
+
+    Unweighted on purpose: Gavel feeds the weights into this reference too and then divides by
+    them again, so shares move with the square of the weights; here they move in proportion.
+    With all weights 1 (the Gavel experiments) both are the same.
+    """
     cap = inp.capacity.astype(np.float64)
-    x_total = equal_share_fraction(weight, inp.scale_factor, float(cap.sum()))
+    x_total = equal_share_fraction(np.ones(inp.n), inp.scale_factor, float(cap.sum()))
     feas_cap = inp.feasible * cap[None, :]
     denom = feas_cap.sum(axis=1)
     spread = (rates * feas_cap).sum(axis=1) / np.maximum(denom, 1e-12)

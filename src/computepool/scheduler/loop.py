@@ -301,10 +301,7 @@ class Scheduler:
         if reset:
             self._reset_counters(now)
         recompute = (
-            not time_shared
-            or reset
-            or self._first
-            or (changed and self.config.recompute_on_change)
+            not time_shared or reset or self._first or (changed and self.config.recompute_on_change)
         )
         new = np.full(len(a), -1, dtype=np.int64)
         rows = np.arange(len(a))

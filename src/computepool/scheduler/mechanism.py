@@ -39,9 +39,7 @@ def time_share_priorities(
     return np.where(share > 0, prio, 0.0)
 
 
-def _fill(
-    cand: np.ndarray, need: np.ndarray, free: int, min_need: int
-) -> tuple[np.ndarray, int]:
+def _fill(cand: np.ndarray, need: np.ndarray, free: int, min_need: int) -> tuple[np.ndarray, int]:
     """Take candidates in order while they fit; a gang that does not fit is skipped."""
     if len(cand) == 0 or free < min_need:
         return cand[:0], free
