@@ -65,11 +65,19 @@ def csc_from_triplets(
     return start, rows[order].astype(np.int32), vals[order].astype(np.float64)
 
 
+def _new_solver() -> object:
+    h = _Solver()
+    h.setOptionValue("output_flag", False)
+    # One thread: HiGHS' worker pool costs ~5-10 ms per solve on small LPs, far more than the
+    # solve itself, and the simulator calls it thousands of times.
+    h.setOptionValue("threads", 1)
+    return h
+
+
 def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
     """Solve with HiGHS. ``method``: ``simplex`` (a vertex) or ``ipm`` (interior point; without
     crossover it returns a point near the centre of the optimal face, as ECOS does)."""
-    h = _Solver()
-    h.setOptionValue("output_flag", False)
+    h = _new_solver()
     h.setOptionValue("solver", method)
     if method == "ipm":
         h.setOptionValue("run_crossover", "on" if crossover else "off")
@@ -81,8 +89,7 @@ class Session:
     (the simplex restarts from the previous basis)."""
 
     def __init__(self, lp: LP, method: str = "simplex") -> None:
-        self._h = _Solver()
-        self._h.setOptionValue("output_flag", False)
+        self._h = _new_solver()
         self._h.setOptionValue("solver", method)
         if method == "simplex":
             self._h.setOptionValue("simplex_strategy", 4)  # primal: restarts well after a change
