@@ -108,6 +108,7 @@ class Scheduler:
         self._speed_order = speed_order(self._feas.rates)
         self._first = True
         self._done = False
+        self._policy_next = math.inf
         self._power = pool.flavor_power_kw
         self._carbon = pool.flavor_carbon
         self._price = pool.flavor_price
@@ -268,7 +269,7 @@ class Scheduler:
         if len(self.active) == 0 and self.source.exhausted():
             self._done = True
             return False
-        if changed or self._first or not self.policy.event_driven:
+        if changed or self._first or not self.policy.event_driven or now >= self._policy_next:
             self._decide(now, changed)
         self._first = False
         self.series.rounds += 1
@@ -338,6 +339,9 @@ class Scheduler:
             alloc = self.policy.allocate(inp)
             self.series.policy_calls += 1
             new[rows] = assign_ordered(alloc, inp.scale_factor, inp.capacity, inp.running)
+            next_change = getattr(self.policy, "next_change", None)
+            if next_change is not None:
+                self._policy_next = next_change(inp, new[rows])
         self._apply(now, new)
 
     def _apply(self, now: float, new: np.ndarray) -> None:
@@ -385,7 +389,7 @@ class Scheduler:
         if len(self.active) == 0:
             return max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
         if self.policy.event_driven:
-            t_evt = min(self.cluster.next_event_time(), nxt_arrival)
+            t_evt = min(self.cluster.next_event_time(), nxt_arrival, self._policy_next)
             if math.isfinite(t_evt) and t_evt > t_next:
                 t_next = now + math.ceil((t_evt - now) / r - 1e-9) * r
         return t_next
