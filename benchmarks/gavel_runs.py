@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,20 +42,18 @@ class Run:
 
 
 def run_one(run: Run) -> dict:
+    """Simulate one (policy, workload); also return the window's per-job JCTs (for rho against
+    an ``isolated`` run) and whether arrivals ran out before the window finished."""
     from computepool.runner import load_inputs, run_policy
-    from computepool.sim import run as sim_run
+    from computepool.sim.run import SimConfig
 
     inputs = load_inputs(run.pool, run.workload)
-    cfg = sim_run.SimConfig(window=run.window)
-    if run.recompute_on_change:
-        base = sim_run.SchedulerConfig
-
-        def patched(*a, **k):  # SimConfig has no such field; the loop does
-            return base(*a, recompute_on_change=True, **k)
-
-        sim_run.SchedulerConfig = patched
+    cfg = SimConfig(window=run.window, recompute_on_change=run.recompute_on_change)
     res = run_policy(inputs, run.policy, cfg)
     s = res.summary()
+    sl = res.window_slice()
+    jct = res.jct[sl]
+    window_end = float(np.nanmax(res.end[sl])) if np.isfinite(jct).any() else float("nan")
     keep = (
         "avg_jct_hours",
         "p50_jct_hours",
@@ -67,7 +66,29 @@ def run_one(run: Run) -> dict:
         "policy_calls",
         "wall_seconds",
     )
-    return {"policy": run.policy, "workload": run.workload, **{k: s[k] for k in keep}}
+    return {
+        "policy": run.policy,
+        "workload": run.workload,
+        **{k: s[k] for k in keep},
+        # Gavel keeps generating jobs until the window is done; a run whose arrivals stopped
+        # first is lighter-loaded at the end than Gavel's and must not be compared.
+        "arrivals_ran_dry": bool(float(res.arrival[-1]) < window_end),
+        "window_jct": [None if not np.isfinite(x) else float(x) for x in jct],
+    }
+
+
+def isolated_rho(results: list[dict]) -> None:
+    """Add ``rho_isolated`` (Gavel's mean finish-time fairness: JCT / JCT under ``isolated``,
+    over the window) to every result whose workload has an ``isolated`` run."""
+    iso = {r["workload"]: r["window_jct"] for r in results if r["policy"] == "isolated"}
+    for r in results:
+        base = iso.get(r["workload"])
+        if base is None:
+            continue
+        a = np.array([np.nan if x is None else x for x in r["window_jct"]], dtype=float)
+        b = np.array([np.nan if x is None else x for x in base], dtype=float)
+        ok = np.isfinite(a) & np.isfinite(b) & (b > 0)
+        r["rho_isolated"] = float(np.mean(a[ok] / b[ok])) if ok.any() else None
 
 
 def run_all(runs: Iterable[Run], workers: int, title: str) -> list[dict]:

@@ -68,3 +68,21 @@ def run_policy(
     )
     res.policy = policy
     return res
+
+
+#: ``--ftf-baseline`` values: ``analytic`` (cheap default: run time on a contention-averaged 1/N
+#: share, ``sim.metrics.isolated_seconds``) or ``isolated`` (Gavel's definition: the JCT the job
+#: gets in a separate simulation of the same workload under the ``isolated`` policy).
+FTF_BASELINES = ("analytic", "isolated")
+
+
+def isolated_jct(inputs: Inputs, config: SimConfig, checks: tuple = ()) -> Any:
+    """Each job's JCT (seconds; nan if not finished) under the ``isolated`` policy."""
+    return run_policy(inputs, "isolated", config, checks=checks).jct
+
+
+def use_ftf_baseline(result: SimResult, baseline: Any) -> SimResult:
+    """Make ``mean_ftf_rho`` JCT / ``baseline`` (per-job seconds, e.g. ``isolated_jct``)."""
+    result.isolated_seconds = baseline
+    result.config["ftf_baseline"] = "isolated"
+    return result

@@ -19,7 +19,13 @@ from computepool.cli.residency_cmd import (
     residency_checks,
 )
 from computepool.policies.registry import policy_names
-from computepool.runner import load_inputs, run_policy
+from computepool.runner import (
+    FTF_BASELINES,
+    isolated_jct,
+    load_inputs,
+    run_policy,
+    use_ftf_baseline,
+)
 from computepool.sim.metrics import SimResult
 from computepool.sim.run import SimConfig
 
@@ -112,6 +118,22 @@ def _write_outputs(results: list[SimResult], json_out: Path | None, report: Path
         console.print(f"wrote {report}")
 
 
+FtfBaselineOpt = Annotated[
+    str,
+    typer.Option(
+        "--ftf-baseline",
+        help="Finish-time fairness rho denominator: 'analytic' (1/N-share run time, cheap) or "
+        "'isolated' (Gavel: JCT in a second simulation under the isolated policy).",
+    ),
+]
+
+
+def _ftf_baseline(name: str) -> str:
+    if name not in FTF_BASELINES:
+        raise fail(f"--ftf-baseline must be one of {', '.join(FTF_BASELINES)}")
+    return name
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
@@ -135,9 +157,11 @@ def register(app: typer.Typer) -> None:
         approvals: ApprovalsOpt = None,
         audit: AuditOpt = None,
         sim_start: SimStartOpt = "2026-01-01",
+        ftf_baseline: FtfBaselineOpt = "analytic",
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
+        _ftf_baseline(ftf_baseline)
         win = parse_window(window)
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
         checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
@@ -149,6 +173,10 @@ def register(app: typer.Typer) -> None:
         )
         with progress_bar(f"simulating {policy}") as update:
             res = run_policy(inputs, policy, cfg, on_progress=update, checks=checks)
+        if ftf_baseline == "isolated":
+            iso_checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
+            with progress_bar("simulating isolated (rho baseline)"):
+                use_ftf_baseline(res, isolated_jct(inputs, cfg, iso_checks))
         console.print(
             summary_table([res], f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
@@ -175,8 +203,10 @@ def register(app: typer.Typer) -> None:
         rulebook: RulebookOpt = "auto",
         approvals: ApprovalsOpt = None,
         sim_start: SimStartOpt = "2026-01-01",
+        ftf_baseline: FtfBaselineOpt = "analytic",
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
+        _ftf_baseline(ftf_baseline)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         if not names:
             raise fail("--policies is empty")
@@ -189,6 +219,12 @@ def register(app: typer.Typer) -> None:
             checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
             with progress_bar(f"simulating {name}") as update:
                 results.append(run_policy(inputs, name, cfg, on_progress=update, checks=checks))
+        if ftf_baseline == "isolated":
+            iso_checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
+            with progress_bar("simulating isolated (rho baseline)"):
+                iso = isolated_jct(inputs, cfg, iso_checks)
+            for r in results:
+                use_ftf_baseline(r, iso)
         console.print(
             summary_table(results, f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )

@@ -4,7 +4,10 @@ agnostic twin (``las-agnostic``), Gavel's ``max_min_fairness_perf`` / ``max_min_
 ``las`` maximises ``min_m  sf_m * thr_m(x) / (w_m * iso_m)`` where ``thr_m(x) = sum_f T[m,f] x[m,f]``
 and ``iso_m`` is the row's throughput under the agnostic equal share (so every job's progress is
 measured against what it would get from a 1/n slice of the pool). ``las-agnostic`` is the same
-LP composed with a flat table (every feasible throughput 1.0, no normalisation).
+LP composed with a flat table (every feasible throughput 1.0, no normalisation). Its optimal face
+is degenerate (only each row's total share is fixed); like Gavel's ECOS we return the face's
+centre, each row's total spread over its legal flavors in proportion to capacity, in closed form
+when that split fits (``shares.agnostic_centre``), else from the interior-point solve.
 
 Rows with the same class, legal flavors, weight and scale factor are interchangeable; the LP has
 one row per such group (with its multiplicity in the capacity constraint). The symmetric solution
@@ -22,6 +25,7 @@ import numpy as np
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
 from computepool.policies.shares import (
+    agnostic_centre,
     expand,
     group_rows,
     isolated_throughput,
@@ -72,6 +76,10 @@ class MaxMinFairness:
         if inp.n == 0:
             return Allocation.empty()
         w = size_weights(inp, self.size_exponent)
+        if not self.aware and self.method == "ipm":
+            centre = agnostic_centre(inp, w)
+            if centre is not None:
+                return Allocation.from_dense(centre)
         coef = max_min_coefficients(inp, self.aware, w)
         groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
         res = max_min_lp(

@@ -10,6 +10,7 @@ from computepool.policies.cost import CostPolicy
 from computepool.policies.cost_region import CostRegion
 from computepool.policies.fifo import Fifo, FifoAgnostic
 from computepool.policies.ftf import FinishTimeFairness, FinishTimeFairnessAgnostic
+from computepool.policies.isolated import Isolated
 from computepool.policies.makespan import MinMakespan
 from computepool.policies.max_min import MaxMinFairness, MaxMinFairnessAgnostic
 from computepool.policies.srpt import ShortestRemainingFirst
@@ -23,6 +24,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "fifo-agnostic": FifoAgnostic,
         "ftf": FinishTimeFairness,
         "ftf-agnostic": FinishTimeFairnessAgnostic,
+        "isolated": Isolated,
         "las": MaxMinFairness,
         "las-agnostic": MaxMinFairnessAgnostic,
         "makespan": MinMakespan,

@@ -105,6 +105,29 @@ def isolated_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
     return x_total * spread
 
 
+def agnostic_centre(inp: PolicyInput, weight: np.ndarray) -> np.ndarray | None:
+    """(n, F) centre of the agnostic max-min LP's optimal face, when it has a closed form.
+
+    With every throughput 1 the LP only fixes each row's *total* share (water-filling,
+    ``equal_share_fraction``); how a row splits it over flavors is free. The centre an interior
+    point solver returns (Gavel's ECOS) splits it in proportion to capacity over the row's legal
+    flavors; that split is optimal whenever it fits every flavor's capacity, which this checks
+    (``None`` otherwise: masks or gangs that crowd one flavor; solve the LP then).
+    """
+    cap = inp.capacity.astype(np.float64)
+    sf = inp.scale_factor.astype(np.float64)
+    feas_cap = inp.feasible * cap[None, :]
+    denom = feas_cap.sum(axis=1)
+    if inp.n == 0 or np.any(denom <= 0):
+        return None
+    total = equal_share_fraction(weight, sf, float(cap.sum()))
+    x = total[:, None] * feas_cap / denom[:, None]
+    usage = (x * sf[:, None]).sum(axis=0)
+    if np.any(usage > cap * (1.0 + 1e-9) + 1e-9):
+        return None
+    return x
+
+
 @dataclass(frozen=True)
 class MaxMinResult:
     share: np.ndarray  # (G, F) per-row share of each group

@@ -122,6 +122,9 @@ class Scheduler:
         self._flavor_time = np.zeros(F)
         self._speed_order = speed_order(self._feas.rates)
         self._first = True
+        #: The job set changed since the allocation was last computed (Gavel's
+        #: ``_need_to_update_allocation``): the next round past the reset interval resets.
+        self._pending_change = False
         self._done = False
         self._policy_next = math.inf
         self._power = pool.flavor_power_kw
@@ -379,8 +382,10 @@ class Scheduler:
         a = self.active
         F = len(self.pool.flavors)
         time_shared = bool(getattr(self.policy, "time_shared", False))
-        reset = changed and now - self._reset_at >= self.config.min_reset_seconds
+        self._pending_change = self._pending_change or changed
+        reset = self._pending_change and now - self._reset_at >= self.config.min_reset_seconds
         if reset:
+            self._pending_change = False
             self._reset_counters(now)
         recompute = (
             not time_shared or reset or self._first or (changed and self.config.recompute_on_change)

@@ -28,6 +28,9 @@ class SimConfig:
     window: tuple[int, int] | None = None
     #: Stop at this simulated time (seconds) even if work remains.
     until: float = float("inf")
+    #: Time-shared policies: recompute the allocation at every arrival/completion instead of
+    #: only together with a counter reset (``SchedulerConfig.recompute_on_change``).
+    recompute_on_change: bool = False
 
 
 def simulate(
@@ -43,7 +46,9 @@ def simulate(
     wall0 = time.perf_counter()
     start = float(workload.arrival[0]) if len(workload) else 0.0
     clock = SimClock(start)
-    sched_cfg = SchedulerConfig(cfg.round_seconds, cfg.min_reset_seconds)
+    sched_cfg = SchedulerConfig(
+        cfg.round_seconds, cfg.min_reset_seconds, recompute_on_change=cfg.recompute_on_change
+    )
     source = WorkloadSource(workload)
     feas = class_feasibility(workload.classes, pool, throughputs)
     rates = feas.rates
@@ -114,6 +119,7 @@ def simulate(
             "round_seconds": cfg.round_seconds,
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
+            "recompute_on_change": cfg.recompute_on_change,
         },
         extra=extra,
     )
