@@ -8,6 +8,25 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class PairShares:
+    """Space sharing: rows ``a[k]`` and ``b[k]`` co-run on one set of ``flavor[k]`` accelerators
+    for ``share[k]`` of wall-clock time (each at its pair rate). Row indices as in ``Allocation``."""
+
+    a: np.ndarray
+    b: np.ndarray
+    flavor: np.ndarray
+    share: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    @classmethod
+    def empty(cls) -> PairShares:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z.copy(), z.copy(), np.zeros(0))
+
+
+@dataclass(frozen=True)
 class Allocation:
     """Sparse (row, flavor, share) triples over the rows of a ``PolicyInput``.
 
@@ -22,6 +41,8 @@ class Allocation:
     flavor: np.ndarray
     share: np.ndarray
     priority: np.ndarray | None = None
+    #: Pairs of rows sharing accelerators (space-sharing policies); ``None`` for the rest.
+    pairs: PairShares | None = None
 
     def __post_init__(self) -> None:
         n = len(self.rows)

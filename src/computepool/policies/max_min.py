@@ -17,13 +17,14 @@ workloads whatever the number of jobs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
+from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import (
     agnostic_centre,
     expand,
@@ -56,6 +57,57 @@ def max_min_coefficients(inp: PolicyInput, aware: bool, w: np.ndarray) -> np.nda
     return rates * norm[:, None]
 
 
+def weighted_aggregate(
+    inp: PolicyInput, unit_coef: np.ndarray, w: np.ndarray, num_groups: int, pol: MaxMinFairness
+) -> np.ndarray | None:
+    """Exact max-min over rows that differ only in weight, with one LP row per (class, legal
+    flavors, scale factor): ``None`` when it cannot help or cannot be proved exact.
+
+    Row ``m`` of weight ``w_m`` needs normalised throughput ``w_m * t``; give it ``w_m * y[g]``
+    where ``y[g]`` is its group's share per unit weight. The group LP has capacity weight
+    ``W_g = sum w`` and, so that no row exceeds share 1, ``sum_f y <= 1 / max w``. It is a
+    restriction of the per-row LP, so its optimum is feasible there; if no group's cap is tight
+    at that optimum the cap can be dropped (an LP optimum stays optimal when a slack
+    constraint is relaxed), and the dropped version is a relaxation of the per-row LP (sum any
+    per-row solution over a group): so the allocation is the exact optimum. When a group's cap
+    is tight its heaviest quarter becomes rows of their own (exact rows) and the LP is solved
+    again, a few times at most; then the caller falls back to the per-row LP.
+    """
+    own = np.zeros(inp.n, dtype=bool)  # rows with an LP row of their own
+    sf = inp.scale_factor
+    for _ in range(4):
+        agg = np.nonzero(~own)[0]
+        wg = group_rows(inp.job_class[agg], inp.job_mask_index[agg], sf[agg])
+        G = len(wg.first)
+        solo = np.nonzero(own)[0]
+        if G + len(solo) >= num_groups:
+            return None
+        inv = wg.inverse
+        wsum = np.bincount(inv, weights=w[agg], minlength=G)
+        wmax = np.zeros(G)
+        np.maximum.at(wmax, inv, w[agg])
+        first = agg[wg.first]
+        res = max_min_lp(
+            np.vstack([unit_coef[first] / wmax[:, None], unit_coef[solo] / w[solo, None]]),
+            np.concatenate([wsum / wmax, np.ones(len(solo))]),
+            np.concatenate([sf[first], sf[solo]]),
+            inp.capacity,
+            method=pol.method,
+            fill=pol.fill,
+        )
+        tight = res.share[:G].sum(axis=1) > 1.0 - 1e-6
+        if not tight.any():
+            out = np.zeros((inp.n, inp.num_flavors))
+            out[agg] = res.share[inv] * (w[agg] / wmax[inv])[:, None]
+            out[solo] = res.share[G:]
+            return out
+        for g in np.nonzero(tight)[0]:
+            rows = agg[inv == g]
+            heavy = rows[np.argsort(-w[rows], kind="stable")[: max(1, len(rows) // 4)]]
+            own[heavy] = True
+    return None
+
+
 @dataclass(frozen=True)
 class MaxMinFairness:
     name: ClassVar[str] = "las"
@@ -71,6 +123,9 @@ class MaxMinFairness:
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.
     size_exponent: float = 0.0
+    #: > 1: POP, ``partitions`` random sub-problems with 1/k of the capacity each, used when the
+    #: exact weighted aggregation below does not apply (approximate; see ``policies/pop.py``).
+    partitions: int = 1
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
@@ -82,6 +137,13 @@ class MaxMinFairness:
                 return Allocation.from_dense(centre)
         coef = max_min_coefficients(inp, self.aware, w)
         groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
+        if len(groups.first) > 1:
+            share = weighted_aggregate(inp, coef * w[:, None], w, len(groups.first), self)
+            if share is not None:
+                return Allocation.from_dense(share)
+        if self.partitions > 1:
+            exact = replace(self, partitions=1)
+            return pop_allocate(exact.allocate, inp, self.partitions)
         res = max_min_lp(
             coef[groups.first],
             groups.count,

@@ -13,6 +13,7 @@ from computepool.policies.ftf import FinishTimeFairness, FinishTimeFairnessAgnos
 from computepool.policies.isolated import Isolated
 from computepool.policies.makespan import MinMakespan
 from computepool.policies.max_min import MaxMinFairness, MaxMinFairnessAgnostic
+from computepool.policies.packed import MaxMinFairnessPacked
 from computepool.policies.srpt import ShortestRemainingFirst
 from computepool.policies.tiresias import Tiresias
 
@@ -27,6 +28,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "isolated": Isolated,
         "las": MaxMinFairness,
         "las-agnostic": MaxMinFairnessAgnostic,
+        "las-packed": MaxMinFairnessPacked,
         "makespan": MinMakespan,
         "srpt": ShortestRemainingFirst,
         "tiresias": Tiresias,

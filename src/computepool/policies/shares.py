@@ -205,6 +205,8 @@ def max_min_lp(
         return MaxMinResult(np.zeros((0, F)), 0.0)
     m = max_min_model(coef, count, scale_factor, capacity)
     sol = solve(m.lp, method=method, crossover=False)
+    if not sol.optimal and method == "ipm":  # IPX may stop short on big degenerate LPs
+        sol = solve(m.lp, method="ipm", crossover=True)
     if not sol.optimal:
         raise LPError(f"max-min LP: {sol.status}")
     t = float(sol.x[m.t_col])

@@ -47,6 +47,9 @@ class RoundPlan:
     #: Seconds each started job waits before it makes progress (e.g. copying its data from
     #: another region); empty means none. Aligned with ``start``.
     start_delay: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    #: Space sharing: job each started job shares its devices with (-1: alone); empty means
+    #: all alone. Aligned with ``start``; a pair's two jobs are both in ``start``.
+    start_partner: np.ndarray = field(default_factory=lambda: _EMPTY_I)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from computepool.admission.feasibility import ClassFeasibility, class_feasibility
+from computepool.model.allocation import PairShares
 from computepool.model.job import Dataset
 from computepool.model.pool import Pool
 from computepool.model.status import Status
@@ -31,7 +32,13 @@ from computepool.scheduler.interfaces import (
     RoundGate,
     RoundPlan,
 )
-from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
+from computepool.scheduler.mechanism import (
+    assign_ordered,
+    assign_time_shares,
+    assign_with_pairs,
+    speed_order,
+)
+from computepool.scheduler.pairs import PairState, class_pair_rates
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 COMPLETED, REJECTED, CANCELLED = 1, 2, 3
@@ -101,6 +108,7 @@ class Scheduler:
         feasibility: ClassFeasibility | None = None,
         placer: Placer | None = None,
         gate: RoundGate | None = None,
+        pair_rates: np.ndarray | None = None,
     ) -> None:
         self.pool, self.workload, self.throughputs = pool, workload, throughputs
         self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
@@ -130,6 +138,11 @@ class Scheduler:
         self._power = pool.flavor_power_kw
         self._carbon = pool.flavor_carbon
         self._price = pool.flavor_price
+        #: Space sharing (policies with ``space_sharing``; not with a Placer, which binds one
+        #: job per device slot): pair rates per class and the pairs the mechanism tracks.
+        self._space_sharing = bool(getattr(policy, "space_sharing", False)) and placer is None
+        self._pair_rates = pair_rates
+        self._pairs = PairState.empty(F)
 
     # ---- admission -------------------------------------------------------------------
     def invalidate_profile_masks(self) -> None:
@@ -252,10 +265,17 @@ class Scheduler:
         jobs = a.job[run_rows]
         flv = a.running[run_rows]
         sf = self._sf_class[self.workload.job_class[jobs]]
-        acc = ran * sf
+        shared = a.partner[run_rows] >= 0
+        # a pair holds one device set: each of its two jobs is charged half of it
+        acc = ran * sf * np.where(shared, 0.5, 1.0)
         a.attained[run_rows] += acc
-        a.received[run_rows, flv] += ran
-        self._flavor_time += np.bincount(flv, weights=ran, minlength=len(self._flavor_time))
+        alone = ~shared
+        a.received[run_rows[alone], flv[alone]] += ran[alone]
+        if shared.any():
+            self._account_pairs(jobs[shared], a.partner[run_rows[shared]], flv[shared], ran[shared])
+        self._flavor_time += np.bincount(
+            flv, weights=np.where(shared, 0.5, 1.0) * ran, minlength=len(self._flavor_time)
+        )
         h.accel_seconds[jobs] += acc
         h.cost_usd[jobs] += acc * self._price[flv] / 3600.0
         kwh = acc * self._power[flv] / 3600.0
@@ -280,12 +300,15 @@ class Scheduler:
             rows = h.row_of[obs.failed]
             rows = rows[rows >= 0]
             a.running[rows] = -1
+            a.partner[rows] = -1
+            self._pairs.drop_jobs(obs.failed)
             for j in obs.failed:
                 self._emit(int(j), "failed")
             changed = True
         if len(obs.completed):
             h.end[obs.completed] = obs.completed_at
             h.state[obs.completed] = COMPLETED
+            self._pairs.drop_jobs(obs.completed)
             keep = np.ones(len(a), dtype=bool)
             rows = h.row_of[obs.completed]
             keep[rows[rows >= 0]] = False
@@ -296,6 +319,23 @@ class Scheduler:
                 self._emit(int(j), "succeeded")
             changed = True
         return changed
+
+    def _account_pairs(
+        self, jobs: np.ndarray, mates: np.ndarray, flv: np.ndarray, ran: np.ndarray
+    ) -> None:
+        """Time run together goes to the pair (each pair appears twice: once per job)."""
+        idx = self._pairs.index(jobs, mates)
+        ok = (idx >= 0) & (jobs < mates)
+        np.add.at(self._pairs.received, (idx[ok], flv[ok]), ran[ok])
+
+    def pair_rates(self) -> np.ndarray:
+        """(C, C, F) pair rates for the workload's classes (computed once, grown with them)."""
+        C = len(self.workload.classes)
+        if self._pair_rates is None or self._pair_rates.shape[0] < C:
+            accels = [f.accelerator for f in self.pool.flavors]
+            keys = [c.key for c in self.workload.classes]
+            self._pair_rates = class_pair_rates(keys, accels, self.throughputs, self._feas.rates)
+        return self._pair_rates
 
     def policy_input(self, now: float) -> PolicyInput:
         a, w = self.active, self.workload
@@ -324,6 +364,8 @@ class Scheduler:
 
     def _extras(self, w: Workload) -> dict:
         extras: dict = {"pool": self.pool, "throughputs": self.throughputs, "workload": w}
+        if self._space_sharing:
+            extras["pair_rates"] = self.pair_rates()
         for check in self.checks:
             more = getattr(check, "policy_extras", None)
             if more is not None:
@@ -369,8 +411,11 @@ class Scheduler:
         if math.isfinite(self._reset_at):
             elapsed = now - self._reset_at
             a.deficit += a.share * elapsed - (a.received - half)
+            p = self._pairs
+            p.deficit += p.share * elapsed - (p.received - half)
         a.received[:] = half
-        self._flavor_time[:] = half * len(a)
+        self._pairs.received[:] = half
+        self._flavor_time[:] = half * (len(a) + len(self._pairs))
         self._reset_at = now
 
     def _flavor_order(self) -> np.ndarray:
@@ -406,10 +451,16 @@ class Scheduler:
                 self.series.policy_calls += 1
                 a.share[:] = 0.0
                 a.share[rows] = alloc.dense(len(rows), F)
+                if self._space_sharing:
+                    pairs = alloc.pairs if alloc.pairs is not None else PairShares.empty()
+                    self._pairs = self._pairs.replaced(pairs, a.job[rows], self._half_round)
             usable = np.zeros((len(a), F), dtype=bool)
             cls = self.workload.job_class[a.job[rows]]
             prof = self.workload.data_profile[a.job[rows]]
             usable[rows] = (self._feas.rates[cls] > 0) & self._profile_masks()[prof]
+            if len(self._pairs):
+                self._apply(now, *self._assign_pairs(usable))
+                return
             new = assign_time_shares(
                 a.share,
                 usable,
@@ -431,6 +482,31 @@ class Scheduler:
                 self._policy_next = next_change(inp, new[rows])
         self._apply(now, new)
 
+    def _assign_pairs(self, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flavor and partner (job id, -1 alone) of each row with singles and pairs competing."""
+        a, p = self.active, self._pairs
+        row = self.history.row_of
+        pa, pb = row[p.job_a], row[p.job_b]
+        ok = (pa >= 0) & (pb >= 0)
+        pa, pb = np.where(ok, pa, 0), np.where(ok, pb, 0)
+        p_usable = usable[pa] & usable[pb] & ok[:, None]
+        p_usable &= (
+            self.pair_rates()[self.workload.job_class[p.job_a], self.workload.job_class[p.job_b]]
+            > 0
+        )
+        partner_row = np.where(a.partner >= 0, row[np.maximum(a.partner, 0)], -1)
+        new, mate = assign_with_pairs(
+            (a.share, usable, a.received, a.deficit),
+            (pa, pb, p.share, p_usable, p.received, p.deficit),
+            self._sf_class[self.workload.job_class[a.job]],
+            self.pool.capacity,
+            a.running,
+            partner_row,
+            self._flavor_time,
+            self._flavor_order(),
+        )
+        return new, np.where(mate >= 0, a.job[np.maximum(mate, 0)], -1)
+
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its
         data profile's mask forbids (and a running one is stopped)."""
@@ -442,11 +518,15 @@ class Scheduler:
         legal = masks[self.workload.data_profile[a.job[on]], new[on]]
         new[on[~legal]] = -1
 
-    def _apply(self, now: float, new: np.ndarray) -> None:
-        """Stop, start and place what changed between ``a.running`` and ``new``."""
+    def _apply(self, now: float, new: np.ndarray, partner: np.ndarray | None = None) -> None:
+        """Stop, start and place what changed between ``a.running`` and ``new`` (a row whose
+        partner changes is restarted: a pair is one unit on its devices)."""
         a, h = self.active, self.history
-        stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
-        start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
+        if partner is None:
+            partner = np.full(len(a), -1, dtype=np.int64)
+        moved = (new != a.running) | (partner != a.partner)
+        stop_rows = np.nonzero((a.running >= 0) & moved)[0]
+        start_rows = np.nonzero((new >= 0) & moved)[0]
         if len(stop_rows) == 0 and len(start_rows) == 0:
             return
         stop_jobs = a.job[stop_rows]
@@ -491,9 +571,11 @@ class Scheduler:
                 start_flavor=new[start_rows],
                 placements=tuple(placements),
                 start_delay=start_delay,
+                start_partner=partner[start_rows],
             )
         )
         a.running = new
+        a.partner = np.where(new >= 0, partner, -1)
         if self.sink is not None:
             for j in stop_jobs:
                 self._emit(int(j), "preempted")

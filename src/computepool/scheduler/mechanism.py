@@ -138,3 +138,74 @@ def speed_order(class_rates: np.ndarray) -> np.ndarray:
     best = class_rates.max(axis=1, keepdims=True)
     rel = np.where(best > 0, class_rates / np.maximum(best, 1e-300), 0.0)
     return np.argsort(-np.median(rel, axis=0), kind="stable")
+
+
+def assign_with_pairs(
+    single: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    running: np.ndarray,
+    partner: np.ndarray,
+    flavor_time: np.ndarray,
+    flavor_order: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Space sharing (Gavel's packed mechanism): singles and pairs compete on each flavor.
+
+    ``single`` = (share, usable, received, deficit), each (n, F), as in ``assign_time_shares``;
+    ``pair`` = (a, b, share, usable, received, deficit): pair ``k`` is rows ``a[k]`` and ``b[k]``
+    on one device set, with its own share, time received and deficit per flavor. On each flavor,
+    singles and pairs are taken by priority, deficit, share (a pair or single already running
+    there first at ties) while room lasts; an entry with a row already placed is skipped, so a
+    row runs at most once and a pair uses ``scale_factor`` devices like one job.
+
+    Returns the flavor of each row (-1: none) and its partner row (-1: alone).
+    """
+    s_share, s_usable, s_recv, s_def = single
+    pa, pb, p_share, p_usable, p_recv, p_def = pair
+    n = len(running)
+    out = np.full(n, -1, dtype=np.int64)
+    mate = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out, mate
+    sf = np.asarray(scale_factor, dtype=np.int64)
+    s_prio = time_share_priorities(s_share, s_recv, flavor_time)
+    p_prio = time_share_priorities(p_share, p_recv, flavor_time)
+    free = np.asarray(capacity, dtype=np.int64).copy()
+    rows = np.arange(n)
+    for f in np.asarray(flavor_order, dtype=np.int64).tolist():
+        if free[f] <= 0:
+            continue
+        cs = rows[s_usable[:, f] & (out < 0)]
+        cp = np.nonzero((p_share[:, f] > 0) & p_usable[:, f] & (out[pa] < 0) & (out[pb] < 0))[0]
+        if len(cs) == 0 and len(cp) == 0:
+            continue
+        stay_s = (running[cs] == f) & (partner[cs] < 0)
+        stay_p = (running[pa[cp]] == f) & (partner[pa[cp]] == pb[cp])
+        prio = np.concatenate([s_prio[cs, f], p_prio[cp, f]])
+        dfc = np.concatenate([s_def[cs, f], p_def[cp, f]])
+        shr = np.concatenate([s_share[cs, f], p_share[cp, f]])
+        stay = np.concatenate([stay_s, stay_p]).astype(np.int8)
+        first = np.concatenate([cs, pa[cp]])
+        second = np.concatenate([np.full(len(cs), -1), pb[cp]])
+        order = np.lexsort((second, first, -stay, -shr, -dfc, -prio))
+        left = int(free[f])
+        placed = out >= 0
+        for e in order.tolist():
+            i, j = int(first[e]), int(second[e])
+            if placed[i] or (j >= 0 and placed[j]):
+                continue
+            need = int(sf[i])
+            if need > left:
+                continue
+            left -= need
+            out[i] = f
+            placed[i] = True
+            if j >= 0:
+                out[j] = f
+                placed[j] = True
+                mate[i], mate[j] = j, i
+            if left <= 0:
+                break
+        free[f] = left
+    return out, mate

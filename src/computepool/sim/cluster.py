@@ -63,9 +63,12 @@ class SimulatedCluster:
         class_rates: np.ndarray,
         restart_penalty_s: float = 0.0,
         start: float = 0.0,
+        pair_rates: np.ndarray | None = None,
     ) -> None:
         self.workload = workload
         self.class_rates = class_rates  # (C, F) steps/s
+        #: (C, C, F) steps/s of a class sharing a device set with another (space sharing).
+        self.pair_rates = pair_rates
         self.penalty = float(restart_penalty_s)
         self.progress = np.zeros(len(workload))
         self.run_job = np.zeros(0, dtype=np.int64)
@@ -121,6 +124,13 @@ class SimulatedCluster:
         if len(plan.start):
             cls = self.workload.job_class[plan.start]
             rates = self.class_rates[cls, plan.start_flavor]
+            if self.pair_rates is not None and len(plan.start_partner) == len(plan.start):
+                mate = plan.start_partner
+                shared = mate >= 0
+                if shared.any():
+                    mcls = self.workload.job_class[mate[shared]]
+                    rates = rates.copy()
+                    rates[shared] = self.pair_rates[cls[shared], mcls, plan.start_flavor[shared]]
             if plan.placements:
                 factor = {p.job: p.rate_factor for p in plan.placements}
                 rates = rates * np.array([factor.get(int(j), 1.0) for j in plan.start])

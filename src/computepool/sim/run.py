@@ -15,6 +15,7 @@ from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.base import Policy
 from computepool.scheduler.loop import COMPLETED, Scheduler, SchedulerConfig
+from computepool.scheduler.pairs import class_pair_rates
 from computepool.sim.cluster import SimClock, SimulatedCluster, WorkloadSource
 from computepool.sim.metrics import SimResult, contention_per_job, isolated_seconds
 
@@ -52,7 +53,12 @@ def simulate(
     source = WorkloadSource(workload)
     feas = class_feasibility(workload.classes, pool, throughputs)
     rates = feas.rates
-    cluster = SimulatedCluster(workload, rates, cfg.restart_penalty_s, start)
+    pair_rates = None
+    if getattr(policy, "space_sharing", False):
+        accels = [f.accelerator for f in pool.flavors]
+        keys = [c.key for c in workload.classes]
+        pair_rates = class_pair_rates(keys, accels, throughputs, rates)
+    cluster = SimulatedCluster(workload, rates, cfg.restart_penalty_s, start, pair_rates)
     sched = Scheduler(
         pool,
         workload,
@@ -64,6 +70,7 @@ def simulate(
         config=sched_cfg,
         checks=checks,
         feasibility=feas,
+        pair_rates=pair_rates,
     )
 
     n = len(workload)
