@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from computepool.cli.app import app
@@ -111,3 +113,27 @@ def test_catalog_lists_types_regions_pools():
     assert res.exit_code == 0
     for word in ("Ascend910C", "MLU370", "K100", "eu-frankfurt", "automotive-demo"):
         assert word in res.output
+
+
+def test_ftf_baseline_isolated_divides_by_the_isolated_run(tmp_path):
+    from computepool.runner import isolated_jct, load_inputs, run_policy
+    from computepool.sim.run import SimConfig
+
+    out = tmp_path / "c.json"
+    args = ["--pool", "gavel-36x3", "--workload", "gavel:rate=5.0,jobs=150,seed=2"]
+    res = runner.invoke(
+        app,
+        ["compare", *args, "--policies", "las,las-packed", "--window", "50:100"]
+        + ["--ftf-baseline", "isolated", "--json", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    docs = json.loads(out.read_text())
+    inputs = load_inputs("gavel-36x3", "gavel:rate=5.0,jobs=150,seed=2")
+    cfg = SimConfig(window=(50, 100))
+    iso = isolated_jct(inputs, cfg)
+    jct = run_policy(inputs, "las", cfg).jct
+    want = float(np.mean((jct / iso)[50:100]))
+    assert docs[0]["mean_ftf_rho"] == pytest.approx(want)
+    assert docs[0]["config"]["ftf_baseline"] == "isolated"
+    bad = runner.invoke(app, ["simulate", *args, "--policy", "las", "--ftf-baseline", "nope"])
+    assert bad.exit_code != 0

@@ -26,7 +26,7 @@ Any solution decomposes into job pairs (``decompose``): a north-west-corner walk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -35,6 +35,7 @@ from computepool.model.allocation import Allocation, PairShares
 from computepool.policies.base import PolicyInput
 from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve
 from computepool.policies.max_min import max_min_coefficients, size_weights
+from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import group_rows
 
 #: Per-job shares below this are dropped when turning the LP into pairs.
@@ -152,9 +153,10 @@ def packed_lp(
 
 
 def _expand(
-    g: np.ndarray, mass: np.ndarray, combo: np.ndarray, inverse: np.ndarray
+    g: np.ndarray, mass: np.ndarray, combo: np.ndarray, inverse: np.ndarray, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-group entries -> per-row entries (row, mass, combo), sorted by combo then row."""
+    """Per-group entries -> per-row entries (row, mass x the row's ``scale``, combo), sorted by
+    combo then row."""
     G = int(inverse.max()) + 1 if len(inverse) else 0
     order = np.argsort(inverse, kind="stable")
     cnt = np.bincount(inverse, minlength=G)
@@ -163,13 +165,19 @@ def _expand(
     rep = np.repeat(np.arange(len(g)), k)
     within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
     rows = order[first[g][rep] + within]
-    out_c, out_r, out_m = combo[rep], rows, mass[rep]
+    out_c, out_r, out_m = combo[rep], rows, mass[rep] * scale[rows]
     srt = np.lexsort((out_r, out_c))
     return out_r[srt], out_m[srt], out_c[srt]
 
 
-def decompose(sol: PackedSolution, inverse: np.ndarray, cls_of_group: np.ndarray) -> PairShares:
-    """Job pairs (row indices) realising the per-job pairing times of ``sol``.
+def decompose(
+    sol: PackedSolution,
+    inverse: np.ndarray,
+    cls_of_group: np.ndarray,
+    scale: np.ndarray | None = None,
+) -> PairShares:
+    """Job pairs (row indices) realising the per-job pairing times of ``sol`` (times ``scale``
+    per row when given: rows aggregated by weight).
 
     For each (class a <= class b, flavor) the rows of ``a`` (masses = their time with ``b``) and
     of ``b`` are laid end to end on two rulers of equal length and cut where either changes (the
@@ -188,8 +196,9 @@ def decompose(sol: PackedSolution, inverse: np.ndarray, cls_of_group: np.ndarray
     right = kg >= k
     lc = (kg * K + k) * F + f
     rc = (k * K + kg) * F + f
-    lr, lm, lcb = _expand(g[left], (m * half)[left], lc[left], inverse)
-    rr, rm, rcb = _expand(g[right], (m * half)[right], rc[right], inverse)
+    sc = np.ones(len(inverse)) if scale is None else scale
+    lr, lm, lcb = _expand(g[left], (m * half)[left], lc[left], inverse, sc)
+    rr, rm, rcb = _expand(g[right], (m * half)[right], rc[right], inverse, sc)
     both = np.intersect1d(lcb, rcb)
     keep_l, keep_r = np.isin(lcb, both), np.isin(rcb, both)
     lr, lm, lcb = lr[keep_l], lm[keep_l], lcb[keep_l]
@@ -248,20 +257,48 @@ class MaxMinFairnessPacked:
     #: The scheduler passes ``extras["pair_rates"]`` and runs pairs on one device set.
     space_sharing: ClassVar[bool] = True
     aware: ClassVar[bool] = True
+    #: > 1: POP with this many random sub-problems (``policies/pop.py``); 1 solves it whole.
+    partitions: int = 1
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
             return Allocation.empty()
+        if self.partitions > 1:
+            return pop_allocate(replace(self, partitions=1).allocate, inp, self.partitions)
         w = size_weights(inp, 0.0)
         coef = max_min_coefficients(inp, True, w)
         rates = inp.throughput
         norm = np.where(rates.max(axis=1) > 0, coef.max(axis=1) / rates.max(axis=1), 0.0)
-        groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
-        first = groups.first
         pair_rates = inp.extras.get("pair_rates")
         if pair_rates is None:
             C = inp.class_throughput.shape[0]
             pair_rates = np.zeros((C, C, inp.num_flavors))
+        groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
+        wg = group_rows(inp.job_class, inp.job_mask_index, inp.scale_factor)
+        if len(wg.first) < len(groups.first):
+            # rows differing only in weight: one LP row per group, per unit of weight (exact
+            # when no per-job limit is tight; see ``max_min.weighted_aggregate``)
+            G = len(wg.first)
+            wsum = np.bincount(wg.inverse, weights=w, minlength=G)
+            wmax = np.zeros(G)
+            np.maximum.at(wmax, wg.inverse, w)
+            f = wg.first
+            cls = inp.job_class[f]
+            sol = packed_lp(
+                coef[f] * (w[f] / wmax)[:, None],
+                norm[f] * w[f] / wmax,
+                cls,
+                wsum / wmax,
+                inp.scale_factor[f],
+                inp.capacity,
+                pair_rates,
+            )
+            if not _limits_tight(sol, cls, wsum / wmax):
+                scale = w / wmax[wg.inverse]
+                single = Allocation.from_dense(sol.single[wg.inverse] * scale[:, None])
+                pairs = decompose(sol, wg.inverse, cls, scale)
+                return Allocation(single.rows, single.flavor, single.share, pairs=pairs)
+        first = groups.first
         cls = inp.job_class[first]
         sol = packed_lp(
             coef[first],
@@ -275,3 +312,16 @@ class MaxMinFairnessPacked:
         single = Allocation.from_dense(sol.single[groups.inverse])
         pairs = decompose(sol, groups.inverse, cls)
         return Allocation(single.rows, single.flavor, single.share, pairs=pairs)
+
+
+def _limits_tight(sol: PackedSolution, cls: np.ndarray, count: np.ndarray) -> bool:
+    """True when a per-job limit binds: a group's total time, or its share of its own class's
+    pairing time (``p <= S / 2``)."""
+    total = sol.single.sum(axis=1) + sol.paired.sum(axis=(1, 2))
+    if np.any(total > 1.0 - 1e-6):
+        return True
+    kpos = np.searchsorted(sol.partner_class, cls)
+    own = sol.paired[np.arange(len(cls)), kpos, :]  # (G, F) time with the own class
+    S = np.zeros((len(sol.partner_class), own.shape[1]))
+    np.add.at(S, kpos, own * count[:, None])
+    return bool(np.any((own > PAIR_TOL) & (own > 0.5 * S[kpos] * (1.0 - 1e-6))))
