@@ -67,10 +67,11 @@ def make_input(n: int, F: int, mode: str, seed: int = 0, per_flavor: int = 36) -
     cls = rng.integers(0, len(types), n)
     weight = rng.uniform(0.5, 2.0, n) if mode in ("distinct", "unique") else np.ones(n)
     job_class = cls
+    extras = {"pair_rates": pair}
     if mode == "unique":  # every job its own class: its type's speeds times U[0.8, 1.2]
         rates = rates[cls] * rng.uniform(0.8, 1.2, (n, F))
-        pair = pair[cls][:, cls]
         job_class = np.arange(n)
+        extras = {}  # no pair table per job (it would be n x n x F)
     return PolicyInput(
         now=1e5,
         job=np.arange(n),
@@ -89,7 +90,7 @@ def make_input(n: int, F: int, mode: str, seed: int = 0, per_flavor: int = 36) -
         feasible_masks=np.ones((1, F), dtype=bool),
         capacity=np.full(F, per_flavor, dtype=np.int64),
         price=np.ones(F),
-        extras={"pair_rates": pair},
+        extras=extras,
     )
 
 
