@@ -40,6 +40,24 @@ UntilOpt = Annotated[
     float | None, typer.Option("--until-hours", help="Stop after this simulated time.")
 ]
 TputOpt = Annotated[str, typer.Option("--throughputs", help="Throughput table name or JSON path.")]
+PlacementOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--placement",
+        help="Bind jobs to node devices with this placement policy (e.g. fgd, bestfit); "
+        "reports fragmentation over time.",
+    ),
+]
+
+
+def _check_placement(name: str | None) -> None:
+    if name is None:
+        return
+    from computepool.placement.profiles import profile_names
+
+    if name not in profile_names():
+        raise fail(f"unknown placement policy {name!r}; known: {', '.join(profile_names())}")
+
 
 SUMMARY_ROWS = [
     ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
@@ -58,6 +76,7 @@ SUMMARY_ROWS = [
     ("preemptions", "preemptions", "{:,}"),
     ("rounds", "rounds", "{:,}"),
     ("wall_seconds", "wall (s)", "{:.2f}"),
+    ("mean_fragmented_share", "fragmented (mean)", "{:.1%}"),
 ]
 
 
@@ -123,9 +142,11 @@ def register(app: typer.Typer) -> None:
         restart_penalty: PenaltyOpt = 0.0,
         until_hours: UntilOpt = None,
         throughputs: TputOpt = "gavel",
+        placement: PlacementOpt = None,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
+        _check_placement(placement)
         win = parse_window(window)
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
         cfg = SimConfig(
@@ -133,6 +154,7 @@ def register(app: typer.Typer) -> None:
             restart_penalty_s=restart_penalty,
             window=win,
             until=until_hours * 3600.0 if until_hours else float("inf"),
+            placement=placement,
         )
         with progress_bar(f"simulating {policy}") as update:
             res = run_policy(inputs, policy, cfg, on_progress=update)
@@ -158,15 +180,22 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = None,
         restart_penalty: PenaltyOpt = 0.0,
         throughputs: TputOpt = "gavel",
+        placement: PlacementOpt = None,
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
+        _check_placement(placement)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         if not names:
             raise fail("--policies is empty")
         _check_policies(names)
         win = parse_window(window)
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
-        cfg = SimConfig(round_seconds=round_seconds, restart_penalty_s=restart_penalty, window=win)
+        cfg = SimConfig(
+            round_seconds=round_seconds,
+            restart_penalty_s=restart_penalty,
+            window=win,
+            placement=placement,
+        )
         results = []
         for name in names:
             with progress_bar(f"simulating {name}") as update:
