@@ -5,7 +5,7 @@ from computepool.placement.engine import PlacementEngine
 from computepool.placement.frag import TargetWorkload
 from computepool.placement.profiles import get_profile, profile_names
 from computepool.placement.request import PodRequest
-from computepool.placement.state import MILLI
+from computepool.placement.state import MILLI, SlotState
 from tests.placement.helpers import state
 
 SHARES = [PodRequest(cpu_milli=500, num_gpu=1, gpu_milli=m) for m in (150, 300, 470, 810)]
@@ -94,3 +94,12 @@ def test_unbind_restores_the_state():
 def test_fragmentation_policies_need_a_target():
     with pytest.raises(ValueError, match="target workload"):
         PlacementEngine(state([("A", 1)]), get_profile("fgd"))
+
+
+def test_fsgd_sends_cpu_only_work_where_cpu_is_plentiful():
+    # node 0: CPU-tight for its 8 devices; node 1: CPU-rich. A CPU-only task must not eat the
+    # CPU that node 0's idle devices need (FGD alone sees no difference: both score alike).
+    s = SlotState.build(["tight", "rich"], ["A", "A"], [8, 2], [16_000, 64_000], [10**6] * 2)
+    reqs = [PodRequest.whole(1, cpu_milli=2000)] * 9 + [PodRequest(cpu_milli=8000)]
+    eng = PlacementEngine(s, get_profile("fsgd"), TargetWorkload.from_requests(reqs, s.types))
+    assert eng.place(PodRequest(cpu_milli=8000)).node == 1

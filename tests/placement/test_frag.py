@@ -42,3 +42,14 @@ def test_type_constraints_make_other_types_fragments():
     t = TargetWorkload.from_requests([only_b], ("A", "B"))
     out = frag([[1000], [1000]], [0, 0], t, types=(0, 1))
     assert out.tolist() == [1000.0, 0.0]
+
+
+def test_stranded_capacity_is_idle_devices_the_free_cpu_cannot_feed():
+    from computepool.placement.frag import node_stranded
+
+    # 1000 CPU per whole device, plus a CPU-only task of 1000: 2 CPU milli per device milli
+    t = TargetWorkload.from_requests([ONE, CPU], ("A",))
+    assert t.cpu_per_milli == pytest.approx(2.0)
+    free = np.array([[1000, 1000, 1000], [1000, 0, 0]])
+    out = node_stranded(free, np.array([2000, 5000]), np.array([10**6, 10**6]), t)
+    assert out.tolist() == [2000.0, 0.0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,13 +38,36 @@ class TargetWorkload:
     prob: np.ndarray  # (K,) float64, sums to 1
     #: (K, T) bool: may task type k run on accelerator type t (T = state's types).
     type_ok: np.ndarray
-    #: CPU milli and memory MiB that device tasks ask per device milli-unit (all tasks, not
-    #: only the popular ones); used by the stranding measure.
+    #: CPU milli and memory MiB the whole workload (all tasks, CPU-only ones included, not
+    #: only the popular types) asks per device milli-unit it asks; used by ``node_stranded``.
     cpu_per_milli: float = 0.0
     mem_per_milli: float = 0.0
 
     def __len__(self) -> int:
         return len(self.prob)
+
+    # Derived columns for ``node_frag``: distinct per-device levels, device tasks, ...
+    @cached_property
+    def levels(self) -> np.ndarray:
+        return np.unique(self.milli[self.milli > 0]).astype(np.int32)
+
+    @cached_property
+    def device_tasks(self) -> np.ndarray:
+        return np.flatnonzero(self.milli > 0)
+
+    @cached_property
+    def device_level(self) -> np.ndarray:
+        return np.searchsorted(self.levels, self.milli[self.device_tasks])
+
+    @cached_property
+    def cpu_only_prob(self) -> float:
+        return float(self.prob[self.milli == 0].sum())
+
+    @cached_property
+    def constrained(self) -> bool:
+        """Whether some device task refuses some accelerator type (or there are no types)."""
+        ok = self.type_ok[self.device_tasks]
+        return ok.shape[1] == 0 or not bool(ok.all())
 
     @classmethod
     def from_requests(
@@ -71,10 +95,9 @@ class TargetWorkload:
         dev = cpu = mem = 0.0
         for r, c in requests.items():
             counts[(r.cpu_milli, r.gpu_milli, r.num_gpu, tuple(sorted(r.gpu_spec)))] += c
-            if r.num_gpu:
-                dev += c * r.total_gpu_milli
-                cpu += c * r.cpu_milli
-                mem += c * r.memory_mib
+            dev += c * r.total_gpu_milli
+            cpu += c * r.cpu_milli
+            mem += c * r.memory_mib
         if not counts or sum(counts.values()) <= 0:
             raise ValueError("the target workload is empty")
         total = sum(counts.values())
@@ -104,19 +127,19 @@ def node_frag(
     gpu_free: np.ndarray, cpu_free: np.ndarray, gpu_type: np.ndarray, target: TargetWorkload
 ) -> np.ndarray:
     """Expected fragmented milli-units of each node state (rows of ``gpu_free``)."""
-    x = gpu_free.astype(np.int64)
-    idle = x.sum(axis=1)
-    m = target.milli[None, :, None]
-    fits = x[:, None, :] >= m  # (S, K, G)
-    usable = (fits.sum(axis=2) >= target.num[None, :]) & (target.milli[None, :] > 0)
-    usable &= cpu_free[:, None] >= target.cpu[None, :]
-    if target.type_ok.shape[1]:
-        usable &= target.type_ok[:, np.maximum(gpu_type, 0)].T & (gpu_type[:, None] >= 0)
-    else:
-        usable[:] = False
-    small = idle[:, None] - (x[:, None, :] * fits).sum(axis=2)
-    frag = np.where(usable, small, idle[:, None])
-    return frag @ target.prob
+    lv = target.levels
+    x = gpu_free
+    idle = x.sum(axis=1, dtype=np.int64)
+    fits = x[:, None, :] >= lv[None, :, None]  # (S, U, G): devices that hold a level
+    count = fits.sum(axis=2)
+    small = idle[:, None] - (x[:, None, :] * fits).sum(axis=2, dtype=np.int64)
+    dev, li = target.device_tasks, target.device_level
+    usable = count[:, li] >= target.num[dev]
+    usable &= cpu_free[:, None] >= target.cpu[dev]
+    if target.constrained:
+        usable &= target.type_ok[dev][:, np.maximum(gpu_type, 0)].T & (gpu_type[:, None] >= 0)
+    frag = np.where(usable, small[:, li], idle[:, None]) @ target.prob[dev]
+    return frag + idle * target.cpu_only_prob
 
 
 def node_stranded(
@@ -124,9 +147,10 @@ def node_stranded(
 ) -> np.ndarray:
     """Idle device milli-units a node cannot sell for lack of CPU or memory.
 
-    Device tasks bring CPU and memory in proportion to their device share (on average
-    ``cpu_per_milli`` and ``mem_per_milli``): a node whose free CPU covers only ``c`` of its
-    ``idle`` milli at that rate strands ``idle - c``.
+    The workload asks, on average, ``cpu_per_milli`` CPU (its CPU-only tasks included) and
+    ``mem_per_milli`` memory with each device milli-unit it asks. A node whose free CPU covers
+    only ``c`` of its ``idle`` milli at that rate strands ``idle - c``: those devices can be
+    sold only by starving the CPU work the same workload brings along.
     """
     idle = gpu_free.sum(axis=1).astype(np.float64)
     cover = idle.copy()

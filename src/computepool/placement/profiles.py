@@ -15,9 +15,9 @@ from computepool.placement.scorers import SCORERS
 #: How a share request picks its device on the chosen node.
 DEVICE_SELECTORS = ("bestfit", "random", "scorer")
 #: Scorers that measure fragmentation and so need a target workload.
-NEEDS_TARGET = frozenset({"fgd", "fgd-exact"})
+NEEDS_TARGET = frozenset({"fgd", "fgd-exact", "fsgd"})
 #: Scorers that also choose the device of a share request.
-DEVICE_SCORERS = frozenset({"fgd", "fgd-exact"})
+DEVICE_SCORERS = frozenset({"fgd", "fgd-exact", "fsgd"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ PROFILES: dict[str, Profile] = {
         _p("packing", "packing", "bestfit", "fill shared devices, then used nodes"),
         _p("bestfit", "bestfit", "bestfit", "least CPU + device capacity left"),
         _p("fgd", "fgd", "scorer", "Fragmentation Gradient Descent (ATC'23), artifact scale"),
+        _p("fsgd", "fsgd", "scorer", "FGD + capacity stranded for lack of CPU/memory (ours)"),
         _p("fgd-exact", "fgd-exact", "scorer", "FGD without score quantisation"),
     )
 }

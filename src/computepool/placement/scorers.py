@@ -195,6 +195,9 @@ def fgd_scorer(scale: float = 1000.0, strand: float = 0.0) -> ScoreFn:
 
 
 score_fgd = fgd_scorer(1000.0)
+#: Ours (docs/placement.md): FGD's measure plus the idle device capacity a node strands for
+#: lack of CPU or memory at the workload's own CPU- and memory-per-device rates.
+score_fsgd = fgd_scorer(1000.0, strand=1.0)
 
 
 def score_fgd_exact(ctx: ScoreContext, nodes: np.ndarray, req: PodRequest) -> Scores:
@@ -213,5 +216,6 @@ SCORERS: dict[str, ScoreFn] = {
     "packing": score_packing,
     "clustering": score_clustering,
     "fgd": score_fgd,
+    "fsgd": score_fsgd,
     "fgd-exact": score_fgd_exact,
 }
