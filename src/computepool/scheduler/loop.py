@@ -101,6 +101,7 @@ class Scheduler:
         self._reset_at = self._t_prev
         self._first = True
         self._done = False
+        self._policy_next = math.inf
         self._power = pool.flavor_power_kw
         self._carbon = pool.flavor_carbon
         self._price = pool.flavor_price
@@ -258,7 +259,7 @@ class Scheduler:
         if len(self.active) == 0 and self.source.exhausted():
             self._done = True
             return False
-        if changed or self._first or not self.policy.event_driven:
+        if changed or self._first or not self.policy.event_driven or now >= self._policy_next:
             self._decide(now, changed)
         self._first = False
         self.series.rounds += 1
@@ -287,6 +288,9 @@ class Scheduler:
             a.received[rows],
             now - self._reset_at,
         )
+        next_change = getattr(self.policy, "next_change", None)
+        if next_change is not None:
+            self._policy_next = next_change(inp, new[rows])
         stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
         start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
         if len(stop_rows) == 0 and len(start_rows) == 0:
@@ -329,7 +333,7 @@ class Scheduler:
         if len(self.active) == 0:
             return max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
         if self.policy.event_driven:
-            t_evt = min(self.cluster.next_event_time(), nxt_arrival)
+            t_evt = min(self.cluster.next_event_time(), nxt_arrival, self._policy_next)
             if math.isfinite(t_evt) and t_evt > t_next:
                 t_next = now + math.ceil((t_evt - now) / r - 1e-9) * r
         return t_next
