@@ -57,7 +57,10 @@ def summarise(runs: list, top: int) -> dict[str, object]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def pack(
-        nodes: Annotated[Path, typer.Option("--nodes", help="Node list CSV (sn,cpu_milli,...).")],
+        nodes: Annotated[
+            str,
+            typer.Option("--nodes", help="Node list CSV (sn,cpu_milli,...) or a pool name."),
+        ],
         pods: Annotated[Path, typer.Option("--pods", help="Pod list CSV (openb layout).")],
         policy: Annotated[str, typer.Option("--policy", help="Placement policy.")] = "fgd",
         seeds: Annotated[str, typer.Option("--seeds", help="e.g. 42-51 or 42,43.")] = "42",
@@ -70,7 +73,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """FGD's experiment: pods arrive (shuffled per seed) until their device request
         reaches TUNE x capacity; report allocation and fragmentation at each 1% arrived."""
-        from computepool.placement.openb import read_nodes, read_pods
+        from computepool.placement.openb import load_nodes, read_pods
         from computepool.placement.pack import run_pack
         from computepool.placement.profiles import profile_names
 
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
         if not 0 < tune <= 3:
             raise fail(f"--tune {tune}: must be within (0, 3]")
         seed_list = load_or_exit(lambda: parse_seeds(seeds))
-        state = load_or_exit(lambda: read_nodes(nodes))
+        state = load_or_exit(lambda: load_nodes(nodes))
         pod_list = load_or_exit(lambda: read_pods(pods))
         top = int(round(tune * 100))
         runs = []

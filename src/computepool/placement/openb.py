@@ -2,7 +2,8 @@
 
 ``NODES.csv``: ``sn,cpu_milli,memory_mib,gpu,model``. ``PODS.csv``: ``name,cpu_milli,
 memory_mib,num_gpu,gpu_milli,gpu_spec,...`` (``gpu_spec``: accepted models joined by ``|``).
-Errors name the file, line, field and reason.
+Errors name the file, line, field and reason. Pod lists are read by the trace readers
+(``computepool.traces.read_openb_pods``); this module turns them into ``PodRequest``s.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 
 from computepool.placement.request import PodRequest, request_problem
 from computepool.placement.state import SlotState
+from computepool.traces.errors import TraceError
+from computepool.traces.openb import read_openb_pods
 
 NODE_COLUMNS = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
-POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec")
 
 
 class TraceFileError(ValueError):
@@ -78,21 +80,33 @@ def read_nodes(path: str | Path) -> SlotState:
 
 
 def read_pods(path: str | Path) -> PodList:
-    p = Path(path)
-    names, reqs = [], []
-    cache: dict[tuple, PodRequest] = {}
-    for line, row in _rows(p, POD_COLUMNS):
-        vals = [_int(p, line, row, f) for f in ("cpu_milli", "memory_mib", "num_gpu", "gpu_milli")]
-        cpu, mem, num, milli = vals
-        problem = request_problem(cpu, mem, num, milli)
-        if problem:
-            field = "gpu_milli" if "gpu_milli" in problem else "num_gpu"
-            raise TraceFileError(f"{p}: line {line}: field {field!r}: {problem}")
-        spec = frozenset(s for s in (row.get("gpu_spec") or "").split("|") if s.strip())
-        key = (cpu, mem, num, milli, spec)
+    """Pods of an openb pod list (read by ``computepool.traces.read_openb_pods``)."""
+    table = read_openb_pods(path)
+    reqs, cache = [], {}
+    for i in range(len(table)):
+        num, milli = int(table.num_gpu[i]), int(table.gpu_milli[i])
+        key = (
+            int(table.cpu_milli[i]),
+            int(table.memory_mib[i]),
+            num,
+            milli if num else 0,
+            frozenset(table.allowed_models(i)),
+        )
         req = cache.get(key)
         if req is None:
-            req = cache[key] = PodRequest(cpu, mem, num, milli, spec)
-        names.append(row["name"])
+            problem = request_problem(*key[:4])
+            if problem:
+                raise TraceError(str(path), f"pod {str(table.name[i])!r} (row {i + 1}): {problem}")
+            req = cache[key] = PodRequest(*key)
         reqs.append(req)
-    return PodList(tuple(names), tuple(reqs))
+    return PodList(tuple(str(n) for n in table.name), tuple(reqs))
+
+
+def load_nodes(spec: str | Path) -> SlotState:
+    """A node list CSV, or else a shipped pool name (e.g. ``openb``)."""
+    p = Path(spec)
+    if p.exists() or p.suffix == ".csv":
+        return read_nodes(p)
+    from computepool.catalog.pools import load_pool
+
+    return SlotState.from_pool(load_pool(str(spec)))
