@@ -34,7 +34,8 @@ class PackRun:
     allocated: np.ndarray  # % of capacity allocated, after each pod
     fragmented: np.ndarray  # % of capacity fragmented, after each pod
     placed: np.ndarray  # bool per pod
-    decision_s: np.ndarray  # seconds per placement decision
+    decision_s: np.ndarray  # wall seconds per placement decision
+    decision_cpu_s: np.ndarray  # CPU seconds of this thread per decision (robust to a busy host)
 
     def discretise(self, values: np.ndarray, top: int = MAX_PERCENT) -> np.ndarray:
         return discretise(self.arrived, values, top)
@@ -106,27 +107,25 @@ def run_pack(
     n = len(order)
     arrived, alloc, frag = np.zeros(n), np.zeros(n), np.zeros(n)
     placed = np.zeros(n, dtype=bool)
-    dt = np.zeros(n)
+    dt, dcpu = np.zeros(n), np.zeros(n)
     everything = np.arange(len(state))
     frag_total = float(engine.ctx.frag(everything).sum())
     req_milli, used = 0, 0
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.thread_time
     for i, p in enumerate(order):
         req = pods.requests[int(p)]
-        t0 = clock()
+        c0, t0 = cpu_clock(), clock()
         b = engine.place(req)
-        dt[i] = clock() - t0
+        dt[i], dcpu[i] = clock() - t0, cpu_clock() - c0
         req_milli += req.total_gpu_milli
         if b is not None:
             placed[i] = True
             used += req.total_gpu_milli
-            node = np.array([b.node])
-            old = engine.ctx._frag[b.node]
-            frag_total += float(engine.ctx.frag(node)[0]) - old
+            frag_total += engine.ctx.refresh_frag(b.node)
         arrived[i], alloc[i], frag[i] = req_milli, used, frag_total
         if on_progress is not None and i % 500 == 0:
             on_progress(i / n)
     scale = 100.0 / cap
     return PackRun(
-        profile.name, seed, tune, arrived * scale, alloc * scale, frag * scale, placed, dt
+        profile.name, seed, tune, arrived * scale, alloc * scale, frag * scale, placed, dt, dcpu
     )

@@ -58,6 +58,11 @@ class ScoreContext:
             self._frag_stamp[stale] = s.version[stale]
         return self._frag[nodes]
 
+    def refresh_frag(self, node: int) -> float:
+        """Recompute one node's fragmentation after a change; returns how much it grew."""
+        old = float(self._frag[node]) if self._frag_stamp[node] >= 0 else 0.0
+        return float(self.frag(np.array([node]))[0]) - old
+
     def cluster_frag(self) -> float:
         """Fragmented milli-units of the whole state."""
         return float(self.frag(np.arange(len(self.state))).sum())
@@ -165,6 +170,10 @@ def frag_growth(
         return after - before, None
     m, g = len(nodes), s.max_devices
     ok = (free >= req.gpu_milli) & (np.arange(g)[None, :] < s.gpu_count[nodes][:, None])
+    # a device with the same free share as an earlier one of its node gives the same state:
+    # evaluate only the first (argmax/argmin keep the first index among equals anyway)
+    same = free[:, :, None] == free[:, None, :]
+    ok &= ~np.tril(same, k=-1).any(axis=2)
     rows, devs = np.nonzero(ok)
     cand = free[rows].copy()
     cand[np.arange(len(rows)), devs] -= req.gpu_milli
