@@ -44,3 +44,28 @@ def test_pack_names_the_bad_file(tmp_path):
 
 def test_parse_seeds():
     assert parse_seeds("42-44,50") == [42, 43, 44, 50]
+
+
+def test_simulate_refuses_an_unknown_placement():
+    r = runner.invoke(
+        app,
+        ["simulate", "--pool", "gavel-36x3", "--workload", "gavel:jobs=5", "--placement", "x"],
+    )
+    assert r.exit_code == 2 and "unknown placement policy 'x'" in r.output
+
+
+def test_simulate_with_placement_prints_fragmentation():
+    r = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--pool",
+            "gavel-36x3",
+            "--workload",
+            "gavel:rate=20,jobs=40,multi_gpu=true,seed=1",
+            "--placement",
+            "fgd",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "fragmented (mean)" in r.output

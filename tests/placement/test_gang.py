@@ -1,6 +1,7 @@
 import numpy as np
 
 from computepool.placement.engine import PlacementEngine
+from computepool.placement.frag import TargetWorkload
 from computepool.placement.gang import place_gang
 from computepool.placement.profiles import get_profile
 from computepool.placement.request import PodRequest
@@ -10,7 +11,9 @@ EIGHT = PodRequest.whole(8)
 
 
 def eng(spec, islands, policy="bestfit"):
-    return PlacementEngine(state(spec, islands=islands), get_profile(policy), seed=0)
+    s = state(spec, islands=islands)
+    target = TargetWorkload.from_requests([PodRequest.whole(k) for k in (1, 2, 4, 8)], s.types)
+    return PlacementEngine(s, get_profile(policy), target, seed=0)
 
 
 def test_a_gang_that_cannot_fit_binds_nothing():
@@ -47,3 +50,18 @@ def test_gang_respects_the_allowed_nodes():
     allowed = np.array([False, True, True, True])
     g = place_gang(e, [EIGHT] * 2, allowed)
     assert g is not None and 0 not in {b.node for b in g.bindings}
+
+
+def test_random_gangs_are_all_or_nothing():
+    rng = np.random.default_rng(4)
+    e = eng([("A", 8)] * 6 + [("A", 4)] * 4, list("xxyyzzwwvv"), policy="fsgd")
+    for _ in range(60):
+        before = e.state.used_gpu_milli()
+        workers = [PodRequest.whole(int(rng.choice([1, 2, 4, 8])))] * int(rng.integers(1, 5))
+        g = place_gang(e, workers)
+        want = sum(w.total_gpu_milli for w in workers)
+        after = e.state.used_gpu_milli()
+        assert after - before == (want if g is not None else 0)
+        if g is not None and rng.random() < 0.4:
+            for b in g.bindings:
+                e.unbind(b)
