@@ -50,6 +50,7 @@ PAPER = {
     "06-FGD": "fgd",
 }
 FRAG_AT = (50, 70, 90)
+POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd", "fsgd")
 
 
 def paper_numbers(expected: Path) -> dict:
@@ -130,7 +131,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--traces", default=",".join(TRACES))
-    ap.add_argument("--policies", default=",".join(profile_names()))
+    ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seeds", default="42-51")
     ap.add_argument("--tune", type=float, default=1.3)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -154,7 +155,7 @@ def main() -> int:
         return 2
     tasks = [(t, p, s) for t in traces for p in policies for s in seeds]
     # the slowest policies first, so the pool stays busy to the end
-    tasks.sort(key=lambda x: (not x[1].startswith("fgd"), x[0] != "gpushare100"))
+    tasks.sort(key=lambda x: (x[1] not in ("fgd", "fsgd", "fgd-exact"), x[0] != "gpushare100"))
     paper = paper_numbers(expected) if expected.is_dir() else {"alloc": {}, "frag": {}}
     results = []
     wall0 = time.perf_counter()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 import numpy as np
 
@@ -31,9 +32,11 @@ def fits_type(state: SlotState, nodes: np.ndarray, req: PodRequest) -> np.ndarra
 
 FilterFn = Callable[[SlotState, np.ndarray, PodRequest], np.ndarray]
 
-FILTERS: dict[str, FilterFn] = {
-    "cpu-memory": fits_cpu_memory,
-    "gpu-type": fits_type,
-    "devices": fits_devices,
-}
+FILTERS: Mapping[str, FilterFn] = MappingProxyType(
+    {
+        "cpu-memory": fits_cpu_memory,
+        "gpu-type": fits_type,
+        "devices": fits_devices,
+    }
+)
 DEFAULT_FILTERS = ("cpu-memory", "gpu-type", "devices")

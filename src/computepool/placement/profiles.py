@@ -6,8 +6,9 @@ A policy name (``cpool pack --policy NAME``, ``cpool simulate --placement NAME``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from computepool.placement.filters import DEFAULT_FILTERS, FILTERS
 from computepool.placement.scorers import SCORERS
@@ -72,19 +73,21 @@ def _p(name: str, scorer: str, device: str, text: str, ties: str = "rank") -> Pr
     return Profile(name, DEFAULT_FILTERS, ((scorer, 1.0),), device, text, ties)
 
 
-PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        _p("random", "random", "random", "a random feasible node and device", "random"),
-        _p("dotprod", "dotprod", "bestfit", "Tetris dot product of free and requested"),
-        _p("clustering", "clustering", "bestfit", "keep tasks of one device-use kind together"),
-        _p("packing", "packing", "bestfit", "fill shared devices, then used nodes"),
-        _p("bestfit", "bestfit", "bestfit", "least CPU + device capacity left"),
-        _p("fgd", "fgd", "scorer", "Fragmentation Gradient Descent (ATC'23), artifact scale"),
-        _p("fsgd", "fsgd", "scorer", "FGD + capacity stranded for lack of CPU/memory (ours)"),
-        _p("fgd-exact", "fgd-exact", "scorer", "FGD without score quantisation"),
-    )
-}
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            _p("random", "random", "random", "a random feasible node and device", "random"),
+            _p("dotprod", "dotprod", "bestfit", "Tetris dot product of free and requested"),
+            _p("clustering", "clustering", "bestfit", "keep tasks of one device-use kind together"),
+            _p("packing", "packing", "bestfit", "fill shared devices, then used nodes"),
+            _p("bestfit", "bestfit", "bestfit", "least CPU + device capacity left"),
+            _p("fgd", "fgd", "scorer", "Fragmentation Gradient Descent (ATC'23), artifact scale"),
+            _p("fsgd", "fsgd", "scorer", "FGD + capacity stranded for lack of CPU/memory (ours)"),
+            _p("fgd-exact", "fgd-exact", "scorer", "FGD without score quantisation"),
+        )
+    }
+)
 
 
 def profile_names() -> list[str]:

@@ -9,8 +9,9 @@ broken at random, are part of how they behave.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -218,13 +219,15 @@ def score_fgd_exact(ctx: ScoreContext, nodes: np.ndarray, req: PodRequest) -> Sc
     return -growth[np.arange(len(nodes)), dev], dev
 
 
-SCORERS: dict[str, ScoreFn] = {
-    "random": score_random,
-    "dotprod": score_dotprod,
-    "bestfit": score_bestfit,
-    "packing": score_packing,
-    "clustering": score_clustering,
-    "fgd": score_fgd,
-    "fsgd": score_fsgd,
-    "fgd-exact": score_fgd_exact,
-}
+SCORERS: Mapping[str, ScoreFn] = MappingProxyType(
+    {
+        "random": score_random,
+        "dotprod": score_dotprod,
+        "bestfit": score_bestfit,
+        "packing": score_packing,
+        "clustering": score_clustering,
+        "fgd": score_fgd,
+        "fsgd": score_fsgd,
+        "fgd-exact": score_fgd_exact,
+    }
+)
