@@ -5,7 +5,8 @@
 
 Reads ``../shared/data/alibaba-openb-v2023/csv`` and ``../shared/data/fgd/expected_results``
 relative to the repository root (``--data`` to change); exits with a message when absent.
-Writes a JSON of all results and prints the Markdown tables used in BENCHMARKS.md.
+Prints the Markdown tables used in BENCHMARKS.md (``--json F`` also writes every run's figures;
+``benchmarks/results/fgd_sweep.json`` is the run behind BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def main() -> int:
     ap.add_argument("--seeds", default="42-51")
     ap.add_argument("--tune", type=float, default=1.3)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fgd_sweep.json")
+    ap.add_argument("--json", type=Path, default=None, help="write every run's figures here")
     args = ap.parse_args()
     csv_dir = args.data / "alibaba-openb-v2023" / "csv"
     expected = args.data / "fgd" / "expected_results"
@@ -186,7 +187,7 @@ def main() -> int:
     for r in results:
         r.pop("decision_s")
         r.pop("decision_cpu_s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+
     doc = {
         "wall_seconds": wall,
         "jobs": args.jobs,
@@ -195,7 +196,9 @@ def main() -> int:
         "timing_default_trace": timing,
         "results": results,
     }
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(markdown(results, paper, policies, traces))
     print()
     for p, t in timing.items():
@@ -205,9 +208,7 @@ def main() -> int:
             f"p99 {t['cpu_p99_ms']:.3f} ms"
         )
     cpu = sum(r["cpu_s"] for r in results)
-    print(
-        f"{len(results)} runs in {wall:.0f} s wall ({cpu:.0f} s CPU) with {args.jobs} workers; wrote {args.out}"
-    )
+    print(f"{len(results)} runs in {wall:.0f} s wall ({cpu:.0f} s CPU) with {args.jobs} workers")
     return 0
 
 
