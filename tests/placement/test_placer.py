@@ -63,3 +63,20 @@ def test_simulate_with_placement_reports_fragmentation_over_time():
     assert 0 <= s["mean_fragmented_share"] <= 1
     assert max(series["allocated_share"]) <= 1.0
     assert s["config"]["placement"] == "fgd"
+
+
+def test_unconsolidated_rate_comes_from_gavels_measured_table():
+    from computepool.catalog.throughputs import load_throughputs
+    from computepool.model.pool import Node, Pool
+
+    tp = load_throughputs("gavel")
+    base = make_pool({"V100": (2, 2)}, accels=[tp.accelerators["V100"]])
+    nodes = (Node("v0", "r1", "V100", 2, island="x"), Node("v1", "r1", "V100", 2, island="y"))
+    pool = Pool("split", base.accelerators, base.regions, nodes)
+    jt = "ResNet-18 (batch size 16)"
+    w = workload([Job(id="0", job_type=jt, workers=4)])
+    p = PoolPlacer(pool, w, tp, "bestfit")
+    placements, ok = p.place(np.array([0]), np.array([0]), 0.0)
+    want = tp.unconsolidated[(jt, 4)]["V100"] / tp.measured[(jt, 4)]["V100"]
+    assert ok.all() and placements[0].rate_factor == pytest.approx(want)
+    assert 0.3 < want < 0.4  # Gavel measured ~0.33 for this model on V100

@@ -111,8 +111,8 @@ class PoolPlacer:
         out: list[Placement] = []
         for i, (j, f) in enumerate(zip(jobs, flavors, strict=True)):
             j, f = int(j), int(f)
-            if j in self._held:  # already bound (should not happen): keep it
-                raise ValueError(f"job {j} is already placed")
+            if j in self._held:
+                raise ValueError(f"job {j} is already placed; release it first")
             g = place_gang(self.engine, self.workers(j, f), self._flavor_nodes[f])
             if g is None:
                 continue
