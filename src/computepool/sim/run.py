@@ -96,6 +96,13 @@ def simulate(
         workload.total_steps, workload.job_class, rates, pool.capacity, sf, contention
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    extra: dict = {}
+    for check in checks:
+        summary = getattr(check, "summary", None)
+        if summary is not None:
+            extra.update(summary(workload))
+    if placer is not None:
+        extra.update(placer.series.summary())
     return SimResult(
         pool=pool.name,
         policy=policy.name,
@@ -122,5 +129,5 @@ def simulate(
             "min_reset_seconds": cfg.min_reset_seconds,
             "placement": cfg.placement,
         },
-        extra=placer.series.summary() if placer is not None else {},
+        extra=extra,
     )
