@@ -79,7 +79,7 @@ def one_run(csv_dir: str, trace: str, policy: str, seed: int, tune: float) -> di
     nodes = read_nodes(Path(csv_dir) / "openb_node_list_gpu_node.csv")
     pods = read_pods(Path(csv_dir) / f"openb_pod_list_{trace}.csv")
     t0 = time.process_time()
-    r = run_pack(nodes, pods, policy, seed, tune)
+    r = run_pack(nodes, pods, policy, seed, tune, record_frag=trace == "default")
     top = int(round(tune * 100))
     alloc, frag = r.discretise(r.allocated, top), r.discretise(r.fragmented, top)
     return {
@@ -87,7 +87,7 @@ def one_run(csv_dir: str, trace: str, policy: str, seed: int, tune: float) -> di
         "policy": policy,
         "seed": seed,
         "alloc": float(alloc[top]),
-        "frag": [float(frag[k]) for k in FRAG_AT],
+        "frag": [None if np.isnan(frag[k]) else float(frag[k]) for k in FRAG_AT],
         "cpu_s": time.process_time() - t0,
         "decisions": len(r.decision_s),
         "decision_s": r.decision_s.tolist() if trace == "default" else [],

@@ -92,8 +92,13 @@ def run_pack(
     seed: int,
     tune: float = 1.3,
     on_progress: Callable[[float], None] | None = None,
+    record_frag: bool = True,
 ) -> PackRun:
-    """One packing run of ``policy`` on a fresh copy of ``nodes``."""
+    """One packing run of ``policy`` on a fresh copy of ``nodes``.
+
+    ``record_frag=False`` skips the fragmentation curve (NaN) when it is not needed, which
+    saves about a quarter of the time of policies that do not measure fragmentation anyway.
+    """
     if tune <= 0:
         raise ValueError(f"tune must be > 0, got {tune}")
     profile = get_profile(policy) if isinstance(policy, str) else policy
@@ -109,7 +114,7 @@ def run_pack(
     placed = np.zeros(n, dtype=bool)
     dt, dcpu = np.zeros(n), np.zeros(n)
     everything = np.arange(len(state))
-    frag_total = float(engine.ctx.frag(everything).sum())
+    frag_total = float(engine.ctx.frag(everything).sum()) if record_frag else np.nan
     req_milli, used = 0, 0
     clock, cpu_clock = time.perf_counter, time.thread_time
     for i, p in enumerate(order):
@@ -121,7 +126,8 @@ def run_pack(
         if b is not None:
             placed[i] = True
             used += req.total_gpu_milli
-            frag_total += engine.ctx.refresh_frag(b.node)
+            if record_frag:
+                frag_total += engine.ctx.refresh_frag(b.node)
         arrived[i], alloc[i], frag[i] = req_milli, used, frag_total
         if on_progress is not None and i % 500 == 0:
             on_progress(i / n)
