@@ -32,6 +32,9 @@ class SimConfig:
     #: Time-shared policies: recompute the allocation at every arrival/completion instead of
     #: only together with a counter reset (``SchedulerConfig.recompute_on_change``).
     recompute_on_change: bool = False
+    #: Placement policy binding jobs to node devices (``computepool.placement``); None places
+    #: by count per flavor only.
+    placement: str | None = None
 
 
 def simulate(
@@ -59,6 +62,11 @@ def simulate(
         keys = [c.key for c in workload.classes]
         pair_rates = class_pair_rates(keys, accels, throughputs, rates)
     cluster = SimulatedCluster(workload, rates, cfg.restart_penalty_s, start, pair_rates)
+    placer = None
+    if cfg.placement:
+        from computepool.placement.placer import PoolPlacer
+
+        placer = PoolPlacer(pool, workload, throughputs, cfg.placement)
     sched = Scheduler(
         pool,
         workload,
@@ -71,6 +79,7 @@ def simulate(
         checks=checks,
         feasibility=feas,
         pair_rates=pair_rates,
+        placer=placer,
     )
 
     n = len(workload)
@@ -84,6 +93,8 @@ def simulate(
             return int(np.count_nonzero(s.history.state[a:b])) >= total_window
 
     def on_round(s: Scheduler) -> None:
+        if placer is not None:
+            placer.record(clock.now())
         if on_progress is not None:
             on_progress(float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1))
 
@@ -102,6 +113,8 @@ def simulate(
         summary = getattr(check, "summary", None)
         if summary is not None:
             extra.update(summary(workload))
+    if placer is not None:
+        extra.update(placer.series.summary())
     return SimResult(
         pool=pool.name,
         policy=policy.name,
@@ -127,6 +140,7 @@ def simulate(
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
             "recompute_on_change": cfg.recompute_on_change,
+            "placement": cfg.placement,
         },
         extra=extra,
     )
