@@ -77,8 +77,14 @@ def test_agnostic_falls_back_to_the_lp_when_the_split_does_not_fit():
 
 
 def test_isolated_gives_each_job_one_nth_of_each_flavor():
-    # 4 jobs, 4 + 2 accelerators: 1 and 1/2 of a device each -> row total 1.5, scaled to 1
+    # 4 jobs, 4 + 2 accelerators: 1 and 1/2 of a device each -> row total 1.5, scaled to 1;
+    # the 2-accelerator job gets half of that per device: total 0.75, kept
     inp = policy_input(np.ones((4, 2)), [4, 2], sf=[1, 1, 1, 2])
     x = isolated_shares(inp)
     np.testing.assert_allclose(x[0], [2 / 3, 1 / 3])
-    np.testing.assert_allclose(x[3], [1 / 3, 1 / 6])
+    np.testing.assert_allclose(x[3], [1 / 2, 1 / 4])
+    # more jobs than accelerators: exactly 1/n of each flavor, never over-subscribed
+    inp = policy_input(np.ones((12, 2)), [4, 2])
+    x = isolated_shares(inp)
+    np.testing.assert_allclose(x[0], [4 / 12, 2 / 12])
+    np.testing.assert_allclose(x.sum(axis=0), [4, 2])

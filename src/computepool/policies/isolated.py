@@ -1,10 +1,12 @@
 """``isolated``: every active job gets a 1/n slice of every flavor it may use (Gavel's
 ``isolated`` policy), the reference run for finish-time fairness.
 
-Row ``m`` gets ``capacity_f / (n * scale_factor_m)`` of each legal flavor ``f``; all rows are then
-scaled by one factor so that the largest row total is at most 1. The allocation ignores speed
-(agnostic) and is not work-conserving for multi-accelerator jobs, exactly as in Gavel: it is the
-"1/n of the cluster" a job would get on its own share. ``cpool simulate --ftf-baseline isolated``
+Row ``m`` gets ``capacity_f / (n * scale_factor_m)`` of each legal flavor ``f``; a row whose total
+exceeds 1 (fewer jobs than accelerators) is scaled down to 1, as in Gavel's ``isolated.py``. (An
+older version there divided every row by the largest row total, which over-subscribes the pool
+once jobs outnumber accelerators and turns the reference run into a deficit-ordered queue.)
+The allocation ignores speed (agnostic): it is the "1/n of the cluster" a job would get on its
+own share. ``cpool simulate --ftf-baseline isolated``
 runs it on the same workload and divides each job's JCT by its JCT here (Gavel's rho).
 """
 
@@ -25,8 +27,7 @@ def isolated_shares(inp: PolicyInput) -> np.ndarray:
         return np.zeros((0, inp.num_flavors))
     cap = inp.capacity.astype(np.float64)
     x = inp.feasible * (cap[None, :] / (inp.n * inp.scale_factor.astype(np.float64)[:, None]))
-    top = float(x.sum(axis=1).max())
-    return x / top if top > 0 else x
+    return x / np.maximum(x.sum(axis=1), 1.0)[:, None]
 
 
 @dataclass(frozen=True)
