@@ -32,13 +32,8 @@ from computepool.scheduler.interfaces import (
     RoundGate,
     RoundPlan,
 )
-from computepool.scheduler.mechanism import (
-    assign_ordered,
-    assign_time_shares,
-    assign_with_pairs,
-    speed_order,
-)
-from computepool.scheduler.pairs import PairState, class_pair_rates
+from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
+from computepool.scheduler.pairs import PairState, assign_round, class_pair_rates
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 COMPLETED, REJECTED, CANCELLED = 1, 2, 3
@@ -272,7 +267,9 @@ class Scheduler:
         alone = ~shared
         a.received[run_rows[alone], flv[alone]] += ran[alone]
         if shared.any():
-            self._account_pairs(jobs[shared], a.partner[run_rows[shared]], flv[shared], ran[shared])
+            self._pairs.add_time(
+                jobs[shared], a.partner[run_rows[shared]], flv[shared], ran[shared]
+            )
         self._flavor_time += np.bincount(
             flv, weights=np.where(shared, 0.5, 1.0) * ran, minlength=len(self._flavor_time)
         )
@@ -319,14 +316,6 @@ class Scheduler:
                 self._emit(int(j), "succeeded")
             changed = True
         return changed
-
-    def _account_pairs(
-        self, jobs: np.ndarray, mates: np.ndarray, flv: np.ndarray, ran: np.ndarray
-    ) -> None:
-        """Time run together goes to the pair (each pair appears twice: once per job)."""
-        idx = self._pairs.index(jobs, mates)
-        ok = (idx >= 0) & (jobs < mates)
-        np.add.at(self._pairs.received, (idx[ok], flv[ok]), ran[ok])
 
     def pair_rates(self) -> np.ndarray:
         """(C, C, F) pair rates for the workload's classes (computed once, grown with them)."""
@@ -483,29 +472,19 @@ class Scheduler:
         self._apply(now, new)
 
     def _assign_pairs(self, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flavor and partner (job id, -1 alone) of each row with singles and pairs competing."""
-        a, p = self.active, self._pairs
-        row = self.history.row_of
-        pa, pb = row[p.job_a], row[p.job_b]
-        ok = (pa >= 0) & (pb >= 0)
-        pa, pb = np.where(ok, pa, 0), np.where(ok, pb, 0)
-        p_usable = usable[pa] & usable[pb] & ok[:, None]
-        p_usable &= (
-            self.pair_rates()[self.workload.job_class[p.job_a], self.workload.job_class[p.job_b]]
-            > 0
-        )
-        partner_row = np.where(a.partner >= 0, row[np.maximum(a.partner, 0)], -1)
-        new, mate = assign_with_pairs(
-            (a.share, usable, a.received, a.deficit),
-            (pa, pb, p.share, p_usable, p.received, p.deficit),
-            self._sf_class[self.workload.job_class[a.job]],
+        a, w = self.active, self.workload
+        return assign_round(
+            self._pairs,
+            a,
+            self.history.row_of,
+            usable,
+            self.pair_rates(),
+            w.job_class,
+            self._sf_class[w.job_class[a.job]],
             self.pool.capacity,
-            a.running,
-            partner_row,
             self._flavor_time,
             self._flavor_order(),
         )
-        return new, np.where(mate >= 0, a.job[np.maximum(mate, 0)], -1)
 
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its

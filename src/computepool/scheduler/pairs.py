@@ -14,6 +14,8 @@ import numpy as np
 
 from computepool.model.allocation import PairShares
 from computepool.model.throughput import ClassKey, Throughputs
+from computepool.scheduler.mechanism import assign_with_pairs
+from computepool.scheduler.state import ActiveSet
 
 
 def class_pair_rates(
@@ -72,6 +74,14 @@ class PairState:
         idx = order[pos]
         return np.where(key[idx] == want, idx, -1)
 
+    def add_time(
+        self, jobs: np.ndarray, mates: np.ndarray, flavor: np.ndarray, ran: np.ndarray
+    ) -> None:
+        """Time run together goes to the pair (given once per job: counted for ``job < mate``)."""
+        idx = self.index(jobs, mates)
+        ok = (idx >= 0) & (jobs < mates)
+        np.add.at(self.received, (idx[ok], flavor[ok]), ran[ok])
+
     def keep(self, mask: np.ndarray) -> None:
         for col in ("job_a", "job_b", "share", "received", "deficit"):
             setattr(self, col, getattr(self, col)[mask])
@@ -102,3 +112,37 @@ class PairState:
         seen = old >= 0
         new.deficit[seen] = self.deficit[old[seen]]
         return new
+
+
+def assign_round(
+    pairs: PairState,
+    active: ActiveSet,
+    row_of: np.ndarray,
+    usable: np.ndarray,
+    pair_rates: np.ndarray,
+    job_class: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    flavor_time: np.ndarray,
+    flavor_order: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flavor and partner (job id, -1 alone) of each active row, singles and pairs competing
+    (``mechanism.assign_with_pairs``). ``usable`` (n, F) marks where each row may run now."""
+    a, p = active, pairs
+    pa, pb = row_of[p.job_a], row_of[p.job_b]
+    ok = (pa >= 0) & (pb >= 0)
+    pa, pb = np.where(ok, pa, 0), np.where(ok, pb, 0)
+    p_usable = usable[pa] & usable[pb] & ok[:, None]
+    p_usable &= pair_rates[job_class[p.job_a], job_class[p.job_b]] > 0
+    partner_row = np.where(a.partner >= 0, row_of[np.maximum(a.partner, 0)], -1)
+    new, mate = assign_with_pairs(
+        (a.share, usable, a.received, a.deficit),
+        (pa, pb, p.share, p_usable, p.received, p.deficit),
+        scale_factor,
+        capacity,
+        a.running,
+        partner_row,
+        flavor_time,
+        flavor_order,
+    )
+    return new, np.where(mate >= 0, a.job[np.maximum(mate, 0)], -1)
