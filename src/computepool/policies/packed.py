@@ -294,10 +294,7 @@ class MaxMinFairnessPacked:
                 pair_rates,
             )
             if not _limits_tight(sol, cls, wsum / wmax):
-                scale = w / wmax[wg.inverse]
-                single = Allocation.from_dense(sol.single[wg.inverse] * scale[:, None])
-                pairs = decompose(sol, wg.inverse, cls, scale)
-                return Allocation(single.rows, single.flavor, single.share, pairs=pairs)
+                return _allocation(sol, wg.inverse, cls, w / wmax[wg.inverse])
         first = groups.first
         cls = inp.job_class[first]
         sol = packed_lp(
@@ -309,9 +306,24 @@ class MaxMinFairnessPacked:
             inp.capacity,
             pair_rates,
         )
-        single = Allocation.from_dense(sol.single[groups.inverse])
-        pairs = decompose(sol, groups.inverse, cls)
-        return Allocation(single.rows, single.flavor, single.share, pairs=pairs)
+        return _allocation(sol, groups.inverse, cls, np.ones(inp.n))
+
+
+def _allocation(
+    sol: PackedSolution, inverse: np.ndarray, cls: np.ndarray, scale: np.ndarray
+) -> Allocation:
+    """Rows' single shares and job pairs; pairing time too small to become a pair (below
+    ``PAIR_TOL``) goes back to the row's time alone on that flavor, so that a job whose share is
+    spread thin over many partner classes (big gangs under heavy load) never loses it."""
+    single = sol.single[inverse] * scale[:, None]
+    pairs = decompose(sol, inverse, cls, scale)
+    want = sol.paired.sum(axis=1)[inverse] * scale[:, None]
+    got = np.zeros_like(want)
+    np.add.at(got, (pairs.a, pairs.flavor), pairs.share)
+    np.add.at(got, (pairs.b, pairs.flavor), pairs.share)
+    single = single + np.maximum(want - got, 0.0)
+    a = Allocation.from_dense(single)
+    return Allocation(a.rows, a.flavor, a.share, pairs=pairs)
 
 
 def _limits_tight(sol: PackedSolution, cls: np.ndarray, count: np.ndarray) -> bool:
