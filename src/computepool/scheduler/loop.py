@@ -20,7 +20,7 @@ from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
-from computepool.policies.base import Policy, PolicyInput, subset_input
+from computepool.policies.base import Policy, PolicyInput, restrict_flavors, subset_input
 from computepool.scheduler.interfaces import (
     Clock,
     Cluster,
@@ -34,7 +34,7 @@ from computepool.scheduler.interfaces import (
 from computepool.scheduler.mechanism import assign_round
 from computepool.scheduler.state import ActiveSet, JobHistory
 
-COMPLETED, REJECTED, CANCELLED = 1, 2, 3
+COMPLETED, REJECTED, CANCELLED, FAILED = 1, 2, 3, 4
 
 
 class ProfileCheck(Protocol):
@@ -151,22 +151,27 @@ class Scheduler:
         return jobs[ok]
 
     # ---- one round ----------------------------------------------------------------
-    def _emit(self, job: int, kind: str, detail: str = "") -> None:
+    def _emit(self, job: int, kind: str, detail: str = "", at: float | None = None) -> None:
         if self.sink is not None:
-            self.sink.on_event(job, kind, self._t_prev, detail)
+            self.sink.on_event(job, kind, self._t_prev if at is None else at, detail)
 
     def _account(self, now: float) -> bool:
         obs = self.cluster.observe(now)
         a, h = self.active, self.history
+        ended = obs.completed
+        ended_at = obs.completed_at
+        if len(obs.errored):
+            ended = np.concatenate([obs.completed, obs.errored]).astype(np.int64)
+            ended_at = np.concatenate([obs.completed_at, obs.errored_at])
         t0 = self._t_prev
         run_rows = np.nonzero(a.running >= 0)[0]
         end = np.full(len(run_rows), now)
-        if len(obs.completed):
+        if len(ended):
             pos = np.full(len(a), -1, dtype=np.int64)
             pos[run_rows] = np.arange(len(run_rows))
-            crow = h.row_of[obs.completed]
+            crow = h.row_of[ended]
             valid = (crow >= 0) & (pos[np.maximum(crow, 0)] >= 0)
-            end[pos[crow[valid]]] = obs.completed_at[valid]
+            end[pos[crow[valid]]] = ended_at[valid]
         ran = np.maximum(end - t0, 0.0)
         jobs = a.job[run_rows]
         flv = a.running[run_rows]
@@ -192,28 +197,88 @@ class Scheduler:
             ok = rows >= 0
             a.steps_done[rows[ok]] = obs.progress_steps[ok]
         changed = False
-        if self.placer is not None and (len(obs.failed) or len(obs.completed)):
-            self.placer.release(np.concatenate([obs.failed, obs.completed]).astype(np.int64))
+        if self.placer is not None and (len(obs.failed) or len(ended)):
+            self.placer.release(np.concatenate([obs.failed, ended]).astype(np.int64))
         if len(obs.failed):
             rows = h.row_of[obs.failed]
             rows = rows[rows >= 0]
             a.running[rows] = -1
             for j in obs.failed:
-                self._emit(int(j), "failed")
+                self._emit(int(j), "requeued", "workers failed")
             changed = True
-        if len(obs.completed):
-            h.end[obs.completed] = obs.completed_at
+        if len(ended):
+            h.end[ended] = ended_at
             h.state[obs.completed] = COMPLETED
-            keep = np.ones(len(a), dtype=bool)
-            rows = h.row_of[obs.completed]
-            keep[rows[rows >= 0]] = False
-            h.row_of[obs.completed] = -1
-            a.keep(keep)
-            h.row_of[a.job] = np.arange(len(a))
-            for j in obs.completed:
-                self._emit(int(j), "succeeded")
+            h.state[obs.errored] = FAILED
+            self._remove(ended)
+            for j, t in zip(obs.completed, obs.completed_at, strict=True):
+                self._emit(int(j), "succeeded", at=float(t))
+            for j, t in zip(obs.errored, obs.errored_at, strict=True):
+                self._emit(int(j), "failed", "exited with an error", at=float(t))
             changed = True
         return changed
+
+    def _remove(self, jobs: np.ndarray) -> None:
+        """Drop jobs from the active set (finished, failed or cancelled)."""
+        a, h = self.active, self.history
+        keep = np.ones(len(a), dtype=bool)
+        rows = h.row_of[jobs]
+        keep[rows[rows >= 0]] = False
+        h.row_of[jobs] = -1
+        a.keep(keep)
+        h.row_of[a.job] = np.arange(len(a))
+
+    # ---- live-pool operations (between rounds) ---------------------------------------
+    def adopt(self, jobs: np.ndarray, flavors: np.ndarray, started_at: np.ndarray) -> np.ndarray:
+        """Take over jobs already running on the cluster (after a control-plane restart).
+
+        They join the active set as running on ``flavors`` without a start being sent to the
+        cluster. Returns the mask of jobs adopted; the others were rejected at admission
+        (their reason is in ``rejections``) and the caller must stop them.
+        """
+        jobs = np.asarray(jobs, dtype=np.int64)
+        if len(jobs) == 0:
+            return np.zeros(0, dtype=bool)
+        self.history.ensure(int(jobs.max()) + 1)
+        admitted = self.admit(jobs)
+        ok = np.isin(jobs, admitted)
+        a, h = self.active, self.history
+        self.active.add(admitted)
+        h.row_of[a.job] = np.arange(len(a))
+        a.running[h.row_of[admitted]] = np.asarray(flavors, dtype=np.int64)[ok]
+        h.starts[admitted] += 1
+        h.first_start[admitted] = np.asarray(started_at, dtype=np.float64)[ok]
+        for j in admitted:
+            self._emit(int(j), "adopted")
+        return ok
+
+    def cancel(self, jobs: np.ndarray, reason: str = "cancelled") -> np.ndarray:
+        """Withdraw jobs; running ones are killed through the cluster. Returns those withdrawn.
+
+        Jobs already finished, failed, rejected or cancelled are left alone.
+        """
+        jobs = np.asarray(jobs, dtype=np.int64)
+        if len(jobs) == 0:
+            return jobs
+        h, a = self.history, self.active
+        h.ensure(int(jobs.max()) + 1)
+        jobs = jobs[h.state[jobs] == 0]
+        rows = h.row_of[jobs]
+        rows = rows[rows >= 0]
+        kill = a.job[rows[a.running[rows] >= 0]]
+        now = self.clock.now()
+        if len(kill):
+            if self.placer is not None:
+                self.placer.release(kill)
+            self.cluster.apply(
+                RoundPlan(now=now, round_seconds=self.config.round_seconds, kill=kill)
+            )
+        self._remove(jobs)
+        h.state[jobs] = CANCELLED
+        h.end[jobs] = now
+        for j in jobs:
+            self._emit(int(j), "cancelled", reason, at=now)
+        return jobs
 
     def policy_input(self, now: float) -> PolicyInput:
         a, w = self.active, self.workload
@@ -274,6 +339,9 @@ class Scheduler:
         rows = np.arange(len(a))
         if self.gate is not None:
             ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+            if ok.ndim == 2:
+                inp = restrict_flavors(inp, ok)
+                ok = ok.any(axis=1)
             if not ok.all():
                 rows = np.nonzero(ok)[0]
                 inp = subset_input(inp, rows)
