@@ -50,6 +50,10 @@ class AttemptRecord:
     ranks: tuple[RankState, ...]
     stop_reason: str | None
     closed: bool
+    #: What the control plane recorded when it closed the attempt ("succeeded", "failed", ...).
+    outcome: str | None = None
+    #: Last time any of its files changed: when a lost worker was last known alive.
+    last_seen: float = 0.0
 
     @property
     def state(self) -> str:
@@ -111,6 +115,11 @@ def read_attempt(d: Path) -> AttemptRecord | None:
         return None
     workers = tuple((str(n), tuple(int(x) for x in dev)) for n, dev in meta["workers"])
     stopping = read_json(d / "stopping")
+    closed = read_json(d / "closed")
+    try:
+        last_seen = max(p.stat().st_mtime for p in d.iterdir())
+    except (OSError, ValueError):
+        last_seen = float(meta["started_at"])
     return AttemptRecord(
         key=str(meta["key"]),
         number=int(meta["attempt"]),
@@ -120,7 +129,9 @@ def read_attempt(d: Path) -> AttemptRecord | None:
         started_at=float(meta["started_at"]),
         ranks=tuple(rank_state(d, r) for r in range(len(workers))),
         stop_reason=None if stopping is None else str(stopping.get("reason", "stopped")),
-        closed=(d / "closed").exists(),
+        closed=closed is not None,
+        outcome=None if closed is None else closed.get("outcome"),
+        last_seen=last_seen,
     )
 
 

@@ -82,6 +82,7 @@ class LocalCluster:
         self.running: dict[int, Running] = {}
         self.stopping: list[Running] = []
         self.waiting: list[Running] = []  # placed, devices still held by a stopping attempt
+        self.exit_codes: dict[int, int] = {}  # job -> return code of its last failed attempt
 
     # ---- Cluster protocol ------------------------------------------------------------
     def apply(self, plan: RoundPlan) -> None:
@@ -265,6 +266,8 @@ class LocalCluster:
 
     def _finish(self, r: Running, outcome: str, rc: int | None) -> None:
         self.running.pop(r.job, None)
+        if rc:
+            self.exit_codes[r.job] = rc
         self._reap(r)
         att.mark_closed(r.dir, outcome, rc)
 
