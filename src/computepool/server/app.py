@@ -112,6 +112,7 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
             yield
         finally:
             service.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="computepool",
