@@ -173,7 +173,7 @@ def _missing_pid(rec: AttemptRecord) -> bool:
     return any(r.pid is None and r.rc is None for r in rec.ranks)
 
 
-def scan(runs: Path, wait_for_pid_s: float = 3.0) -> list[AttemptRecord]:
+def scan(runs: Path, wait_for_pid_s: float = 2.0) -> list[AttemptRecord]:
     """Every attempt not yet closed, plus the latest attempt of every job (closed or not).
 
     A rank spawned just before a crash may not have written its pid file yet: wait up to

@@ -215,4 +215,4 @@ def list_jobs(
 
 
 def tenant_names(s: Session) -> dict[int, str]:
-    return dict(s.execute(select(TenantRow.id, TenantRow.name)).tuples().all())
+    return {int(i): str(n) for i, n in s.execute(select(TenantRow.id, TenantRow.name))}
