@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -239,3 +240,63 @@ def test_a_new_backend_adopts_a_running_attempt(live, tmp_path):
     assert a == idx
     os.kill(os.getpid(), 0)  # still here
     assert signal.SIGTERM
+
+
+def _launch_by_hand(root: Path, key: str, workers: int, ranks: list[int], argv: list[str]) -> Path:
+    """An attempt whose launch a crash cut short: meta written, only ``ranks`` spawned."""
+    d = root / "runs" / key / "1"
+    d.mkdir(parents=True)
+    meta = {
+        "key": key,
+        "attempt": 1,
+        "flavor": "r1/N",
+        "workers": [["N-0", [w]] for w in range(workers)],
+        "started_at": time.time(),
+    }
+    (d / "meta.json").write_text(json.dumps(meta))
+    for r in ranks:
+        subprocess.Popen(
+            [PY, "-m", "computepool.backends.shim", str(d), str(r), "--", *argv],
+            start_new_session=True,
+        )
+    return d
+
+
+def test_only_one_shim_runs_a_rank(tmp_path):
+    d = _launch_by_hand(tmp_path, "dup", 1, [], [])
+    marks = tmp_path / "marks"
+    argv = [PY, "-c", f"open({str(marks)!r}, 'a').write('x')"]
+    procs = [
+        subprocess.Popen([PY, "-m", "computepool.backends.shim", str(d), "0", "--", *argv])
+        for _ in range(3)
+    ]
+    for p in procs:
+        p.wait(timeout=20)
+    assert marks.read_text() == "x"
+    assert json.loads((d / "rank-0.exit").read_text())["rc"] == 0
+
+
+def test_a_launch_cut_short_is_completed_not_restarted(tmp_path):
+    marks = tmp_path / "marks"
+    argv = [
+        PY,
+        "-c",
+        f"import os, time; open({str(marks)!r}, 'a').write(os.environ.get('CPOOL_WORKER_RANK', 'r0') + ' '); time.sleep(0.5)",
+    ]
+    _launch_by_hand(tmp_path, "cut", 3, [0], argv)
+    fresh = Live(tmp_path)
+    try:
+        fresh.run_until(lambda: marks.exists())
+        (rec,) = fresh.cluster.recover()
+        assert rec.state == att.PARTIAL and rec.unclaimed == [1, 2]
+        idx = fresh.submit(argv, workers=3, per=1, accel="N", key="cut")
+        fresh.source.pending.clear()
+        p = fresh.cluster.placement_of(idx, rec)
+        assert fresh.placer.claim(p)
+        fresh.cluster.adopt(idx, rec, p)
+        fresh.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+        fresh.run_until(lambda: fresh.state(idx) == COMPLETED)
+    finally:
+        fresh.cleanup()
+    assert sorted(marks.read_text().split()) == ["1", "2", "r0"]
+    assert len(att.attempt_dirs(tmp_path / "runs", "cut")) == 1

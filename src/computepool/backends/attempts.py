@@ -1,6 +1,7 @@
 """Attempt directories: the on-disk record of each start of a job's workers.
 
     RUNS/<job key>/<attempt>/meta.json      written before any worker is spawned
+                             rank-R.claim   created exclusively by the shim of rank R
                              rank-R.pid     written by the shim as it starts
                              rank-R.log     the worker's stdout and stderr
                              rank-R.exit    written by the shim when the worker ends
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from computepool.backends.shim import proc_stat, write_json
 
-RUNNING, EXITED, LOST = "running", "exited", "lost"
+RUNNING, EXITED, LOST, PARTIAL = "running", "exited", "lost", "partial"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class RankState:
     alive: bool
     rc: int | None
     ended_at: float | None
+    claimed: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,21 @@ class AttemptRecord:
 
     @property
     def state(self) -> str:
+        """EXITED: every rank ended; RUNNING: every rank alive or ended, one alive; PARTIAL:
+        the launch was cut short (some ranks never claimed, none lost); LOST otherwise."""
         if all(r.rc is not None for r in self.ranks):
             return EXITED
         if all(r.alive or r.rc is not None for r in self.ranks) and any(
             r.alive for r in self.ranks
         ):
             return RUNNING
+        if all(r.alive or r.rc == 0 or not r.claimed for r in self.ranks):
+            return PARTIAL
         return LOST
+
+    @property
+    def unclaimed(self) -> list[int]:
+        return [r.rank for r in self.ranks if not r.claimed]
 
     @property
     def rc(self) -> int | None:
@@ -106,6 +116,7 @@ def rank_state(d: Path, rank: int) -> RankState:
         is_alive,
         None if ex is None else int(ex["rc"]),
         None if ex is None else float(ex["at"]),
+        claimed=pidf is not None or ex is not None or (d / f"rank-{rank}.claim").exists(),
     )
 
 
@@ -169,15 +180,26 @@ def kill_attempt(rec: AttemptRecord) -> None:
             signal_group(r.pgid, r.pid, signal.SIGKILL)
 
 
+def close_and_kill(d: Path, outcome: str, rc: int | None = None) -> None:
+    """Close an attempt for good: first the marker (a shim starting later sees it and does
+    not run), then kill every rank that is alive now."""
+    mark_closed(d, outcome, rc)
+    rec = read_attempt(d)
+    if rec is not None:
+        kill_attempt(rec)
+
+
 def _missing_pid(rec: AttemptRecord) -> bool:
-    return any(r.pid is None and r.rc is None for r in rec.ranks)
+    """A shim has claimed its rank but not yet said who it is (a few microseconds)."""
+    return any(r.claimed and r.pid is None and r.rc is None for r in rec.ranks)
 
 
-def scan(runs: Path, wait_for_pid_s: float = 2.0) -> list[AttemptRecord]:
+def scan(runs: Path, wait_for_pid_s: float = 1.0) -> list[AttemptRecord]:
     """Every attempt not yet closed, plus the latest attempt of every job (closed or not).
 
-    A rank spawned just before a crash may not have written its pid file yet: wait up to
-    ``wait_for_pid_s`` for it before calling it lost.
+    A rank claimed just before a crash may not have written its pid file yet: wait up to
+    ``wait_for_pid_s`` for it. A rank never claimed may still be claimed by a slow shim: a
+    recovery that spawns it again is safe, since only one shim can claim a rank.
     """
     out: list[AttemptRecord] = []
     if not runs.is_dir():

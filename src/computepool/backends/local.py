@@ -53,7 +53,7 @@ class Running:
     flavor: int
     workers: tuple[tuple[int, tuple[int, ...]], ...]
     started_at: float
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    procs: dict[int, subprocess.Popen] = field(default_factory=dict)  # rank -> its shim
     stop_reason: str | None = None
     kill_at: float = math.inf
     spawned: bool = False
@@ -107,7 +107,7 @@ class LocalCluster:
             if rec is None:
                 continue
             state, rc = rec.state, rec.rc
-            if state == att.LOST and self._starting(r, rec):
+            if state in (att.LOST, att.PARTIAL) and self._starting(r, rec):
                 continue
             if state == att.RUNNING and (rc is None or rc == 0):
                 continue
@@ -193,20 +193,18 @@ class LocalCluster:
             env["CPOOL_RESUME_FROM"] = str(last)
         return env
 
-    def _spawn(self, r: Running, launch: Launch) -> None:
+    def _spawn(self, r: Running, launch: Launch, ranks: list[int] | None = None) -> None:
         cwd = launch.workdir or str(r.dir)
-        for rank in range(len(r.workers)):
+        for rank in range(len(r.workers)) if ranks is None else ranks:
             argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
-            r.procs.append(
-                subprocess.Popen(
-                    [*argv, "--", *launch.argv],
-                    env=self.worker_env(r, launch, rank),
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            r.procs[rank] = subprocess.Popen(
+                [*argv, "--", *launch.argv],
+                env=self.worker_env(r, launch, rank),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
         r.spawned = True
 
@@ -230,20 +228,18 @@ class LocalCluster:
         for rank in rec.ranks if rec else ():
             if rank.alive:
                 att.signal_group(rank.pgid, rank.pid, sig)
-        for p in r.procs:  # a shim that has not written its pid file yet
+        for p in r.procs.values():  # a shim that has not written its pid file yet
             if p.poll() is None:
                 att.signal_group(p.pid, p.pid, sig)
 
     @staticmethod
     def _starting(r: Running, rec: att.AttemptRecord) -> bool:
-        """A shim we spawned that is alive but has not written its pid file yet."""
-        return any(
-            x.pid is None and x.rc is None and i < len(r.procs) and r.procs[i].poll() is None
-            for i, x in enumerate(rec.ranks)
-        )
+        """Every rank without a pid yet has a shim of ours that is still starting."""
+        waiting = [x.rank for x in rec.ranks if x.pid is None and x.rc is None]
+        return bool(waiting) and all(k in r.procs and r.procs[k].poll() is None for k in waiting)
 
     def _reap(self, r: Running) -> None:
-        for p in r.procs:
+        for p in r.procs.values():
             p.poll()
 
     def _progress_stops(self, now: float) -> None:
@@ -252,7 +248,7 @@ class LocalCluster:
             self._reap(r)
             rec = att.read_attempt(r.dir)
             gone = rec is None or not any(x.alive for x in rec.ranks)
-            if gone and all(p.poll() is not None for p in r.procs):
+            if gone and all(p.poll() is not None for p in r.procs.values()):
                 att.mark_closed(r.dir, r.stop_reason or "stopped")
                 continue
             if self.clock() >= r.kill_at:
@@ -285,8 +281,12 @@ class LocalCluster:
         )
 
     def adopt(self, job: int, rec: att.AttemptRecord, placement: Placement) -> None:
-        """Drive a running attempt found after a restart as if this process had started it."""
-        self.running[job] = Running(
+        """Drive a running attempt found after a restart as if this process had started it.
+
+        A launch the crash cut short (``PARTIAL``) is finished: the ranks no shim claimed are
+        spawned now (a slow shim that claims first makes the new one exit at once).
+        """
+        r = Running(
             job,
             rec.key,
             rec.number,
@@ -296,11 +296,13 @@ class LocalCluster:
             rec.started_at,
             spawned=True,
         )
+        self.running[job] = r
+        if rec.unclaimed:
+            self._spawn(r, self.describe(job), rec.unclaimed)
 
     def discard(self, rec: att.AttemptRecord, outcome: str) -> None:
         """Kill what is left of an attempt that will not be adopted, and close it."""
-        att.kill_attempt(rec)
-        att.mark_closed(rec.dir, outcome, rec.rc)
+        att.close_and_kill(rec.dir, outcome, rec.rc)
 
     def shutdown(self, stop_jobs: bool) -> None:
         """Leave workers running (a restart adopts them) or stop them all now."""

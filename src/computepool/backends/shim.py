@@ -2,7 +2,8 @@
 
     python -m computepool.backends.shim ATTEMPT_DIR RANK -- ARGV...
 
-It writes ``rank-R.pid`` first (its pid, process group and kernel start time), runs the
+It claims the rank (``rank-R.claim``, created exclusively: a second shim for the same rank
+exits at once), writes ``rank-R.pid`` (its pid, process group and kernel start time), runs the
 command with stdout and stderr in ``rank-R.log``, and writes ``rank-R.exit`` (return code and
 end time) when the command ends. It lives in its own session, so it outlives a crashed
 control plane, which reads these files on restart to adopt or account for the worker
@@ -50,11 +51,18 @@ def main(argv: list[str]) -> int:
         print("usage: shim ATTEMPT_DIR RANK -- ARGV...", file=sys.stderr)
         return 2
     d = Path(attempt_dir)
+    try:  # exactly one shim runs each rank, even if a recovering control plane spawns another
+        os.close(os.open(d / f"rank-{rank}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return 0
     me = os.getpid()
     write_json(
         d / f"rank-{rank}.pid",
         {"pid": me, "pgid": os.getpgid(me), "start": proc_start_ticks(me), "at": time.time()},
     )
+    if (d / "stopping").exists() or (d / "closed").exists():  # stopped before it began
+        write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
     with open(d / f"rank-{rank}.log", "ab", buffering=0) as log:

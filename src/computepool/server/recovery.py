@@ -6,6 +6,7 @@ For every job the store holds as not finished, the backend's newest attempt deci
 | ------------------------------------- | --------------------------------------------------- |
 | none                                  | the job waits in the queue (it never started)       |
 | workers still running, not stopping   | **adopted**: the scheduler takes it over as running |
+| launch cut short (ranks never started)| adopted, and the missing ranks are started now      |
 | ended on its own, all exit codes 0    | succeeded (at the time the last worker ended)       |
 | ended on its own, an exit code != 0   | failed                                              |
 | being stopped, or some worker lost    | what is left is killed; the job is requeued         |
@@ -154,7 +155,7 @@ def _outcome(rec: att.AttemptRecord | None) -> str:
         return "wait"
     if rec.closed:
         return rec.outcome if rec.outcome in ("succeeded", "failed") else "requeue"
-    if rec.stop_reason is None and rec.state == att.RUNNING:
+    if rec.stop_reason is None and rec.state in (att.RUNNING, att.PARTIAL):
         return "adopt"
     if rec.stop_reason is None and rec.state == att.EXITED:
         return "succeeded" if rec.rc == 0 else "failed"
