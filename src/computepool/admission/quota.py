@@ -110,6 +110,11 @@ class _Books:
         self.shared[self.cohort[t]][f] += self.shared_delta(t, f, s)
         self.used[t][f] += s
 
+    def headroom(self, t: int, limit: list[list[float]]) -> float:
+        """An upper bound on what ``t`` could still get on any flavor under ``limit``."""
+        u = self.used[t]
+        return max((lim - x for lim, x in zip(limit[t], u, strict=True)), default=0.0)
+
     def borrowing(self, t: int, f: int) -> bool:
         return self.used[t][f] > self.nominal[t][f] + 1e-9
 
@@ -151,22 +156,33 @@ def gate_rows(inp: PolicyInput, table: QuotaTable) -> np.ndarray:
     sf = inp.scale_factor.tolist()
     cls, msk, ten = inp.job_class.tolist(), inp.job_mask_index.tolist(), tenant.tolist()
     deferred: list[int] = []
+    # Per-tenant bounds skip rows that cannot fit anywhere in O(1) (long queues of a tenant
+    # that is at its quota cost nothing); refreshed when the tenant is charged.
+    room = {t: books.headroom(t, books.nominal) for t in set(ten)}
     for r in wait.tolist():
         t, s = ten[r], float(sf[r])
+        if room[t] + 1e-9 < s:
+            deferred.append(r)
+            continue
         for f in prefs[(cls[r], msk[r])]:
             if books.used[t][f] + s > books.nominal[t][f] + 1e-9:
                 continue
             if books.cohort_room(t, f, s) or victims.reclaim(books, allowed, t, f, s):
                 books.charge(t, f, s)
+                room[t] = books.headroom(t, books.nominal)
                 allowed[r, f] = True
                 break
         else:
             deferred.append(r)
+    room = {t: books.headroom(t, books.cap) for t in set(ten)}
     for r in _fair_order(deferred, inp, tenant, table, books):
         t, s = ten[r], float(sf[r])
+        if room[t] + 1e-9 < s:
+            continue
         for f in prefs[(cls[r], msk[r])]:
             if books.used[t][f] + s <= books.cap[t][f] + 1e-9 and books.cohort_room(t, f, s):
                 books.charge(t, f, s)
+                room[t] = books.headroom(t, books.cap)
                 allowed[r, f] = True
                 break
     return allowed

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from computepool.server import store
 from computepool.server.db import sessions as make_sessions
 from computepool.server.service import LiveService
+from computepool.server.writer import SubmissionWriter
 
 AUTH_CACHE_SECONDS = 5.0
 
@@ -36,6 +37,7 @@ class AppContext:
     service: LiveService
     sessions: sessionmaker
     data_dir: Path
+    writer: SubmissionWriter | None = None
     _auth: dict[str, tuple[store.Principal, float]] = field(default_factory=dict)
     _tenant_names: dict[int, str] = field(default_factory=dict)
 
@@ -108,9 +110,11 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock)
         try:
             yield
         finally:
+            ctx.writer.close()
             service.stop()
             engine.dispose()
 

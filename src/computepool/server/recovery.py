@@ -145,7 +145,7 @@ def recover(svc: LiveService) -> RecoveryReport:
         s.commit()
     _adopt(svc, adopt, deliver, rep)
     svc.source.initial = deliver
-    with svc.sessions() as s:
+    with svc.write_lock, svc.sessions() as s:
         sink.flush(s)
     return rep
 

@@ -44,9 +44,10 @@ def ctx_of(request: Request) -> AppContext:
     return request.app.state.ctx
 
 
-def principal(
+async def principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> store.Principal:
+    """The caller behind the bearer token (cached for a few seconds; async: no thread hop)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "authorization", "missing 'Authorization: Bearer <token>' header")
     p = ctx_of(request).principal(authorization[7:].strip())
@@ -79,7 +80,7 @@ def job_out(ctx: AppContext, row: JobRow, with_spec: bool = False) -> JobOut:
 
 
 @router.post("/jobs", status_code=201, response_model=JobOut)
-def submit(
+async def submit(
     spec: JobSpec,
     request: Request,
     response: Response,
@@ -99,11 +100,10 @@ def submit(
         raise ApiError(422, field, reason)
     if caller.tenant in ctx.service.over_budget:
         raise ApiError(403, "tenant", f"tenant {caller.tenant!r} has used up its budget")
-    with ctx.sessions() as s:
-        try:
-            row, created = store.submit_job(s, caller, spec, key)
-        except store.Conflict as exc:
-            raise ApiError(409, exc.field, exc.reason) from None
+    try:
+        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key))
+    except store.Conflict as exc:
+        raise ApiError(409, exc.field, exc.reason) from None
     if created:
         ctx.service.metrics.submissions.labels(caller.tenant or "").inc()
         ctx.service.wake()

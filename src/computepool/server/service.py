@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from computepool.admission.quota import QuotaGate
 from computepool.backends.clock import WallClock
@@ -42,7 +42,7 @@ log = logging.getLogger("computepool.server")
 class LoopConfig:
     round_seconds: float = 1.0
     #: Shortest gap between two rounds, however often submissions wake the loop.
-    min_gap_seconds: float = 0.05
+    min_gap_seconds: float = 0.2
     grace_seconds: float = 10.0
     policy: str = "fifo"
     #: How often tenants, quotas and budgets are re-read from the store.
@@ -93,6 +93,9 @@ class LiveService:
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
         self._tenants_at = -1e18
+        #: Held by every writer of this process (scheduler round, submission writer): with
+        #: SQLite, threads then never wait on the database's own lock and its back-off.
+        self.write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.recovery: RecoveryReport | None = None
@@ -116,7 +119,7 @@ class LiveService:
             now = self.clock.now()
             for k in list(self.scheduler.active.job[self.scheduler.active.running >= 0]):
                 self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
-        with self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             self.sink.flush(s)
 
     def wake(self) -> None:
@@ -141,7 +144,7 @@ class LiveService:
         self.refresh_tenants()
         self._cancellations()
         self.scheduler.step()
-        with self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             events = self.sink.flush(s)
         self.rounds += 1
         self.metrics.observe_round(self, time.perf_counter() - t0, events)
@@ -171,21 +174,25 @@ class LiveService:
             known = [self.index.of_id[i] for i in ids if i in self.index.of_id]
             unknown = [i for i in ids if i not in self.index.of_id]
             if unknown:  # never reached the scheduler: cancel in the store directly
-                now = time.time()
-                done = s.scalars(
-                    update(JobRow)
-                    .where(JobRow.id.in_(unknown), JobRow.status == "queued")
-                    .values(status="cancelled", finished_at=now, reason="cancelled")
-                    .returning(JobRow.id)
-                ).all()
-                if done:
-                    s.execute(
-                        insert(JobEventRow),
-                        [{"job_id": i, "at": now, "kind": "cancelled", "detail": ""} for i in done],
-                    )
-                s.commit()
+                self._cancel_unknown(s, unknown)
         if known:
             self.scheduler.cancel(np.asarray(known, dtype=np.int64))
+
+    def _cancel_unknown(self, s: Session, unknown: list[int]) -> None:
+        now = time.time()
+        with self.write_lock:
+            done = s.scalars(
+                update(JobRow)
+                .where(JobRow.id.in_(unknown), JobRow.status == "queued")
+                .values(status="cancelled", finished_at=now, reason="cancelled")
+                .returning(JobRow.id)
+            ).all()
+            if done:
+                s.execute(
+                    insert(JobEventRow),
+                    [{"job_id": i, "at": now, "kind": "cancelled", "detail": ""} for i in done],
+                )
+            s.commit()
 
     def _log_events(self, events: list[Event]) -> None:
         if not log.isEnabledFor(logging.INFO) or len(events) > 200:
