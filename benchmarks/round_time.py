@@ -141,7 +141,8 @@ def run(nodes: int, queued: int, rounds: int, seed: int = 0) -> dict:
         for i, t in enumerate(tenants)
     }
     # enough jobs to fill the pool and leave `queued` waiting behind it
-    jobs = make_jobs(int(queued + capacity / MEAN_ACCELS), rng, tenants)
+    running = capacity / MEAN_ACCELS
+    jobs = make_jobs(int(queued + running * (1 + 0.01 * rounds) + 400), rng, tenants)
     workload = Workload.empty("bench")
     shapes: dict[int, tuple[int, int]] = {}
     source = ListSource()

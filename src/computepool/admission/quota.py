@@ -110,10 +110,18 @@ class _Books:
         self.shared[self.cohort[t]][f] += self.shared_delta(t, f, s)
         self.used[t][f] += s
 
-    def headroom(self, t: int, limit: list[list[float]]) -> float:
-        """An upper bound on what ``t`` could still get on any flavor under ``limit``."""
-        u = self.used[t]
-        return max((lim - x for lim, x in zip(limit[t], u, strict=True)), default=0.0)
+    def headroom(self, t: int, limit: list[list[float]], lent: bool) -> float:
+        """An upper bound on what ``t`` could still get on any flavor under its own ``limit``
+        (nominal, or nominal + borrowing limit) and, if ``lent``, what its cohort has left
+        (not for nominal quota: reclaim can free that)."""
+        c, best = self.cohort[t], 0.0
+        for f, (lim, u) in enumerate(zip(limit[t], self.used[t], strict=True)):
+            room = lim - u
+            if lent:
+                own = max(self.private[t][f] - u, 0.0)
+                room = min(room, own + self.shared_cap[c][f] - self.shared[c][f])
+            best = max(best, room)
+        return best
 
     def borrowing(self, t: int, f: int) -> bool:
         return self.used[t][f] > self.nominal[t][f] + 1e-9
@@ -158,7 +166,7 @@ def gate_rows(inp: PolicyInput, table: QuotaTable) -> np.ndarray:
     deferred: list[int] = []
     # Per-tenant bounds skip rows that cannot fit anywhere in O(1) (long queues of a tenant
     # that is at its quota cost nothing); refreshed when the tenant is charged.
-    room = {t: books.headroom(t, books.nominal) for t in set(ten)}
+    room = {t: books.headroom(t, books.nominal, lent=False) for t in set(ten)}
     for r in wait.tolist():
         t, s = ten[r], float(sf[r])
         if room[t] + 1e-9 < s:
@@ -169,12 +177,12 @@ def gate_rows(inp: PolicyInput, table: QuotaTable) -> np.ndarray:
                 continue
             if books.cohort_room(t, f, s) or victims.reclaim(books, allowed, t, f, s):
                 books.charge(t, f, s)
-                room[t] = books.headroom(t, books.nominal)
+                room[t] = books.headroom(t, books.nominal, lent=False)
                 allowed[r, f] = True
                 break
         else:
             deferred.append(r)
-    room = {t: books.headroom(t, books.cap) for t in set(ten)}
+    room = {t: books.headroom(t, books.cap, lent=True) for t in set(ten)}
     for r in _fair_order(deferred, inp, tenant, table, books):
         t, s = ten[r], float(sf[r])
         if room[t] + 1e-9 < s:
@@ -182,7 +190,7 @@ def gate_rows(inp: PolicyInput, table: QuotaTable) -> np.ndarray:
         for f in prefs[(cls[r], msk[r])]:
             if books.used[t][f] + s <= books.cap[t][f] + 1e-9 and books.cohort_room(t, f, s):
                 books.charge(t, f, s)
-                room[t] = books.headroom(t, books.cap)
+                room[t] = books.headroom(t, books.cap, lent=True)
                 allowed[r, f] = True
                 break
     return allowed

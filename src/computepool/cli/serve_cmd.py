@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -102,6 +103,9 @@ def register(app: typer.Typer) -> None:
             stop_jobs_on_exit=stop_jobs_on_exit,
         )
         configure(log_level)
+        # The scheduler round runs in a thread beside the event loop: switch the GIL more
+        # often than the default 5 ms so requests are not held up behind a long round.
+        sys.setswitchinterval(0.001)
         api = load_or_exit(lambda: build_app(settings))
         uvicorn.run(
             api, host=host, port=port, log_config=None, access_log=False, log_level=log_level

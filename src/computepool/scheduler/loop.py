@@ -339,12 +339,14 @@ class Scheduler:
         rows = np.arange(len(a))
         if self.gate is not None:
             ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+            allowed = None
             if ok.ndim == 2:
-                inp = restrict_flavors(inp, ok)
-                ok = ok.any(axis=1)
+                allowed, ok = ok, ok.any(axis=1)
             if not ok.all():
                 rows = np.nonzero(ok)[0]
                 inp = subset_input(inp, rows)
+            if allowed is not None:
+                inp = restrict_flavors(inp, allowed[rows])
         alloc = self.policy.allocate(inp)
         self.series.policy_calls += 1
         new[rows] = assign_round(

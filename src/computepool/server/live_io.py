@@ -197,11 +197,12 @@ class StoreSink:
             if c.get("flavor") is None:
                 c.pop("flavor", None)
         s.execute(insert(JobEventRow), rows)
-        groups: dict[tuple[str, ...], list[dict]] = defaultdict(list)
+        # jobs with the very same change (e.g. a batch of admissions) share one UPDATE
+        same: dict[tuple, list[int]] = defaultdict(list)
         for jid, c in changes.items():
-            groups[tuple(sorted(c))].append({"id": jid, **c})
-        for batch in groups.values():
-            s.execute(update(JobRow), batch)
+            same[tuple(sorted(c.items()))].append(jid)
+        for items, ids_ in same.items():
+            s.execute(update(JobRow).where(JobRow.id.in_(ids_)).values(dict(items)))
         s.commit()
         for listener in self.listeners:
             listener(events)
