@@ -54,10 +54,17 @@ def run_policy(
     config: SimConfig,
     policy_params: dict[str, Any] | None = None,
     on_progress: Callable[[float], None] | None = None,
+    checks: tuple = (),
 ) -> SimResult:
     pol = get_policy(policy, **(policy_params or {}))
     res = simulate(
-        inputs.pool, inputs.workload, inputs.throughputs, pol, config, on_progress=on_progress
+        inputs.pool,
+        inputs.workload,
+        inputs.throughputs,
+        pol,
+        config,
+        checks=checks,
+        on_progress=on_progress,
     )
     res.policy = policy
     return res

@@ -6,6 +6,8 @@ import os
 import time
 
 from computepool.backends import attempts as att
+from computepool.catalog.pools import load_pool
+from tests.server.conftest import TEST_POOL
 
 SLEEPER = "echo started; exec sleep 60"
 V100 = {"accelerator_types": ["V100"], "accelerators_per_worker": 4}
@@ -139,11 +141,13 @@ def test_usage_meters_each_placement_interval(live):
     ).total_seconds()
     assert abs(row["accelerator_hours"] - 4 * secs / 3600) < 1e-6
     assert 4 * 1.0 / 3600 <= row["accelerator_hours"] < 4 * 5.0 / 3600
-    # K80: 150 W TDP; bootstrap region PUE 1.2, 400 g/kWh, K80 0.135 USD/h
-    kwh = row["accelerator_hours"] * 0.150 * 1.2
-    assert abs(row["energy_kwh"] - kwh) < 1e-9
-    assert abs(row["carbon_kg"] - kwh * 0.4) < 1e-9
-    assert abs(row["cost_usd"] - row["accelerator_hours"] * 0.135) < 1e-9
+    # energy = TDP x PUE x time; carbon = energy x grid intensity; cost = hours x price
+    pool = load_pool(TEST_POOL)
+    k80, region = pool.accelerators["K80"], pool.regions["us-central"]
+    kwh = row["accelerator_hours"] * k80.tdp_w / 1000 * region.pue
+    assert kwh > 0 and abs(row["energy_kwh"] - kwh) < 1e-9
+    assert abs(row["carbon_kg"] - kwh * region.carbon_g_per_kwh / 1000) < 1e-9
+    assert abs(row["cost_usd"] - row["accelerator_hours"] * k80.price_per_hour) < 1e-9
     assert live.client.get("/v1/usage", headers=b).json()["rows"] == []
     assert (
         live.client.get("/v1/usage", params={"since": "1s"}, headers=a).json()["total"][
@@ -168,3 +172,43 @@ def test_metrics_endpoint(live_sqlite):
         'cpool_submissions_total{tenant="acme"} 1.0',
     ):
         assert name in text, name
+
+
+def test_residency_check_refuses_data_that_may_not_leave_its_jurisdiction(tmp_path):
+    """On the multi-jurisdiction demo pool the residency check is on by default: personal
+    data collected in China may not be trained on outside China (CN rulebook)."""
+    from fastapi.testclient import TestClient
+
+    from computepool.server.runtime import ServeSettings, build_app
+    from tests.server.conftest import admin_token, bearer, kill_leftovers
+
+    data, url = tmp_path / "data", f"sqlite:///{tmp_path / 'c.db'}"
+    tok = admin_token(data, url)
+    app = build_app(
+        ServeSettings(data_dir=data, db_url=url, round_seconds=0.1, stop_jobs_on_exit=True)
+    )
+    try:
+        with TestClient(app) as c:
+            adm = bearer(tok)
+            c.post("/v1/tenants", json={"name": "auto-cn"}, headers=adm)
+            t = bearer(c.post("/v1/tenants/auto-cn/tokens", headers=adm).json()["token"])
+            ds = {"name": "drives", "data_class": "personal", "origin": "CN", "persons": 2_000_000}
+            r = c.post(
+                "/v1/jobs",
+                json={"command": "true", "accelerator_types": ["H100"], "datasets": [ds]},
+                headers=t,
+            )
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "datasets"
+            r = c.post("/v1/jobs", json={"command": "true", "datasets": [ds]}, headers=t)
+            assert r.status_code == 201
+            j = r.json()["id"]
+            end = time.time() + 20
+            while c.get(f"/v1/jobs/{j}", headers=t).json()["status"] != "succeeded":
+                assert time.time() < end
+                time.sleep(0.05)
+            flavor = c.get(f"/v1/jobs/{j}", headers=t).json()["flavor"]
+            assert flavor.startswith("cn-")
+            audit = c.get("/v1/audit", headers=adm).json()
+            assert any(a["actor"] == "check:residency" for a in audit)
+    finally:
+        kill_leftovers(data)

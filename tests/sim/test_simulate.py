@@ -124,3 +124,16 @@ def test_deterministic():
     a = simulate(pool, workload(jobs), tp, get_policy("tiresias"))
     b = simulate(pool, workload(jobs), tp, get_policy("tiresias"))
     assert np.array_equal(a.end, b.end)
+
+
+def test_utilization_timeline_spreads_long_intervals():
+    pool = make_pool({"A": (1, 4)})
+    tp = rates_table(pool, {"m": {"A": 1.0}})
+    # four jobs run 10 h on all 4 accelerators; FIFO skips rounds, so intervals are long
+    w = workload(jobs_at(np.zeros(4), steps=36000.0))
+    res = simulate(pool, w, tp, get_policy("fifo"), SimConfig(round_seconds=360))
+    t, util = res.utilization_timeline(bucket_s=3600.0)
+    assert len(t) == 10
+    assert np.allclose(util[:, 0], 1.0)
+    per, overall = res.utilization()
+    assert overall == pytest.approx(1.0)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from computepool.cli import catalog_cmd, jobs_cmd, serve_cmd, simulate_cmd
+from computepool.cli import (
+    catalog_cmd,
+    jobs_cmd,
+    plan_cmd,
+    residency_cmd,
+    serve_cmd,
+    simulate_cmd,
+)
 
 app = typer.Typer(
     name="cpool",
@@ -15,6 +22,8 @@ app = typer.Typer(
 )
 simulate_cmd.register(app)
 catalog_cmd.register(app)
+plan_cmd.register(app)
+residency_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
 

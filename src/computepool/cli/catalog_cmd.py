@@ -38,7 +38,7 @@ def _accelerator_table() -> Table:
             f"{a.memory_bw_gbs:g}",
             f"{a.tdp_w:g}",
             f"{a.h100_equiv:.3f}",
-            "-" if a.price_per_hour is None else f"{a.price_per_hour:.2f}",
+            f"{a.hourly_price:.2f}" + ("" if a.price_per_hour is not None else "*"),
         )
     return t
 
@@ -81,6 +81,10 @@ def register(app: typer.Typer) -> None:
     def catalog() -> None:
         """List accelerator types, regions and shipped pools."""
         console.print(_accelerator_table())
+        console.print(
+            "* no public rental price: derived from the purchase price (3 years at 70 %) or, "
+            "failing that, from H100-equivalence (see docs/pools.md)."
+        )
         for t in (_region_table(), _pool_table()):
             if t is not None:
                 console.print(t)

@@ -68,7 +68,12 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOpt = None,
         policy: Annotated[str, typer.Option("--policy", help="Scheduling policy.")] = "fifo",
         check: Annotated[
-            list[str] | None, typer.Option("--check", help="Admission check to apply (repeatable).")
+            list[str] | None,
+            typer.Option(
+                "--check",
+                help="Admission check (repeatable): residency (default; a no-op on a pool in "
+                "one jurisdiction), or off.",
+            ),
         ] = None,
         round_seconds: Annotated[float, typer.Option("--round-seconds")] = 1.0,
         grace_seconds: Annotated[
@@ -86,6 +91,7 @@ def register(app: typer.Typer) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
 
+        from computepool.server.checks import DEFAULT_CHECKS
         from computepool.server.logs import configure
         from computepool.server.runtime import ServeSettings, build_app
 
@@ -97,7 +103,7 @@ def register(app: typer.Typer) -> None:
             pool=config,
             backend=backend,
             policy=policy,
-            checks=tuple(check or ()),
+            checks=tuple(check) if check else DEFAULT_CHECKS,
             round_seconds=round_seconds,
             grace_seconds=grace_seconds,
             stop_jobs_on_exit=stop_jobs_on_exit,

@@ -17,6 +17,14 @@ VISIBLE_DEVICES_ENV = {
 }
 
 
+#: When no rental price is public, a price per hour is derived (see ``hourly_price``):
+#: purchase price amortised straight-line over this many hours of use (3 years at 70 %)...
+AMORTISATION_HOURS = 3 * 8760 * 0.7
+#: ...or, without a purchase price either, this many USD per effective H100-hour (the H100's
+#: own on-demand price in the catalog, 6.88 USD/h) times the chip's H100-equivalence.
+USD_PER_H100_HOUR = 6.88
+
+
 @dataclass(frozen=True, slots=True)
 class AcceleratorType:
     """A chip model (one row of ``catalog/data/accelerators.yaml``)."""
@@ -34,6 +42,25 @@ class AcceleratorType:
     #: Fraction of peak a typical training job reaches on this chip's software stack (0..1].
     stack_efficiency: float = 1.0
     source: str = ""
+    #: Purchase price of one accelerator (card or package), USD, where a public figure exists.
+    purchase_usd: float | None = None
+    #: Export-control status for China (domain-facts §1.4): ``available``, ``license_required``,
+    #: ``banned``, ``china_special`` (designed under the limits), ``domestic`` (made in China),
+    #: or empty when not assessed.
+    export_status: str = ""
+
+    @property
+    def hourly_price(self) -> float:
+        """USD per accelerator-hour: the catalog's rental price, else a documented derivation."""
+        return self.price_and_basis[0]
+
+    @property
+    def price_and_basis(self) -> tuple[float, str]:
+        if self.price_per_hour is not None:
+            return float(self.price_per_hour), "catalog"
+        if self.purchase_usd:
+            return float(self.purchase_usd) / AMORTISATION_HOURS, "amortised purchase"
+        return self.h100_equiv * self.stack_efficiency * USD_PER_H100_HOUR, "H100-equivalent"
 
     @property
     def visible_devices_env(self) -> str:

@@ -104,8 +104,8 @@ class Pool:
 
     @cached_property
     def flavor_price(self) -> np.ndarray:
-        """USD per accelerator-hour per flavor (0 where the catalog has no price)."""
-        return np.array([a.price_per_hour or 0.0 for a in self.flavor_accelerators])
+        """USD per accelerator-hour per flavor (``AcceleratorType.hourly_price``)."""
+        return np.array([a.hourly_price for a in self.flavor_accelerators])
 
     @cached_property
     def flavor_power_kw(self) -> np.ndarray:

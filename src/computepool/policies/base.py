@@ -76,6 +76,17 @@ class Policy(Protocol):
     def allocate(self, inp: PolicyInput) -> Allocation: ...
 
 
+class TimedPolicy(Policy, Protocol):
+    """An event-driven policy whose decision also changes at a time it can predict.
+
+    ``next_change(inp, running)`` gives the absolute time at which the allocation would change
+    if no job arrived or finished (e.g. Tiresias: when a running job crosses a queue threshold);
+    ``running`` is the flavor per row after this round's assignment.
+    """
+
+    def next_change(self, inp: PolicyInput, running: np.ndarray) -> float: ...
+
+
 def free_capacity(inp: PolicyInput) -> np.ndarray:
     """Accelerators per flavor not held by rows that are running now."""
     run = inp.running >= 0

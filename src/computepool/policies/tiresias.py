@@ -24,15 +24,32 @@ DEFAULT_THRESHOLDS_H = (1.0, 10.0, 100.0)
 @dataclass(frozen=True)
 class Tiresias:
     name: ClassVar[str] = "tiresias"
-    event_driven: ClassVar[bool] = False
+    #: Decisions change only on arrivals, completions and queue crossings (``next_change``).
+    event_driven: ClassVar[bool] = True
     thresholds_hours: tuple[float, ...] = DEFAULT_THRESHOLDS_H
     aware: bool = False
+
+    def _thresholds(self, inp: PolicyInput) -> np.ndarray:
+        return np.asarray(self.thresholds_hours) * 3600.0
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
             return Allocation.empty()
-        queue = np.searchsorted(
-            np.asarray(self.thresholds_hours) * 3600.0, inp.attained / np.maximum(inp.weight, 1e-9)
-        )
+        queue = np.searchsorted(self._thresholds(inp), inp.attained / np.maximum(inp.weight, 1e-9))
         order = np.lexsort((inp.job, inp.arrival, queue))
         return greedy_assign(inp, order, self.aware)
+
+    def next_change(self, inp: PolicyInput, running: np.ndarray) -> float:
+        """When the first running job crosses into a lower queue (the ranking may change)."""
+        run = running >= 0
+        if not run.any():
+            return float("inf")
+        th = self._thresholds(inp)
+        w = np.maximum(inp.weight[run], 1e-9)
+        att = inp.attained[run] / w
+        q = np.searchsorted(th, att, side="right")
+        below = q < len(th)
+        if not below.any():
+            return float("inf")
+        gap = (th[q[below]] - att[below]) * w[below] / inp.scale_factor[run][below]
+        return inp.now + float(gap.min())

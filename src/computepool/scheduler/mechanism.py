@@ -39,7 +39,8 @@ def assign_round(
         return out
     rows, flv = alloc.rows, alloc.flavor
     usage = np.bincount(flv, weights=scale_factor[rows], minlength=len(capacity))
-    if len(np.unique(rows)) == len(rows) and np.all(usage <= capacity + 1e-9):
+    unique_rows = np.bincount(rows, minlength=n).max() <= 1
+    if unique_rows and np.all(usage <= capacity + 1e-9):
         out[rows] = flv
         return out
     prio = priorities(alloc, received, since_reset)

@@ -57,8 +57,14 @@ def _latest(records: list[att.AttemptRecord]) -> tuple[dict[str, att.AttemptReco
 
 
 def _ensure_allocation(svc: LiveService, s, job_id: int, rec: att.AttemptRecord) -> None:
-    """An attempt that ran needs its placement interval in the store (the crash may have
-    come before the round that recorded it)."""
+    """An attempt that ran needs its placement interval, attempt count, flavor and start
+    time in the store (the crash may have come before the round that recorded them)."""
+    job = s.get(JobRow, job_id)
+    if job is not None:
+        job.attempts = max(job.attempts or 0, rec.number)
+        job.flavor = rec.flavor
+        if job.started_at is None:
+            job.started_at = rec.started_at
     found = s.scalars(
         select(AllocationRow).where(
             AllocationRow.job_id == job_id, AllocationRow.ended_at.is_(None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,8 @@ class ServeSettings:
     pool: str | None = None
     backend: str = "local"
     policy: str = "fifo"
-    checks: tuple[str, ...] = ()
+    #: Admission checks by name (``server/checks.py``); ``("off",)`` for none.
+    checks: tuple[str, ...] = ("residency",)
     round_seconds: float = 1.0
     grace_seconds: float = 10.0
     stop_jobs_on_exit: bool = False
@@ -64,8 +66,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
         raise ValueError(f"unknown backend {settings.backend!r}; known: {', '.join(BACKENDS)}")
     if settings.policy not in policy_names():
         raise ValueError(f"unknown policy {settings.policy!r}; known: {', '.join(policy_names())}")
-    checks = resolve_checks(settings.checks)
     pool = load_pool(settings.pool or default_pool())
+    audit_records: deque = deque()
+    checks = resolve_checks(settings.checks, pool, on_record=audit_records.append)
     tp = load_throughputs(settings.throughputs, accelerators=pool.accelerators, with_pairs=False)
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,5 +85,6 @@ def build_app(settings: ServeSettings) -> FastAPI:
             stop_jobs_on_exit=settings.stop_jobs_on_exit,
         ),
         checks=checks,
+        audit_records=audit_records,
     )
     return create_app(engine, service, data_dir)

@@ -8,9 +8,11 @@ A round runs every ``round_seconds``, or sooner when a submission or a cancel wa
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, store
-from computepool.server.db import FINAL, JobEventRow, JobRow
+from computepool.server.db import FINAL, AuditRow, JobEventRow, JobRow
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
@@ -60,10 +62,13 @@ class LiveService:
         config: LoopConfig | None = None,
         checks: Sequence[ProfileCheck] = (),
         metrics: Metrics | None = None,
+        audit_records: deque | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
         self.config = cfg = config or LoopConfig()
         self.checks = tuple(checks)
+        #: Decisions the admission checks record (residency verdicts), written to the audit log.
+        self.audit_records: deque = audit_records if audit_records is not None else deque()
         self.metrics = metrics or Metrics()
         self.feasibility = Feasibility(pool, throughputs)
         self.index = JobIndex(Workload.empty("live"))
@@ -145,9 +150,31 @@ class LiveService:
         self._cancellations()
         self.scheduler.step()
         with self.write_lock, self.sessions() as s:
+            self._write_audit(s)
             events = self.sink.flush(s)
         self.rounds += 1
         self.metrics.observe_round(self, time.perf_counter() - t0, events)
+
+    def _write_audit(self, s: Session) -> None:
+        """Decisions recorded by admission checks (residency verdicts) into the audit log;
+        their job numbers are workload indices, written as stored job ids."""
+        rows = []
+        while self.audit_records:
+            rec = dict(self.audit_records.popleft())
+            job = str(rec.get("job", ""))
+            if job.isdigit() and int(job) < len(self.index.ids):
+                rec["job"] = self.index.ids[int(job)]
+            rows.append(
+                {
+                    "at": time.time(),
+                    "actor": "check:residency",
+                    "action": ("residency." + str(rec.get("outcome", "decision")))[:64],
+                    "target": f"job{rec['job']}" if rec.get("job") != "" else "",
+                    "detail": json.loads(json.dumps(rec, default=str)),
+                }
+            )
+        if rows:
+            s.execute(insert(AuditRow), rows)
 
     def refresh_tenants(self, force: bool = False) -> None:
         now = time.time()

@@ -73,7 +73,7 @@ class SimResult:
         return per, overall
 
     def utilization_timeline(self, bucket_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(times, utilisation[T, F]) bucketed for plots."""
+        """(bucket start times, utilisation[T, F]), busy time spread over buckets by overlap."""
         ser = self.series_arrays()
         if len(ser["t0"]) == 0:
             return np.zeros(0), np.zeros((0, len(self.flavors)))
@@ -81,10 +81,11 @@ class SimResult:
         start, stop = float(t0[0]), float(t1[-1])
         bucket_s = bucket_s or max((stop - start) / 200.0, 1.0)
         edges = np.arange(start, stop + bucket_s, bucket_s)
-        idx = np.clip(np.searchsorted(edges, t0, side="right") - 1, 0, len(edges) - 2)
-        acc = np.zeros((len(edges) - 1, len(self.flavors)))
-        np.add.at(acc, idx, busy)
-        util = acc / (self.capacity[None, :].astype(float) * bucket_s)
+        # cumulative busy accelerator-seconds is linear inside each (contiguous) interval
+        times = np.concatenate([[t0[0]], t1])
+        cum = np.vstack([np.zeros(len(self.flavors)), np.cumsum(busy, axis=0)])
+        at = np.column_stack([np.interp(edges, times, cum[:, k]) for k in range(cum.shape[1])])
+        util = np.diff(at, axis=0) / (self.capacity[None, :].astype(float) * bucket_s)
         return edges[:-1], np.clip(util, 0.0, 1.0)
 
     def summary(self) -> dict[str, Any]:

@@ -85,6 +85,11 @@ def simulate(
         workload.total_steps, workload.job_class, rates, pool.capacity, sf, contention
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    extra: dict = {}
+    for check in checks:
+        summary = getattr(check, "summary", None)
+        if summary is not None:
+            extra.update(summary(workload))
     return SimResult(
         pool=pool.name,
         policy=policy.name,
@@ -110,4 +115,5 @@ def simulate(
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
         },
+        extra=extra,
     )

@@ -1,0 +1,113 @@
+import json
+
+from typer.testing import CliRunner
+
+from computepool.cli.app import app
+
+runner = CliRunner()
+
+
+def test_simulate_writes_json_with_contract_fields(tmp_path):
+    out = tmp_path / "r.json"
+    rep = tmp_path / "r.html"
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--pool",
+            "gavel-36x3",
+            "--workload",
+            "gavel:rate=4.0,jobs=300,seed=0",
+            "--policy",
+            "fifo",
+            "--window",
+            "100:200",
+            "--json",
+            str(out),
+            "--report",
+            str(rep),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    for key in (
+        "avg_jct_hours",
+        "p50_jct_hours",
+        "p99_jct_hours",
+        "makespan_hours",
+        "mean_ftf_rho",
+        "jobs_completed",
+        "utilization",
+        "wall_seconds",
+    ):
+        assert key in doc
+    assert doc["jobs_completed"] == 100
+    assert set(doc["utilization"]) == {"us-central/K80", "us-central/P100", "us-central/V100"}
+    html = rep.read_text()
+    assert (
+        html.startswith("<!doctype html>") and 'src="http' not in html and "<script src" not in html
+    )
+
+
+def test_compare_runs_several_policies(tmp_path):
+    out = tmp_path / "c.json"
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "--pool",
+            "gavel-36x3",
+            "--workload",
+            "gavel:rate=4.0,jobs=200,seed=1",
+            "--policies",
+            "fifo,fifo-agnostic",
+            "--json",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    docs = json.loads(out.read_text())
+    assert [d["policy"] for d in docs] == ["fifo", "fifo-agnostic"]
+
+
+def test_unknown_policy_is_a_clear_error():
+    res = runner.invoke(
+        app, ["simulate", "--pool", "gavel-36x3", "--workload", "gavel:jobs=10", "--policy", "nope"]
+    )
+    assert res.exit_code == 2
+    assert "unknown policy 'nope'" in res.output
+
+
+def test_bad_window_and_missing_trace_are_clear_errors(tmp_path):
+    res = runner.invoke(
+        app, ["simulate", "--pool", "gavel-36x3", "--workload", "gavel:jobs=10", "--window", "5-3"]
+    )
+    assert res.exit_code == 2 and "--window" in res.output
+    missing = tmp_path / "none.csv"
+    res = runner.invoke(app, ["simulate", "--pool", "gavel-36x3", "--workload", str(missing)])
+    assert res.exit_code == 2 and "none.csv" in res.output
+
+
+def test_unknown_pool_is_a_clear_error():
+    res = runner.invoke(app, ["simulate", "--pool", "no-such-pool", "--workload", "gavel:jobs=10"])
+    assert res.exit_code == 2
+    assert "no-such-pool" in res.output
+
+
+def test_validate_pool_and_bad_pool(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nregions: [cn-ulanqab]\nnode_groups:\n"
+        "  - {prefix: x, region: cn-ulanqab, accelerator: H1000, per_node: 8, nodes: 1}\n"
+    )
+    res = runner.invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 2
+    assert "bad.yaml" in res.output and "node_groups[0].accelerator" in res.output
+    assert "H1000" in res.output
+
+
+def test_catalog_lists_types_regions_pools():
+    res = runner.invoke(app, ["catalog"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for word in ("Ascend910C", "MLU370", "K100", "eu-frankfurt", "automotive-demo"):
+        assert word in res.output
