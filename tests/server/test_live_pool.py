@@ -147,7 +147,8 @@ def test_usage_meters_each_placement_interval(live):
     kwh = row["accelerator_hours"] * k80.tdp_w / 1000 * region.pue
     assert kwh > 0 and abs(row["energy_kwh"] - kwh) < 1e-9
     assert abs(row["carbon_kg"] - kwh * region.carbon_g_per_kwh / 1000) < 1e-9
-    assert abs(row["cost_usd"] - row["accelerator_hours"] * k80.price_per_hour) < 1e-9
+    assert abs(row["cost_usd"] - row["accelerator_hours"] * k80.hourly_price) < 1e-9
+    assert row["cost_usd"] > 0
     assert live.client.get("/v1/usage", headers=b).json()["rows"] == []
     assert (
         live.client.get("/v1/usage", params={"since": "1s"}, headers=a).json()["total"][

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 import yaml
+from rich import box
 from rich.table import Table
 
 from computepool.cli.common import console, fail
@@ -54,9 +55,9 @@ class Client:
 def _when(text: str | None) -> str:
     if not text:
         return "-"
-    return (
-        datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone().strftime("%m-%d %H:%M:%S")
-    )
+    t = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone()
+    today = t.date() == datetime.now().astimezone().date()
+    return t.strftime("%H:%M:%S" if today else "%m-%d %H:%M")
 
 
 STATUS_STYLE = {
@@ -114,7 +115,7 @@ def register(app: typer.Typer) -> None:
         if tenant:
             params["tenant"] = tenant
         rows = Client(url, token).call("GET", "/v1/jobs", params=params).json()["jobs"]
-        t = Table()
+        t = Table(box=box.SIMPLE_HEAD)
         for col in (
             "id",
             "tenant",
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
             "flavor",
             "submitted",
             "started",
-            "finished",
+            "ended",
         ):
             t.add_column(col, justify="right" if col in ("id", "acc") else "left")
         for j in rows:

@@ -26,19 +26,21 @@ class Metered:
 
 
 def meter(pool: Pool, flavor: str, accelerators: int, seconds: float) -> Metered:
-    """Usage of ``accelerators`` of ``flavor`` held for ``seconds``."""
-    f = Flavor.parse(flavor)
-    accel = pool.accelerators.get(f.accelerator)
-    region = pool.regions.get(f.region)
+    """Usage of ``accelerators`` of ``flavor`` held for ``seconds``, with the pool's own
+    per-flavor power (TDP x PUE), price and grid intensity (as the simulator accounts)."""
     acc_s = max(seconds, 0.0) * accelerators
-    if accel is None or region is None:
+    try:
+        f = pool.flavor_index.get(Flavor.parse(flavor))
+    except ValueError:
+        f = None
+    if f is None:
         return Metered(acc_s, 0.0, 0.0, 0.0)
-    kwh = acc_s * accel.tdp_w / 1000.0 * region.pue / 3600.0
+    kwh = acc_s * float(pool.flavor_power_kw[f]) / 3600.0
     return Metered(
         acc_s,
         kwh,
-        acc_s / 3600.0 * (accel.price_per_hour or 0.0),
-        kwh * region.carbon_g_per_kwh / 1000.0,
+        acc_s / 3600.0 * float(pool.flavor_price[f]),
+        kwh * float(pool.flavor_carbon[f]) / 1000.0,
     )
 
 
