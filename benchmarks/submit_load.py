@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -64,6 +65,12 @@ def parse_wrk(out: str) -> dict:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_one(db: str, seconds: int, connections: int, work: Path) -> dict:
     pg = None
     if db == "postgresql":
@@ -91,6 +98,8 @@ def run_one(db: str, seconds: int, connections: int, work: Path) -> dict:
             check=True,
             capture_output=True,
         )
+        cpu0 = cpu_seconds(server.proc.pid)
+        load0 = os.getloadavg()[0]
         out = subprocess.run(
             [
                 "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
@@ -98,7 +107,11 @@ def run_one(db: str, seconds: int, connections: int, work: Path) -> dict:
             ],
             check=True, capture_output=True, text=True,
         ).stdout  # fmt: skip
+        cpu = cpu_seconds(server.proc.pid) - cpu0
         res = parse_wrk(out)
+        # load-independent: CPU the server spent per 1,000 submissions (all its threads)
+        res["server_cpu_ms_per_request"] = 1000.0 * cpu / max(res["requests"], 1)
+        res["load_average_before"] = load0
         jobs = httpx.get(
             server.url + "/v1/jobs", params={"limit": 1, "status": ["admitted"]}, headers=h
         ).json()["jobs"]
@@ -128,7 +141,9 @@ def main() -> None:
         print(
             f"{db:10s} {r['requests_per_s']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  "
             f"p90 {r['p90_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
-            f"({r['requests']} requests, non-2xx {r['non_2xx']}, {args.connections} connections)"
+            f"({r['requests']} requests, non-2xx {r['non_2xx']}, {args.connections} connections; "
+            f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request; "
+            f"load average {r['load_average_before']:.1f})"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
