@@ -108,7 +108,7 @@ def open_live(data_dir: Path, url: str, **kw) -> tuple[TestClient, str]:
         pool=TEST_POOL,
         round_seconds=kw.pop("round_seconds", 0.1),
         grace_seconds=kw.pop("grace_seconds", 1.0),
-        stop_jobs_on_exit=True,
+        stop_jobs_on_exit=kw.pop("stop_jobs_on_exit", True),
         **kw,
     )
     return TestClient(build_app(settings)), tok
