@@ -44,7 +44,12 @@ class ThrowawayPostgres:
         self.port = free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                raise FileNotFoundError(
+                    "running as root, but there is no 'postgres' user to run the server as"
+                ) from None
             os.chmod(self.root, 0o755)
             self.data.mkdir()
             os.chown(self.data, pw.pw_uid, pw.pw_gid)

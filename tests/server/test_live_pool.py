@@ -175,6 +175,26 @@ def test_metrics_endpoint(live_sqlite):
         assert name in text, name
 
 
+def test_openapi_documents_every_endpoint(live_sqlite):
+    doc = live_sqlite.client.get("/openapi.json").json()
+    paths = set(doc["paths"])
+    for path in (
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/jobs/{job_id}/logs",
+        "/v1/usage",
+        "/v1/pool",
+        "/v1/tenants",
+        "/v1/tenants/{name}/tokens",
+        "/v1/tokens/{token_id}",
+        "/v1/audit",
+    ):
+        assert path in paths, path
+    post = doc["paths"]["/v1/jobs"]["post"]
+    assert "JobOut" in str(post["responses"]["201"]) and "422" in post["responses"]
+
+
 def test_residency_check_refuses_data_that_may_not_leave_its_jurisdiction(tmp_path):
     """On the multi-jurisdiction demo pool the residency check is on by default: personal
     data collected in China may not be trained on outside China (CN rulebook)."""

@@ -1,5 +1,6 @@
 """The store: migrations build exactly the models' schema; tokens are stored hashed."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
@@ -38,3 +39,29 @@ def test_tokens_are_stored_hashed(tmp_path):
 def test_postgresql_urls_use_psycopg3():
     assert normalise_url("postgresql://u@h:1/db") == "postgresql+psycopg://u@h:1/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_a_failed_round_write_keeps_its_events_for_the_next_round(tmp_path):
+    from computepool.model.workload import Workload
+    from computepool.server.live_io import Event, JobIndex, StoreSink
+
+    class Boom(Exception):
+        pass
+
+    class FailingSession:
+        def scalars(self, *_a, **_k):
+            raise Boom
+
+        def execute(self, *_a, **_k):
+            raise Boom
+
+        def rollback(self):
+            pass
+
+    index = JobIndex(Workload.empty())
+    index.ids.append(1)
+    sink = StoreSink(index, cluster=None, pool=None)  # type: ignore[arg-type]
+    sink.buffer.append(Event(0, "succeeded", 1.0, ""))
+    with pytest.raises(Boom):
+        sink.flush(FailingSession())  # type: ignore[arg-type]
+    assert [e.kind for e in sink.buffer] == ["succeeded"]

@@ -141,9 +141,21 @@ class StoreSink:
         self.buffer.append(Event(job, kind, now, detail, attempt, workers, rc))
 
     def flush(self, s: Session) -> list[Event]:
+        """Write the buffered events in one transaction; if it fails they stay buffered."""
         events, self.buffer = self.buffer, []
         if not events:
             return events
+        try:
+            self._write(s, events)
+        except Exception:
+            s.rollback()
+            self.buffer = events + self.buffer
+            raise
+        for listener in self.listeners:
+            listener(events)
+        return events
+
+    def _write(self, s: Session, events: list[Event]) -> None:
         ids = self.index.ids
         changes: dict[int, dict] = defaultdict(dict)
         rows: list[dict] = []
@@ -204,9 +216,6 @@ class StoreSink:
         for items, ids_ in same.items():
             s.execute(update(JobRow).where(JobRow.id.in_(ids_)).values(dict(items)))
         s.commit()
-        for listener in self.listeners:
-            listener(events)
-        return events
 
     def _open(self, s: Session, jid: int, e: Event) -> AllocationRow:
         a = AllocationRow(
