@@ -65,3 +65,23 @@ def test_a_failed_round_write_keeps_its_events_for_the_next_round(tmp_path):
     with pytest.raises(Boom):
         sink.flush(FailingSession())  # type: ignore[arg-type]
     assert [e.kind for e in sink.buffer] == ["succeeded"]
+
+
+def test_downgrade_removes_everything(tmp_path):
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    migrate(engine)
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(resources.files("computepool.server") / "migrations")
+    )
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()

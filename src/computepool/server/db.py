@@ -81,6 +81,8 @@ class JobRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
         Index("ix_jobs_status_id", "status", "id"),
+        # each round asks for open cancel requests: rare, so an index makes it cheap
+        Index("ix_jobs_cancel_status", "cancel_requested", "status"),
     )
 
 
@@ -105,7 +107,7 @@ class AllocationRow(Base):
     #: [[node, [device, ...]], ...] per worker rank
     workers: Mapped[list] = mapped_column(JSON)
     started_at: Mapped[float] = mapped_column(Float)
-    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 

@@ -81,6 +81,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_status_id", ["status", "id"], unique=False)
+        batch_op.create_index("ix_jobs_cancel_status", ["cancel_requested", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
@@ -102,6 +103,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_allocations_job_id"), ["job_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_allocations_ended_at"), ["ended_at"], unique=False)
 
     op.create_table(
         "job_events",
@@ -163,11 +165,13 @@ def downgrade() -> None:
 
     op.drop_table("job_events")
     with op.batch_alter_table("allocations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_allocations_ended_at"))
         batch_op.drop_index(batch_op.f("ix_allocations_job_id"))
 
     op.drop_table("allocations")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_tenant_id"))
+        batch_op.drop_index("ix_jobs_cancel_status")
         batch_op.drop_index("ix_jobs_status_id")
 
     op.drop_table("jobs")
