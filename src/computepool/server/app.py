@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,10 +111,6 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
         ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock)
-        # What start-up loaded (catalog, throughput tables, ORM metadata) lives as long as
-        # the server: keep it out of the collector's scans, whose pauses were the p99.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
