@@ -31,7 +31,7 @@ from computepool.scheduler.interfaces import (
     RoundGate,
     RoundPlan,
 )
-from computepool.scheduler.mechanism import assign_round
+from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 COMPLETED, REJECTED, CANCELLED, FAILED = 1, 2, 3, 4
@@ -66,6 +66,10 @@ class SchedulerConfig:
     #: Received-time counters (the mechanism's memory) are reset at most this often, and only
     #: when the job set changed (Gavel's ``minimum_time_between_allocation_resets``).
     min_reset_seconds: float = 1920.0
+    #: Time-shared (LP) policies: recompute the allocation whenever the job set changed. False
+    #: (Gavel's simulator) recomputes it only together with a counter reset; jobs that arrive in
+    #: between hold no share until then and run only on room the others leave.
+    recompute_on_change: bool = False
 
 
 @dataclass
@@ -113,7 +117,10 @@ class Scheduler:
         self._mask_status: list[Status] = []
         self._sf_class = np.array([c.scale_factor for c in workload.classes], dtype=np.int64)
         self._t_prev = clock.now()
-        self._reset_at = self._t_prev
+        self._reset_at = -math.inf
+        #: Seconds of job time per flavor since the last reset (Gavel's ``worker_time_so_far``).
+        self._flavor_time = np.zeros(F)
+        self._speed_order = speed_order(self._feas.rates)
         self._first = True
         self._done = False
         self._policy_next = math.inf
@@ -250,6 +257,7 @@ class Scheduler:
         acc = ran * sf
         a.attained[run_rows] += acc
         a.received[run_rows, flv] += ran
+        self._flavor_time += np.bincount(flv, weights=ran, minlength=len(self._flavor_time))
         h.accel_seconds[jobs] += acc
         h.cost_usd[jobs] += acc * self._price[flv] / 3600.0
         kwh = acc * self._power[flv] / 3600.0
@@ -315,6 +323,8 @@ class Scheduler:
         ok = np.isin(jobs, admitted)
         a, h = self.active, self.history
         self.active.add(admitted)
+        if len(admitted):
+            self.active.received[-len(admitted) :] = self._half_round  # as in ``step``
         h.row_of[a.job] = np.arange(len(a))
         a.running[h.row_of[admitted]] = np.asarray(flavors, dtype=np.int64)[ok]
         h.starts[admitted] += 1
@@ -398,6 +408,8 @@ class Scheduler:
             admitted = self.admit(arrived)
             if len(admitted):
                 self.active.add(admitted)
+                # Gavel starts every job's received time at half a round on each flavor.
+                self.active.received[-len(admitted) :] = self._half_round
                 self.history.row_of[self.active.job] = np.arange(len(self.active))
                 for j in admitted:
                     self._emit(int(j), "admitted")
@@ -411,44 +423,97 @@ class Scheduler:
         self.series.rounds += 1
         return True
 
+    @property
+    def _half_round(self) -> float:
+        return self.config.round_seconds / 2.0
+
+    def _reset_counters(self, now: float) -> None:
+        """Gavel's reset: fold the period's shortfall into deficits, restart the time counters."""
+        a, half = self.active, self._half_round
+        if math.isfinite(self._reset_at):
+            elapsed = now - self._reset_at
+            a.deficit += a.share * elapsed - (a.received - half)
+        a.received[:] = half
+        self._flavor_time[:] = half * len(a)
+        self._reset_at = now
+
+    def _flavor_order(self) -> np.ndarray:
+        if getattr(self.policy, "aware", True):
+            return self._speed_order
+        return np.roll(self._speed_order, -(self.series.rounds % len(self._speed_order)))
+
     def _decide(self, now: float, changed: bool) -> None:
-        a, h = self.active, self.history
-        if changed and now - self._reset_at >= self.config.min_reset_seconds:
-            a.received[:] = 0.0
-            self._reset_at = now
-        inp = self.policy_input(now)
+        a = self.active
+        F = len(self.pool.flavors)
+        time_shared = bool(getattr(self.policy, "time_shared", False))
+        reset = changed and now - self._reset_at >= self.config.min_reset_seconds
+        if reset:
+            self._reset_counters(now)
+        recompute = (
+            not time_shared or reset or self._first or (changed and self.config.recompute_on_change)
+        )
         new = np.full(len(a), -1, dtype=np.int64)
         rows = np.arange(len(a))
-        if self.gate is not None:
-            ok = np.asarray(self.gate.eligible(inp), dtype=bool)
-            allowed = None
-            if ok.ndim == 2:
-                allowed, ok = ok, ok.any(axis=1)
-            if not ok.all():
-                rows = np.nonzero(ok)[0]
-                inp = subset_input(inp, rows)
+        inp = None
+        allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
+        if recompute or self.gate is not None:
+            inp = self.policy_input(now)
+            if self.gate is not None:
+                ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+                if ok.ndim == 2:
+                    allowed, ok = ok, ok.any(axis=1)
+                if not ok.all():
+                    rows = np.nonzero(ok)[0]
+                    inp = subset_input(inp, rows)
+                if allowed is not None:
+                    inp = restrict_flavors(inp, allowed[rows])
+        if time_shared:
+            if recompute:
+                alloc = self.policy.allocate(inp)
+                self.series.policy_calls += 1
+                a.share[:] = 0.0
+                a.share[rows] = alloc.dense(len(rows), F)
+            usable = np.zeros((len(a), F), dtype=bool)
+            cls = self.workload.job_class[a.job[rows]]
+            prof = self.workload.data_profile[a.job[rows]]
+            usable[rows] = (self._feas.rates[cls] > 0) & self._profile_masks()[prof]
             if allowed is not None:
-                inp = restrict_flavors(inp, allowed[rows])
-        alloc = self.policy.allocate(inp)
-        self.series.policy_calls += 1
-        new[rows] = assign_round(
-            alloc,
-            inp.scale_factor,
-            inp.capacity,
-            inp.running,
-            a.received[rows],
-            now - self._reset_at,
-        )
-        # Admission checks are enforced here whatever the policy proposed: a row never gets
-        # a flavor its data profile's mask forbids (and a running one is stopped).
-        if self.checks:
-            masks = self._profile_masks()
-            on = np.nonzero(new >= 0)[0]
-            legal = masks[self.workload.data_profile[a.job[on]], new[on]]
-            new[on[~legal]] = -1
-        next_change = getattr(self.policy, "next_change", None)
-        if next_change is not None:
-            self._policy_next = next_change(inp, new[rows])
+                usable[rows] &= allowed[rows]
+            new = assign_time_shares(
+                a.share,
+                usable,
+                self._sf_class[self.workload.job_class[a.job]],
+                self.pool.capacity,
+                a.running,
+                a.received,
+                self._flavor_time,
+                a.deficit,
+                self._flavor_order(),
+            )
+        else:
+            alloc = self.policy.allocate(inp)
+            self.series.policy_calls += 1
+            new[rows] = assign_ordered(alloc, inp.scale_factor, inp.capacity, inp.running)
+            self._enforce_checks(new)
+            next_change = getattr(self.policy, "next_change", None)
+            if next_change is not None:
+                self._policy_next = next_change(inp, new[rows])
+        self._apply(now, new)
+
+    def _enforce_checks(self, new: np.ndarray) -> None:
+        """Admission checks hold whatever the policy proposed: a row never gets a flavor its
+        data profile's mask forbids (and a running one is stopped)."""
+        if not self.checks:
+            return
+        a = self.active
+        masks = self._profile_masks()
+        on = np.nonzero(new >= 0)[0]
+        legal = masks[self.workload.data_profile[a.job[on]], new[on]]
+        new[on[~legal]] = -1
+
+    def _apply(self, now: float, new: np.ndarray) -> None:
+        """Stop, start and place what changed between ``a.running`` and ``new``."""
+        a, h = self.active, self.history
         stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
         start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
         if len(stop_rows) == 0 and len(start_rows) == 0:
