@@ -5,6 +5,8 @@ import json
 import os
 import time
 
+import pytest
+
 from computepool.backends import attempts as att
 from computepool.catalog.pools import load_pool
 from tests.server.conftest import TEST_POOL
@@ -231,5 +233,41 @@ def test_residency_check_refuses_data_that_may_not_leave_its_jurisdiction(tmp_pa
             assert flavor.startswith("cn-")
             audit = c.get("/v1/audit", headers=adm).json()
             assert any(a["actor"] == "check:residency" for a in audit)
+    finally:
+        kill_leftovers(data)
+
+
+@pytest.mark.parametrize("policy", ["las", "ftf", "tiresias", "fifo-agnostic"])
+def test_other_policies_drive_the_live_pool_under_quotas(tmp_path, policy):
+    from tests.server.conftest import LivePool, bearer, kill_leftovers, open_live
+
+    data = tmp_path / "data"
+    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", policy=policy)
+    try:
+        with client:
+            live = LivePool(client, bearer(tok), data)
+            q = {"cohort": "c", "quotas": {"V100": {"nominal": 8, "borrowing_limit": 0}}}
+            a, b = live.tenant("acme", **q), live.tenant("bolt", **q)
+            spec = {"command": "sleep 0.3", "accelerator_types": ["V100"]}
+            ids = [
+                (a, live.submit(a, accelerators_per_worker=4, **spec).json()["id"])
+                for _ in range(4)
+            ]
+            ids += [
+                (b, live.submit(b, accelerators_per_worker=2, **spec).json()["id"])
+                for _ in range(3)
+            ]
+            for who, j in ids:
+                live.wait_status(who, j, "succeeded", timeout=30)
+            # acme never held more than its 8 (2 jobs of 4) at once
+            allocs = [a_ for who, j in ids if who == a for a_ in live.job(a, j)["allocations"]]
+            edges = sorted(
+                [(x["started_at"], 4) for x in allocs] + [(x["ended_at"], -4) for x in allocs]
+            )
+            held = peak = 0
+            for _, d in edges:
+                held += d
+                peak = max(peak, held)
+            assert peak <= 8
     finally:
         kill_leftovers(data)
