@@ -60,7 +60,8 @@ Caller = Annotated[store.Principal, Depends(principal)]
 
 
 def job_out(ctx: AppContext, row: JobRow, with_spec: bool = False) -> JobOut:
-    return JobOut(
+    """The API view of a stored job (built without re-validation: the store's values)."""
+    return JobOut.model_construct(
         id=row.id,
         tenant=ctx.tenant_name(row.tenant_id),
         name=row.name,

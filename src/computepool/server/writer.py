@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,7 +95,9 @@ def write_batch(s: Session, batch: list[Submission]) -> list[tuple[JobRow, bool]
             [{"job_id": j, "at": now, "kind": "queued", "detail": ""} for j in ids],
         )
         for i, j in zip(new, ids, strict=True):
-            out[i] = (JobRow(id=j, **rows[i]), True)
+            # a plain record (not an ORM instance: no session state to set up per job)
+            fresh = {"flavor": None, "started_at": None, "finished_at": None, "exit_code": None}
+            out[i] = (SimpleNamespace(id=j, **fresh, **rows[i]), True)  # type: ignore[assignment]
     for i, o in enumerate(out):
         if isinstance(o, int):
             first = out[-1 - o]
