@@ -3,8 +3,9 @@
     python benchmarks/round_time.py [--nodes 10000] [--queued 10000] [--rounds 20] [--json OUT]
 
 The live pool's own pieces: a growable ``Workload`` fed like the store feeds it, the quota
-gate (two cohorts of tenants with nominal quotas and borrowing), the device-slot assigner,
-FIFO, and the shared ``Scheduler``. The cluster is a stand-in that starts nothing (10,000
+gate (two cohorts of tenants with nominal quotas and borrowing), the placement engine
+(``--placement bestfit`` by default; ``slots`` for the minimal assigner), FIFO, and the
+shared ``Scheduler``. The cluster is a stand-in that starts nothing (10,000
 real processes do not fit a 2-core machine); it reports 1% of the running jobs finished
 each round, so every steady round admits, gates, allocates and places again with the
 queue still full. Times are wall-clock per ``Scheduler.step()``.
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from computepool.admission.quota import QuotaGate
+from computepool.backends.engine_placer import LivePlacer
 from computepool.backends.slots import SlotAssigner
 from computepool.catalog.accelerators import load_accelerators
 from computepool.catalog.throughputs import load_throughputs
@@ -125,7 +127,7 @@ def make_jobs(n: int, rng: np.random.Generator, tenants: list[str]) -> list[Job]
     return out
 
 
-def run(nodes: int, queued: int, rounds: int, seed: int = 0) -> dict:
+def run(nodes: int, queued: int, rounds: int, seed: int = 0, placement: str = "bestfit") -> dict:
     rng = np.random.default_rng(seed)
     pool = make_pool(nodes)
     capacity = int(pool.capacity.sum())
@@ -147,8 +149,12 @@ def run(nodes: int, queued: int, rounds: int, seed: int = 0) -> dict:
     shapes: dict[int, tuple[int, int]] = {}
     source = ListSource()
     cluster = FinishingCluster(0.01, seed)
-    placer = SlotAssigner(pool, shapes.__getitem__)
     tp = load_throughputs("gavel", accelerators=pool.accelerators, with_pairs=False)
+    placer = (
+        SlotAssigner(pool, shapes.__getitem__)
+        if placement == "slots"
+        else LivePlacer(pool, workload, tp, shapes.__getitem__, placement)
+    )
     sched = Scheduler(
         pool,
         workload,
@@ -178,6 +184,7 @@ def run(nodes: int, queued: int, rounds: int, seed: int = 0) -> dict:
     busy = int(workload.scale_factor[a.job[a.running >= 0]].sum())
     steady = times[1:]
     return {
+        "placement": placement,
         "nodes": nodes,
         "accelerators": capacity,
         "jobs": len(jobs),
@@ -197,10 +204,12 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--queued", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--placement", default="bestfit", help="placement profile, or slots")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    res = run(args.nodes, args.queued, args.rounds)
+    res = run(args.nodes, args.queued, args.rounds, placement=args.placement)
     print(
+        f"placement {res['placement']}: "
         f"{res['nodes']:,} nodes / {res['accelerators']:,} accelerators, {res['jobs']:,} jobs "
         f"({res['queued_after']:,} still queued, {res['running_after']:,} running on "
         f"{res['busy_accelerators']:,} accelerators)\n"

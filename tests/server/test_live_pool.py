@@ -268,6 +268,9 @@ def test_other_policies_drive_the_live_pool_under_quotas(tmp_path, policy):
             for _, d in edges:
                 held += d
                 peak = max(peak, held)
-            assert peak <= 8
+            assert peak <= 8, [
+                (x["started_at"][11:23], x["ended_at"][11:23], x["end_reason"])
+                for x in sorted(allocs, key=lambda x: x["started_at"])
+            ]
     finally:
         kill_leftovers(data)

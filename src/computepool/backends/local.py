@@ -111,12 +111,15 @@ class LocalCluster:
                 continue
             if state == att.RUNNING and (rc is None or rc == 0):
                 continue
+            # The files may be newer than the round's ``now`` (read during the round): an
+            # end is never reported after the time the round starts others in its place.
+            end = min(rec.ended_at or now, now)
             if state == att.EXITED and rc == 0:
-                done.append(r.job), done_at.append(rec.ended_at or now)
+                done.append(r.job), done_at.append(end)
                 self._finish(r, "succeeded", 0)
             elif rc not in (None, 0):
                 att.kill_attempt(rec)
-                err.append(r.job), err_at.append(rec.ended_at or now)
+                err.append(r.job), err_at.append(end)
                 self._finish(r, "failed", rc)
             else:
                 att.kill_attempt(rec)

@@ -7,6 +7,7 @@ import typer
 from computepool.cli import (
     catalog_cmd,
     jobs_cmd,
+    pack_cmd,
     plan_cmd,
     residency_cmd,
     serve_cmd,
@@ -24,6 +25,7 @@ simulate_cmd.register(app)
 catalog_cmd.register(app)
 plan_cmd.register(app)
 residency_cmd.register(app)
+pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
 

@@ -76,6 +76,13 @@ def register(app: typer.Typer) -> None:
                 "one jurisdiction), or off.",
             ),
         ] = None,
+        placement: Annotated[
+            str,
+            typer.Option(
+                "--placement",
+                help="Placement profile (bestfit, fgd, ...; see `cpool pack`) or slots.",
+            ),
+        ] = "bestfit",
         round_seconds: Annotated[float, typer.Option("--round-seconds")] = 1.0,
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
@@ -108,6 +115,7 @@ def register(app: typer.Typer) -> None:
             round_seconds=round_seconds,
             grace_seconds=grace_seconds,
             stop_jobs_on_exit=stop_jobs_on_exit,
+            placement=placement,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more

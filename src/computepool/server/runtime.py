@@ -33,6 +33,8 @@ class ServeSettings:
     grace_seconds: float = 10.0
     stop_jobs_on_exit: bool = False
     throughputs: str = "gavel"
+    #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
+    placement: str = "bestfit"
 
 
 def default_data_dir() -> Path:
@@ -58,6 +60,7 @@ def open_store(data_dir: Path, url: str | None = None) -> Engine:
 def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.catalog.pools import load_pool
     from computepool.catalog.throughputs import load_throughputs
+    from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
     from computepool.server.service import LiveService, LoopConfig
@@ -69,6 +72,11 @@ def build_app(settings: ServeSettings) -> FastAPI:
     pool = load_pool(settings.pool or default_pool())
     audit_records: deque = deque()
     checks = resolve_checks(settings.checks, pool, on_record=audit_records.append)
+    placements = ["slots", *profile_names()]
+    if settings.placement not in placements:
+        raise ValueError(
+            f"unknown placement {settings.placement!r}; known: {', '.join(placements)}"
+        )
     tp = load_throughputs(settings.throughputs, accelerators=pool.accelerators, with_pairs=False)
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +91,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
             grace_seconds=settings.grace_seconds,
             policy=settings.policy,
             stop_jobs_on_exit=settings.stop_jobs_on_exit,
+            placement=settings.placement,
         ),
         checks=checks,
         audit_records=audit_records,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from computepool.admission.quota import QuotaGate
 from computepool.backends.clock import WallClock
+from computepool.backends.engine_placer import LivePlacer
 from computepool.backends.local import LocalCluster
 from computepool.backends.slots import SlotAssigner
 from computepool.model.pool import Pool
@@ -50,6 +51,17 @@ class LoopConfig:
     #: How often tenants, quotas and budgets are re-read from the store.
     tenant_refresh_seconds: float = 2.0
     stop_jobs_on_exit: bool = False
+    #: Placement profile of the placement engine (``bestfit``, ``fgd``, ...), or ``slots``
+    #: for the minimal first-fit slot assigner.
+    placement: str = "bestfit"
+
+
+def make_placer(
+    name: str, pool: Pool, index: JobIndex, throughputs: Throughputs
+) -> SlotAssigner | LivePlacer:
+    if name == "slots":
+        return SlotAssigner(pool, index.shape)
+    return LivePlacer(pool, index.workload, throughputs, index.shape, name)
 
 
 class LiveService:
@@ -76,7 +88,7 @@ class LiveService:
         self.cluster = LocalCluster(
             pool, Path(data_dir), self.index.launch.__getitem__, grace_s=cfg.grace_seconds
         )
-        self.placer = SlotAssigner(pool, self.index.shape)
+        self.placer = make_placer(cfg.placement, pool, self.index, throughputs)
         self.gate = QuotaGate(pool.flavors)
         self.source = DbJobSource(sessions, self.index)
         self.sink = StoreSink(self.index, self.cluster, pool)

@@ -28,6 +28,9 @@ class SimConfig:
     window: tuple[int, int] | None = None
     #: Stop at this simulated time (seconds) even if work remains.
     until: float = float("inf")
+    #: Placement policy binding jobs to node devices (``computepool.placement``); None places
+    #: by count per flavor only.
+    placement: str | None = None
 
 
 def simulate(
@@ -48,6 +51,11 @@ def simulate(
     feas = class_feasibility(workload.classes, pool, throughputs)
     rates = feas.rates
     cluster = SimulatedCluster(workload, rates, cfg.restart_penalty_s, start)
+    placer = None
+    if cfg.placement:
+        from computepool.placement.placer import PoolPlacer
+
+        placer = PoolPlacer(pool, workload, throughputs, cfg.placement)
     sched = Scheduler(
         pool,
         workload,
@@ -59,6 +67,7 @@ def simulate(
         config=sched_cfg,
         checks=checks,
         feasibility=feas,
+        placer=placer,
     )
 
     n = len(workload)
@@ -72,6 +81,8 @@ def simulate(
             return int(np.count_nonzero(s.history.state[a:b])) >= total_window
 
     def on_round(s: Scheduler) -> None:
+        if placer is not None:
+            placer.record(clock.now())
         if on_progress is not None:
             on_progress(float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1))
 
@@ -90,6 +101,8 @@ def simulate(
         summary = getattr(check, "summary", None)
         if summary is not None:
             extra.update(summary(workload))
+    if placer is not None:
+        extra.update(placer.series.summary())
     return SimResult(
         pool=pool.name,
         policy=policy.name,
@@ -114,6 +127,7 @@ def simulate(
             "round_seconds": cfg.round_seconds,
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
+            "placement": cfg.placement,
         },
         extra=extra,
     )
