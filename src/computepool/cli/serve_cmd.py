@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port")] = 8000,
         data_dir: DataDirOpt = None,
-        policy: Annotated[str, typer.Option("--policy", help="Scheduling policy.")] = "fifo",
+        policy: Annotated[str, typer.Option("--policy", help="Scheduling policy.")] = "fifo-sticky",
         check: Annotated[
             list[str] | None,
             typer.Option(

@@ -26,7 +26,7 @@ class ServeSettings:
     #: Shipped pool name or a pool YAML path; default: the shipped demo pool.
     pool: str | None = None
     backend: str = "local"
-    policy: str = "fifo"
+    policy: str = "fifo-sticky"
     #: Admission checks by name (``server/checks.py``); ``("off",)`` for none.
     checks: tuple[str, ...] = ("residency",)
     round_seconds: float = 1.0

@@ -47,7 +47,7 @@ class LoopConfig:
     #: Shortest gap between two rounds, however often submissions wake the loop.
     min_gap_seconds: float = 0.2
     grace_seconds: float = 10.0
-    policy: str = "fifo"
+    policy: str = "fifo-sticky"
     #: How often tenants, quotas and budgets are re-read from the store.
     tenant_refresh_seconds: float = 2.0
     stop_jobs_on_exit: bool = False
