@@ -52,7 +52,12 @@ class ProfileCheck(Protocol):
       word on each start of a round, in order; refused starts stay queued; ``delay_s`` goes
       into ``RoundPlan.start_delay`` (e.g. data transfer) and ``cost_usd`` onto the job's cost;
     - ``on_reject(job, status, now)``: told about each rejection (audit);
-    - ``policy_extras(pool, workload) -> dict``: merged into ``PolicyInput.extras``.
+    - ``policy_extras(pool, workload) -> dict``: merged into ``PolicyInput.extras``;
+    - ``flavor_masks(profiles, pool) -> (P, F) bool``: many profiles' masks at once (the same
+      answers as ``flavor_mask``; the Status is then asked only of profiles a job is rejected
+      for);
+    - ``affected_profiles(profiles) -> (P,) bool``: after ``sync`` returned True, which of
+      these profiles its changes can reach (only those are recomputed; without it, all).
     """
 
     def flavor_mask(
@@ -113,8 +118,10 @@ class Scheduler:
         self.series = RoundSeries()
         self.rejections: dict[int, Status] = {}
         self._feas = feasibility or class_feasibility(workload.classes, pool, throughputs)
+        #: Flavor mask per data profile; a stale row is recomputed when a job needs it.
         self._masks = np.zeros((0, F), dtype=bool)
-        self._mask_status: list[Status] = []
+        self._stale = np.zeros(0, dtype=bool)
+        self._mask_status: list[Status | None] = []
         self._sf_class = np.array([c.scale_factor for c in workload.classes], dtype=np.int64)
         self._t_prev = clock.now()
         self._reset_at = -math.inf
@@ -131,18 +138,34 @@ class Scheduler:
     # ---- admission -------------------------------------------------------------------
     def invalidate_profile_masks(self) -> None:
         """Forget the per-profile masks (a check's answers changed); recomputed when needed."""
-        self._masks = np.zeros((0, len(self.pool.flavors)), dtype=bool)
-        self._mask_status = []
+        self._stale[:] = True
+        self._mask_status = [None] * len(self._mask_status)
 
     def _sync_checks(self, now: float) -> bool:
-        """Let time-dependent checks move to ``now``; True when the masks were recomputed."""
+        """Let time-dependent checks move to ``now``; True when masks may have changed.
+
+        Only the masks of profiles that active jobs use and that a check's changes can reach
+        are recomputed now; every other row is marked stale (recomputed if a job needs it)."""
         changed = False
         for check in self.checks:
             sync = getattr(check, "sync", None)
-            if sync is not None and sync(now):
-                changed = True
-        if changed:
-            self.invalidate_profile_masks()
+            if sync is None or not sync(now):
+                continue
+            changed = True
+            narrow = getattr(check, "affected_profiles", None)
+            if narrow is None:
+                self.invalidate_profile_masks()
+                continue
+            P = len(self._masks)
+            used = np.unique(self.workload.data_profile[self.active.job])
+            fresh = used[(used < P)]
+            fresh = fresh[~self._stale[fresh]]
+            hit = np.asarray(narrow([self.workload.profiles[p] for p in fresh]), dtype=bool)
+            keep = np.zeros(P, dtype=bool)
+            keep[fresh[~hit]] = True
+            self._stale |= ~keep
+            for p in np.nonzero(~keep)[0]:
+                self._mask_status[p] = None
         return changed
 
     def _reject_stranded(self, now: float) -> bool:
@@ -165,7 +188,7 @@ class Scheduler:
                 RoundPlan(now=now, round_seconds=self.config.round_seconds, stop=running)
             )
         for j in jobs:
-            self._reject(int(j), self._mask_status[int(w.data_profile[j])], now)
+            self._reject(int(j), self._status_of(int(w.data_profile[j])), now)
         h.row_of[jobs] = -1
         a.keep(ok)
         h.row_of[a.job] = np.arange(len(a))
@@ -182,23 +205,45 @@ class Scheduler:
             if hook is not None:
                 hook(job, st, now)
 
-    def _profile_masks(self) -> np.ndarray:
-        P = len(self.workload.profiles)
+    def _profile_masks(self, need: np.ndarray | None = None) -> np.ndarray:
+        """(M, F) flavor masks per data profile; the rows of ``need`` (default: the profiles
+        of active jobs) are up to date, others may be stale (no job uses them now)."""
+        P, F = len(self.workload.profiles), len(self.pool.flavors)
         if len(self._masks) < P:
-            F = len(self.pool.flavors)
-            new = []
-            for p in range(len(self._masks), P):
-                mask, status = np.ones(F, dtype=bool), Status.success()
-                for check in self.checks:
-                    m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
-                    mask &= m
-                    # keep the first refusal; else the first restriction that names its rule
-                    if status.ok and (not s.ok or (s.source and not status.source)):
-                        status = s
-                new.append(mask)
-                self._mask_status.append(status)
-            self._masks = np.vstack([self._masks, np.array(new, dtype=bool).reshape(-1, F)])
+            grow = P - len(self._masks)
+            self._masks = np.vstack([self._masks, np.ones((grow, F), dtype=bool)])
+            self._stale = np.concatenate([self._stale, np.ones(grow, dtype=bool)])
+            self._mask_status += [None] * grow
+        if need is None:
+            need = self.workload.data_profile[self.active.job]
+        todo = need[self._stale[need]]
+        if len(todo):
+            todo = np.unique(todo)
+            profiles = [self.workload.profiles[p] for p in todo]
+            mask = np.ones((len(todo), F), dtype=bool)
+            for check in self.checks:
+                many = getattr(check, "flavor_masks", None)
+                if many is not None:
+                    mask &= np.asarray(many(profiles, self.pool), dtype=bool).reshape(-1, F)
+                else:
+                    rows = [check.flavor_mask(d, self.pool)[0] for d in profiles]
+                    mask &= np.array(rows, dtype=bool).reshape(-1, F)
+            self._masks[todo] = mask
+            self._stale[todo] = False
         return self._masks
+
+    def _status_of(self, p: int) -> Status:
+        """Why profile ``p``'s mask is what it is (asked only when a job is rejected)."""
+        st = self._mask_status[p]
+        if st is None:
+            st = Status.success()
+            for check in self.checks:
+                _m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
+                # keep the first refusal; else the first restriction that names its rule
+                if st.ok and (not s.ok or (s.source and not st.source)):
+                    st = s
+            self._mask_status[p] = st
+        return st
 
     def admit(self, jobs: np.ndarray) -> np.ndarray:
         """Split arrivals into admitted (returned) and rejected (recorded with a reason)."""
@@ -209,15 +254,15 @@ class Scheduler:
             self._sf_class = np.array(
                 [c.scale_factor for c in self.workload.classes], dtype=np.int64
             )
-        masks = self._profile_masks()
         cls = self.workload.job_class[jobs]
         prof = self.workload.data_profile[jobs]
+        masks = self._profile_masks(prof)
         ok = np.any((self._feas.rates[cls] > 0) & masks[prof], axis=1)
         for j in jobs[~ok]:
             c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
             st = self._feas.status[c]
             if st.ok:
-                st = self._mask_status[p]
+                st = self._status_of(p)
             if st.ok:
                 # Each check alone allows some flavor, but none the job can run on: name the
                 # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
