@@ -86,7 +86,10 @@ def residency_status(
         if not restricting:
             return Status.success()
         src = "residency:" + ",".join(restricting)
-        return Status(StatusCode.OK, f"data allowed only in {', '.join(sorted(allowed))}", src)
+        where = ", ".join(sorted(allowed))
+        return Status(
+            StatusCode.OK, f"data allowed only in {where} ({', '.join(restricting)})", src
+        )
     rules = sorted({v.forbidden_by for v in verdicts.values()} - {""}) or ["UNMATCHED"]
     reasons = "; ".join(sorted({v.reason for v in verdicts.values()}))
     return Status.unresolvable(
@@ -199,8 +202,12 @@ class ResidencyCheck:
         self._changed(approvals=approvals_diff(old, self.approvals))
 
     @_locked
-    def set_approvals(self, book: ApprovalBook) -> None:
+    def set_approvals(self, book: ApprovalBook, now: float | None = None) -> None:
+        """Replace the approvals on record; ``now`` (e.g. the wall clock of an admin's
+        request) moves the check's time forward so a revocation holds from that instant."""
         old, self.approvals = self.approvals, book
+        if now is not None and now > self.now:
+            self.now = now
         diff = approvals_diff(old, book)
         if diff:
             self._changed(approvals=diff)

@@ -188,7 +188,7 @@ class Scheduler:
                 RoundPlan(now=now, round_seconds=self.config.round_seconds, stop=running)
             )
         for j in jobs:
-            self._reject(int(j), self._status_of(int(w.data_profile[j])), now)
+            self._reject(int(j), self._why_not(int(j)), now)
         h.row_of[jobs] = -1
         a.keep(ok)
         h.row_of[a.job] = np.arange(len(a))
@@ -259,19 +259,23 @@ class Scheduler:
         masks = self._profile_masks(prof)
         ok = np.any((self._feas.rates[cls] > 0) & masks[prof], axis=1)
         for j in jobs[~ok]:
-            c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
-            st = self._feas.status[c]
-            if st.ok:
-                st = self._status_of(p)
-            if st.ok:
-                # Each check alone allows some flavor, but none the job can run on: name the
-                # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
-                why = "no flavor is both able to run the job and allowed for its data"
-                st = Status.unresolvable(
-                    f"{why}: {st.reason}" if st.reason else why, st.source or "admission"
-                )
-            self._reject(int(j), st, self._t_prev)
+            self._reject(int(j), self._why_not(int(j)), self._t_prev)
         return jobs[ok]
+
+    def _why_not(self, j: int) -> Status:
+        """Why job ``j`` has no flavor it may run on."""
+        c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
+        st = self._feas.status[c]
+        if st.ok:
+            st = self._status_of(p)
+        if st.ok:
+            # Each check alone allows some flavor, but none the job can run on: name the
+            # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
+            why = "no flavor is both able to run the job and allowed for its data"
+            st = Status.unresolvable(
+                f"{why}: {st.reason}" if st.reason else why, st.source or "admission"
+            )
+        return st
 
     # ---- one round ----------------------------------------------------------------
     def _emit(self, job: int, kind: str, detail: str = "", at: float | None = None) -> None:

@@ -63,6 +63,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
+    from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
     if settings.backend not in BACKENDS:
@@ -81,6 +82,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_store(data_dir, settings.db_url)
+    check = residency_check(checks)
+    if check is not None:  # approvals and person counters on record survive a restart
+        restore(check, sessions(engine))
     service = LiveService(
         pool,
         tp,
