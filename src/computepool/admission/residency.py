@@ -48,7 +48,12 @@ from computepool.admission.judge import (
     scan_grants,
     scan_key,
 )
-from computepool.admission.residency_changes import Changes, affected, approvals_diff
+from computepool.admission.residency_changes import (
+    Changes,
+    affected,
+    approvals_diff,
+    dependencies,
+)
 from computepool.admission.residency_masks import (
     counter_kinds,
     profile_region_masks,
@@ -145,6 +150,7 @@ class ResidencyCheck:
         #: scan_key -> GrantScan, valid until the approvals on record change.
         self._scans: dict[tuple, GrantScan] = {}
         self._kind_of = counter_kinds(self.rulebook)
+        self._deps = dependencies(self.rulebook)
         self._state: State | None = None
         self._jur: tuple[int, dict[str, str]] = (-1, {})
         self._regions_of: tuple[int, list[str]] = (-1, [])
@@ -241,7 +247,7 @@ class ResidencyCheck:
     @_locked
     def affected_profiles(self, profiles: Sequence[tuple[Dataset, ...]]) -> np.ndarray:
         """(P,) bool: profiles whose masks the changes the last ``sync`` reported may alter."""
-        return affected(profiles, self._reported, self.rulebook)
+        return affected(profiles, self._reported, self._deps)
 
     @_locked
     def next_change(self, now: float) -> float:

@@ -13,7 +13,7 @@ A new calendar year (counters reset) or a restore reaches everything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,33 +56,52 @@ def _reaches(a: Approval, ds: Dataset, cls: str, needs: frozenset[str]) -> bool:
     )
 
 
-def dataset_reached(ds: Dataset, changes: Changes, rulebook: Rulebook) -> bool:
+Deps = tuple[str, str | None, frozenset[str]]
+
+
+def dependencies(rulebook: Rulebook) -> Callable[[Dataset], Deps | None]:
+    """``deps(ds)``: (effective class, counter kind, approval kinds its rule's grants need),
+    or None where no rule governs it; cached per (class, origin, handler, anonymised)."""
+    cache: dict[tuple, Deps | None] = {}
+
+    def deps(ds: Dataset) -> Deps | None:
+        k = (ds.data_class, ds.origin, ds.handler, ds.anonymised)
+        if k not in cache:
+            cls, rule = effective_class(ds, rulebook)
+            cache[k] = None if rule is None else (cls, _counter_kind(rule), _needs(rule))
+        return cache[k]
+
+    return deps
+
+
+def dataset_reached(ds: Dataset, changes: Changes, deps: Callable[[Dataset], Deps | None]) -> bool:
     if changes.everything:
         return True
-    cls, rule = effective_class(ds, rulebook)
-    if rule is None:
+    d = deps(ds)
+    if d is None:
         return False
-    kind = _counter_kind(rule)
+    cls, kind, needs = d
     if kind is not None and (ds.handler, ds.origin, kind) in changes.counters:
         return True
-    needs = _needs(rule)
     return any(_reaches(a, ds, cls, needs) for a in changes.approvals)
 
 
 def affected(
-    profiles: Sequence[tuple[Dataset, ...]], changes: Changes, rulebook: Rulebook
+    profiles: Sequence[tuple[Dataset, ...]],
+    changes: Changes,
+    deps: Callable[[Dataset], Deps | None],
 ) -> np.ndarray:
     """(P,) bool: the profiles whose legal flavors ``changes`` may have changed."""
     if changes.everything:
         return np.ones(len(profiles), dtype=bool)
     if not changes:
         return np.zeros(len(profiles), dtype=bool)
-    seen: dict[Dataset, bool] = {}
+    seen: dict[int, bool] = {}  # by id: the datasets live in ``profiles`` meanwhile
 
     def hit(ds: Dataset) -> bool:
-        v = seen.get(ds)
+        v = seen.get(id(ds))
         if v is None:
-            v = seen[ds] = dataset_reached(ds, changes, rulebook)
+            v = seen[id(ds)] = dataset_reached(ds, changes, deps)
         return v
 
     return np.fromiter(
