@@ -11,7 +11,7 @@ from rich.table import Table
 
 from computepool.cli.common import console, fail, load_or_exit, parse_window, progress_bar
 from computepool.policies.registry import policy_names
-from computepool.runner import load_inputs, run_policy
+from computepool.runner import load_inputs, run_policy, with_serving_mode
 from computepool.sim.metrics import SimResult
 from computepool.sim.run import SimConfig
 
@@ -40,6 +40,15 @@ UntilOpt = Annotated[
     float | None, typer.Option("--until-hours", help="Stop after this simulated time.")
 ]
 TputOpt = Annotated[str, typer.Option("--throughputs", help="Throughput table name or JSON path.")]
+SERVING_MODES = ("pooled", "dedicated")
+ServingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--serving",
+        help="How the workload's services run: pooled (autoscaled, packed; default) or "
+        "dedicated (per-model replicas sized for the peak).",
+    ),
+]
 
 SUMMARY_ROWS = [
     ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
@@ -123,11 +132,17 @@ def register(app: typer.Typer) -> None:
         restart_penalty: PenaltyOpt = 0.0,
         until_hours: UntilOpt = None,
         throughputs: TputOpt = "gavel",
+        serving: ServingOpt = None,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
         win = parse_window(window)
+        if serving is not None and serving not in SERVING_MODES:
+            raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
+        if serving is not None and inputs.services is None:
+            raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
+        inputs = with_serving_mode(inputs, serving)
         cfg = SimConfig(
             round_seconds=round_seconds,
             restart_penalty_s=restart_penalty,
@@ -139,6 +154,10 @@ def register(app: typer.Typer) -> None:
         console.print(
             summary_table([res], f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
+        if "services" in res.extra:
+            from computepool.cli.serving_view import print_services
+
+            print_services(res.extra["services"], res.extra["serving"])
         _write_outputs([res], json_out, report)
 
     @app.command()

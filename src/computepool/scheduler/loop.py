@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +35,21 @@ from computepool.scheduler.mechanism import assign_round
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 COMPLETED, REJECTED, CANCELLED = 1, 2, 3
+
+
+class ServingHook(Protocol):
+    """Long-running services that hold accelerators beside the jobs (``serving.controller``).
+
+    ``reserve`` is called every round before the policy: it returns the accelerators per flavor
+    the services hold from now on (``capacity``) and the rows to preempt for them (``evict``);
+    the policy then allocates what is left. ``held`` is what they held since the last round.
+    """
+
+    def reserve(self, inp: PolicyInput) -> object: ...
+
+    def held(self) -> np.ndarray: ...
+
+    def active(self, now: float) -> bool: ...
 
 
 class ProfileCheck(Protocol):
@@ -64,6 +79,8 @@ class RoundSeries:
     active: list[int] = field(default_factory=list)
     rounds: int = 0
     policy_calls: int = 0
+    #: Accelerator-seconds per flavor held by services (``ServingHook``), aligned with ``busy``.
+    serving: list[np.ndarray] = field(default_factory=list)
 
 
 class Scheduler:
@@ -82,12 +99,14 @@ class Scheduler:
         feasibility: ClassFeasibility | None = None,
         placer: Placer | None = None,
         gate: RoundGate | None = None,
+        serving: ServingHook | None = None,
     ) -> None:
         self.pool, self.workload, self.throughputs = pool, workload, throughputs
         self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
         self.config = config or SchedulerConfig()
         self.checks, self.sink = tuple(checks), sink
         self.placer, self.gate = placer, gate
+        self.serving = serving
         F = len(pool.flavors)
         self.active = ActiveSet(F)
         self.history = JobHistory(len(workload))
@@ -186,6 +205,8 @@ class Scheduler:
             s.t0.append(t0)
             s.t1.append(now)
             s.busy.append(np.bincount(flv, weights=acc, minlength=F))
+            if self.serving is not None:
+                s.serving.append(self.serving.held() * (now - t0))
             s.queued.append(int(np.count_nonzero(a.running < 0)))
             s.active.append(len(a))
         if len(obs.progress_job):
@@ -256,10 +277,17 @@ class Scheduler:
                 for j in admitted:
                     self._emit(int(j), "admitted")
                 changed = True
-        if len(self.active) == 0 and self.source.exhausted():
+        serving = self.serving is not None and self.serving.active(now)
+        if len(self.active) == 0 and self.source.exhausted() and not serving:
             self._done = True
             return False
-        if changed or self._first or not self.policy.event_driven or now >= self._policy_next:
+        if (
+            changed
+            or self._first
+            or serving
+            or not self.policy.event_driven
+            or now >= self._policy_next
+        ):
             self._decide(now, changed)
         self._first = False
         self.series.rounds += 1
@@ -278,6 +306,14 @@ class Scheduler:
             if not ok.all():
                 rows = np.nonzero(ok)[0]
                 inp = subset_input(inp, rows)
+        if self.serving is not None:
+            # services take their accelerators first; rows they preempt sit this round out
+            res = self.serving.reserve(inp)
+            inp = replace(inp, capacity=np.maximum(inp.capacity - res.capacity, 0))
+            if res.evict.any():
+                keep = np.nonzero(~res.evict)[0]
+                rows = rows[keep]
+                inp = subset_input(inp, keep)
         alloc = self.policy.allocate(inp)
         self.series.policy_calls += 1
         new[rows] = assign_round(
@@ -329,6 +365,8 @@ class Scheduler:
     def next_time(self, now: float) -> float:
         r = self.config.round_seconds
         t_next = now + r
+        if self.serving is not None and self.serving.active(now):
+            return t_next
         nxt_arrival = self.source.next_arrival()
         if len(self.active) == 0:
             return max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
