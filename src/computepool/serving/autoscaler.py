@@ -28,11 +28,11 @@ def forecast_rate(t: np.ndarray, rate: np.ndarray, now: float, cfg: ServingConfi
         return 0.0
     recent = t > now - cfg.peak_window_s - 1e-9
     peak = float(rate[recent].max()) if recent.any() else float(rate[-1])
-    trend_win = t > now - cfg.window_s * 2 - 1e-9
+    trend_win = np.nonzero(t > now - cfg.window_s * 2 - 1e-9)[0]
     slope = 0.0
-    if trend_win.sum() >= 3:
-        tt, rr = t[trend_win], rate[trend_win]
-        slope = float(np.polyfit(tt - tt[-1], rr, 1)[0])
+    if len(trend_win) >= 3:
+        i = trend_win[0]
+        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), 1e-9)
     ahead = float(rate[-1]) + max(slope, 0.0) * cfg.forecast_s
     return max(peak, ahead)
 

@@ -261,4 +261,17 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
     return ServingWorkload(specs, tuple(streams), tspec, config, source=file)
 
 
-__all__ = ["PRECISION_BYTES", "read_serving"]
+__all__ = ["PRECISION_BYTES", "read_serving", "with_traffic"]
+
+
+def with_traffic(sw: ServingWorkload, **changes: Any) -> ServingWorkload:
+    """The same services with their request streams redrawn from a changed ``TrafficSpec``
+    (e.g. ``rate_scale``, ``popularity``, ``duration_s``, ``step``)."""
+    from dataclasses import replace
+
+    traffic = replace(sw.traffic, **changes)
+    names = [s.name for s in sw.services]
+    streams = build_streams(
+        traffic, names, [s.trace for s in sw.services], [s.share for s in sw.services]
+    )
+    return replace(sw, traffic=traffic, streams=tuple(streams))

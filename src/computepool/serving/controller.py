@@ -182,6 +182,7 @@ class ServingController:
             else:
                 rate, mix = self._peak(s)
         cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+        rate = max(rate, self._burst(s, now, mix))
         s.hist_t.append(now)
         s.hist_rate.append(rate)
         t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
@@ -190,6 +191,20 @@ class ServingController:
         s.hist_need.append(need)
         floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
         return need, floor, cap
+
+    def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:
+        """Rate (at the target utilisation) that prefills what arrived within any TTFT-SLO
+        window of the last ``peak_window_s`` (whole horizon when sizing once) in that window."""
+        cfg = self.cfg
+        autoscaled = cfg.mode == "pooled" and cfg.autoscale
+        if autoscaled and not self._first:
+            t0, t1 = now - cfg.peak_window_s, now
+        elif autoscaled:  # pre-warmed start: the first peak window
+            t0, t1 = now, now + cfg.peak_window_s
+        else:  # sized once for the whole horizon
+            t0, t1 = 0.0, self.horizon
+        flops = s.replay.burst_flops_rate(t0, t1, s.spec.ttft_slo_s)
+        return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
         """Highest rate over any ``window_s`` window of the whole stream, and its mix."""
@@ -205,14 +220,20 @@ class ServingController:
         return float(sum(g.count * cap[g.shape] for g in s.groups))
 
     def _scale_down(self, s: ServiceState, plan, now: float) -> None:
+        """Release replicas not needed for ``scale_down_delay_s``, least cost-efficient first;
+        a ready replica goes only if the *ready* ones left still carry the need."""
         _, floor, cap = plan
         have = self._cap_have(s, cap)
+        ready = float(sum(g.count * cap[g.shape] for g in s.groups if g.ready_at <= now))
         eff = {g.shape: s.shapes.price_h[g.shape] / max(cap[g.shape], 1e-9) for g in s.groups}
         for g in sorted(s.groups, key=lambda g: (-eff[g.shape], -g.ready_at)):
+            up = g.ready_at <= now
             while g.count > 0 and s.replicas > s.spec.min_replicas:
-                if have - cap[g.shape] < floor:
+                c = cap[g.shape]
+                if have - c < floor or (up and ready - c < floor):
                     break
-                have -= cap[g.shape]
+                have -= c
+                ready -= c if up else 0.0
                 g = self._remove_one(s, g)
 
     def _remove_one(self, s: ServiceState, g: Group) -> Group:

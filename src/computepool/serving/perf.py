@@ -236,30 +236,27 @@ def capacity_rps(
     tbt_slo: float,
     target_util: float,
     perf: PerfAssumptions | None = None,
-    iterations: int = 40,
 ) -> np.ndarray:
     """Largest request rate one replica of each shape carries with the TBT budget kept, the
-    prefill share at most ``target_util`` busy, and the batch inside the KV cache."""
+    prefill share at most ``target_util`` busy, and the batch inside the KV cache.
+
+    With ``y`` req/s, ``O`` output tokens, ``k = ctx * kvr + c``, mean prefill FLOPs ``P``,
+    budget ``B`` and target ``u``: the prefill condition ``y P <= u F (1 - a / (B (1 - y O k)))``
+    is the quadratic ``P O k y^2 - (u F O k + P) y + u F (1 - a/B) >= 0`` (its smaller root is
+    the bound); the KV condition ``y O tau <= kv_cap / ctx`` gives ``y <= M / (O (a + M k))``.
+    """
     perf = perf or PerfAssumptions()
     budget = perf.tbt_budget * tbt_slo
     k = per_seq_cost(shapes, mix.context_tokens)
-    out_tok = max(mix.output_tokens, 1e-9)
-    rho_max = np.clip(1.0 - shapes.a / budget, 0.0, 1.0)
-    hi = rho_max / (out_tok * k)
-    lo = np.zeros_like(hi)
-    max_conc = shapes.kv_cap / max(mix.context_tokens, 1.0)
-
-    def ok(lam: np.ndarray) -> np.ndarray:
-        rho = lam * out_tok * k
-        tau = step_time(shapes, rho)
-        share = 1.0 - tau / budget
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = lam * mix.prefill_flops / (shapes.flops * share)
-        return (share > 0) & (util <= target_util) & (lam * out_tok * tau <= max_conc)
-
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        good = ok(mid)
-        lo = np.where(good, mid, lo)
-        hi = np.where(good, hi, mid)
-    return lo
+    o = max(mix.output_tokens, 1e-9)
+    p = max(mix.prefill_flops, 1.0)
+    uf = target_util * shapes.flops
+    a0 = uf * (1.0 - shapes.a / budget)
+    a1 = uf * o * k + p
+    a2 = p * o * k
+    disc = np.maximum(a1 * a1 - 4.0 * a2 * a0, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.where(a0 > 0, 2.0 * a0 / (a1 + np.sqrt(disc)), 0.0)
+    m = shapes.kv_cap / max(mix.context_tokens, 1.0)
+    kv = m / (o * (shapes.a + m * k))
+    return np.maximum(np.minimum(root, kv), 0.0)

@@ -96,6 +96,15 @@ class ServiceReplay:
             rate = max(rate, float(self.window(ends - burst_s, ends)["n"].max()) / burst_s)
         return rate, mix
 
+    def burst_flops_rate(self, t0: float, t1: float, width: float) -> float:
+        """Highest prefill FLOPs per second arriving in any ``width``-second window inside
+        (t0, t1] (windows start every ``width / 4`` seconds)."""
+        if t1 - t0 < width:
+            t0 = t1 - width
+        ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)
+        w = self.window(ends - width, ends)
+        return float(w["flops"].max()) / width if len(ends) else 0.0
+
     # ---- one round ------------------------------------------------------------------
     def _bins(
         self, t0: float, t1: float, groups: list[Group]
@@ -193,7 +202,9 @@ class ServiceReplay:
             own = np.where(rate > 0, self.flops[idx] / np.maximum(rate, 1e-9), np.inf)
         self.ttft[idx] = start - self.stream.t[idx] + own
         step = tau[j]
-        self.tbt[idx] = np.where(step <= budget[j], step + busy[j] * (budget[j] - step), step)
+        with np.errstate(invalid="ignore"):
+            mixed = step + busy[j] * (budget[j] - step)
+        self.tbt[idx] = np.where(step <= budget[j], mixed, step)
 
     def close(self) -> None:
         """End of the horizon: requests still waiting never got a first token."""
