@@ -72,6 +72,7 @@ def run_policy(
     config: SimConfig,
     policy_params: dict[str, Any] | None = None,
     on_progress: Callable[[float], None] | None = None,
+    checks: tuple = (),
 ) -> SimResult:
     pol = get_policy(policy, **(policy_params or {}))
     res = simulate(
@@ -80,6 +81,7 @@ def run_policy(
         inputs.throughputs,
         pol,
         config,
+        checks=checks,
         on_progress=on_progress,
         services=inputs.services,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from computepool.cli import catalog_cmd, simulate_cmd
+from computepool.cli import catalog_cmd, plan_cmd, residency_cmd, simulate_cmd
 
 app = typer.Typer(
     name="cpool",
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 simulate_cmd.register(app)
 catalog_cmd.register(app)
+plan_cmd.register(app)
+residency_cmd.register(app)
 
 
 def main() -> None:

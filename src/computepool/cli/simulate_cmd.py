@@ -10,6 +10,14 @@ import typer
 from rich.table import Table
 
 from computepool.cli.common import console, fail, load_or_exit, parse_window, progress_bar
+from computepool.cli.residency_cmd import (
+    ApprovalsOpt,
+    AuditOpt,
+    RulebookOpt,
+    SimStartOpt,
+    print_residency,
+    residency_checks,
+)
 from computepool.policies.registry import policy_names
 from computepool.runner import load_inputs, run_policy, with_serving_mode
 from computepool.sim.metrics import SimResult
@@ -132,6 +140,10 @@ def register(app: typer.Typer) -> None:
         restart_penalty: PenaltyOpt = 0.0,
         until_hours: UntilOpt = None,
         throughputs: TputOpt = "gavel",
+        rulebook: RulebookOpt = "auto",
+        approvals: ApprovalsOpt = None,
+        audit: AuditOpt = None,
+        sim_start: SimStartOpt = "2026-01-01",
         serving: ServingOpt = None,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
@@ -143,6 +155,7 @@ def register(app: typer.Typer) -> None:
         if serving is not None and inputs.services is None:
             raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
         inputs = with_serving_mode(inputs, serving)
+        checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
         cfg = SimConfig(
             round_seconds=round_seconds,
             restart_penalty_s=restart_penalty,
@@ -150,10 +163,11 @@ def register(app: typer.Typer) -> None:
             until=until_hours * 3600.0 if until_hours else float("inf"),
         )
         with progress_bar(f"simulating {policy}") as update:
-            res = run_policy(inputs, policy, cfg, on_progress=update)
+            res = run_policy(inputs, policy, cfg, on_progress=update, checks=checks)
         console.print(
             summary_table([res], f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
+        print_residency(checks, inputs.workload, audit)
         if "services" in res.extra:
             from computepool.cli.serving_view import print_services
 
@@ -177,6 +191,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = None,
         restart_penalty: PenaltyOpt = 0.0,
         throughputs: TputOpt = "gavel",
+        rulebook: RulebookOpt = "auto",
+        approvals: ApprovalsOpt = None,
+        sim_start: SimStartOpt = "2026-01-01",
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
         names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -188,8 +205,9 @@ def register(app: typer.Typer) -> None:
         cfg = SimConfig(round_seconds=round_seconds, restart_penalty_s=restart_penalty, window=win)
         results = []
         for name in names:
+            checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
             with progress_bar(f"simulating {name}") as update:
-                results.append(run_policy(inputs, name, cfg, on_progress=update))
+                results.append(run_policy(inputs, name, cfg, on_progress=update, checks=checks))
         console.print(
             summary_table(results, f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )

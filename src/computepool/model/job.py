@@ -26,6 +26,9 @@ class Dataset:
     #: Number of natural persons whose personal information it holds (for threshold rules).
     persons: int | None = None
     anonymised: bool = False
+    #: The personal-information handler (data controller) the data belongs to, e.g. the
+    #: automaker; per-year person counters and approvals are kept per handler.
+    handler: str = ""
 
 
 @dataclass(frozen=True, slots=True)

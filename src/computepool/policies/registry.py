@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from computepool.policies.base import Policy
+from computepool.policies.cost_region import CostRegion
 from computepool.policies.fifo import Fifo, FifoAgnostic
 from computepool.policies.tiresias import Tiresias
 
@@ -17,6 +18,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "tiresias": Tiresias,
         # Until the heterogeneity-aware LP lands, ``las`` is Tiresias-style LAS.
         "las": Tiresias,
+        "cost-region": CostRegion,
     }
 
 

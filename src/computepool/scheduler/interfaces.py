@@ -44,6 +44,9 @@ class RoundPlan:
     placements: tuple[Placement, ...] = ()
     #: Jobs the scheduler gave up on (cancelled / rejected while running).
     kill: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    #: Seconds each started job waits before it makes progress (e.g. copying its data from
+    #: another region); empty means none. Aligned with ``start``.
+    start_delay: np.ndarray = field(default_factory=lambda: _EMPTY_F)
 
 
 @dataclass(frozen=True)

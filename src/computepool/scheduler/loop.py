@@ -53,7 +53,22 @@ class ServingHook(Protocol):
 
 
 class ProfileCheck(Protocol):
-    """An admission check on a job's datasets (e.g. data residency): which flavors are legal."""
+    """An admission check on a job's datasets (e.g. data residency): which flavors are legal.
+
+    A check whose answer changes over time (approvals that expire, counters per calendar
+    year) may also have any of these methods; the Scheduler calls those it finds:
+
+    - ``sync(now) -> bool``: called first in every round; True means masks computed before
+      may no longer hold (the Scheduler recomputes them and rejects active jobs left with no
+      legal flavor);
+    - ``next_change(now) -> float``: when the answers change next by themselves (a round is
+      held then);
+    - ``confirm_starts(workload, jobs, flavors, now) -> (ok, delay_s, cost_usd)``: the last
+      word on each start of a round, in order; refused starts stay queued; ``delay_s`` goes
+      into ``RoundPlan.start_delay`` (e.g. data transfer) and ``cost_usd`` onto the job's cost;
+    - ``on_reject(job, status, now)``: told about each rejection (audit);
+    - ``policy_extras(pool, workload) -> dict``: merged into ``PolicyInput.extras``.
+    """
 
     def flavor_mask(
         self, datasets: tuple[Dataset, ...], pool: Pool
@@ -126,6 +141,59 @@ class Scheduler:
         self._price = pool.flavor_price
 
     # ---- admission -------------------------------------------------------------------
+    def invalidate_profile_masks(self) -> None:
+        """Forget the per-profile masks (a check's answers changed); recomputed when needed."""
+        self._masks = np.zeros((0, len(self.pool.flavors)), dtype=bool)
+        self._mask_status = []
+
+    def _sync_checks(self, now: float) -> bool:
+        """Let time-dependent checks move to ``now``; True when the masks were recomputed."""
+        changed = False
+        for check in self.checks:
+            sync = getattr(check, "sync", None)
+            if sync is not None and sync(now):
+                changed = True
+        if changed:
+            self.invalidate_profile_masks()
+        return changed
+
+    def _reject_stranded(self, now: float) -> bool:
+        """Reject active jobs that no longer have any legal flavor (e.g. an approval expired)."""
+        a, h, w = self.active, self.history, self.workload
+        if len(a) == 0:
+            return False
+        masks = self._profile_masks()
+        cls, prof = w.job_class[a.job], w.data_profile[a.job]
+        ok = np.any((self._feas.rates[cls] > 0) & masks[prof], axis=1)
+        if ok.all():
+            return False
+        rows = np.nonzero(~ok)[0]
+        jobs = a.job[rows]
+        running = jobs[a.running[rows] >= 0]
+        if len(running):
+            if self.placer is not None:
+                self.placer.release(running)
+            self.cluster.apply(
+                RoundPlan(now=now, round_seconds=self.config.round_seconds, stop=running)
+            )
+        for j in jobs:
+            self._reject(int(j), self._mask_status[int(w.data_profile[j])], now)
+        h.row_of[jobs] = -1
+        a.keep(ok)
+        h.row_of[a.job] = np.arange(len(a))
+        return True
+
+    def _reject(self, job: int, st: Status, now: float) -> None:
+        if st.ok:
+            st = Status.unresolvable(st.reason or "no legal flavor", st.source or "admission")
+        self.rejections[job] = st
+        self.history.state[job] = REJECTED
+        self._emit(job, "rejected", st.reason)
+        for check in self.checks:
+            hook = getattr(check, "on_reject", None)
+            if hook is not None:
+                hook(job, st, now)
+
     def _profile_masks(self) -> np.ndarray:
         P = len(self.workload.profiles)
         if len(self._masks) < P:
@@ -136,7 +204,8 @@ class Scheduler:
                 for check in self.checks:
                     m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
                     mask &= m
-                    if not s.ok and status.ok:
+                    # keep the first refusal; else the first restriction that names its rule
+                    if status.ok and (not s.ok or (s.source and not status.source)):
                         status = s
                 new.append(mask)
                 self._mask_status.append(status)
@@ -162,12 +231,13 @@ class Scheduler:
             if st.ok:
                 st = self._mask_status[p]
             if st.ok:
+                # Each check alone allows some flavor, but none the job can run on: name the
+                # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
+                why = "no flavor is both able to run the job and allowed for its data"
                 st = Status.unresolvable(
-                    "no flavor is both able to run the job and allowed for its data", "admission"
+                    f"{why}: {st.reason}" if st.reason else why, st.source or "admission"
                 )
-            self.rejections[int(j)] = st
-            self.history.state[j] = REJECTED
-            self._emit(int(j), "rejected", st.reason)
+            self._reject(int(j), st, self._t_prev)
         return jobs[ok]
 
     # ---- one round ----------------------------------------------------------------
@@ -259,14 +329,25 @@ class Scheduler:
             feasible_masks=self._profile_masks(),
             capacity=self.pool.capacity,
             price=self._price,
-            extras={"pool": self.pool, "throughputs": self.throughputs, "workload": w},
+            extras=self._extras(w),
         )
+
+    def _extras(self, w: Workload) -> dict:
+        extras: dict = {"pool": self.pool, "throughputs": self.throughputs, "workload": w}
+        for check in self.checks:
+            more = getattr(check, "policy_extras", None)
+            if more is not None:
+                extras.update(more(self.pool, w))
+        return extras
 
     def step(self) -> bool:
         """Run one round at the clock's current time. Returns False when all work is done."""
         now = self.clock.now()
         changed = self._account(now)
         self._t_prev = now
+        if self._sync_checks(now):
+            self._reject_stranded(now)
+            changed = True
         arrived = np.asarray(self.source.arrivals(now), dtype=np.int64)
         if len(arrived):
             self.history.ensure(int(arrived.max()) + 1)
@@ -324,6 +405,13 @@ class Scheduler:
             a.received[rows],
             now - self._reset_at,
         )
+        # Admission checks are enforced here whatever the policy proposed: a row never gets
+        # a flavor its data profile's mask forbids (and a running one is stopped).
+        if self.checks:
+            masks = self._profile_masks()
+            on = np.nonzero(new >= 0)[0]
+            legal = masks[self.workload.data_profile[a.job[on]], new[on]]
+            new[on[~legal]] = -1
         next_change = getattr(self.policy, "next_change", None)
         if next_change is not None:
             self._policy_next = next_change(inp, new[rows])
@@ -340,6 +428,25 @@ class Scheduler:
                 placements, placed = self.placer.place(a.job[start_rows], new[start_rows], now)
                 new[start_rows[~placed]] = -1
                 start_rows = start_rows[placed]
+        start_delay = np.zeros(len(start_rows))
+        for check in self.checks:
+            confirm = getattr(check, "confirm_starts", None)
+            if confirm is None or len(start_rows) == 0:
+                continue
+            ok, delay, cost = confirm(self.workload, a.job[start_rows], new[start_rows], now)
+            ok = np.asarray(ok, dtype=bool)
+            if not ok.all():
+                if self.placer is not None:
+                    self.placer.release(a.job[start_rows[~ok]])
+                new[start_rows[~ok]] = -1
+            h.cost_usd[a.job[start_rows[ok]]] += np.asarray(cost)[ok]
+            start_delay = start_delay[ok] + np.asarray(delay)[ok]
+            start_rows = start_rows[ok]
+        if self.placer is not None and len(placements) and len(start_rows) < len(placements):
+            keep = set(a.job[start_rows].tolist())
+            placements = [p for p in placements if p.job in keep]
+        if len(stop_rows) == 0 and len(start_rows) == 0:
+            return
         start_jobs = a.job[start_rows]
         h.preemptions[stop_jobs] += 1
         h.starts[start_jobs] += 1
@@ -353,6 +460,7 @@ class Scheduler:
                 start=start_jobs,
                 start_flavor=new[start_rows],
                 placements=tuple(placements),
+                start_delay=start_delay,
             )
         )
         a.running = new
@@ -369,11 +477,17 @@ class Scheduler:
             return t_next
         nxt_arrival = self.source.next_arrival()
         if len(self.active) == 0:
-            return max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
-        if self.policy.event_driven:
+            t_next = max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
+        elif self.policy.event_driven:
             t_evt = min(self.cluster.next_event_time(), nxt_arrival, self._policy_next)
             if math.isfinite(t_evt) and t_evt > t_next:
                 t_next = now + math.ceil((t_evt - now) / r - 1e-9) * r
+        if len(self.active):
+            # a check whose answers change by themselves (an approval expires) gets a round then
+            for check in self.checks:
+                nxt = getattr(check, "next_change", None)
+                if nxt is not None and now < (t_change := nxt(now)) < t_next:
+                    t_next = t_change
         return t_next
 
     def run(

@@ -126,7 +126,10 @@ class SimulatedCluster:
                 rates = rates * np.array([factor.get(int(j), 1.0) for j in plan.start])
             self.run_job = np.concatenate([self.run_job, plan.start])
             self.run_rate = np.concatenate([self.run_rate, rates])
-            self.run_wait = np.concatenate([self.run_wait, np.full(len(plan.start), self.penalty)])
+            wait = np.full(len(plan.start), self.penalty)
+            if len(plan.start_delay) == len(plan.start):
+                wait = wait + plan.start_delay
+            self.run_wait = np.concatenate([self.run_wait, wait])
 
     def next_event_time(self) -> float:
         if len(self.run_job) == 0:

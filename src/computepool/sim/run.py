@@ -108,16 +108,18 @@ def simulate(
         workload.total_steps, workload.job_class, rates, pool.capacity, sf, contention
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    extra = {}
+    extra: dict = {}
+    for check in checks:
+        summary = getattr(check, "summary", None)
+        if summary is not None:
+            extra.update(summary(workload))
     if serving is not None:
         from computepool.serving.results import service_rows, serving_summary
 
         ser = sched.series
         busy = np.vstack(ser.busy) if ser.busy else np.zeros((0, len(pool.flavors)))
-        extra = {
-            "services": service_rows(serving),
-            "serving": serving_summary(serving, busy, np.asarray(ser.t0), np.asarray(ser.t1)),
-        }
+        extra["services"] = service_rows(serving)
+        extra["serving"] = serving_summary(serving, busy, np.asarray(ser.t0), np.asarray(ser.t1))
     res = SimResult(
         pool=pool.name,
         policy=policy.name,

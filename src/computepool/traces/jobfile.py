@@ -37,6 +37,7 @@ class DatasetSpec(BaseModel):
     size_gb: float = Field(0.0, ge=0)
     persons: int | None = Field(None, ge=0)
     anonymised: bool = False
+    handler: str = ""
 
 
 class JobSpec(BaseModel):
@@ -254,7 +255,8 @@ def job_to_record(job: Job) -> dict[str, Any]:
         "weight": job.weight, "deadline": job.deadline, "preemptible": job.preemptible,
         "datasets": [
             {"name": d.name, "data_class": d.data_class, "origin": d.origin, "stored_in": d.stored_in,
-             "size_gb": d.size_gb, "persons": d.persons, "anonymised": d.anonymised}
+             "size_gb": d.size_gb, "persons": d.persons, "anonymised": d.anonymised,
+             "handler": d.handler}
             for d in job.datasets
         ],
         "command": job.command,

@@ -1,0 +1,302 @@
+"""The residency admission check (Kueue's AdmissionCheck): the Scheduler's ``ProfileCheck``.
+
+One ``ResidencyCheck`` serves the simulator and the live pool alike. The Scheduler asks it:
+
+- ``flavor_mask(datasets, pool)``: which flavors a data profile may use *now*, with a Status
+  naming the rule (``residency:CN-1``) when none may;
+- ``sync(now)``: whether its answers changed since it was last asked (an approval started or
+  expired, a new calendar year reset the person counters, an admin changed approvals, a start
+  moved a counter), so the Scheduler recomputes its masks;
+- ``confirm_starts(workload, jobs, flavors, now)``: the last word on each start of a round, in
+  order (so two starts cannot together break a person threshold each fits alone). It counts
+  exports, writes an audit record per start, and returns the transfer delay and egress charge
+  of each start whose data sits in another region;
+- ``on_reject(job, status, now)``: audit records for rejections;
+- ``policy_extras(pool, workload)``: per (profile, flavor) transfer seconds and egress USD, so
+  policies see what moving data costs.
+
+The judgements themselves are the pure functions of ``judge.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from computepool.admission.approvals import Approval, ApprovalBook, PersonCounters, TimeBase
+from computepool.admission.audit import ALLOWED, REJECTED, AuditLog, Decision
+from computepool.admission.judge import ProfileVerdict, State, judge_profile
+from computepool.admission.rulebook import Rulebook, load_rulebook
+from computepool.admission.transfer import profile_transfer_matrices, transfer_for
+from computepool.model.job import Dataset
+from computepool.model.pool import Pool
+from computepool.model.region import Region
+from computepool.model.status import Status, StatusCode
+from computepool.model.workload import Workload
+from computepool.policies.cost_region import flavor_extra_cost_per_hour
+
+NO_DATASETS = Decision(ALLOWED, (), (), (), "no datasets declared")
+
+
+def residency_status(
+    datasets: tuple[Dataset, ...], verdicts: Mapping[str, ProfileVerdict]
+) -> Status:
+    """The Status of a profile's mask: OK (naming restricting rules) or UNRESOLVABLE."""
+    allowed = [r for r, v in verdicts.items() if v.allowed]
+    if allowed:
+        restricting = sorted({v.forbidden_by for v in verdicts.values() if not v.allowed} - {""})
+        if not restricting:
+            return Status.success()
+        src = "residency:" + ",".join(restricting)
+        return Status(StatusCode.OK, f"data allowed only in {', '.join(sorted(allowed))}", src)
+    rules = sorted({v.forbidden_by for v in verdicts.values()} - {""}) or ["UNMATCHED"]
+    reasons = "; ".join(sorted({v.reason for v in verdicts.values()}))
+    return Status.unresolvable(
+        f"no region of the pool may legally process its data: {reasons}",
+        "residency:" + ",".join(rules),
+    )
+
+
+class ResidencyCheck:
+    """Residency rules + approvals + person counters, answering the Scheduler over time."""
+
+    name = "residency"
+
+    def __init__(
+        self,
+        rulebook: Rulebook | None = None,
+        pool: Pool | None = None,
+        approvals: ApprovalBook | None = None,
+        timebase: TimeBase | None = None,
+        regions: Mapping[str, Region] | None = None,
+        transfers: bool = True,
+        carbon_usd_per_t: float = 0.0,
+        now: float = 0.0,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.rulebook = rulebook or load_rulebook()
+        self.pool = pool
+        self.approvals = approvals or ApprovalBook()
+        self.timebase = timebase or TimeBase()
+        self.counters = PersonCounters()
+        if regions is None:
+            from computepool.catalog.regions import load_regions
+
+            regions = load_regions()
+        #: Regions outside the pool where datasets may be stored (jurisdiction, egress price).
+        self.regions: dict[str, Region] = dict(regions)
+        self.transfers = transfers
+        self.carbon_usd_per_t = carbon_usd_per_t
+        self.audit = AuditLog()
+        self.on_record = on_record
+        self.now = now
+        #: datasets -> {jurisdiction: verdict}, valid until the state changes.
+        self._cache: dict[tuple[Dataset, ...], dict[str, ProfileVerdict]] = {}
+        self._memo: dict = {}
+        self._state: State | None = None
+        self._jur: tuple[int, dict[str, str]] = (-1, {})
+        self._regions_of: tuple[int, list[str]] = (-1, [])
+        self._dirty = True
+        self._next_change = -math.inf
+        self._staged: dict[int, str] = {}
+        self._extras_for: tuple[int, int] = (-1, -1)
+        self._extras: dict[str, np.ndarray] = {}
+
+    # ---- state -------------------------------------------------------------------------
+    def state(self) -> State:
+        if self._state is None or self._state.now != self.now:
+            self._state = State(self.approvals, self.counters, self.now, self.timebase)
+            self._memo.clear()
+        return self._state
+
+    def _jurisdictions(self, pool: Pool) -> dict[str, str]:
+        if self._jur[0] != id(pool):
+            known = {**self.regions, **pool.regions}
+            self._jur = (id(pool), {name: r.jurisdiction for name, r in known.items()})
+        return self._jur[1]
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self._memo.clear()
+        self._state = None
+        self._dirty = True
+
+    def add_approval(self, approval: Approval) -> None:
+        self.approvals = self.approvals.added(approval)
+        self._changed()
+
+    def revoke_approval(self, approval_id: str, at: float | None = None) -> None:
+        self.approvals = self.approvals.revoked(approval_id, self.now if at is None else at)
+        self._changed()
+
+    def set_approvals(self, book: ApprovalBook) -> None:
+        self.approvals = book
+        self._changed()
+
+    # ---- Scheduler hooks ---------------------------------------------------------------
+    def sync(self, now: float) -> bool:
+        """Move to ``now``; True when masks computed before may no longer hold."""
+        self.now = now
+        if now >= self._next_change:
+            self._changed()
+        if not self._dirty:
+            return False
+        self._next_change = min(self.approvals.next_change(now), self.timebase.next_year_start(now))
+        self._dirty = False
+        return True
+
+    def next_change(self, now: float) -> float:
+        """When the answers change next without anything happening (expiry, new year)."""
+        return max(self._next_change, now) if math.isfinite(self._next_change) else math.inf
+
+    def verdict(self, datasets: tuple[Dataset, ...], region: str, pool: Pool) -> ProfileVerdict:
+        """The verdict for ``datasets`` in ``region`` now (it depends on the jurisdiction)."""
+        jur = self._jurisdictions(pool)
+        j = jur.get(region, region)
+        per = self._cache.get(datasets)
+        if per is None:
+            per = self._cache[datasets] = {}
+        v = per.get(j)
+        if v is None:
+            v = per[j] = judge_profile(
+                datasets, region, jur, self.rulebook, self.state(), self._memo
+            )
+        return v
+
+    def region_verdicts(
+        self, datasets: tuple[Dataset, ...], pool: Pool
+    ) -> dict[str, ProfileVerdict]:
+        jur = self._jurisdictions(pool)
+        per = self._cache.get(datasets)
+        if per is None:
+            per = self._cache[datasets] = {}
+        out = {}
+        for r in self._pool_regions(pool):
+            j = jur.get(r, r)
+            v = per.get(j)
+            if v is None:
+                v = per[j] = judge_profile(
+                    datasets, r, jur, self.rulebook, self.state(), self._memo
+                )
+            out[r] = v
+        return out
+
+    def _pool_regions(self, pool: Pool) -> list[str]:
+        if self._regions_of[0] != id(pool):
+            self._regions_of = (id(pool), sorted({f.region for f in pool.flavors}))
+        return self._regions_of[1]
+
+    def flavor_mask(self, datasets: tuple[Dataset, ...], pool: Pool) -> tuple[np.ndarray, Status]:
+        if not datasets:
+            return np.ones(len(pool.flavors), dtype=bool), Status.success()
+        verdicts = self.region_verdicts(datasets, pool)
+        mask = np.fromiter(
+            (verdicts[f.region].allowed for f in pool.flavors), dtype=bool, count=len(pool.flavors)
+        )
+        return mask, residency_status(datasets, verdicts)
+
+    def confirm_starts(
+        self, workload: Workload, jobs: np.ndarray, flavors: np.ndarray, now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ok, delay seconds, one-off cost USD) per start, decided in order."""
+        pool = self.pool
+        if pool is None:
+            raise ValueError("ResidencyCheck needs the pool to confirm starts")
+        n = len(jobs)
+        ok = np.ones(n, dtype=bool)
+        delay, cost = np.zeros(n), np.zeros(n)
+        for i in range(n):
+            j, f = int(jobs[i]), int(flavors[i])
+            ds = workload.profiles[int(workload.data_profile[j])]
+            flavor = pool.flavors[f]
+            if not ds:
+                self._record(now, j, flavor.name, NO_DATASETS)
+                continue
+            v = self.verdict(ds, flavor.region, pool)
+            if not v.allowed:
+                ok[i] = False
+                continue
+            grew = False
+            for key, name, persons in v.exports:
+                grew |= self.counters.add(key, name, persons)
+            if grew:
+                self._changed()
+            gb = usd = 0.0
+            if self.transfers and self._staged.get(j) != flavor.region:
+                t = transfer_for(ds, flavor.region, pool, self.regions)
+                delay[i], gb, usd = t.seconds, t.gb, t.egress_usd
+                cost[i] = usd
+                self._staged[j] = flavor.region
+            d = Decision(ALLOWED, v.consulted, v.allowed_by, v.approvals, v.reason)
+            self._record(now, j, flavor.name, d, gb, usd, float(delay[i]))
+        return ok, delay, cost
+
+    def on_reject(self, job: int, status: Status, now: float) -> None:
+        rules = tuple(status.source.removeprefix("residency:").split(",")) if status.source else ()
+        consulted = rules if status.source.startswith("residency:") else ()
+        self._record(
+            now, job, "", Decision(REJECTED, consulted, (status.source,), (), status.reason)
+        )
+
+    def policy_extras(self, pool: Pool, workload: Workload) -> dict[str, np.ndarray]:
+        """What moving data and running in each region costs, for cost-aware policies:
+        ``profile_transfer_s`` / ``profile_transfer_usd`` (P, F) and
+        ``flavor_extra_cost_per_hour`` (F,): energy + carbon price per accelerator-hour."""
+        key = (id(workload), len(workload.profiles))
+        if key != self._extras_for:
+            sec, _gb, usd = profile_transfer_matrices(workload.profiles, pool, self.regions)
+            self._extras = {
+                "profile_transfer_s": sec,
+                "profile_transfer_usd": usd,
+                "flavor_extra_cost_per_hour": flavor_extra_cost_per_hour(
+                    pool, self.carbon_usd_per_t
+                ),
+            }
+            self._extras_for = key
+        return self._extras
+
+    def _record(
+        self,
+        now: float,
+        job: int,
+        flavor: str,
+        d: Decision,
+        gb: float = 0.0,
+        usd: float = 0.0,
+        delay: float = 0.0,
+    ) -> None:
+        self.audit.add(now, job, flavor, d, gb, usd, delay)
+        if self.on_record is not None:
+            self.on_record(self.audit.record(len(self.audit) - 1))
+
+    def summary(self, workload: Workload) -> dict[str, Any]:
+        """Figures for ``SimResult.extra``: audit counts per rule, transfers, counters."""
+        counts = self.audit.counts_by_rule()
+        a = self.audit
+        return {
+            "residency": {
+                "rulebook": self.rulebook.source,
+                "automotive_strict": self.rulebook.automotive_strict,
+                "approvals": len(self.approvals),
+                "audit_records": len(a),
+                "starts_by_rule": counts["allowed"],
+                "rejections_by_rule": counts["rejected"],
+                "transfer_tb": float(np.sum(a.transfer_gb)) / 1000.0,
+                "egress_usd": float(np.sum(a.egress_usd)),
+                "transfer_delay_hours": float(np.sum(a.delay_s)) / 3600.0,
+                "person_counters": [
+                    {
+                        "handler": h,
+                        "origin": o,
+                        "counter": c,
+                        "year": y,
+                        "datasets": d,
+                        "persons": p,
+                    }
+                    for h, o, c, y, d, p in self.counters.rows()
+                ],
+            }
+        }

@@ -1,0 +1,323 @@
+"""``cpool audit``, ``cpool route``, ``cpool rules`` and ``cpool scenario``; residency options
+shared with ``cpool simulate``/``compare``."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from computepool.cli.common import console, fail, load_or_exit
+from computepool.model.pool import Pool
+from computepool.model.workload import Workload
+
+RulebookOpt = Annotated[
+    str,
+    typer.Option(
+        "--rulebook",
+        help="Residency rules: auto (on when the pool spans several jurisdictions), "
+        "default (shipped rules), off, or an operator rulebook YAML.",
+    ),
+]
+ApprovalsOpt = Annotated[
+    Path | None, typer.Option("--approvals", help="Approvals YAML (kind, scope, expiry).")
+]
+AuditOpt = Annotated[
+    Path | None, typer.Option("--audit", help="Write residency audit records as JSON lines.")
+]
+SimStartOpt = Annotated[
+    str,
+    typer.Option("--sim-start", help="Calendar date of simulated time 0 (approvals, counters)."),
+]
+
+
+def residency_checks(
+    pool: Pool, rulebook: str, approvals: Path | None, sim_start: str
+) -> tuple[Any, ...]:
+    """``()`` or a one-element tuple with a fresh ``ResidencyCheck`` (exits on bad input)."""
+    from computepool.admission.residency_config import ResidencyOptions, make_residency_check
+
+    opts = ResidencyOptions(rulebook=rulebook, approvals=approvals, start=sim_start)
+    check = load_or_exit(lambda: make_residency_check(pool, opts))
+    return () if check is None else (check,)
+
+
+def print_residency(checks: tuple[Any, ...], workload: Workload, audit: Path | None) -> None:
+    if not checks:
+        if audit is not None:
+            raise fail("--audit: residency is off for this pool (use --rulebook default)")
+        return
+    check = checks[0]
+    counts = check.audit.counts_by_rule()
+    t = Table(title=f"Residency · {check.rulebook.source}")
+    t.add_column("rule")
+    t.add_column("starts allowed", justify="right")
+    t.add_column("jobs rejected", justify="right")
+    rejected = Counter()
+    for src, n in counts["rejected"].items():
+        for rule in src.removeprefix("residency:").split(","):
+            rejected[rule] += n
+    for rule in sorted(set(counts["allowed"]) | set(rejected)):
+        t.add_row(rule, f"{counts['allowed'].get(rule, 0):,}", f"{rejected.get(rule, 0):,}")
+    console.print(t)
+    s = check.summary(workload)["residency"]
+    console.print(
+        f"transfers: {s['transfer_tb']:.2f} TB, egress {s['egress_usd']:,.0f} USD, "
+        f"start delay {s['transfer_delay_hours']:.1f} h in all"
+    )
+    if audit is not None:
+        n = check.audit.write_jsonl(
+            audit, workload.ids, [workload.tenants[i] for i in workload.tenant]
+        )
+        console.print(f"wrote {n:,} audit records to {audit}")
+
+
+def _audit_table(records: list[dict[str, Any]], limit: int) -> Table:
+    t = Table(
+        title=f"Audit records ({len(records):,}{', last ' + str(limit) if len(records) > limit else ''})"
+    )
+    for col in (
+        "time (h)",
+        "job",
+        "tenant",
+        "outcome",
+        "region",
+        "rules consulted",
+        "decided by",
+        "approvals",
+        "GB moved",
+    ):
+        t.add_column(col, justify="right" if col in ("time (h)", "GB moved") else "left")
+    for r in records[-limit:]:
+        t.add_row(
+            f"{r['time'] / 3600:.2f}",
+            str(r["job"]),
+            r.get("tenant", ""),
+            r["outcome"],
+            r.get("region") or "-",
+            ", ".join(r.get("rules_consulted", [])) or "-",
+            ", ".join(r.get("decided_by", [])) or "-",
+            ", ".join(r.get("approvals", [])) or "-",
+            f"{r.get('transfer_gb', 0):,.0f}",
+        )
+    return t
+
+
+def _filter(records, job, tenant, rule, outcome):
+    out = []
+    for r in records:
+        if job is not None and r["job"] != job:
+            continue
+        if tenant is not None and r.get("tenant") != tenant:
+            continue
+        if outcome is not None and r["outcome"] != outcome:
+            continue
+        if rule is not None and not any(
+            d == rule or d.startswith(rule + "/") or rule in d.split(":")[-1].split(",")
+            for d in r.get("decided_by", [])
+        ):
+            continue
+        out.append(r)
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def audit(
+        source: Annotated[
+            str,
+            typer.Argument(
+                help="Audit JSON lines (from `cpool simulate --audit`) or a server URL."
+            ),
+        ],
+        job: Annotated[str | None, typer.Option("--job", help="Only this job.")] = None,
+        tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+        rule: Annotated[
+            str | None, typer.Option("--rule", help="Only decisions by this rule, e.g. CN-5.")
+        ] = None,
+        outcome: Annotated[
+            str | None, typer.Option("--outcome", help="allowed or rejected.")
+        ] = None,
+        limit: Annotated[int, typer.Option("--limit", help="Rows to show.")] = 50,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    ) -> None:
+        """Show placement decisions: job, region, rules consulted, the rule that decided."""
+        from computepool.admission.audit import read_jsonl
+
+        if outcome not in (None, "allowed", "rejected"):
+            raise fail(f"--outcome {outcome!r}: expected allowed or rejected")
+        if source.startswith(("http://", "https://")):
+            import httpx
+
+            try:
+                resp = httpx.get(source.rstrip("/") + "/api/audit", params={"limit": 10**9})
+                resp.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise fail(f"{source}: {exc}") from None
+            records = resp.json()
+        else:
+            records = load_or_exit(lambda: read_jsonl(source))
+        records = _filter(records, job, tenant, rule, outcome)
+        if json_out:
+            for r in records[-limit:]:
+                console.print_json(json.dumps(r))
+            return
+        console.print(_audit_table(records, limit))
+        by = Counter(d.split("/")[0] for r in records for d in r.get("decided_by", []))
+        console.print("by rule: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
+
+    @app.command()
+    def route(
+        source: Annotated[
+            str,
+            typer.Option("--from", help="Site name (see `cpool rules --sites`) or LAT,LON[,JUR]."),
+        ],
+        deadline_ms: Annotated[float, typer.Option("--deadline-ms", help="End-to-end deadline.")],
+        work_h100_ms: Annotated[
+            float, typer.Option("--work-h100-ms", help="Compute the request needs, in H100-ms.")
+        ],
+        pool: Annotated[str, typer.Option("--pool", help="Pool name or YAML.")] = "automotive-demo",
+        network: Annotated[str, typer.Option("--network", help="5g, 4g or wired.")] = "5g",
+        data_class: Annotated[
+            str, typer.Option("--data-class", help="Class of the request's data.")
+        ] = "general",
+        origin: Annotated[str, typer.Option("--origin", help="Jurisdiction of the data.")] = "",
+        stacks: Annotated[str, typer.Option("--stacks", help="Comma-separated stacks.")] = "",
+        prefer: Annotated[str, typer.Option("--prefer", help="latency or cost.")] = "latency",
+        rulebook: RulebookOpt = "default",
+        approvals: ApprovalsOpt = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    ) -> None:
+        """Where should one latency-bound request run (region + flavor), or on the device?"""
+        from computepool.catalog.pools import load_pool
+        from computepool.routing.api import RouteIn, route_one
+        from computepool.routing.latency import load_latency_model
+
+        if prefer not in ("latency", "cost"):
+            raise fail(f"--prefer {prefer!r}: expected latency or cost")
+        p = load_or_exit(lambda: load_pool(pool))
+        checks = residency_checks(
+            p, rulebook if rulebook != "auto" else "default", approvals, "2026-01-01"
+        )
+        if not checks:
+            raise fail("--rulebook off: routing needs the rules to know where data may go")
+        model = load_or_exit(load_latency_model)
+        data = (
+            [{"data_class": data_class, "origin": origin}]
+            if data_class != "general" or origin
+            else []
+        )
+        body = RouteIn(
+            source=source, deadline_ms=deadline_ms, work_h100_ms=work_h100_ms, network=network,
+            data=data, stacks=[s for s in stacks.split(",") if s], prefer=prefer,
+        )  # fmt: skip
+        ans = load_or_exit(lambda: route_one(body, checks[0], model))
+        if json_out:
+            console.print_json(json.dumps(ans))
+            return
+        t = Table(
+            title=f"Options for a request from {source} ({network}), deadline {deadline_ms:.0f} ms"
+        )
+        for col in (
+            "flavor",
+            "legal",
+            "rule",
+            "RTT ms",
+            "queue ms",
+            "compute ms",
+            "total ms",
+            "meets",
+        ):
+            t.add_column(col, justify="right" if "ms" in col else "left")
+        for o in sorted(ans["options"], key=lambda o: o["total_ms"]):
+            t.add_row(
+                o["flavor"], "yes" if o["legal"] else "no", o["rule"], f"{o['rtt_ms']:.0f}",
+                f"{o['queue_ms']:.0f}", f"{o['compute_ms']:.0f}", f"{o['total_ms']:.0f}",
+                "yes" if o["meets"] else "no",
+            )  # fmt: skip
+        console.print(t)
+        console.print(f"[bold]{ans['target']}[/]: {ans['reason']}")
+
+    @app.command()
+    def rules(
+        rulebook: Annotated[
+            str, typer.Option("--rulebook", help="default or a rulebook YAML to check.")
+        ] = "default",
+        sites: Annotated[bool, typer.Option("--sites", help="List request sites.")] = False,
+    ) -> None:
+        """Show (and validate) a residency rulebook."""
+        from computepool.admission.rulebook import load_rulebook
+
+        rb = load_or_exit(lambda: load_rulebook(None if rulebook == "default" else rulebook))
+        t = Table(title=f"{rb.source} · automotive_strict={rb.automotive_strict}")
+        for col in ("id", "data classes", "origins", "allowed (conditions)", "basis"):
+            t.add_column(col)
+        for r in rb.rules:
+            grants = "; ".join(
+                "/".join(g.to)
+                + (f" if {'+'.join(g.requires)}" if g.requires else "")
+                + (f" <{g.persons_below:,} {g.counter}" if g.persons_below else "")
+                + (" (relaxed only)" if g.relaxed_only else "")
+                for g in r.allow
+            )
+            ciio = " [CIIO]" if r.ciio_only else ""
+            t.add_row(r.id + ciio, ", ".join(r.data_classes), ", ".join(r.origins), grants, r.basis)
+        console.print(t)
+        if sites:
+            from computepool.routing.latency import load_latency_model
+
+            m = load_latency_model()
+            console.print(
+                "sites: " + ", ".join(f"{s.name} ({s.jurisdiction})" for s in m.sites.values())
+            )
+
+    @app.command()
+    def scenario(
+        file: Annotated[
+            Path,
+            typer.Argument(help="Scenario YAML, e.g. examples/residency/three-automakers.yaml"),
+        ],
+        report: Annotated[
+            Path | None, typer.Option("--report", help="Write an HTML report.")
+        ] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write the figures as JSON.")
+        ] = None,
+        audit: AuditOpt = None,
+    ) -> None:
+        """Run a multi-tenant residency scenario: jobs, approvals, an offload stream; report."""
+        from computepool.scenario.residency import load_scenario, run_scenario
+
+        spec = load_or_exit(lambda: load_scenario(file))
+        out = load_or_exit(lambda: run_scenario(spec))
+        t = Table(title=f"{spec.name} · pool {spec.pool} · policy {spec.policy}")
+        cols = ("tenant", "jobs", "done", "rejected", "regions (accel-h share)", "TB moved",
+                "avg JCT h", "cost USD", "t CO2", "deadline hit")  # fmt: skip
+        for col in cols:
+            t.add_column(
+                col, justify="left" if col in ("tenant", "regions (accel-h share)") else "right"
+            )
+        for row in out.tenants:
+            t.add_row(
+                row["tenant"], f"{row['jobs']:,}", f"{row['completed']:,}", f"{row['rejected']:,}",
+                ", ".join(f"{r} {'<1%' if 0 < s < 0.005 else f'{s:.0%}'}" for r, s in row["region_share"].items()) or "-",
+                f"{row['transfer_tb']:.2f}", "-" if row["avg_jct_hours"] is None else f"{row['avg_jct_hours']:.2f}",
+                f"{row['cost_usd']:,.0f}", f"{row['carbon_t']:.2f}",
+                "-" if row["deadline_hit_rate"] is None else f"{row['deadline_hit_rate']:.1%}",
+            )  # fmt: skip
+        console.print(t)
+        if json_out is not None:
+            json_out.write_text(json.dumps(out.figures(), indent=2, default=str) + "\n")
+            console.print(f"wrote {json_out}")
+        if report is not None:
+            from computepool.scenario.report import render_scenario_report
+
+            report.write_text(render_scenario_report(out))
+            console.print(f"wrote {report}")
+        if audit is not None:
+            n = out.write_audit(audit)
+            console.print(f"wrote {n:,} audit records to {audit}")

@@ -1,0 +1,1 @@
+"""Latency-bound routing: which region and flavor answers a request in time, or the edge."""

@@ -1,0 +1,179 @@
+"""HTTP endpoints for routing and residency (FastAPI routers the server includes).
+
+``residency_router(check, latency_model)`` serves ``POST /route`` (one request: where should
+it run), ``GET /audit`` (placement decisions), ``GET``/``POST /approvals`` (admin: list, add
+with expiry) and ``DELETE /approvals/{id}`` (revoke now). The live server mounts it with
+``app.include_router(residency_router(check, model), prefix="/api")``; the same
+``ResidencyCheck`` object is the one its Scheduler uses, so an approval added here changes
+admission at the next round.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from computepool.admission.approvals import Approval
+from computepool.admission.residency import ResidencyCheck
+from computepool.model.job import Dataset
+from computepool.routing.latency import LatencyModel, Request, route
+
+
+class DatasetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "request"
+    data_class: str = "general"
+    origin: str = ""
+    stored_in: str = ""
+    size_gb: float = Field(0.0, ge=0)
+    persons: int | None = Field(None, ge=0)
+    anonymised: bool = False
+    handler: str = ""
+
+
+class RouteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="site name or 'LAT,LON[,JURISDICTION]'")
+    deadline_ms: float = Field(gt=0)
+    work_h100_ms: float = Field(gt=0)
+    network: str = "5g"
+    data: list[DatasetIn] = []
+    stacks: list[str] = []
+    prefer: Literal["latency", "cost"] = "latency"
+
+
+class ApprovalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    kind: str
+    handler: str = "*"
+    origin: str = "*"
+    data_class: str = "*"
+    to: list[str] = ["*"]
+    datasets: list[str] = []
+    valid_from: datetime | None = None
+    expires: datetime | None = None
+    note: str = ""
+
+
+def approval_out(a: Approval, check: ResidencyCheck) -> dict[str, Any]:
+    tb = check.timebase
+
+    def when(t: float) -> str | None:
+        return tb.to_datetime(t).isoformat() if math.isfinite(t) else None
+
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "handler": a.handler,
+        "origin": a.origin,
+        "data_class": a.data_class,
+        "to": list(a.to),
+        "datasets": list(a.datasets),
+        "valid_from": when(a.valid_from),
+        "expires": when(a.expires),
+        "active": a.active(check.now),
+        "note": a.note,
+    }
+
+
+def route_one(body: RouteIn, check: ResidencyCheck, model: LatencyModel) -> dict[str, Any]:
+    """The ``/route`` answer as a plain dict (also used by ``cpool route --json``)."""
+    pool = check.pool
+    if pool is None:
+        raise ValueError("the residency check has no pool")
+    data = tuple(Dataset(**d.model_dump()) for d in body.data)
+    verdicts = check.region_verdicts(data, pool) if data else {}
+    legal = [verdicts[f.region].allowed if data else True for f in pool.flavors]
+    rules = [
+        (
+            (",".join(verdicts[f.region].allowed_by) or "-")
+            if data and verdicts[f.region].allowed
+            else (verdicts[f.region].forbidden_by if data else "-")
+        )
+        for f in pool.flavors
+    ]
+    model.access_ms(body.network)  # raises on an unknown network
+    req = Request(
+        model.site(body.source),
+        body.deadline_ms,
+        body.work_h100_ms,
+        body.network,
+        data,
+        tuple(body.stacks),
+    )
+    r = route(req, pool, model, legal, rules, prefer=body.prefer)
+    return {
+        "target": r.target,
+        "edge": r.on_edge,
+        "total_ms": r.total_ms,
+        "reason": r.reason,
+        "options": [o.__dict__ for o in r.options],
+    }
+
+
+def residency_router(check: ResidencyCheck, model: LatencyModel) -> APIRouter:
+    router = APIRouter(tags=["residency"])
+
+    @router.post("/route")
+    def post_route(body: RouteIn) -> dict[str, Any]:
+        try:
+            return route_one(body, check, model)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @router.get("/audit")
+    def get_audit(job: str | None = None, rule: str | None = None, limit: int = 1000) -> list[dict]:
+        out = []
+        for rec in check.audit.records():
+            if job is not None and rec["job"] != job:
+                continue
+            if rule is not None and not any(rule in d for d in rec["decided_by"]):
+                continue
+            out.append(rec)
+        return out[-limit:]
+
+    @router.get("/approvals")
+    def get_approvals() -> list[dict]:
+        return [approval_out(a, check) for a in check.approvals.approvals]
+
+    @router.post("/approvals", status_code=201)
+    def post_approval(body: ApprovalIn) -> dict[str, Any]:
+        if body.kind not in check.rulebook.approval_kinds:
+            known = ", ".join(sorted(check.rulebook.approval_kinds))
+            raise HTTPException(422, f"kind: unknown approval kind {body.kind!r} (known: {known})")
+        tb = check.timebase
+        a = Approval(
+            id=body.id,
+            kind=body.kind,
+            handler=body.handler,
+            origin=body.origin,
+            data_class=body.data_class,
+            to=tuple(body.to),
+            datasets=tuple(body.datasets),
+            valid_from=-math.inf if body.valid_from is None else tb.seconds(body.valid_from),
+            expires=math.inf if body.expires is None else tb.seconds(body.expires),
+            note=body.note,
+        )
+        if a.expires <= a.valid_from:
+            raise HTTPException(422, "expires: on or before valid_from")
+        try:
+            check.add_approval(a)
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return approval_out(a, check)
+
+    @router.delete("/approvals/{approval_id}")
+    def delete_approval(approval_id: str) -> dict[str, Any]:
+        try:
+            check.revoke_approval(approval_id)
+        except KeyError:
+            raise HTTPException(404, f"no approval with id {approval_id!r}") from None
+        a = next(x for x in check.approvals.approvals if x.id == approval_id)
+        return approval_out(a, check)
+
+    return router
