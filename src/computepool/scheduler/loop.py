@@ -387,6 +387,19 @@ class Scheduler:
             if not ok.all():
                 rows = np.nonzero(ok)[0]
                 inp = subset_input(inp, rows)
+        pin = (inp.running >= 0) & ~self.workload.preemptible[inp.job]
+        if pin.any():
+            # non-preemptible ("on-demand") jobs keep their accelerators: neither the policy
+            # nor a service may take them (a quota gate above still can)
+            held = np.bincount(
+                inp.running[pin], weights=inp.scale_factor[pin], minlength=len(inp.capacity)
+            )
+            new[rows[pin]] = inp.running[pin]
+            keep = np.nonzero(~pin)[0]
+            rows = rows[keep]
+            inp = replace(
+                subset_input(inp, keep), capacity=np.maximum(inp.capacity - held, 0).astype(int)
+            )
         if self.serving is not None:
             # services take their accelerators first; rows they preempt sit this round out
             res = self.serving.reserve(inp)

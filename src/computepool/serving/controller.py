@@ -148,7 +148,7 @@ class ServingController:
         run = inp.running >= 0
         F = len(self.capacity)
         used = np.bincount(inp.running[run], weights=inp.scale_factor[run], minlength=F)
-        free = self.capacity - self.held() - used
+        free = inp.capacity - self.held() - used
         pre = np.ones(inp.n, dtype=bool)
         if self.preemptible is not None and inp.n:
             pre = self.preemptible[inp.job]
@@ -162,7 +162,7 @@ class ServingController:
         elif self.cfg.mode == "pooled" and self.cfg.autoscale:
             for s in live:
                 self._scale_down(s, plans[id(s)], now)
-            ctx.free = self.capacity - self.held() - used + ctx.freed
+            ctx.free = inp.capacity - self.held() - used + ctx.freed
             order = sorted(live, key=lambda s: -_deficit(s, plans[id(s)]))
             for s in order:
                 self._scale_up(s, plans[id(s)], ctx, now, warm=False)

@@ -126,7 +126,7 @@ class ServiceReplay:
         x = w["out"] / self.decode_window_s
         cnt = w["n"]
         ctx = np.where(cnt > 0, w["ctx"] / np.maximum(cnt, 1), self._mean_ctx)
-        kg = ctx[None, :] * sh.kvr[g_shape][:, None] + sh.c[g_shape][:, None]
+        kg = np.maximum(ctx[None, :] * sh.kvr[g_shape][:, None] + sh.c[g_shape][:, None], 1e-12)
         denom = (n / kg).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(x > 0, x / denom, 0.0)
@@ -216,14 +216,15 @@ class ServiceReplay:
 
 
 def _invert(edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Times at which cumulative capacity reaches ``y`` (all ``y <= kcum[-1]``)."""
+    """First times at which cumulative capacity reaches ``y`` with capacity on (a level
+    reached before a stretch without replicas is served when replicas are back)."""
     j = np.searchsorted(kcum, y, side="right")
     j = np.clip(j, 1, len(kcum) - 1)
     base = kcum[j - 1]
     rate = cap[j - 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         dt = np.where(rate > 0, (y - base) / rate, 0.0)
-    return np.where(y <= 0, edges[0], edges[j - 1] + dt)
+    return edges[j - 1] + dt
 
 
 def attainment(ttft: np.ndarray, tbt: np.ndarray, ttft_slo: float, tbt_slo: float) -> np.ndarray:
