@@ -62,7 +62,10 @@ def with_serving_mode(inputs: Inputs, mode: str | None) -> Inputs:
     """The same inputs with the services run ``pooled`` or ``dedicated`` (None: as the file says)."""
     if mode is None or inputs.services is None:
         return inputs
-    cfg = inputs.services.config.variant(mode=mode)
+    if mode == "dedicated":  # the status quo: first listed card, whole devices, peak-sized
+        cfg = inputs.services.config.variant(mode=mode, flavor_choice="first")
+    else:
+        cfg = inputs.services.config.variant(mode=mode)
     return replace(inputs, services=inputs.services.with_config(cfg))
 
 

@@ -92,6 +92,7 @@ class ServingController:
         self._t = start
         self._first = True
         self._closed = False
+        self._plans: dict = {}
         self.states = [
             self._state(s, st) for s, st in zip(serving.services, serving.streams, strict=True)
         ]
@@ -154,7 +155,12 @@ class ServingController:
             pre = self.preemptible[inp.job]
         ctx = _Round(inp, free, run & pre, evict)
         live = [s for s in self.states if s.status.ok]
-        plans = {id(s): self._needs(s, now) for s in live}
+        autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
+        if self._first or autoscaled:
+            plans = {id(s): self._needs(s, now) for s in live}
+            self._plans = plans
+        else:  # sized once: keep the first plan
+            plans = self._plans
         if self._first:
             for s in live:
                 self._scale_up(s, plans[id(s)], ctx, now, warm=True)
@@ -162,7 +168,7 @@ class ServingController:
         elif self.cfg.mode == "pooled" and self.cfg.autoscale:
             for s in live:
                 self._scale_down(s, plans[id(s)], now)
-            ctx.free = inp.capacity - self.held() - used + ctx.freed
+            ctx.free = inp.capacity - self.held() - used
             order = sorted(live, key=lambda s: -_deficit(s, plans[id(s)]))
             for s in order:
                 self._scale_up(s, plans[id(s)], ctx, now, warm=False)
@@ -277,12 +283,17 @@ class ServingController:
         f = int(s.shapes.flavor[k])
         fr = float(s.shapes.frac[k])
         want = extra_devices(self.frac[f], fr) if fr < 1.0 else int(s.shapes.tp[k])
-        if ctx.free[f] >= want:
+        idle = ctx.free[f] - ctx.freed[f]  # free without waiting for a checkpoint
+        if idle >= want:
             ctx.free[f] -= want
             return 0.0
-        if not ctx.evict_for(f, want - ctx.free[f]):
-            return None
-        s.preemptions += 1
+        if ctx.free[f] < want:
+            if not ctx.evict_for(f, want - ctx.free[f]):
+                return None
+            s.preemptions += 1
+        # part of it comes from jobs preempted this round: usable after their grace period
+        take_idle = max(idle, 0.0)
+        ctx.freed[f] -= want - take_idle
         ctx.free[f] -= want
         return self.cfg.grace_s
 
