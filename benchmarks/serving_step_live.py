@@ -4,8 +4,8 @@ Starts the service's replicas (``examples/serving/emulated_replica.py``: token t
 performance model, no model, CPU only) under the ``Supervisor``, a stable endpoint in front of
 them, and the ``LiveAutoscaler`` scraping their /metrics; replays the Azure conversation trace
 (thinned, optionally compressed) against the endpoint on 127.0.0.1 with a x4 step over one
-minute, and measures, client side, the time from the step to SLO recovered (end of the last
-10-second window below 99 % attainment). Everything it starts is stopped at the end.
+minute, and measures, client side, the time from the step to SLO recovered (the next 5 minutes
+at >= 99 % attainment, as in serving_step.py). Everything it starts is stopped at the end.
 
     python benchmarks/serving_step_live.py --json step_live.json
 
@@ -46,13 +46,13 @@ from serving_step import recovery  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="qwen2.5-14b")
+    ap.add_argument("--model", default="qwen2.5-7b")
     ap.add_argument("--accelerator", default="H20")
-    ap.add_argument("--rate-scale", type=float, default=0.25)
+    ap.add_argument("--rate-scale", type=float, default=0.5)
     ap.add_argument("--time-scale", type=float, default=1.0)
     ap.add_argument("--at", type=float, default=180.0)
     ap.add_argument("--factor", type=float, default=4.0)
-    ap.add_argument("--duration", type=float, default=540.0)
+    ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--max-output", type=int, default=None)
     ap.add_argument("--json", default=None)
@@ -86,7 +86,7 @@ def main() -> None:
                 "--accelerator", args.accelerator, "--port", str(port)]  # fmt: skip
 
     sup = Supervisor(command, name="chat", log_dir=logs, startup_s=timing.start_s + 60)
-    auto = LiveAutoscaler(sup, timing, mix, cfg=cfg, max_replicas=16)
+    auto = LiveAutoscaler(sup, timing, mix, cfg=cfg, max_replicas=16, initial_need=base * 1.2)
     snapshot: list[str] = []
     stop = threading.Event()
     try:
@@ -104,7 +104,9 @@ def main() -> None:
         timeline: list[tuple[float, int, int]] = []
 
         def control() -> None:
+            auto.tick(0.0)  # baseline sample
             next_tick = t_start + args.interval
+            next_obs = t_start + 5.0
             while not stop.is_set():
                 sup.check()
                 snapshot[:] = sup.endpoints()
@@ -112,6 +114,9 @@ def main() -> None:
                 if now >= next_tick:
                     auto.tick(now - t_start)
                     next_tick += args.interval
+                elif now >= next_obs:
+                    auto.observe(now - t_start)
+                    next_obs = now + 5.0
                 timeline.append((now - t_start, len(sup.replicas), len(snapshot)))
                 time.sleep(1.0)
 
@@ -141,9 +146,13 @@ def main() -> None:
         "ttft_p99_s": float(np.percentile(res.ttft, 99)),
         "logs": str(logs),
     }
+    before = res.sent < args.at
+    out["slo_attainment_before_step"] = float(ok[before].mean())
     print(json.dumps({k: v for k, v in out.items() if k != "decisions"}, indent=2))
+    out["per_request"] = {"sent": res.sent.tolist(), "ttft": res.ttft.tolist(),
+                          "tbt": res.tbt.tolist()}  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
 
 
 if __name__ == "__main__":

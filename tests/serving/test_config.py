@@ -139,3 +139,15 @@ def test_cli_serving_option_errors(tmp_path):
     plain = _write(tmp_path, "jobs:\n  - {id: a, duration_hours: 1}\n", "plain.yaml")
     res = runner.invoke(app, [*base, "--workload", str(plain), "--serving", "dedicated"])
     assert res.exit_code == 2 and "has no services" in res.output
+
+
+SHARED = "../shared/data/azure-llm-v2023"
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(SHARED).exists(), reason="shared data absent")
+def test_shipped_trace_copy_matches_the_original_csvs():
+    for kind in ("conv", "code"):
+        a, b = load_base("azure-llm-2023", kind), load_base(SHARED, kind)
+        assert len(a.t) == len(b.t)
+        assert (a.prompt == b.prompt).all() and (a.output == b.output).all()
+        assert np.abs(a.t - b.t).max() < 0.01  # millisecond rounding

@@ -29,7 +29,7 @@ class Completion(BaseModel):
 
 
 def replica_app(
-    timing: ReplicaTiming, start_delay_s: float | None = None, name: str = ""
+    timing: ReplicaTiming, start_delay_s: float | None = None, name: str = "", batch: int = 16
 ) -> FastAPI:
     engine = EmulatedEngine(timing)
     ready_at = time.monotonic() + (timing.start_s if start_delay_s is None else start_delay_s)
@@ -59,8 +59,16 @@ def replica_app(
             raise HTTPException(503, "loading weights (emulated)")
 
         async def tokens():
+            # one line per token; after the first, lines go out in batches of ``batch`` (fewer
+            # writes for a CPU-bound host; the last line of a batch is sent when produced)
+            buf: list[str] = []
             async for i in engine.generate(req.prompt_tokens, req.max_tokens):
-                yield f"{i}\n"
+                buf.append(f"{i}\n")
+                if i == 0 or len(buf) >= batch:
+                    yield "".join(buf)
+                    buf.clear()
+            if buf:
+                yield "".join(buf)
 
         return StreamingResponse(tokens(), media_type="text/plain")
 

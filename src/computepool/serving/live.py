@@ -1,8 +1,9 @@
 """The live autoscaler: replicas' /metrics -> the same autoscaler functions -> ``scale_to``.
 
-Every ``interval_s`` it scrapes each replica (requests so far, queue depth), turns the counter
-deltas into a request rate (with the highest rate over ``burst_window_s`` slices, as in the
-simulator), adds the backlog to drain, applies the forecast and the scale-down hold, and asks
+It scrapes each replica every few seconds (``observe``: requests and prompt tokens so far, queue
+depth); every ``interval_s`` (``tick``) it turns the counter deltas into a request rate (with the
+busiest slice between scrapes and the prompt work that arrived in it, as the simulator does with
+its burst windows), adds the backlog to drain, applies the forecast and the scale-down hold, and asks
 the ``Supervisor`` for ``ceil(need / replica capacity)`` replicas within [min, max]. The replica
 capacity comes from the performance model of the replica's shape at the service's mix.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from computepool.serving import autoscaler as asc
 from computepool.serving.emulator import ReplicaTiming, parse_metrics
-from computepool.serving.perf import Mix, ShapeTable
+from computepool.serving.perf import Mix, ShapeTable, capacity_rps
 from computepool.serving.service import ServingConfig
 from computepool.serving.supervisor import Supervisor
 
@@ -48,16 +49,20 @@ class LiveAutoscaler:
     min_replicas: int = 1
     max_replicas: int = 16
     cfg: ServingConfig = field(default_factory=ServingConfig)
+    #: Request rate the initial replicas were sized for (held for ``scale_down_delay_s``).
+    initial_need: float = 0.0
     t: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)  # requests seen (cumulative, all replicas)
+    tokens: list[float] = field(default_factory=list)  # prompt tokens seen (cumulative)
+    decision_t: list[float] = field(default_factory=list)
     rate: list[float] = field(default_factory=list)
     need: list[float] = field(default_factory=list)
     decisions: list[tuple[float, int, float]] = field(default_factory=list)
-    _last: dict[int, float] = field(default_factory=dict)
-    _seen: float = 0.0
+    _last: dict[tuple[int, int], float] = field(default_factory=dict)
+    _seen: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
-    def scrape(self) -> tuple[float, float]:
-        """(requests seen so far by all replicas, requests waiting now)."""
+    def scrape(self) -> tuple[float, float, float]:
+        """(requests seen so far by all replicas, their prompt tokens, requests waiting now)."""
         queued = 0.0
         with httpx.Client(timeout=1.0) as client:
             for r in self.supervisor.replicas:
@@ -65,34 +70,59 @@ class LiveAutoscaler:
                     m = parse_metrics(client.get(f"{r.url}/metrics").text)
                 except httpx.HTTPError:
                     continue
-                req = m.get("cpool_replica_requests_total", 0.0)
-                prev = self._last.get(r.port, 0.0)
-                self._seen += req - prev if req >= prev else req  # restarted: counter reset
-                self._last[r.port] = req
+                for key, acc in (("cpool_replica_requests_total", 0),
+                                 ("cpool_replica_prompt_tokens_total", 1)):  # fmt: skip
+                    v = m.get(key, 0.0)
+                    prev = self._last.get((r.port, acc), 0.0)
+                    self._seen[acc] += v - prev if v >= prev else v  # restarted: reset counter
+                    self._last[(r.port, acc)] = v
                 queued += m.get("cpool_replica_queue_depth", 0.0)
-        return self._seen, queued
+        return self._seen[0], self._seen[1], queued
 
-    def tick(self, now: float) -> int:
-        """One autoscaling decision at ``now`` (seconds, any origin); returns the replicas."""
-        cfg = self.cfg
-        seen, queued = self.scrape()
+    def observe(self, now: float) -> float:
+        """Scrape the replicas (every few seconds); returns the requests waiting."""
+        seen, tokens, queued = self.scrape()
         self.t.append(now)
         self.total.append(seen)
-        t, tot = np.asarray(self.t), np.asarray(self.total)
+        self.tokens.append(tokens)
+        return queued
+
+    def tick(self, now: float) -> int:
+        """One autoscaling decision at ``now`` (seconds, any origin); returns the replicas.
+
+        As in the simulator: the rate is the highest of the last ``window_s`` and of the
+        slices between scrapes; prompt work arriving in the busiest slice must be prefillable
+        within it at the target utilisation; plus forecast, backlog and the scale-down hold.
+        """
+        cfg = self.cfg
+        queued = self.observe(now)
+        self.decision_t.append(now)
+        if len(self.t) < 2:  # a baseline sample: no rate yet, no decision
+            self.rate.append(0.0)
+            self.need.append(self.initial_need)
+            return len(self.supervisor.replicas)
+        t, tot, tok = np.asarray(self.t), np.asarray(self.total), np.asarray(self.tokens)
         i = int(np.searchsorted(t, now - cfg.window_s))
-        span = max(now - t[i], 1e-9)
-        rate = (seen - tot[i]) / span if len(t) > 1 else 0.0
-        if len(t) > 1:  # the busiest interval since the last decision
-            rate = max(rate, (tot[-1] - tot[-2]) / max(t[-1] - t[-2], 1e-9))
+        i = min(i, len(t) - 2)
+        rate = (tot[-1] - tot[i]) / max(now - t[i], 1e-9)
+        dt = np.maximum(np.diff(t[i:]), 1e-9)
+        rate = max(rate, float((np.diff(tot[i:]) / dt).max()))
+        m = self.timing.model
+        flops_per_token = self.mix.prefill_flops / max(self.mix.context_tokens, 1.0)
+        work = float((np.diff(tok[i:]) / dt).max()) * flops_per_token
+        rate = max(rate, work / max(self.mix.prefill_flops, 1.0) * cfg.target_utilization)
+        del m
         self.rate.append(rate)
-        need = asc.forecast_rate(t, np.asarray(self.rate), now, cfg)
+        dec_t = np.asarray(self.decision_t)
+        need = asc.forecast_rate(dec_t, np.asarray(self.rate), now, cfg)
         need = asc.needed_rate(need, queued * self.mix.prefill_flops, self.mix, cfg)
         self.need.append(need)
-        floor = asc.scale_down_floor(t, np.asarray(self.need), now, cfg.scale_down_delay_s)
-        shape = timing_shape(self.timing)
-        from computepool.serving.perf import capacity_rps
-
-        cap = float(capacity_rps(shape, self.mix, self.tbt_slo_s, cfg.target_utilization)[0])
+        floor = asc.scale_down_floor(dec_t, np.asarray(self.need), now, cfg.scale_down_delay_s)
+        cap = float(
+            capacity_rps(
+                timing_shape(self.timing), self.mix, self.tbt_slo_s, cfg.target_utilization
+            )[0]  # fmt: skip
+        )
         now_n = len(self.supervisor.replicas)
         want = asc.replicas_for(need, cap, self.min_replicas, self.max_replicas)
         keep = asc.replicas_for(floor, cap, self.min_replicas, self.max_replicas)
