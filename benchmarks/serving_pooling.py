@@ -116,20 +116,21 @@ def main() -> None:
         sw = with_traffic(sw, **changes)
     if args.sweep:
         out = {}
-        print("| rate scale | Zipf | requests | dedicated acc-h | pooled acc-h | fewer | "
-              "SLO dedicated / pooled |")  # fmt: skip
+        print("| rate scale | Zipf | requests | dedicated acc-h (SLO) | dedicated, best card "
+              "acc-h (SLO) | pooled acc-h (SLO) | fewer vs dedicated / vs best card |")  # fmt: skip
         print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for rs in (1.0, 3.0, 10.0, 30.0):
             for z in (1.0, 1.5):
                 s = with_traffic(sw, rate_scale=rs, popularity=z)
                 d = run_variant(pool, tp, s, VARIANTS["dedicated"])
+                b = run_variant(pool, tp, s, VARIANTS["+ flavor"])
                 p = run_variant(pool, tp, s, VARIANTS["+ autoscale = pooled"])
-                out[f"{rs}/{z}"] = {"dedicated": d, "pooled": p}
+                out[f"{rs}/{z}"] = {"dedicated": d, "dedicated_best_card": b, "pooled": p}
+                da, ba, pa = (x["accelerator_hours"] for x in (d, b, p))
                 print(
-                    f"| {rs:g} | {z:g} | {p['requests']:,} | {d['accelerator_hours']:,.1f} | "
-                    f"{p['accelerator_hours']:,.1f} | "
-                    f"{1 - p['accelerator_hours'] / d['accelerator_hours']:.0%} | "
-                    f"{d['slo_attainment']:.2%} / {p['slo_attainment']:.2%} |",
+                    f"| {rs:g} | {z:g} | {p['requests']:,} | {da:,.0f} ({d['slo_attainment']:.2%}) "
+                    f"| {ba:,.0f} ({b['slo_attainment']:.2%}) | {pa:,.0f} "
+                    f"({p['slo_attainment']:.2%}) | {1 - pa / da:.0%} / {1 - pa / ba:.0%} |",
                     flush=True,
                 )
     else:
