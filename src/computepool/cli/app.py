@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from computepool.cli import catalog_cmd, plan_cmd, residency_cmd, simulate_cmd
+from computepool.cli import (
+    catalog_cmd,
+    jobs_cmd,
+    pack_cmd,
+    plan_cmd,
+    residency_cmd,
+    serve_cmd,
+    simulate_cmd,
+)
 
 app = typer.Typer(
     name="cpool",
@@ -17,6 +25,9 @@ simulate_cmd.register(app)
 catalog_cmd.register(app)
 plan_cmd.register(app)
 residency_cmd.register(app)
+pack_cmd.register(app)
+serve_cmd.register(app)
+jobs_cmd.register(app)
 
 
 def main() -> None:

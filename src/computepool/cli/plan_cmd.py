@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
         time_limit: Annotated[
             float, typer.Option("--time-limit", help="HiGHS time limit per solve (s).")
         ] = 60.0,
-        gap: Annotated[float, typer.Option("--gap", help="Relative MIP gap to stop at.")] = 1e-3,
+        gap: Annotated[
+            float,
+            typer.Option("--gap", help="Relative MIP gap to stop at (1e-3 for tighter plans)."),
+        ] = 1e-2,
     ) -> None:
         """Plan what to build: cards per chip, site and year at least net present cost.
 

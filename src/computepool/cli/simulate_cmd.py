@@ -48,6 +48,25 @@ UntilOpt = Annotated[
     float | None, typer.Option("--until-hours", help="Stop after this simulated time.")
 ]
 TputOpt = Annotated[str, typer.Option("--throughputs", help="Throughput table name or JSON path.")]
+PlacementOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--placement",
+        help="Bind jobs to node devices with this placement policy (e.g. fgd, bestfit); "
+        "reports fragmentation over time.",
+    ),
+]
+
+
+def _check_placement(name: str | None) -> None:
+    if name is None:
+        return
+    from computepool.placement.profiles import profile_names
+
+    if name not in profile_names():
+        raise fail(f"unknown placement policy {name!r}; known: {', '.join(profile_names())}")
+
+
 SERVING_MODES = ("pooled", "dedicated")
 ServingOpt = Annotated[
     str | None,
@@ -75,6 +94,7 @@ SUMMARY_ROWS = [
     ("preemptions", "preemptions", "{:,}"),
     ("rounds", "rounds", "{:,}"),
     ("wall_seconds", "wall (s)", "{:.2f}"),
+    ("mean_fragmented_share", "fragmented (mean)", "{:.1%}"),
 ]
 
 
@@ -144,10 +164,12 @@ def register(app: typer.Typer) -> None:
         approvals: ApprovalsOpt = None,
         audit: AuditOpt = None,
         sim_start: SimStartOpt = "2026-01-01",
+        placement: PlacementOpt = None,
         serving: ServingOpt = None,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
+        _check_placement(placement)
         win = parse_window(window)
         if serving is not None and serving not in SERVING_MODES:
             raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
@@ -161,6 +183,7 @@ def register(app: typer.Typer) -> None:
             restart_penalty_s=restart_penalty,
             window=win,
             until=until_hours * 3600.0 if until_hours else float("inf"),
+            placement=placement,
         )
         with progress_bar(f"simulating {policy}") as update:
             res = run_policy(inputs, policy, cfg, on_progress=update, checks=checks)
@@ -194,15 +217,22 @@ def register(app: typer.Typer) -> None:
         rulebook: RulebookOpt = "auto",
         approvals: ApprovalsOpt = None,
         sim_start: SimStartOpt = "2026-01-01",
+        placement: PlacementOpt = None,
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
+        _check_placement(placement)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         if not names:
             raise fail("--policies is empty")
         _check_policies(names)
         win = parse_window(window)
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
-        cfg = SimConfig(round_seconds=round_seconds, restart_penalty_s=restart_penalty, window=win)
+        cfg = SimConfig(
+            round_seconds=round_seconds,
+            restart_penalty_s=restart_penalty,
+            window=win,
+            placement=placement,
+        )
         results = []
         for name in names:
             checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)

@@ -178,6 +178,57 @@ class Workload:
             preemptible=np.array([j.preemptible for j in jobs], dtype=bool),
         )
 
+    def append(self, jobs: Sequence[Job]) -> np.ndarray:
+        """Add jobs at the end (a live pool grows as jobs are submitted); return their indices.
+
+        Existing indices never change, and ``arrival`` is not re-sorted: a live source hands
+        out indices itself. New classes, tenants and profiles are added to the end of their
+        lists. One call per batch: each call copies the columns once.
+        """
+        start = len(self)
+        if not jobs:
+            return np.zeros(0, dtype=np.int64)
+        class_ix = {c: i for i, c in enumerate(self.classes)}
+        tenant_ix = {t: i for i, t in enumerate(self.tenants)}
+        profile_ix = {p: i for i, p in enumerate(self.profiles)}
+        jc, tn, dp = [], [], []
+        for j in jobs:
+            c = JobClass(
+                j.job_type, j.scale_factor, j.kind, j.gang, tuple(j.stacks), tuple(j.accelerators)
+            )
+            jc.append(class_ix.setdefault(c, len(class_ix)))
+            tn.append(tenant_ix.setdefault(j.tenant, len(tenant_ix)))
+            dp.append(profile_ix.setdefault(tuple(j.datasets), len(profile_ix)))
+        self.classes = list(class_ix)
+        self.tenants = list(tenant_ix)
+        self.profiles = list(profile_ix)
+        cols = {
+            "arrival": np.array([j.arrival for j in jobs], dtype=np.float64),
+            "job_class": np.array(jc, dtype=np.int32),
+            "total_steps": np.array([j.total_steps for j in jobs], dtype=np.float64),
+            "tenant": np.array(tn, dtype=np.int32),
+            "weight": np.array([j.weight for j in jobs], dtype=np.float64),
+            "deadline": np.array([np.nan if j.deadline is None else j.deadline for j in jobs]),
+            "data_profile": np.array(dp, dtype=np.int32),
+        }
+        for col, new in cols.items():
+            setattr(
+                self,
+                col,
+                np.concatenate([getattr(self, col), new.astype(getattr(self, col).dtype)]),
+            )
+        if self.ids is not None or start == 0:
+            self.ids = [*(self.ids or []), *(j.id for j in jobs)]
+        else:
+            self.ids = [*(str(i) for i in range(start)), *(j.id for j in jobs)]
+        return np.arange(start, start + len(jobs), dtype=np.int64)
+
+    @classmethod
+    def empty(cls, name: str = "") -> Workload:
+        """A workload with no jobs yet (a live pool's, filled with ``append``)."""
+        z = np.zeros(0)
+        return cls(arrival=z, job_class=z, total_steps=z, classes=[], tenants=[], name=name)
+
     def jobs(self, indices: Sequence[int] | None = None) -> list[Job]:
         idx = range(len(self)) if indices is None else indices
         return [self.job(int(i)) for i in idx]

@@ -10,8 +10,6 @@ one CSC matrix and returns a ``Solution`` with HiGHS's status, objective, gap an
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +17,8 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 from scipy.sparse import csc_array
+
+from computepool.highs import new_highs
 
 INF = math.inf
 
@@ -53,18 +53,8 @@ FEASIBLE_POINT = 2
 
 
 def quiet_highs() -> highspy.Highs:
-    """A ``Highs`` instance without its banner (printed by C++ on the first construction)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            h = highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    h.setOptionValue("output_flag", False)
-    return h
+    """A ``Highs`` instance without its banner, sharing the process-wide thread settings."""
+    return new_highs()
 
 
 @dataclass

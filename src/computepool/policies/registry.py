@@ -6,18 +6,29 @@ from collections.abc import Callable
 from typing import Any
 
 from computepool.policies.base import Policy
+from computepool.policies.cost import CostPolicy
 from computepool.policies.cost_region import CostRegion
-from computepool.policies.fifo import Fifo, FifoAgnostic
+from computepool.policies.fifo import Fifo, FifoAgnostic, FifoSticky
+from computepool.policies.ftf import FinishTimeFairness, FinishTimeFairnessAgnostic
+from computepool.policies.makespan import MinMakespan
+from computepool.policies.max_min import MaxMinFairness, MaxMinFairnessAgnostic
+from computepool.policies.srpt import ShortestRemainingFirst
 from computepool.policies.tiresias import Tiresias
 
 
 def _registry() -> dict[str, Callable[..., Policy]]:
     return {
+        "cost": CostPolicy,
         "fifo": Fifo,
         "fifo-agnostic": FifoAgnostic,
+        "fifo-sticky": FifoSticky,
+        "ftf": FinishTimeFairness,
+        "ftf-agnostic": FinishTimeFairnessAgnostic,
+        "las": MaxMinFairness,
+        "las-agnostic": MaxMinFairnessAgnostic,
+        "makespan": MinMakespan,
+        "srpt": ShortestRemainingFirst,
         "tiresias": Tiresias,
-        # Until the heterogeneity-aware LP lands, ``las`` is Tiresias-style LAS.
-        "las": Tiresias,
         "cost-region": CostRegion,
     }
 

@@ -64,6 +64,35 @@ def _utilisation(r: SimResult) -> str:
     return figure_png(fig)
 
 
+def _fragmentation(results: list[SimResult]) -> str | None:
+    series = [(r.policy, r.extra.get("fragmentation")) for r in results]
+    series = [(p, f) for p, f in series if f and len(f.get("t", []))]
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for i, (policy, f) in enumerate(series):
+        t = np.asarray(f["t"]) / 3600.0
+        ax.plot(
+            t,
+            np.asarray(f["fragmented_share"]),
+            label=f"{policy}: fragmented",
+            color=PALETTE[i % 8],
+        )
+        ax.plot(
+            t,
+            np.asarray(f["allocated_share"]),
+            label=f"{policy}: allocated",
+            color=PALETTE[i % 8],
+            ls=":",
+        )
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("simulated time (hours)")
+    ax.set_ylabel("share of accelerators")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return figure_png(fig)
+
+
 def render_sim_report(results: list[SimResult], title: str = "computepool simulation") -> str:
     if not results:
         raise ValueError("no results to report")
@@ -83,4 +112,7 @@ def render_sim_report(results: list[SimResult], title: str = "computepool simula
         ),
         section("Utilisation over time", "".join(_utilisation(r) for r in results)),
     ]
+    frag = _fragmentation(results)
+    if frag is not None:
+        sections.append(section("Fragmentation over time (placement)", frag))
     return page(title, sub, sections)

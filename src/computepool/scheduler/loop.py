@@ -20,7 +20,7 @@ from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
-from computepool.policies.base import Policy, PolicyInput, subset_input
+from computepool.policies.base import Policy, PolicyInput, restrict_flavors, subset_input
 from computepool.scheduler.interfaces import (
     Clock,
     Cluster,
@@ -31,10 +31,10 @@ from computepool.scheduler.interfaces import (
     RoundGate,
     RoundPlan,
 )
-from computepool.scheduler.mechanism import assign_round
+from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.state import ActiveSet, JobHistory
 
-COMPLETED, REJECTED, CANCELLED = 1, 2, 3
+COMPLETED, REJECTED, CANCELLED, FAILED = 1, 2, 3, 4
 
 
 class ServingHook(Protocol):
@@ -81,6 +81,10 @@ class SchedulerConfig:
     #: Received-time counters (the mechanism's memory) are reset at most this often, and only
     #: when the job set changed (Gavel's ``minimum_time_between_allocation_resets``).
     min_reset_seconds: float = 1920.0
+    #: Time-shared (LP) policies: recompute the allocation whenever the job set changed. False
+    #: (Gavel's simulator) recomputes it only together with a counter reset; jobs that arrive in
+    #: between hold no share until then and run only on room the others leave.
+    recompute_on_change: bool = False
 
 
 @dataclass
@@ -132,7 +136,10 @@ class Scheduler:
         self._mask_status: list[Status] = []
         self._sf_class = np.array([c.scale_factor for c in workload.classes], dtype=np.int64)
         self._t_prev = clock.now()
-        self._reset_at = self._t_prev
+        self._reset_at = -math.inf
+        #: Seconds of job time per flavor since the last reset (Gavel's ``worker_time_so_far``).
+        self._flavor_time = np.zeros(F)
+        self._speed_order = speed_order(self._feas.rates)
         self._first = True
         self._done = False
         self._policy_next = math.inf
@@ -241,22 +248,27 @@ class Scheduler:
         return jobs[ok]
 
     # ---- one round ----------------------------------------------------------------
-    def _emit(self, job: int, kind: str, detail: str = "") -> None:
+    def _emit(self, job: int, kind: str, detail: str = "", at: float | None = None) -> None:
         if self.sink is not None:
-            self.sink.on_event(job, kind, self._t_prev, detail)
+            self.sink.on_event(job, kind, self._t_prev if at is None else at, detail)
 
     def _account(self, now: float) -> bool:
         obs = self.cluster.observe(now)
         a, h = self.active, self.history
+        ended = obs.completed
+        ended_at = obs.completed_at
+        if len(obs.errored):
+            ended = np.concatenate([obs.completed, obs.errored]).astype(np.int64)
+            ended_at = np.concatenate([obs.completed_at, obs.errored_at])
         t0 = self._t_prev
         run_rows = np.nonzero(a.running >= 0)[0]
         end = np.full(len(run_rows), now)
-        if len(obs.completed):
+        if len(ended):
             pos = np.full(len(a), -1, dtype=np.int64)
             pos[run_rows] = np.arange(len(run_rows))
-            crow = h.row_of[obs.completed]
+            crow = h.row_of[ended]
             valid = (crow >= 0) & (pos[np.maximum(crow, 0)] >= 0)
-            end[pos[crow[valid]]] = obs.completed_at[valid]
+            end[pos[crow[valid]]] = ended_at[valid]
         ran = np.maximum(end - t0, 0.0)
         jobs = a.job[run_rows]
         flv = a.running[run_rows]
@@ -264,6 +276,7 @@ class Scheduler:
         acc = ran * sf
         a.attained[run_rows] += acc
         a.received[run_rows, flv] += ran
+        self._flavor_time += np.bincount(flv, weights=ran, minlength=len(self._flavor_time))
         h.accel_seconds[jobs] += acc
         h.cost_usd[jobs] += acc * self._price[flv] / 3600.0
         kwh = acc * self._power[flv] / 3600.0
@@ -284,28 +297,90 @@ class Scheduler:
             ok = rows >= 0
             a.steps_done[rows[ok]] = obs.progress_steps[ok]
         changed = False
-        if self.placer is not None and (len(obs.failed) or len(obs.completed)):
-            self.placer.release(np.concatenate([obs.failed, obs.completed]).astype(np.int64))
+        if self.placer is not None and (len(obs.failed) or len(ended)):
+            self.placer.release(np.concatenate([obs.failed, ended]).astype(np.int64))
         if len(obs.failed):
             rows = h.row_of[obs.failed]
             rows = rows[rows >= 0]
             a.running[rows] = -1
             for j in obs.failed:
-                self._emit(int(j), "failed")
+                self._emit(int(j), "requeued", "workers failed")
             changed = True
-        if len(obs.completed):
-            h.end[obs.completed] = obs.completed_at
+        if len(ended):
+            h.end[ended] = ended_at
             h.state[obs.completed] = COMPLETED
-            keep = np.ones(len(a), dtype=bool)
-            rows = h.row_of[obs.completed]
-            keep[rows[rows >= 0]] = False
-            h.row_of[obs.completed] = -1
-            a.keep(keep)
-            h.row_of[a.job] = np.arange(len(a))
-            for j in obs.completed:
-                self._emit(int(j), "succeeded")
+            h.state[obs.errored] = FAILED
+            self._remove(ended)
+            for j, t in zip(obs.completed, obs.completed_at, strict=True):
+                self._emit(int(j), "succeeded", at=float(t))
+            for j, t in zip(obs.errored, obs.errored_at, strict=True):
+                self._emit(int(j), "failed", "exited with an error", at=float(t))
             changed = True
         return changed
+
+    def _remove(self, jobs: np.ndarray) -> None:
+        """Drop jobs from the active set (finished, failed or cancelled)."""
+        a, h = self.active, self.history
+        keep = np.ones(len(a), dtype=bool)
+        rows = h.row_of[jobs]
+        keep[rows[rows >= 0]] = False
+        h.row_of[jobs] = -1
+        a.keep(keep)
+        h.row_of[a.job] = np.arange(len(a))
+
+    # ---- live-pool operations (between rounds) ---------------------------------------
+    def adopt(self, jobs: np.ndarray, flavors: np.ndarray, started_at: np.ndarray) -> np.ndarray:
+        """Take over jobs already running on the cluster (after a control-plane restart).
+
+        They join the active set as running on ``flavors`` without a start being sent to the
+        cluster. Returns the mask of jobs adopted; the others were rejected at admission
+        (their reason is in ``rejections``) and the caller must stop them.
+        """
+        jobs = np.asarray(jobs, dtype=np.int64)
+        if len(jobs) == 0:
+            return np.zeros(0, dtype=bool)
+        self.history.ensure(int(jobs.max()) + 1)
+        admitted = self.admit(jobs)
+        ok = np.isin(jobs, admitted)
+        a, h = self.active, self.history
+        self.active.add(admitted)
+        if len(admitted):
+            self.active.received[-len(admitted) :] = self._half_round  # as in ``step``
+        h.row_of[a.job] = np.arange(len(a))
+        a.running[h.row_of[admitted]] = np.asarray(flavors, dtype=np.int64)[ok]
+        h.starts[admitted] += 1
+        h.first_start[admitted] = np.asarray(started_at, dtype=np.float64)[ok]
+        for j in admitted:
+            self._emit(int(j), "adopted")
+        return ok
+
+    def cancel(self, jobs: np.ndarray, reason: str = "cancelled") -> np.ndarray:
+        """Withdraw jobs; running ones are killed through the cluster. Returns those withdrawn.
+
+        Jobs already finished, failed, rejected or cancelled are left alone.
+        """
+        jobs = np.asarray(jobs, dtype=np.int64)
+        if len(jobs) == 0:
+            return jobs
+        h, a = self.history, self.active
+        h.ensure(int(jobs.max()) + 1)
+        jobs = jobs[h.state[jobs] == 0]
+        rows = h.row_of[jobs]
+        rows = rows[rows >= 0]
+        kill = a.job[rows[a.running[rows] >= 0]]
+        now = self.clock.now()
+        if len(kill):
+            if self.placer is not None:
+                self.placer.release(kill)
+            self.cluster.apply(
+                RoundPlan(now=now, round_seconds=self.config.round_seconds, kill=kill)
+            )
+        self._remove(jobs)
+        h.state[jobs] = CANCELLED
+        h.end[jobs] = now
+        for j in jobs:
+            self._emit(int(j), "cancelled", reason, at=now)
+        return jobs
 
     def policy_input(self, now: float) -> PolicyInput:
         a, w = self.active, self.workload
@@ -354,6 +429,8 @@ class Scheduler:
             admitted = self.admit(arrived)
             if len(admitted):
                 self.active.add(admitted)
+                # Gavel starts every job's received time at half a round on each flavor.
+                self.active.received[-len(admitted) :] = self._half_round
                 self.history.row_of[self.active.job] = np.arange(len(self.active))
                 for j in admitted:
                     self._emit(int(j), "admitted")
@@ -374,60 +451,134 @@ class Scheduler:
         self.series.rounds += 1
         return True
 
+    @property
+    def _half_round(self) -> float:
+        return self.config.round_seconds / 2.0
+
+    def _reset_counters(self, now: float) -> None:
+        """Gavel's reset: fold the period's shortfall into deficits, restart the time counters."""
+        a, half = self.active, self._half_round
+        if math.isfinite(self._reset_at):
+            elapsed = now - self._reset_at
+            a.deficit += a.share * elapsed - (a.received - half)
+        a.received[:] = half
+        self._flavor_time[:] = half * len(a)
+        self._reset_at = now
+
+    def _flavor_order(self) -> np.ndarray:
+        if getattr(self.policy, "aware", True):
+            return self._speed_order
+        return np.roll(self._speed_order, -(self.series.rounds % len(self._speed_order)))
+
     def _decide(self, now: float, changed: bool) -> None:
-        a, h = self.active, self.history
-        if changed and now - self._reset_at >= self.config.min_reset_seconds:
-            a.received[:] = 0.0
-            self._reset_at = now
-        inp = self.policy_input(now)
+        a = self.active
+        F = len(self.pool.flavors)
+        time_shared = bool(getattr(self.policy, "time_shared", False))
+        reset = changed and now - self._reset_at >= self.config.min_reset_seconds
+        if reset:
+            self._reset_counters(now)
+        recompute = (
+            not time_shared or reset or self._first or (changed and self.config.recompute_on_change)
+        )
         new = np.full(len(a), -1, dtype=np.int64)
         rows = np.arange(len(a))
-        if self.gate is not None:
-            ok = np.asarray(self.gate.eligible(inp), dtype=bool)
-            if not ok.all():
-                rows = np.nonzero(ok)[0]
-                inp = subset_input(inp, rows)
+        inp = None
+        allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
+        held_back = self.serving is not None or not self.workload.preemptible.all()
+        if recompute or self.gate is not None or held_back:
+            inp = self.policy_input(now)
+            if self.gate is not None:
+                ok = np.asarray(self.gate.eligible(inp), dtype=bool)
+                if ok.ndim == 2:
+                    allowed, ok = ok, ok.any(axis=1)
+                if not ok.all():
+                    rows = np.nonzero(ok)[0]
+                    inp = subset_input(inp, rows)
+                if allowed is not None:
+                    inp = restrict_flavors(inp, allowed[rows])
+        pinned = np.zeros(0, dtype=np.int64)
+        capacity = self.pool.capacity
+        if held_back:
+            inp, rows, pinned = self._hold_back(inp, rows)
+            capacity = inp.capacity
+        if time_shared:
+            if recompute:
+                alloc = self.policy.allocate(inp)
+                self.series.policy_calls += 1
+                a.share[:] = 0.0
+                a.share[rows] = alloc.dense(len(rows), F)
+            usable = np.zeros((len(a), F), dtype=bool)
+            cls = self.workload.job_class[a.job[rows]]
+            prof = self.workload.data_profile[a.job[rows]]
+            usable[rows] = (self._feas.rates[cls] > 0) & self._profile_masks()[prof]
+            if allowed is not None:
+                usable[rows] &= allowed[rows]
+            new = assign_time_shares(
+                a.share,
+                usable,
+                self._sf_class[self.workload.job_class[a.job]],
+                capacity,
+                a.running,
+                a.received,
+                self._flavor_time,
+                a.deficit,
+                self._flavor_order(),
+            )
+        else:
+            alloc = self.policy.allocate(inp)
+            self.series.policy_calls += 1
+            new[rows] = assign_ordered(alloc, inp.scale_factor, inp.capacity, inp.running)
+            self._enforce_checks(new)
+            next_change = getattr(self.policy, "next_change", None)
+            if next_change is not None:
+                self._policy_next = next_change(inp, new[rows])
+        new[pinned] = a.running[pinned]
+        self._apply(now, new)
+
+    def _hold_back(
+        self, inp: PolicyInput, rows: np.ndarray
+    ) -> tuple[PolicyInput, np.ndarray, np.ndarray]:
+        """Take out of the policy's hands what it may not touch this round.
+
+        Non-preemptible ("on-demand") running jobs keep their accelerators: neither the policy
+        nor a service takes them (a quota gate above still can). Services (``serving``) then
+        reserve their accelerators, preempting preemptible rows if they must; those rows sit
+        this round out. Returns the reduced input, its rows, and the pinned rows.
+        """
         pin = (inp.running >= 0) & ~self.workload.preemptible[inp.job]
+        pinned = rows[pin]
         if pin.any():
-            # non-preemptible ("on-demand") jobs keep their accelerators: neither the policy
-            # nor a service may take them (a quota gate above still can)
             held = np.bincount(
                 inp.running[pin], weights=inp.scale_factor[pin], minlength=len(inp.capacity)
             )
-            new[rows[pin]] = inp.running[pin]
             keep = np.nonzero(~pin)[0]
             rows = rows[keep]
             inp = replace(
                 subset_input(inp, keep), capacity=np.maximum(inp.capacity - held, 0).astype(int)
             )
         if self.serving is not None:
-            # services take their accelerators first; rows they preempt sit this round out
             res = self.serving.reserve(inp)
             inp = replace(inp, capacity=np.maximum(inp.capacity - res.capacity, 0))
             if res.evict.any():
                 keep = np.nonzero(~res.evict)[0]
                 rows = rows[keep]
                 inp = subset_input(inp, keep)
-        alloc = self.policy.allocate(inp)
-        self.series.policy_calls += 1
-        new[rows] = assign_round(
-            alloc,
-            inp.scale_factor,
-            inp.capacity,
-            inp.running,
-            a.received[rows],
-            now - self._reset_at,
-        )
-        # Admission checks are enforced here whatever the policy proposed: a row never gets
-        # a flavor its data profile's mask forbids (and a running one is stopped).
-        if self.checks:
-            masks = self._profile_masks()
-            on = np.nonzero(new >= 0)[0]
-            legal = masks[self.workload.data_profile[a.job[on]], new[on]]
-            new[on[~legal]] = -1
-        next_change = getattr(self.policy, "next_change", None)
-        if next_change is not None:
-            self._policy_next = next_change(inp, new[rows])
+        return inp, rows, pinned
+
+    def _enforce_checks(self, new: np.ndarray) -> None:
+        """Admission checks hold whatever the policy proposed: a row never gets a flavor its
+        data profile's mask forbids (and a running one is stopped)."""
+        if not self.checks:
+            return
+        a = self.active
+        masks = self._profile_masks()
+        on = np.nonzero(new >= 0)[0]
+        legal = masks[self.workload.data_profile[a.job[on]], new[on]]
+        new[on[~legal]] = -1
+
+    def _apply(self, now: float, new: np.ndarray) -> None:
+        """Stop, start and place what changed between ``a.running`` and ``new``."""
+        a, h = self.active, self.history
         stop_rows = np.nonzero((a.running >= 0) & (new != a.running))[0]
         start_rows = np.nonzero((new >= 0) & (new != a.running))[0]
         if len(stop_rows) == 0 and len(start_rows) == 0:

@@ -27,6 +27,10 @@ class ActiveSet:
         self.attained = np.zeros(0)  # accelerator-seconds
         self.received = np.zeros((0, num_flavors))  # seconds on each flavor since last reset
         self.running = np.zeros(0, dtype=np.int64)  # flavor or -1
+        #: Time-share allocation in force (the last LP result) and time owed from earlier
+        #: reset periods, per flavor (the round mechanism's memory for time-shared policies).
+        self.share = np.zeros((0, num_flavors))
+        self.deficit = np.zeros((0, num_flavors))
 
     def __len__(self) -> int:
         return len(self.job)
@@ -41,9 +45,11 @@ class ActiveSet:
         self.attained = np.concatenate([self.attained, np.zeros(k)])
         self.received = np.concatenate([self.received, np.zeros((k, self.num_flavors))])
         self.running = np.concatenate([self.running, np.full(k, -1, dtype=np.int64)])
+        self.share = np.concatenate([self.share, np.zeros((k, self.num_flavors))])
+        self.deficit = np.concatenate([self.deficit, np.zeros((k, self.num_flavors))])
 
     def keep(self, mask: np.ndarray) -> None:
-        for col in ("job", "steps_done", "attained", "received", "running"):
+        for col in ("job", "steps_done", "attained", "received", "running", "share", "deficit"):
             setattr(self, col, getattr(self, col)[mask])
 
     def rows_of(self, jobs: np.ndarray, row_of: np.ndarray) -> np.ndarray:

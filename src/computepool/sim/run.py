@@ -32,6 +32,9 @@ class SimConfig:
     window: tuple[int, int] | None = None
     #: Stop at this simulated time (seconds) even if work remains.
     until: float = float("inf")
+    #: Placement policy binding jobs to node devices (``computepool.placement``); None places
+    #: by count per flavor only.
+    placement: str | None = None
 
 
 def simulate(
@@ -63,6 +66,11 @@ def simulate(
     feas = class_feasibility(workload.classes, pool, throughputs)
     rates = feas.rates
     cluster = SimulatedCluster(workload, rates, cfg.restart_penalty_s, start)
+    placer = None
+    if cfg.placement:
+        from computepool.placement.placer import PoolPlacer
+
+        placer = PoolPlacer(pool, workload, throughputs, cfg.placement)
     sched = Scheduler(
         pool,
         workload,
@@ -75,6 +83,7 @@ def simulate(
         checks=checks,
         feasibility=feas,
         serving=serving,
+        placer=placer,
     )
 
     n = len(workload)
@@ -90,6 +99,8 @@ def simulate(
     horizon = services.horizon_s if services is not None else 0.0
 
     def on_round(s: Scheduler) -> None:
+        if placer is not None:
+            placer.record(clock.now())
         if on_progress is not None:
             done = float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1)
             if horizon > 0:
@@ -113,6 +124,8 @@ def simulate(
         summary = getattr(check, "summary", None)
         if summary is not None:
             extra.update(summary(workload))
+    if placer is not None:
+        extra.update(placer.series.summary())
     if serving is not None:
         from computepool.serving.results import service_rows, serving_summary
 
@@ -144,6 +157,7 @@ def simulate(
             "round_seconds": cfg.round_seconds,
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
+            "placement": cfg.placement,
         },
         extra=extra,
     )

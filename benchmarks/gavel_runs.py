@@ -1,0 +1,124 @@
+"""Shared runner for the Gavel reproduction benchmarks: run (policy, workload) pairs in worker
+processes with a Rich progress bar and read the published anchor points.
+
+Not a benchmark by itself; ``gavel_fig8.py``, ``gavel_fig9.py`` and ``gavel_makespan.py`` use it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "data" / "gavel" / "reference_results"
+#: Our policy name -> Gavel's name in the reference CSVs.
+GAVEL_NAME = {
+    "las": "max_min_fairness_perf",
+    "las-agnostic": "max_min_fairness",
+    "fifo": "fifo_perf",
+    "fifo-agnostic": "fifo",
+    "ftf": "finish_time_fairness_perf",
+    "ftf-agnostic": "finish_time_fairness",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    policy: str
+    workload: str
+    window: tuple[int, int] | None
+    pool: str = "gavel-36x3"
+    recompute_on_change: bool = False
+
+
+def run_one(run: Run) -> dict:
+    from computepool.runner import load_inputs, run_policy
+    from computepool.sim import run as sim_run
+
+    inputs = load_inputs(run.pool, run.workload)
+    cfg = sim_run.SimConfig(window=run.window)
+    if run.recompute_on_change:
+        base = sim_run.SchedulerConfig
+
+        def patched(*a, **k):  # SimConfig has no such field; the loop does
+            return base(*a, recompute_on_change=True, **k)
+
+        sim_run.SchedulerConfig = patched
+    res = run_policy(inputs, run.policy, cfg)
+    s = res.summary()
+    keep = (
+        "avg_jct_hours",
+        "p50_jct_hours",
+        "p99_jct_hours",
+        "mean_ftf_rho",
+        "makespan_hours",
+        "utilization_overall",
+        "jobs_completed",
+        "rounds",
+        "policy_calls",
+        "wall_seconds",
+    )
+    return {"policy": run.policy, "workload": run.workload, **{k: s[k] for k in keep}}
+
+
+def run_all(runs: Iterable[Run], workers: int, title: str) -> list[dict]:
+    runs = list(runs)
+    out: list[dict] = []
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        ) as progress,
+        ProcessPoolExecutor(max_workers=workers) as pool,
+    ):
+        task = progress.add_task(title, total=len(runs))
+        futures = {pool.submit(run_one, r): r for r in runs}
+        for fut in as_completed(futures):
+            out.append(fut.result())
+            progress.advance(task)
+    return out
+
+
+def anchors(metric: str, trace_prefix: str) -> dict[tuple[str, float], float]:
+    """(gavel policy, rate) -> published value, or {} when the shared data is absent."""
+    path = REFERENCE / "continuous_avg_jct_and_ftf.csv"
+    if not path.exists():
+        Console(stderr=True).print(f"[yellow]anchors skipped: {path} not found")
+        return {}
+    out = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row["metric"] == metric and row["trace"].startswith(trace_prefix):
+                out[(row["policy"], float(row["input_job_rate_jobs_per_hour"]))] = float(
+                    row["value"]
+                )
+    return out
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def write_json(results: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(*r)
+    return t

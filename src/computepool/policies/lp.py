@@ -1,0 +1,127 @@
+"""A thin, fast door to HiGHS: pass a column-wise LP as arrays, get the primal solution back.
+
+Every LP policy builds its constraint matrix as CSC arrays (``start``, ``index``, ``value``)
+with NumPy and calls ``solve``; nothing here knows about jobs or flavors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from computepool.highs import new_highs
+
+INF = highspy.kHighsInf
+
+
+class LPError(RuntimeError):
+    """HiGHS did not return an optimal solution."""
+
+
+@dataclass(frozen=True)
+class LP:
+    """``max/min cost @ x`` s.t. ``row_lo <= A x <= row_hi``, ``col_lo <= x <= col_hi``."""
+
+    cost: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    start: np.ndarray  # (num_col + 1,) CSC column starts
+    index: np.ndarray  # row index of each nonzero
+    value: np.ndarray
+    maximize: bool = True
+
+    @property
+    def num_col(self) -> int:
+        return len(self.cost)
+
+    @property
+    def num_row(self) -> int:
+        return len(self.row_lo)
+
+
+@dataclass(frozen=True)
+class Solution:
+    x: np.ndarray
+    objective: float
+    optimal: bool
+    status: str
+
+
+def csc_from_triplets(
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_col: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSC arrays from (row, col, value) triplets (duplicates are kept as separate entries)."""
+    order = np.argsort(cols, kind="stable")
+    counts = np.bincount(cols, minlength=num_col)
+    start = np.zeros(num_col + 1, dtype=np.int32)
+    np.cumsum(counts, out=start[1:])
+    return start, rows[order].astype(np.int32), vals[order].astype(np.float64)
+
+
+def _new_solver() -> object:
+    return new_highs(bare=True)
+
+
+def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
+    """Solve with HiGHS. ``method``: ``simplex`` (a vertex) or ``ipm`` (interior point; without
+    crossover it returns a point near the centre of the optimal face, as ECOS does)."""
+    h = _new_solver()
+    h.setOptionValue("solver", method)
+    if method == "ipm":
+        h.setOptionValue("run_crossover", "on" if crossover else "off")
+    return solve_model(h, lp)
+
+
+class Session:
+    """One HiGHS model kept between solves, for a sequence of LPs that differ in one column
+    (the simplex restarts from the previous basis)."""
+
+    def __init__(self, lp: LP, method: str = "simplex") -> None:
+        self._h = _new_solver()
+        self._h.setOptionValue("solver", method)
+        if method == "simplex":
+            self._h.setOptionValue("simplex_strategy", 4)  # primal: restarts well after a change
+        self._lp = lp
+        first = solve_model(self._h, lp)
+        self.first = first
+
+    def set_column(self, col: int, rows: np.ndarray, values: np.ndarray) -> None:
+        for r, v in zip(rows.tolist(), values.tolist(), strict=True):
+            self._h.changeCoeff(int(r), col, float(v))
+
+    def run(self) -> Solution:
+        self._h.run()
+        return _solution(self._h, self._lp.num_col)
+
+
+def _solution(h: object, num_col: int) -> Solution:
+    status = h.getModelStatus()
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    if len(x) != num_col:
+        x = np.zeros(num_col)
+    obj = float(h.getInfo().objective_function_value) if optimal else float("nan")
+    return Solution(x, obj, optimal, h.modelStatusToString(status))
+
+
+def solve_model(h: object, lp: LP) -> Solution:
+    model = highspy.HighsLp()
+    model.num_col_ = lp.num_col
+    model.num_row_ = lp.num_row
+    model.col_cost_ = np.asarray(lp.cost, dtype=np.float64)
+    model.col_lower_ = np.asarray(lp.col_lo, dtype=np.float64)
+    model.col_upper_ = np.asarray(lp.col_hi, dtype=np.float64)
+    model.row_lower_ = np.asarray(lp.row_lo, dtype=np.float64)
+    model.row_upper_ = np.asarray(lp.row_hi, dtype=np.float64)
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = np.asarray(lp.start, dtype=np.int32)
+    model.a_matrix_.index_ = np.asarray(lp.index, dtype=np.int32)
+    model.a_matrix_.value_ = np.asarray(lp.value, dtype=np.float64)
+    model.sense_ = highspy.ObjSense.kMaximize if lp.maximize else highspy.ObjSense.kMinimize
+    h.passModel(model)
+    h.run()
+    return _solution(h, lp.num_col)

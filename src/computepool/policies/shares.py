@@ -1,0 +1,205 @@
+"""Pieces every time-share LP policy shares: weights, identical-row groups, the equal-share
+reference throughput, and the max-min LP over effective throughput.
+
+Effective throughput of row ``m`` under allocation ``x`` is ``sum_f T[m, f] * x[m, f]`` where
+``x[m, f]`` is the fraction of wall-clock time ``m`` holds flavor ``f`` (Gavel, OSDI'20).
+Constraints shared by all policies: ``x >= 0``; ``sum_f x[m, f] <= 1``;
+``sum_m scale_factor[m] * x[m, f] <= capacity[f]``; ``x[m, f] = 0`` where ``f`` is infeasible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from computepool.model.allocation import Allocation
+from computepool.policies.base import PolicyInput
+from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve
+
+
+def row_weights(inp: PolicyInput) -> np.ndarray:
+    """Per-row weight: the job's weight times its tenant's (``extras["tenant_weight"]``)."""
+    w = np.asarray(inp.weight, dtype=np.float64)
+    tw = inp.extras.get("tenant_weight")
+    if tw is not None:
+        tw = np.asarray(tw, dtype=np.float64)
+        w = w * tw[inp.tenant]
+    if np.any(~np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError("job and tenant weights must be finite and > 0")
+    return w
+
+
+def throughput_view(inp: PolicyInput, aware: bool) -> np.ndarray:
+    """(n, F) rates the policy optimises over: measured (aware) or 1.0 on every feasible flavor
+    (agnostic: the same policy composed with a flat throughput table)."""
+    return inp.throughput if aware else inp.feasible.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Rows that are interchangeable for a policy share one LP row (``count`` of them)."""
+
+    inverse: np.ndarray  # (n,) group of each row
+    first: np.ndarray  # (G,) a representative row per group
+    count: np.ndarray  # (G,)
+
+
+def group_rows(*keys: np.ndarray) -> Groups:
+    """Group rows whose every key column is equal."""
+    n = len(keys[0])
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return Groups(z, z, z)
+    stacked = np.stack([np.asarray(k, dtype=np.float64) for k in keys], axis=1)
+    _, first, inverse, count = np.unique(
+        stacked, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    return Groups(inverse.reshape(-1).astype(np.int64), first.astype(np.int64), count)
+
+
+def singleton_groups(n: int) -> Groups:
+    idx = np.arange(n, dtype=np.int64)
+    return Groups(idx, idx, np.ones(n, dtype=np.int64))
+
+
+def equal_share_fraction(
+    weight: np.ndarray, scale_factor: np.ndarray, total_capacity: float
+) -> np.ndarray:
+    """Total time share per row under heterogeneity-agnostic weighted max-min fairness.
+
+    The agnostic max-min LP (every throughput 1) maximises ``min_m sf_m x_m / w_m`` with
+    ``x_m <= 1`` and ``sum_m sf_m x_m <= total``: water-filling gives
+    ``x_m = min(1, lam * w_m / sf_m)`` with ``lam`` chosen to fill the pool.
+    """
+    sf = np.asarray(scale_factor, dtype=np.float64)
+    if len(sf) == 0:
+        return np.zeros(0)
+    if sf.sum() <= total_capacity:
+        return np.ones(len(sf))
+    bp = sf / weight  # lam at which row m saturates at share 1
+    order = np.argsort(bp)
+    bp_s, sf_s, w_s = bp[order], sf[order], weight[order]
+    # filled(lam) = sum_{bp<=lam} sf + lam * sum_{bp>lam} w; find the segment containing total.
+    sf_cum = np.concatenate([[0.0], np.cumsum(sf_s)])
+    w_tail = np.concatenate([np.cumsum(w_s[::-1])[::-1], [0.0]])
+    filled_at_bp = sf_cum[:-1] + bp_s * w_tail[:-1]  # at lam = bp_s[k], rows < k saturated
+    k = int(np.searchsorted(filled_at_bp, total_capacity, side="right"))
+    lam = (total_capacity - sf_cum[k]) / w_tail[k] if w_tail[k] > 0 else bp_s[-1]
+    return np.minimum(1.0, lam * weight / sf)
+
+
+def isolated_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
+    """Effective throughput of each row under the unweighted agnostic equal share ("isolated" in
+    Gavel): its max-min total share, spread over its feasible flavors in proportion to capacity.
+
+    Unweighted on purpose: Gavel feeds the weights into this reference too and then divides by
+    them again, so shares move with the square of the weights; here they move in proportion.
+    With all weights 1 (the Gavel experiments) both are the same.
+    """
+    cap = inp.capacity.astype(np.float64)
+    x_total = equal_share_fraction(np.ones(inp.n), inp.scale_factor, float(cap.sum()))
+    feas_cap = inp.feasible * cap[None, :]
+    denom = feas_cap.sum(axis=1)
+    spread = (rates * feas_cap).sum(axis=1) / np.maximum(denom, 1e-12)
+    return x_total * spread
+
+
+@dataclass(frozen=True)
+class MaxMinResult:
+    share: np.ndarray  # (G, F) per-row share of each group
+    value: float  # the optimal minimum
+
+
+def _base_triplets(
+    feas: np.ndarray, count: np.ndarray, sf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Variables (g, f) for feasible pairs; rows 0..G-1: sum_f y <= 1; rows G..G+F-1: capacity."""
+    G, F = feas.shape
+    g, f = np.nonzero(feas)
+    k = len(g)
+    col = np.arange(k)
+    rows = np.concatenate([g, G + f])
+    cols = np.concatenate([col, col])
+    vals = np.concatenate([np.ones(k), (count * sf)[g].astype(np.float64)])
+    return g, f, rows, cols, vals
+
+
+@dataclass(frozen=True)
+class MaxMinModel:
+    lp: LP
+    g: np.ndarray  # group of each share variable
+    f: np.ndarray  # flavor of each share variable
+    t_col: int
+    obj_row0: int  # first of the G "effective throughput >= t" rows
+    shape: tuple[int, int]
+
+    def shares(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.shape)
+        out[self.g, self.f] = np.clip(x[: len(self.g)], 0.0, 1.0)
+        return out
+
+
+def max_min_model(
+    coef: np.ndarray,
+    count: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    t_coef: np.ndarray | None = None,
+) -> MaxMinModel:
+    """``max t`` s.t. ``sum_f coef[g, f] * y[g, f] >= t_coef[g] * t`` for every group, plus the base
+    constraints with ``count[g]`` rows behind each group. ``coef == 0`` marks an unusable flavor."""
+    G, F = coef.shape
+    feas = coef > 0
+    g, f, rows, cols, vals = _base_triplets(feas, count, scale_factor)
+    k = len(g)
+    tc = np.ones(G) if t_coef is None else np.asarray(t_coef, dtype=np.float64)
+    rows = np.concatenate([rows, G + F + g, G + F + np.arange(G)])
+    cols = np.concatenate([cols, np.arange(k), np.full(G, k)])
+    vals = np.concatenate([vals, coef[g, f], -tc])
+    start, index, value = csc_from_triplets(rows, cols, vals, k + 1)
+    cost = np.zeros(k + 1)
+    cost[k] = 1.0
+    row_lo = np.concatenate([np.full(G + F, -INF), np.zeros(G)])
+    row_hi = np.concatenate([np.ones(G), capacity.astype(np.float64), np.full(G, INF)])
+    lp = LP(cost, np.zeros(k + 1), np.full(k + 1, INF), row_lo, row_hi, start, index, value)
+    return MaxMinModel(lp, g, f, k, G + F, (G, F))
+
+
+def max_min_lp(
+    coef: np.ndarray,
+    count: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    method: str = "ipm",
+    fill: bool = False,
+) -> MaxMinResult:
+    """Solve ``max_min_model``; ``fill``: a second LP keeps the minimum (within 1e-6 relative)
+    and maximises the sum of the rows' objectives, so capacity the bottleneck rows cannot use
+    is not left idle."""
+    G, F = coef.shape
+    if G == 0:
+        return MaxMinResult(np.zeros((0, F)), 0.0)
+    m = max_min_model(coef, count, scale_factor, capacity)
+    sol = solve(m.lp, method=method, crossover=False)
+    if not sol.optimal:
+        raise LPError(f"max-min LP: {sol.status}")
+    t = float(sol.x[m.t_col])
+    x = sol.x
+    if fill and t > 0:
+        lp = m.lp
+        k = m.t_col
+        cost2 = np.zeros(k + 1)
+        cost2[:k] = count[m.g] * coef[m.g, m.f] / t
+        lo, hi = lp.col_lo.copy(), lp.col_hi.copy()
+        lo[k] = hi[k] = t * (1.0 - 1e-6)
+        lp2 = LP(cost2, lo, hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
+        sol2 = solve(lp2, method=method, crossover=False)
+        if sol2.optimal:
+            x = sol2.x
+    return MaxMinResult(m.shares(x), t)
+
+
+def expand(share: np.ndarray, groups: Groups) -> Allocation:
+    """Per-row allocation from per-group shares."""
+    return Allocation.from_dense(share[groups.inverse])

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from computepool.policies import get_policy
+from computepool.policies.shares import equal_share_fraction
+from tests.policies.inputs import policy_input, shares
+
+
+def _norm_thr(inp, x):
+    thr = (inp.throughput * x).sum(axis=1)
+    return thr
+
+
+def test_each_job_gets_the_flavor_it_is_fast_on():
+    # A is 2x faster on f0, B on f1; equal share gives each 1.5 steps/s; the optimum gives 2.
+    inp = policy_input([[2.0, 1.0], [1.0, 2.0]], [1, 1])
+    x = shares(get_policy("las").allocate(inp), 2, 2)
+    np.testing.assert_allclose(x, [[1, 0], [0, 1]], atol=1e-4)
+
+
+def test_hand_computed_heterogeneous_optimum():
+    # A: [2, 1], B: [1, 1] on one accelerator of each flavor. Equal share: iso_A = 1.5, iso_B = 1.
+    # Max-min of thr/iso: B can never exceed 1 = its iso, so t* = 1 with B holding one whole
+    # flavor-worth of time and A the rest: A gets f0 whole (thr 2) when B takes f1.
+    inp = policy_input([[2.0, 1.0], [1.0, 1.0]], [1, 1])
+    x = shares(get_policy("las", fill=True).allocate(inp), 2, 2)
+    thr = _norm_thr(inp, x)
+    assert thr[1] == pytest.approx(1.0, abs=1e-4)
+    assert thr[0] == pytest.approx(2.0, abs=1e-4)
+
+
+def test_equal_jobs_get_equal_normalised_throughput():
+    rates = np.tile([[3.0, 1.0, 0.5]], (7, 1))
+    inp = policy_input(rates, [2, 2, 2], classes=np.zeros(7, dtype=int))
+    x = shares(get_policy("las").allocate(inp), 7, 3)
+    thr = _norm_thr(inp, x)
+    np.testing.assert_allclose(thr, thr[0], rtol=1e-5)
+    assert thr[0] > 0
+
+
+def test_weights_shift_shares_proportionally():
+    inp = policy_input([[1.0], [1.0]], [1], weight=[1.0, 2.0])
+    x = shares(get_policy("las").allocate(inp), 2, 1)
+    np.testing.assert_allclose(x[:, 0], [1 / 3, 2 / 3], atol=1e-4)
+
+
+def test_tenant_weights_compose_with_job_weights():
+    inp = policy_input(
+        [[1.0], [1.0], [1.0]],
+        [1],
+        tenant=[0, 1, 1],
+        extras={"tenant_weight": np.array([2.0, 1.0])},
+    )
+    x = shares(get_policy("las").allocate(inp), 3, 1)
+    np.testing.assert_allclose(x[:, 0], [0.5, 0.25, 0.25], atol=1e-4)
+
+
+def test_infeasible_flavors_get_nothing_and_capacity_holds():
+    rng = np.random.default_rng(1)
+    n, F = 30, 4
+    rates = rng.uniform(0.1, 5.0, (n, F))
+    mask = rng.random((n, F)) > 0.3
+    mask[:, 0] = True
+    sf = rng.choice([1, 2, 4], n)
+    cap = np.array([8, 4, 6, 8])
+    for name in ("las", "las-agnostic", "ftf", "makespan", "cost"):
+        inp = policy_input(rates, cap, sf=sf, mask=mask, steps_left=rng.uniform(1e3, 1e5, n))
+        x = shares(get_policy(name).allocate(inp), n, F)
+        assert np.all(x[~mask] == 0), name
+        assert np.all(x.sum(axis=1) <= 1 + 1e-6), name
+        assert np.all((x * sf[:, None]).sum(axis=0) <= cap + 1e-6), name
+
+
+def test_agnostic_ignores_speed():
+    # Three jobs, one 10x faster: agnostic max-min still splits time equally.
+    inp = policy_input([[10.0], [1.0], [1.0]], [1])
+    x = shares(get_policy("las-agnostic").allocate(inp), 3, 1)
+    np.testing.assert_allclose(x[:, 0], 1 / 3, atol=1e-4)
+
+
+def test_scale_factor_counts_in_capacity():
+    # A 2-GPU job and a 1-GPU job on 2 GPUs, same per-GPU speed: Gavel's objective multiplies by
+    # the scale factor, so both reach the same normalised level.
+    inp = policy_input([[2.0], [1.0]], [2], sf=[2, 1])
+    x = shares(get_policy("las").allocate(inp), 2, 1)
+    assert (x[:, 0] * [2, 1]).sum() <= 2 + 1e-6
+    assert x[0, 0] > 0 and x[1, 0] > 0
+
+
+def test_equal_share_water_filling():
+    # 3 single-GPU jobs + one 4-GPU job on 4 GPUs: lam fills the pool, the 4-GPU job saturates last
+    x = equal_share_fraction(np.ones(4), np.array([1, 1, 1, 4]), 4.0)
+    assert (x * [1, 1, 1, 4]).sum() == pytest.approx(4.0)
+    np.testing.assert_allclose(x[:3], x[0])
+    assert equal_share_fraction(np.ones(2), np.array([1, 1]), 8.0).tolist() == [1.0, 1.0]
+
+
+def test_bad_weight_is_refused():
+    inp = policy_input([[1.0]], [1], weight=[0.0])
+    with pytest.raises(ValueError, match="weights"):
+        get_policy("las").allocate(inp)
