@@ -141,6 +141,8 @@ class Scheduler:
         self._flavor_time = np.zeros(F)
         self._speed_order = speed_order(self._feas.rates)
         self._first = True
+        self._next_round = -math.inf
+        self._deferred = False
         self._done = False
         self._policy_next = math.inf
         self._power = pool.flavor_power_kw
@@ -439,14 +441,25 @@ class Scheduler:
         if len(self.active) == 0 and self.source.exhausted() and not serving:
             self._done = True
             return False
+        round_due = now >= self._next_round - 1e-9
+        if serving and not self.policy.event_driven and not round_due:
+            # between training rounds only the services act; changes wait for the round
+            self._deferred = self._deferred or changed
+            changed = False
         if (
             changed
             or self._first
-            or serving
-            or not self.policy.event_driven
+            or (round_due and not self.policy.event_driven)
             or now >= self._policy_next
         ):
-            self._decide(now, changed)
+            self._decide(now, changed or self._deferred)
+            self._deferred = False
+            self._next_round = now + self.config.round_seconds
+        elif serving:
+            self._serve(now)
+            if len(self.active) == 0 and self.source.exhausted() and not self.serving.active(now):
+                self._done = True  # the services just ended and nothing else is left
+                return False
         self._first = False
         self.series.rounds += 1
         return True
@@ -534,6 +547,22 @@ class Scheduler:
                 self._policy_next = next_change(inp, new[rows])
         new[pinned] = a.running[pinned]
         self._apply(now, new)
+
+    def _serve(self, now: float) -> None:
+        """A services-only round (between training rounds): services reserve what they need,
+        preempting preemptible rows if they must; every other row keeps what it runs on.
+        Accelerators a service releases go to the training queue at the next training round."""
+        a = self.active
+        rows = np.arange(len(a))
+        inp = self.policy_input(now)
+        _, kept, pinned = self._hold_back(inp, rows)
+        evict = a.running >= 0
+        evict[kept] = False
+        evict[pinned] = False
+        if evict.any():
+            new = a.running.copy()
+            new[evict] = -1
+            self._apply(now, new)
 
     def _hold_back(
         self, inp: PolicyInput, rows: np.ndarray
@@ -638,7 +667,7 @@ class Scheduler:
         r = self.config.round_seconds
         t_next = now + r
         if self.serving is not None and self.serving.active(now):
-            return t_next
+            return now + float(getattr(self.serving, "interval_s", r))
         nxt_arrival = self.source.next_arrival()
         if len(self.active) == 0:
             t_next = max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next

@@ -139,6 +139,11 @@ class ServingController:
     def active(self, now: float) -> bool:
         return not self._closed
 
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the services' rounds (the Scheduler wakes up this often)."""
+        return self.cfg.interval_s
+
     def reserve(self, inp: PolicyInput) -> Reservation:
         now = inp.now
         self._advance(min(now, self.horizon))

@@ -48,7 +48,7 @@ def simulate(
     services: ServingWorkload | None = None,
 ) -> SimResult:
     """Run ``workload`` on ``pool``; with ``services``, LLM services share the pool (their
-    autoscaler runs every ``services.config.interval_s``, which then is the round length)."""
+    autoscaler runs every ``services.config.interval_s``; training keeps its own rounds)."""
     cfg = config or SimConfig()
     wall0 = time.perf_counter()
     start = float(workload.arrival[0]) if len(workload) else 0.0
@@ -59,7 +59,6 @@ def simulate(
 
         start = min(start, 0.0)
         serving = ServingController(pool, services, workload.preemptible, start)
-        round_s = services.config.interval_s
     clock = SimClock(start)
     sched_cfg = SchedulerConfig(round_s, cfg.min_reset_seconds)
     source = WorkloadSource(workload)
