@@ -142,3 +142,9 @@ def test_non_preemptible_jobs_keep_running_when_las_would_swap_them_out():
     res = simulate(pool, jobs, tp, get_policy("las"), SimConfig(round_seconds=60))
     assert res.preemptions.tolist() == [0, 0]
     assert res.end[0] == pytest.approx(7200.0) and res.end[1] > 7200.0
+
+
+def test_preemptible_column_follows_appended_jobs():
+    w = Workload.empty("live")
+    w.append([Job(id="a", preemptible=False), Job(id="b")])
+    assert w.preemptible.tolist() == [False, True] and w.job(0).preemptible is False

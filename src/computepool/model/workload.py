@@ -210,6 +210,7 @@ class Workload:
             "weight": np.array([j.weight for j in jobs], dtype=np.float64),
             "deadline": np.array([np.nan if j.deadline is None else j.deadline for j in jobs]),
             "data_profile": np.array(dp, dtype=np.int32),
+            "preemptible": np.array([j.preemptible for j in jobs], dtype=bool),
         }
         for col, new in cols.items():
             setattr(

@@ -79,11 +79,17 @@ def endpoint_app(replicas: Callable[[], list[str]], name: str = "service") -> Fa
     inflight: dict[str, int] = {}
     state: dict[str, httpx.AsyncClient] = {}
 
+    def client_of() -> httpx.AsyncClient:
+        # created on first use: a mounted sub-application gets no lifespan events
+        if "client" not in state:
+            state["client"] = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=2.0))
+        return state["client"]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["client"] = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=2.0))
         yield
-        await state["client"].aclose()
+        if "client" in state:
+            await state["client"].aclose()
 
     app = FastAPI(title=f"endpoint {name}", lifespan=lifespan)
 
@@ -98,7 +104,7 @@ def endpoint_app(replicas: Callable[[], list[str]], name: str = "service") -> Fa
             raise HTTPException(503, f"service {name!r} has no healthy replica")
         url = min(urls, key=lambda u: inflight.get(u, 0))
         inflight[url] = inflight.get(url, 0) + 1
-        client = state["client"]
+        client = client_of()
         try:
             upstream = await client.send(
                 client.build_request("POST", f"{url}/v1/completions", json=req.model_dump()),

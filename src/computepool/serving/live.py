@@ -87,7 +87,7 @@ class LiveAutoscaler:
         self.tokens.append(tokens)
         return queued
 
-    def tick(self, now: float) -> int:
+    def tick(self, now: float, apply: bool = True) -> int:
         """One autoscaling decision at ``now`` (seconds, any origin); returns the replicas.
 
         As in the simulator: the rate is the highest of the last ``window_s`` and of the
@@ -127,7 +127,7 @@ class LiveAutoscaler:
         want = asc.replicas_for(need, cap, self.min_replicas, self.max_replicas)
         keep = asc.replicas_for(floor, cap, self.min_replicas, self.max_replicas)
         n = max(want, min(now_n, keep))
-        if n != now_n:
+        if apply and n != now_n:
             self.supervisor.scale_to(n)
         self.decisions.append((now, n, need))
         return n
