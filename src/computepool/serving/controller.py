@@ -196,6 +196,10 @@ class ServingController:
         rate = max(rate, self._burst(s, now, mix))
         s.hist_t.append(now)
         s.hist_rate.append(rate)
+        keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
+        if s.hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
+            i = int(np.searchsorted(s.hist_t, now - keep))
+            del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
         t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
         need = asc.forecast_rate(t, r, now, cfg)
         need = asc.needed_rate(need, s.replay.backlog, mix, cfg)
