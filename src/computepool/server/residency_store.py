@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import deque
@@ -160,7 +161,7 @@ def write_records(
                 "actor": ACTOR,
                 "action": ("residency." + str(rec.get("outcome", "decision")))[:64],
                 "target": f"job{rec['job']}" if rec.get("job") != "" else "",
-                "detail": rec,
+                "detail": json.loads(json.dumps(rec, default=str)),
             }
         )
     if rows:
