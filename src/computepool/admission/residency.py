@@ -146,7 +146,8 @@ class ResidencyCheck:
         #: verdict is the same for every dataset of the key.
         self._memo: dict[tuple[int, str], tuple[Dataset, Verdict]] = {}
         self._shared: dict[tuple, Verdict] = {}
-        self._masks: dict[tuple[Dataset, ...], tuple[np.ndarray, Status]] = {}
+        #: id(profile) -> (profile, mask, Status)
+        self._masks: dict[int, tuple[tuple[Dataset, ...], np.ndarray, Status]] = {}
         #: scan_key -> GrantScan, valid until the approvals on record change.
         self._scans: dict[tuple, GrantScan] = {}
         self._kind_of = counter_kinds(self.rulebook)
@@ -333,9 +334,9 @@ class ResidencyCheck:
     def flavor_mask(self, datasets: tuple[Dataset, ...], pool: Pool) -> tuple[np.ndarray, Status]:
         if not datasets:
             return np.ones(len(pool.flavors), dtype=bool), Status.success()
-        hit = self._masks.get(datasets)
-        if hit is not None and hit[0].shape[0] == len(pool.flavors):
-            return hit
+        hit = self._masks.get(id(datasets))
+        if hit is not None and hit[0] is datasets and hit[1].shape[0] == len(pool.flavors):
+            return hit[1], hit[2]
         if shares_counter(datasets, self._kind_of):
             verdicts = self.region_verdicts(datasets, pool)
         else:  # the same answers without building full verdicts
@@ -356,8 +357,9 @@ class ResidencyCheck:
         mask = np.fromiter(
             (verdicts[f.region].allowed for f in pool.flavors), dtype=bool, count=len(pool.flavors)
         )
-        out = self._masks[datasets] = (mask, residency_status(datasets, verdicts))
-        return out
+        status = residency_status(datasets, verdicts)
+        self._masks[id(datasets)] = (datasets, mask, status)
+        return mask, status
 
     @_locked
     def confirm_starts(

@@ -117,20 +117,22 @@ def profile_region_masks(
     P, R = len(profiles), len(regions)
     jurs = sorted({jurisdiction_of.get(r, "") for r in regions})
     jidx = {j: i for i, j in enumerate(jurs)}
-    uid: dict[Dataset, int] = {}
+    # datasets by object (profiles share them; equal copies are merely judged twice)
+    uid: dict[int, int] = {}
+    dsets: list[Dataset] = []
     ent_p: list[int] = []
     ent_d: list[int] = []
     needs_full = np.zeros(P, dtype=bool)
     for p, datasets in enumerate(profiles):
         for ds in datasets:
-            d = uid.get(ds)
+            d = uid.get(id(ds))
             if d is None:
-                d = uid[ds] = len(uid)
+                d = uid[id(ds)] = len(dsets)
+                dsets.append(ds)
             ent_p.append(p)
             ent_d.append(d)
         if len(datasets) > 1:
             needs_full[p] = shares_counter(datasets, kind_of)
-    dsets = list(uid)
     # storage legs: the stored region's jurisdiction joins the columns (unknown region: -2)
     stored = np.full(len(dsets), -1, dtype=np.int64)
     for d, ds in enumerate(dsets):
