@@ -78,10 +78,11 @@ class AuditLog:
         self.exports.append(exports)
 
     def clear(self) -> None:
-        """Drop the records (their distinct decisions stay interned)."""
+        """Drop the records and their decisions (the live pool keeps them in its store)."""
         for col in (self.time, self.job, self.flavor, self.decision, self.transfer_gb,
-                    self.egress_usd, self.delay_s, self.exports):  # fmt: skip
+                    self.egress_usd, self.delay_s, self.exports, self.decisions):  # fmt: skip
             col.clear()
+        self._index.clear()
 
     def counts_by_rule(self) -> dict[str, dict[str, int]]:
         """{"allowed": {rule: starts}, "rejected": {rule: jobs}}; a start allowed by several

@@ -69,6 +69,8 @@ from computepool.model.workload import Workload
 from computepool.policies.cost_region import flavor_extra_cost_per_hour
 
 NO_DATASETS = Decision(ALLOWED, (), (), (), "no datasets declared")
+#: Cached verdicts kept at most (a live server judges every submission's new objects).
+CACHE_LIMIT = 200_000
 T = TypeVar("T")
 
 
@@ -262,6 +264,8 @@ class ResidencyCheck:
         j = jur.get(region, region)
         per = self._cache.get(datasets)
         if per is None:
+            if len(self._cache) > CACHE_LIMIT:
+                self._cache.clear()
             per = self._cache[datasets] = {}
         v = per.get(j)
         if v is None:
@@ -276,15 +280,21 @@ class ResidencyCheck:
         )
 
     def _judged(self, ds: Dataset, leg: str) -> Verdict:
-        """One dataset in one jurisdiction now, cached: per scan key where no name or person
-        count enters the verdict, else per dataset."""
+        """One dataset in one jurisdiction now, cached per dataset object, and per scan key
+        where no name or person count enters the verdict."""
+        if len(self._memo) > CACHE_LIMIT:
+            self._memo.clear()
+        hit = self._memo.get((id(ds), leg))
+        if hit is not None and hit[0] is ds:
+            return hit[1]
         sc = self._scan(ds, leg)
-        k: Any = (
-            scan_key(ds, leg, self.approvals.named) if sc.name_free(ds.origin, leg) else (ds, leg)
-        )
-        v = self._memo.get(k)
+        k = scan_key(ds, leg, self.approvals.named) if sc.name_free(ds.origin, leg) else None
+        v = self._shared.get(k) if k is not None else None
         if v is None:
-            v = self._memo[k] = judge_dataset(ds, leg, self.rulebook, self.state(), scan=sc)
+            v = judge_dataset(ds, leg, self.rulebook, self.state(), scan=sc)
+            if k is not None:
+                self._shared[k] = v
+        self._memo[(id(ds), leg)] = (ds, v)
         return v
 
     def _scan(self, ds: Dataset, dest: str) -> GrantScan:
@@ -301,6 +311,8 @@ class ResidencyCheck:
         jur = self._jurisdictions(pool)
         per = self._cache.get(datasets)
         if per is None:
+            if len(self._cache) > CACHE_LIMIT:
+                self._cache.clear()
             per = self._cache[datasets] = {}
         out = {}
         for r in self._pool_regions(pool):
@@ -334,6 +346,8 @@ class ResidencyCheck:
     def flavor_mask(self, datasets: tuple[Dataset, ...], pool: Pool) -> tuple[np.ndarray, Status]:
         if not datasets:
             return np.ones(len(pool.flavors), dtype=bool), Status.success()
+        if len(self._masks) > CACHE_LIMIT:
+            self._masks.clear()
         hit = self._masks.get(id(datasets))
         if hit is not None and hit[0] is datasets and hit[1].shape[0] == len(pool.flavors):
             return hit[1], hit[2]
