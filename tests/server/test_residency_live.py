@@ -193,6 +193,9 @@ def test_tenants_see_only_their_own_audit_records(tmp_path):
                 headers=a,
             )
             assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "source"
+            paths = set(live.client.get("/openapi.json").json()["paths"])
+            assert {"/v1/residency/route", "/v1/residency/audit", "/v1/residency/approvals",
+                    "/v1/residency/approvals/{approval_id}"} <= paths  # fmt: skip
     finally:
         kill_leftovers(data)
 
