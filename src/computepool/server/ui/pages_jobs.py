@@ -78,7 +78,8 @@ def why(job: Mapping, state: TenantState | None) -> str:
         if job.get("reason"):
             return f"requeued ({job['reason']}); waiting for accelerators"
         return f"waiting for {job['accelerators']} free accelerator(s)"
-    return job.get("reason") or ""
+    reason = job.get("reason") or ""
+    return "" if reason == st else reason
 
 
 def _filter_form(
@@ -235,7 +236,9 @@ def _timeline(job: Mapping, events: list[dict], allocs: list[dict], now: float) 
         )
 
     def rel(t: float) -> str:
-        return "+" + duration(t - t0) if t > t0 else "submitted"
+        if t <= t0:
+            return "submitted"
+        return f"+{t - t0:.1f}s" if t1 - t0 < 60 else "+" + duration(t - t0)
 
     legend = "".join(
         f"<span><i style='background:{STATUS_COLOURS.get(k, '#64748b')}'></i>{e(k)}</span>"
@@ -312,16 +315,17 @@ def job_page(
     msg = (
         f"<div class='alert' role='alert'>{e(params['error'])}</div>" if params.get("error") else ""
     )
-    intro = (
-        f"<p class='sub'><a href='/jobs'>← jobs</a></p><h1>Job {job['id']}"
-        f"{(' · ' + e(job['name'])) if job['name'] else ''} {pill(job['status'])}</h1>"
-        f"{msg}<p>{cancel}</p>"
+    head = (
+        f"<h1>Job {job['id']}{(' · ' + e(job['name'])) if job['name'] else ''} "
+        f"{pill(job['status'])}</h1>{msg}<p>{cancel}</p>"
     )
+    intro = "<p class='sub' style='margin:0'><a href='/jobs'>← jobs</a></p>"
     return Page(
         f"Job {job['id']}",
         "jobs",
         intro,
         [
+            Panel("head", "", head),
             Panel("summary", "Summary", summary, half=True),
             Panel("events", "Events", ev_table, half=True),
             Panel("timeline", "Timeline", _timeline(job, events, allocs, now)),
@@ -330,7 +334,7 @@ def job_page(
             Panel(
                 "logs",
                 "Logs (last 64 KiB)",
-                f"<pre class='log' id='log'>{e(logs) or '(no output yet)'}</pre>",
+                f"<pre class='log' id='log'>{e(logs) or ('(no output)' if job['status'] in FINAL else '(no output yet)')}</pre>",
             ),
         ],
         poll=0.0 if job["status"] in FINAL else 1.5,

@@ -225,13 +225,13 @@ def usage(
     for a, name in open_rows:
         start = a.started_at if since is None else max(a.started_at, since)
         m = meter(pool, a.flavor, a.accelerators, now - start)
-        tot = acc.setdefault((str(name), a.flavor), [0.0] * 6)
+        tot = acc.setdefault((str(name), a.flavor), [0.0] * 5)
         for i, v in enumerate((m.accel_seconds, m.energy_kwh, m.cost_usd, m.carbon_kg)):
             tot[i] += v
         if (a.job_id, a.flavor) not in seen:
-            tot[5] += 1
+            tot[4] += 1
             seen.add((a.job_id, a.flavor))
-    return [Usage(t, f, *v[:4], int(v[5])) for (t, f), v in sorted(acc.items())]
+    return [Usage(t, f, *v[:4], int(v[4])) for (t, f), v in sorted(acc.items())]
 
 
 def ledger_series(
