@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -17,12 +17,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from computepool.report.theme import CSS, GRID, INK, LINE, MUTED, PALETTE  # noqa: E402
+from computepool.report.theme import CSS, GRID, INK, LINE, MUTED, PALETTE, heat, heat_ink  # noqa: E402
 
 #: Kept for callers that inline it; the same CSS the dashboard serves.
 STYLE = CSS
 
-__all__ = ["PALETTE", "STYLE", "card", "figure_png", "kpis", "page", "section", "shell", "table"]
+__all__ = [
+    "PALETTE", "STYLE", "card", "figure_png", "heat_grid", "kpis", "page", "section", "shell",
+    "table",
+]  # fmt: skip
 
 _RC = {
     "font.family": "sans-serif",
@@ -72,6 +75,35 @@ def kpis(items: Iterable[tuple[str, str, str]]) -> str:
         for label, value, detail in items
     )
     return f"<div class='kpis'>{tiles}</div>"
+
+
+def heat_grid(cells: Mapping[str, tuple[float, str]], note: str = "") -> str:
+    """Utilisation as a region x accelerator-type grid: flavor ``region/accel`` -> (busy
+    fraction, small label such as "11/36"); a missing flavor is a blank cell."""
+    keys = [k.partition("/") for k in cells]
+    regions = sorted({r for r, _, _ in keys})
+    accels = sorted({a for _, _, a in keys})
+    head = "".join(f"<th>{html.escape(a)}</th>" for a in accels)
+    rows = []
+    for r in regions:
+        tds = []
+        for a in accels:
+            hit = cells.get(f"{r}/{a}")
+            if hit is None:
+                tds.append("<td></td>")
+                continue
+            u, label = hit
+            tds.append(
+                f"<td style='background:{heat(u)};color:{heat_ink(u)}' "
+                f"title='{html.escape(f'{r}/{a}')}: {u:.1%}'>{u:.0%}"
+                f"<small>{html.escape(label)}</small></td>"
+            )
+        rows.append(f"<tr><td class='l'><b>{html.escape(r)}</b></td>{''.join(tds)}</tr>")
+    foot = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+    return (
+        f"<table class='heat'><thead><tr><th class='l'>region</th>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>{foot}"
+    )
 
 
 def card(title: str, body: str, ident: str = "") -> str:

@@ -44,12 +44,12 @@ def _e(text: object) -> str:
 
 
 def nice_max(v: float) -> float:
-    """The smallest 1/2/4/6/8 x 10^k at or above ``v`` (1 for nothing): quarters of it are
+    """The smallest 1/1.2/1.6/2/3/4/6/8 x 10^k at or above ``v`` (1 for nothing): quarters are
     round numbers too."""
     if not math.isfinite(v) or v <= 0:
         return 1.0
     k = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 4, 6, 8, 10):
+    for m in (1, 1.2, 1.6, 2, 3, 4, 6, 8, 10):
         if v <= m * k * (1 + 1e-9):
             return m * k
     return 10 * k

@@ -12,10 +12,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from computepool.admission.quota import quota_for
-from computepool.model.pool import Flavor, Pool
-from computepool.report.html import kpis
+from computepool.model.pool import Pool
+from computepool.report.html import heat_grid, kpis
 from computepool.report.svg import Series, line_chart, number, percent, stacked_bars
-from computepool.report.theme import INK, colour, heat, heat_ink
+from computepool.report.theme import INK, colour
 from computepool.server import ledger, store
 from computepool.server.ui import queries as Q
 from computepool.server.ui.scope import WINDOWS, Viewer, edges, time_axis, window
@@ -44,31 +44,11 @@ def busy_now(s: Session, pool: Pool) -> np.ndarray:
 
 def heat_table(pool: Pool, held: np.ndarray) -> str:
     """Utilisation now as a region x accelerator-type grid (blank: no such flavor)."""
-    regions = sorted({f.region for f in pool.flavors})
-    accels = sorted({f.accelerator for f in pool.flavors})
-    idx = pool.flavor_index
-    head = "".join(f"<th>{e(a)}</th>" for a in accels)
-    rows = []
-    for r in regions:
-        cells = []
-        for a in accels:
-            k = idx.get(Flavor(r, a))
-            if k is None:
-                cells.append("<td></td>")
-                continue
-            cap = int(pool.capacity[k])
-            u = held[k] / cap if cap else 0.0
-            cells.append(
-                f"<td style='background:{heat(u)};color:{heat_ink(u)}' "
-                f"title='{e(f'{r}/{a}')}: {int(held[k])} of {cap} busy'>{u:.0%}"
-                f"<small>{int(held[k])}/{cap}</small></td>"
-            )
-        rows.append(f"<tr><td class='l'><b>{e(r)}</b></td>{''.join(cells)}</tr>")
-    return (
-        f"<table class='heat'><thead><tr><th class='l'>region</th>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        "<p class='note'>busy accelerators / installed, per region × accelerator type</p>"
-    )
+    cells = {
+        f.name: (held[k] / c if (c := int(pool.capacity[k])) else 0.0, f"{int(held[k])}/{c}")
+        for k, f in enumerate(pool.flavors)
+    }
+    return heat_grid(cells, "busy accelerators / installed, per region × accelerator type")
 
 
 def overview(s: Session, pool: Pool, viewer: Viewer, params: Mapping[str, str], now: float) -> Page:
