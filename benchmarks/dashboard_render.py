@@ -35,7 +35,16 @@ from tests.server.serverproc import ServerProcess  # noqa: E402
 from tests.web.conftest import CHROMIUM, launch  # noqa: E402
 from tests.web.fill import fill  # noqa: E402
 
-PAGES = ("/", "/jobs", "/jobs?status=failed", "/jobs/5000", "/tenants", "/usage", "/residency")
+PAGES = (
+    "/",
+    "/?w=7d",
+    "/jobs",
+    "/jobs?status=failed",
+    "/jobs/5000",
+    "/tenants",
+    "/usage",
+    "/residency",
+)
 TIMING_JS = """() => {
   const n = performance.getEntriesByType('navigation')[0];
   const p = performance.getEntriesByName('first-contentful-paint')[0];
@@ -63,7 +72,12 @@ def measure(browser, base: str, token: str, path: str, runs: int) -> dict:
         vals = [float(t[key]) for t in out if t[key] is not None]
         return {"median_ms": statistics.median(vals), "max_ms": max(vals)}
 
-    return {"ttfb": stats("ttfb"), "dcl": stats("dcl"), "fcp": stats("fcp"), "bytes": out[-1]["bytes"]}
+    return {
+        "ttfb": stats("ttfb"),
+        "dcl": stats("dcl"),
+        "fcp": stats("fcp"),
+        "bytes": out[-1]["bytes"],
+    }
 
 
 def server_ms(base: str, token: str, path: str, runs: int) -> float:

@@ -80,7 +80,8 @@ def fill(data_dir: Path, url: str, pool_name: str, jobs: int = 10_000, seed: int
         run = rng.exponential(2 * 3600, n_done) + 30
         started = submitted + wait
         finished = np.minimum(started + run, now - 1)
-        flavor = rng.integers(0, len(flavors), n_done)
+        cap = pool.capacity / pool.capacity.sum()  # more jobs where there are more cards
+        flavor = rng.choice(len(flavors), n_done, p=cap)
         per_worker = rng.choice([1, 2, 4, 8], n_done)
         outcome = rng.choice(
             ["succeeded", "failed", "cancelled", "rejected"], n_done, p=[0.86, 0.07, 0.05, 0.02]

@@ -68,7 +68,7 @@ h2{{font-size:1.02rem;margin:0 0 .7rem;color:#334155}}
 .sub,.muted{{color:var(--muted)}} .sub{{margin:.1rem 0 1rem}}
 .note{{color:var(--muted);font-size:.85rem}}
 .card{{background:var(--card);border:1px solid var(--line);border-radius:10px;
-padding:1rem 1.15rem;margin:0 0 1rem;box-shadow:0 1px 2px rgba(15,23,42,.04)}}
+padding:1rem 1.15rem;margin:0 0 1rem;box-shadow:0 1px 2px rgba(15,23,42,.04);overflow-x:auto}}
 .grid{{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1rem}}
 .grid>.card{{margin:0}}
 .kpis{{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:.8rem;
@@ -80,11 +80,12 @@ margin-bottom:1rem}}
 table{{border-collapse:collapse;width:100%;font-size:.9rem}}
 th,td{{padding:.38rem .6rem;border-bottom:1px solid var(--line);text-align:right;
 vertical-align:top;font-variant-numeric:tabular-nums}}
-th:first-child,td:first-child{{text-align:left}} td.l,th.l{{text-align:left}}
+th:first-child,td:first-child{{text-align:left}} td.l,th.l,td.t{{text-align:left}} td.t{{color:var(--muted)}}
 thead th{{background:#f8fafc;color:#475569;font-weight:600;font-size:.8rem;
 text-transform:uppercase;letter-spacing:.03em}}
 tbody tr:hover{{background:#f8fafc}}
-table.heat td{{text-align:center;min-width:90px;border:2px solid #fff;border-radius:4px}}
+table.heat td{{text-align:center;min-width:64px;border:2px solid #fff;border-radius:4px}}
+table.heat td.l{{white-space:nowrap}}
 table.heat td.l{{text-align:left}} table.heat td small{{display:block;font-size:.75rem;opacity:.85}}
 .pill{{display:inline-block;padding:.05rem .5rem;border-radius:999px;color:#fff;font-size:.78rem;
 font-weight:600;white-space:nowrap}}

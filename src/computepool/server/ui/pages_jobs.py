@@ -53,11 +53,12 @@ def tenant_states(
     for t in Q.tenant_rows(s, None):
         quotas = store.to_tenant(t).quotas
         limit = math.inf
-        if quotas:
+        if quotas:  # without a cohort there is no one to borrow from
             limit = 0.0
             for f in pool.flavors:
                 q = quota_for(quotas, f)
-                limit += q.nominal + (math.inf if q.borrowing_limit is None else q.borrowing_limit)
+                room = 0.0 if not t.cohort else q.borrowing_limit
+                limit += q.nominal + (math.inf if room is None else room)
         held = sum(a for (tid, _f), a in running.items() if tid == t.id)
         out[t.id] = TenantState(names.get(t.id, "") in over_budget, held, limit)
     return out
@@ -173,7 +174,7 @@ def jobs_page(
     headers = ["id", "name", *(["tenant"] if viewer.is_admin else []), "state", "accel.",
                "flavor", "submitted", "waited", "ran", "why"]  # fmt: skip
     keep = {k: v for k, v in params.items() if k in ("tenant", "status", "flavor", "q")}
-    table = rows_table(headers, out, left=3 if viewer.is_admin else 2) + pager(
+    table = rows_table(headers, out, left=3 if viewer.is_admin else 2, text=1) + pager(
         "/jobs", keep, page, PER_PAGE, total
     )
     msg = ""
@@ -304,7 +305,8 @@ def job_page(
     res = rows_table(
         ["time", "outcome", "flavor", "allowed by", "rules consulted", "reason"],
         [_residency_cells(r, now)[1:] for r in recs],
-        left=2,
+        left=3,
+        text=3,
     )
     cancel = ""
     if job["status"] not in FINAL and not job.get("cancel_requested"):
@@ -402,7 +404,8 @@ def residency_page(s: Session, viewer: Viewer, params: Mapping[str, str], now: f
     table = rows_table(
         ["job", "time", "outcome", "where", "allowed by", "rules consulted", "reason"],
         [_residency_cells(r, now) for r in recs],
-        left=3,
+        left=4,
+        text=3,
     ) + pager("/residency", {"outcome": outcome}, page, PER_PAGE, total)
     links = "".join(
         f"<a class='btn {'' if o == outcome else 'ghost'}' href='{e(link('/residency', {}, outcome=o))}'>{e(o or 'all')}</a> "

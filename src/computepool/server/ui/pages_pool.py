@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Collection, Mapping
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from computepool.admission.quota import quota_for
-from computepool.model.pool import Pool
+from computepool.model.pool import Flavor, Pool
 from computepool.report.html import heat_grid, kpis
 from computepool.report.svg import Series, line_chart, number, percent, stacked_bars
 from computepool.report.theme import INK, colour
@@ -123,16 +122,11 @@ def overview(s: Session, pool: Pool, viewer: Viewer, params: Mapping[str, str], 
         intro,
         [
             Panel("kpis", "", tiles),
-            Panel("heat", "Utilisation now", heat_table(pool, held), half=True),
-            Panel(
-                "queues",
-                "Queue by tenant" if viewer.is_admin else "Your jobs",
-                queue_table,
-                half=True,
-            ),
+            Panel("heat", "Utilisation now", heat_table(pool, held)),
             Panel("util", f"Utilisation over the last {w} (per flavor)", util_chart),
             Panel("power", f"Power draw, last {w}", power_chart, half=True),
             Panel("queue", f"Queue length, last {w}", queue_chart, half=True),
+            Panel("queues", "Queue by tenant" if viewer.is_admin else "Your jobs", queue_table),
         ],
     )
 
@@ -155,12 +149,51 @@ def fair_share_keys(
     return out
 
 
-def _budget(limit: float | None, used: float, fmt) -> tuple[str, str]:
+def quota_key(quotas: Mapping, flavor: Flavor) -> str | None:
+    """The quota entry that applies to ``flavor`` (``admission/quota.py: quota_for`` order)."""
+    for key in (flavor.name, flavor.accelerator, f"{flavor.region}/*", "*"):
+        if key in quotas:
+            return key
+    return None
+
+
+def _budget(limit: float | None, used: float, fmt) -> str:
     if limit is None:
-        return fmt(used), "no limit"
+        return f"{fmt(used)}<br><span class='muted'>no budget</span>"
     left = limit - used
-    cls = "color:var(--bad)" if left <= 0 else ""
-    return f"{fmt(used)} of {fmt(limit)}", f"<span style='{cls}'>{fmt(max(left, 0.0))}</span>"
+    style = "color:var(--bad);font-weight:600" if left <= 0 else "font-weight:600"
+    return f"{fmt(used)} of {fmt(limit)}<br><span style='{style}'>{fmt(max(left, 0.0))} left</span>"
+
+
+def _quota_rows(t, quotas: Mapping, running: Mapping, pool: Pool) -> list[list[str]]:
+    """One row per quota entry (``*``, ``H100``, ``cn-ulanqab/*``, a flavor) with what the
+    tenant holds on the flavors it covers; flavors used without an entry get their own."""
+    groups: dict[str, list[Flavor]] = {}
+    for f in pool.flavors:
+        groups.setdefault(quota_key(quotas, f) or f"({f.name})", []).append(f)
+    out = []
+    for key, flavors in groups.items():
+        q = quotas.get(key)
+        used = [running.get((t.id, f.name), 0) for f in flavors]
+        if q is None and not any(used):
+            continue
+        nom = q.nominal if q else 0.0
+        borrowed = sum(max(u - nom, 0.0) for u in used)
+        cap = nom + (q.borrowing_limit if q and q.borrowing_limit is not None else 0.0)
+        scope = f"{len(flavors)} flavors" if len(flavors) > 1 else flavors[0].name
+        out.append(
+            [
+                e(t.name),
+                f"<code>{e(key)}</code> <span class='muted'>{e(scope)}</span>",
+                f"{nom:g}" if q else "–",
+                "cohort's" if q is None or q.borrowing_limit is None else f"{q.borrowing_limit:g}",
+                "all" if q is None or q.lending_limit is None else f"{q.lending_limit:g}",
+                f"{sum(used):,}",
+                f"{borrowed:,.0f}",
+                bar(sum(used), max(cap, nom, 1.0) * len(flavors), nom * len(flavors)),
+            ]
+        )
+    return out
 
 
 def tenants_page(s: Session, pool: Pool, viewer: Viewer, over_budget: Collection[str]) -> Page:
@@ -179,8 +212,6 @@ def tenants_page(s: Session, pool: Pool, viewer: Viewer, over_budget: Collection
         quotas = store.to_tenant(t).quotas
         nominal = sum(quota_for(quotas, f).nominal for f in pool.flavors) if quotas else None
         hours, dollars = spent.get(t.name, (0.0, 0.0))
-        bh, lh = _budget(t.budget_accel_hours, hours, lambda v: f"{v:,.1f} h")
-        bu, lu = _budget(t.budget_usd, dollars, usd)
         flag = (
             " <span class='pill' style='background:#dc2626'>over budget</span>"
             if t.name in over_budget
@@ -194,67 +225,42 @@ def tenants_page(s: Session, pool: Pool, viewer: Viewer, over_budget: Collection
                 f"{st.get('running', (0, 0))[0]:,}",
                 f"{wj:,}",
                 f"{held:,}" + (f" / {nominal:,.0f}" if nominal is not None else ""),
-                bar(held, nominal if nominal is not None else held, nominal)
-                if nominal
-                else "unlimited",
-                f"#{order.index(t.id) + 1} of {len(order)} · {keys[t.id]:.1f}",
-                bh,
-                lh,
-                bu,
-                lu,
+                bar(held, max(nominal, 1.0), nominal)
+                if nominal is not None
+                else "<span class='muted'>no quota: the pool's capacity</span>",
+                f"#{order.index(t.id) + 1} of {len(order)} <span class='muted'>"
+                f"({keys[t.id]:.1f})</span>",
+                _budget(t.budget_accel_hours, hours, lambda v: f"{v:,.1f} h"),
+                _budget(t.budget_usd, dollars, usd),
             ]
         )
-        for f in pool.flavors:
-            q = quota_for(quotas, f) if quotas else None
-            used = running.get((t.id, f.name), 0)
-            if (q is None or q.nominal == 0 and q.borrowing_limit in (None, 0)) and not used:
-                continue
-            nom = q.nominal if q else 0.0
-            lim = nom + (q.borrowing_limit if q and q.borrowing_limit is not None else math.inf)
-            detail.append(
-                [
-                    e(t.name),
-                    e(f.name),
-                    f"{nom:g}" if q else "–",
-                    "none" if q is None or q.borrowing_limit is None else f"{q.borrowing_limit:g}",
-                    "all" if q is None or q.lending_limit is None else f"{q.lending_limit:g}",
-                    f"{used:,}",
-                    f"{max(used - nom, 0):,.0f}" if q else "–",
-                    bar(used, lim if math.isfinite(lim) else max(used, nom), nom if q else None),
-                ]
-            )
+        if quotas:
+            detail += _quota_rows(t, quotas, running, pool)
     table = rows_table(
         ["tenant", "cohort", "weight", "running", "waiting", "in use / nominal", "",
-         "fair-share position", "accel-hours used", "left", "spent", "left"],
+         "fair-share position", "accelerator-hours", "spent (USD)"],
         summary,
     )  # fmt: skip
     legend = (
         "<p class='note'>Bar: accelerators in use; blue within the nominal quota (tick), amber "
-        "borrowed from the cohort. Fair-share position: borrowed accelerators ÷ weight; the "
-        "lowest is next to get capacity other tenants lend.</p>"
+        "borrowed from the cohort. Fair-share position: borrowed accelerators ÷ weight, in "
+        "brackets; the lowest is next to get the capacity other tenants lend.</p>"
     )
     quota_table = rows_table(
-        [
-            "tenant",
-            "flavor",
-            "nominal",
-            "borrowing limit",
-            "lending limit",
-            "in use",
-            "borrowed",
-            "",
-        ],
+        ["tenant", "quota entry", "nominal per flavor", "borrowing limit", "lending limit",
+         "in use", "borrowed", ""],
         detail,
         left=2,
-    )
+    )  # fmt: skip
     title = "Tenants" if viewer.is_admin else f"Tenant {viewer.tenant}"
     return Page(
         title,
         "tenants",
-        f"<h1>{e(title)}</h1><p class='sub'>quota vs usage vs borrowed, fair-share position, budget left</p>",
+        f"<h1>{e(title)}</h1><p class='sub'>quota vs usage vs borrowed, fair-share position, "
+        "budget left</p>",
         [
             Panel("tenants", "Quota, usage and budget", table + legend),
-            Panel("quotas", "Per flavor", quota_table),
+            Panel("quotas", "Quotas", quota_table),
         ],
     )
 

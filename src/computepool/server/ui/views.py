@@ -100,19 +100,22 @@ def bar(used: float, limit: float, nominal: float | None = None) -> str:
     return f"<div class='bar'>{''.join(parts)}</div>"
 
 
-def rows_table(headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1) -> str:
-    """A table whose cells are trusted markup; the first ``left`` columns align left."""
+def rows_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, text: int = 0
+) -> str:
+    """A table whose cells are trusted markup; the first ``left`` columns align left, and so
+    do the last ``text`` ones (prose such as reasons)."""
+    n = len(headers)
+
+    def cls(i: int) -> str:
+        return " class='l'" if i < left else " class='t'" if i >= n - text else ""
+
     head = "".join(
-        f"<th class='l'>{e(h)}</th>" if i < left else f"<th>{e(h)}</th>"
+        f"<th{' class=l' if i < left or i >= n - text else ''}>{e(h)}</th>"
         for i, h in enumerate(headers)
     )
     body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='l'>{c}</td>" if i < left else f"<td>{c}</td>" for i, c in enumerate(r)
-        )
-        + "</tr>"
-        for r in rows
+        "<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows
     )
     if not body:
         body = f"<tr><td class='l muted' colspan='{len(headers)}'>nothing here yet</td></tr>"
