@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +35,21 @@ from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, 
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 COMPLETED, REJECTED, CANCELLED, FAILED = 1, 2, 3, 4
+
+
+class ServingHook(Protocol):
+    """Long-running services that hold accelerators beside the jobs (``serving.controller``).
+
+    ``reserve`` is called every round before the policy: it returns the accelerators per flavor
+    the services hold from now on (``capacity``) and the rows to preempt for them (``evict``);
+    the policy then allocates what is left. ``held`` is what they held since the last round.
+    """
+
+    def reserve(self, inp: PolicyInput) -> object: ...
+
+    def held(self) -> np.ndarray: ...
+
+    def active(self, now: float) -> bool: ...
 
 
 class ProfileCheck(Protocol):
@@ -83,6 +98,8 @@ class RoundSeries:
     active: list[int] = field(default_factory=list)
     rounds: int = 0
     policy_calls: int = 0
+    #: Accelerator-seconds per flavor held by services (``ServingHook``), aligned with ``busy``.
+    serving: list[np.ndarray] = field(default_factory=list)
 
 
 class Scheduler:
@@ -101,12 +118,14 @@ class Scheduler:
         feasibility: ClassFeasibility | None = None,
         placer: Placer | None = None,
         gate: RoundGate | None = None,
+        serving: ServingHook | None = None,
     ) -> None:
         self.pool, self.workload, self.throughputs = pool, workload, throughputs
         self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
         self.config = config or SchedulerConfig()
         self.checks, self.sink = tuple(checks), sink
         self.placer, self.gate = placer, gate
+        self.serving = serving
         F = len(pool.flavors)
         self.active = ActiveSet(F)
         self.history = JobHistory(len(workload))
@@ -122,6 +141,8 @@ class Scheduler:
         self._flavor_time = np.zeros(F)
         self._speed_order = speed_order(self._feas.rates)
         self._first = True
+        self._next_round = -math.inf
+        self._deferred = False
         self._done = False
         self._policy_next = math.inf
         self._power = pool.flavor_power_kw
@@ -269,6 +290,8 @@ class Scheduler:
             s.t0.append(t0)
             s.t1.append(now)
             s.busy.append(np.bincount(flv, weights=acc, minlength=F))
+            if self.serving is not None:
+                s.serving.append(self.serving.held() * (now - t0))
             s.queued.append(int(np.count_nonzero(a.running < 0)))
             s.active.append(len(a))
         if len(obs.progress_job):
@@ -414,11 +437,29 @@ class Scheduler:
                 for j in admitted:
                     self._emit(int(j), "admitted")
                 changed = True
-        if len(self.active) == 0 and self.source.exhausted():
+        serving = self.serving is not None and self.serving.active(now)
+        if len(self.active) == 0 and self.source.exhausted() and not serving:
             self._done = True
             return False
-        if changed or self._first or not self.policy.event_driven or now >= self._policy_next:
-            self._decide(now, changed)
+        round_due = now >= self._next_round - 1e-9
+        if serving and not self.policy.event_driven and not round_due:
+            # between training rounds only the services act; changes wait for the round
+            self._deferred = self._deferred or changed
+            changed = False
+        if (
+            changed
+            or self._first
+            or (round_due and not self.policy.event_driven)
+            or now >= self._policy_next
+        ):
+            self._decide(now, changed or self._deferred)
+            self._deferred = False
+            self._next_round = now + self.config.round_seconds
+        elif serving:
+            self._serve(now)
+            if len(self.active) == 0 and self.source.exhausted() and not self.serving.active(now):
+                self._done = True  # the services just ended and nothing else is left
+                return False
         self._first = False
         self.series.rounds += 1
         return True
@@ -456,7 +497,8 @@ class Scheduler:
         rows = np.arange(len(a))
         inp = None
         allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
-        if recompute or self.gate is not None:
+        held_back = self.serving is not None or not self.workload.preemptible.all()
+        if recompute or self.gate is not None or held_back:
             inp = self.policy_input(now)
             if self.gate is not None:
                 ok = np.asarray(self.gate.eligible(inp), dtype=bool)
@@ -467,6 +509,11 @@ class Scheduler:
                     inp = subset_input(inp, rows)
                 if allowed is not None:
                     inp = restrict_flavors(inp, allowed[rows])
+        pinned = np.zeros(0, dtype=np.int64)
+        capacity = self.pool.capacity
+        if held_back:
+            inp, rows, pinned = self._hold_back(inp, rows)
+            capacity = inp.capacity
         if time_shared:
             if recompute:
                 alloc = self.policy.allocate(inp)
@@ -483,7 +530,7 @@ class Scheduler:
                 a.share,
                 usable,
                 self._sf_class[self.workload.job_class[a.job]],
-                self.pool.capacity,
+                capacity,
                 a.running,
                 a.received,
                 self._flavor_time,
@@ -498,7 +545,54 @@ class Scheduler:
             next_change = getattr(self.policy, "next_change", None)
             if next_change is not None:
                 self._policy_next = next_change(inp, new[rows])
+        new[pinned] = a.running[pinned]
         self._apply(now, new)
+
+    def _serve(self, now: float) -> None:
+        """A services-only round (between training rounds): services reserve what they need,
+        preempting preemptible rows if they must; every other row keeps what it runs on.
+        Accelerators a service releases go to the training queue at the next training round."""
+        a = self.active
+        rows = np.arange(len(a))
+        inp = self.policy_input(now)
+        _, kept, pinned = self._hold_back(inp, rows)
+        evict = a.running >= 0
+        evict[kept] = False
+        evict[pinned] = False
+        if evict.any():
+            new = a.running.copy()
+            new[evict] = -1
+            self._apply(now, new)
+
+    def _hold_back(
+        self, inp: PolicyInput, rows: np.ndarray
+    ) -> tuple[PolicyInput, np.ndarray, np.ndarray]:
+        """Take out of the policy's hands what it may not touch this round.
+
+        Non-preemptible ("on-demand") running jobs keep their accelerators: neither the policy
+        nor a service takes them (a quota gate above still can). Services (``serving``) then
+        reserve their accelerators, preempting preemptible rows if they must; those rows sit
+        this round out. Returns the reduced input, its rows, and the pinned rows.
+        """
+        pin = (inp.running >= 0) & ~self.workload.preemptible[inp.job]
+        pinned = rows[pin]
+        if pin.any():
+            held = np.bincount(
+                inp.running[pin], weights=inp.scale_factor[pin], minlength=len(inp.capacity)
+            )
+            keep = np.nonzero(~pin)[0]
+            rows = rows[keep]
+            inp = replace(
+                subset_input(inp, keep), capacity=np.maximum(inp.capacity - held, 0).astype(int)
+            )
+        if self.serving is not None:
+            res = self.serving.reserve(inp)
+            inp = replace(inp, capacity=np.maximum(inp.capacity - res.capacity, 0))
+            if res.evict.any():
+                keep = np.nonzero(~res.evict)[0]
+                rows = rows[keep]
+                inp = subset_input(inp, keep)
+        return inp, rows, pinned
 
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its
@@ -572,6 +666,8 @@ class Scheduler:
     def next_time(self, now: float) -> float:
         r = self.config.round_seconds
         t_next = now + r
+        if self.serving is not None and self.serving.active(now):
+            return now + float(getattr(self.serving, "interval_s", r))
         nxt_arrival = self.source.next_arrival()
         if len(self.active) == 0:
             t_next = max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next

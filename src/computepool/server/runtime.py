@@ -35,6 +35,8 @@ class ServeSettings:
     throughputs: str = "gavel"
     #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
     placement: str = "bestfit"
+    #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
+    services: str | None = None
 
 
 def default_data_dir() -> Path:
@@ -81,6 +83,15 @@ def build_app(settings: ServeSettings) -> FastAPI:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_store(data_dir, settings.db_url)
+    serving = None
+    if settings.services:
+        from computepool.serving.config import read_serving
+        from computepool.serving.live_pool import LiveServingController
+
+        sw = read_serving(settings.services)
+        if sw is None:
+            raise ValueError(f"{settings.services}: no services: section")
+        serving = LiveServingController(pool, sw, log_dir=data_dir / "services")
     service = LiveService(
         pool,
         tp,
@@ -95,5 +106,23 @@ def build_app(settings: ServeSettings) -> FastAPI:
         ),
         checks=checks,
         audit_records=audit_records,
+        serving=serving,
     )
-    return create_app(engine, service, data_dir)
+    app = create_app(engine, service, data_dir)
+    if serving is not None:
+        mount_services(app, serving)
+    return app
+
+
+def mount_services(app: FastAPI, serving) -> None:
+    """A stable endpoint per service at ``/services/NAME/v1/completions`` (forwarded to its
+    healthy replicas) and their status at ``GET /services``."""
+    from computepool.serving.http import endpoint_app
+
+    @app.get("/services")
+    def services_status() -> list[dict]:
+        return serving.status()
+
+    for st in serving.states:
+        name = st.spec.name
+        app.mount(f"/services/{name}", endpoint_app(serving.endpoints_of(name), name))

@@ -75,6 +75,7 @@ class LiveService:
         checks: Sequence[ProfileCheck] = (),
         metrics: Metrics | None = None,
         audit_records: deque | None = None,
+        serving: object | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
         self.config = cfg = config or LoopConfig()
@@ -105,7 +106,9 @@ class LiveService:
             sink=self.sink,
             placer=self.placer,
             gate=self.gate,
+            serving=serving,
         )
+        self.serving = serving
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
@@ -131,6 +134,8 @@ class LiveService:
         self.clock.wake()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        if self.serving is not None:
+            self.serving.stop()
         self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
         if self.config.stop_jobs_on_exit:
             now = self.clock.now()
