@@ -106,7 +106,7 @@ def test_expiry_and_revocation_stop_jobs_that_depended_on_an_approval(tmp_path):
             first = live.submit(t, **spec).json()["id"]
             second = live.submit(t, **spec).json()["id"]
             live.wait_status(t, first, "running")
-            assert live.job(t, second)["status"] == "admitted"
+            live.wait_status(t, second, "admitted")  # waits for quota, not for the approval
             for j in (first, second):  # the approval expired: no legal region is left
                 job = live.wait_status(t, j, "rejected", timeout=20)
                 assert "SG-1" in job["reason"]

@@ -131,7 +131,11 @@ def _check_policies(names: list[str]) -> None:
 
 def _write_outputs(results: list[SimResult], json_out: Path | None, report: Path | None) -> None:
     if json_out is not None:
-        doc = results[0].summary() if len(results) == 1 else [r.summary() for r in results]
+        from computepool.report.timeline import sim_timeline
+
+        # "timeline" (utilisation and queue over simulated time) is what `cpool report` draws
+        docs = [{**r.summary(), "timeline": sim_timeline(r)} for r in results]
+        doc = docs[0] if len(docs) == 1 else docs
         json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         console.print(f"wrote {json_out}")
     if report is not None:

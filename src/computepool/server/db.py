@@ -83,6 +83,9 @@ class JobRow(Base):
         Index("ix_jobs_status_id", "status", "id"),
         # each round asks for open cancel requests: rare, so an index makes it cheap
         Index("ix_jobs_cancel_status", "cancel_requested", "status"),
+        # the dashboard: jobs by flavor, and per tenant by status (migration 0002)
+        Index("ix_jobs_flavor_id", "flavor", "id"),
+        Index("ix_jobs_tenant_status", "tenant_id", "status"),
     )
 
 
@@ -133,7 +136,10 @@ class LedgerRow(Base):
     carbon_kg: Mapped[float] = mapped_column(Float)
     #: Part of ``cost_usd`` that is egress for data copied in at the start.
     egress_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
-    __table_args__ = (Index("ix_ledger_tenant_end", "tenant_id", "end"),)
+    __table_args__ = (
+        Index("ix_ledger_tenant_end", "tenant_id", "end"),
+        Index("ix_ledger_end", "end"),  # the dashboard's cost charts (migration 0002)
+    )
 
 
 class AuditRow(Base):
@@ -144,6 +150,11 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # the dashboard's residency audit: by actor, and one job's decisions (migration 0002)
+    __table_args__ = (
+        Index("ix_audit_actor_id", "actor", "id"),
+        Index("ix_audit_target", "target"),
+    )
 
 
 class ApprovalRow(Base):

@@ -1,15 +1,15 @@
 """Residency in the live pool: approvals on record, per-year person counters, data transfers
 (GB, start delay and egress per placement interval; egress in the ledger).
 
-Revision ID: 0002_residency
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_residency"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
