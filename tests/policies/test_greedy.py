@@ -74,3 +74,20 @@ def test_bulk_aware_prefers_fast_flavor():
     alloc = greedy.greedy_assign(inp, order, aware=True)
     first = alloc.flavor[:10]
     assert np.all(first == 0)  # flavor A is the fastest
+
+
+def test_fifo_sticky_never_moves_running_jobs_but_fifo_does():
+    from computepool.policies import get_policy
+
+    inp = _input(40, running_frac=0.0)
+    # job 0 runs on the slowest flavor C while the fastest A has room
+    running = np.full(inp.n, -1)
+    running[0] = 2
+    object.__setattr__(inp, "running", running)
+    sticky = get_policy("fifo-sticky").allocate(inp)
+    moving = get_policy("fifo").allocate(inp)
+    assert dict(zip(sticky.rows.tolist(), sticky.flavor.tolist(), strict=True))[0] == 2
+    assert dict(zip(moving.rows.tolist(), moving.flavor.tolist(), strict=True))[0] == 0
+    # sticky still puts new jobs on the fastest flavor first
+    first_new = sticky.flavor[sticky.rows != 0][0]
+    assert first_new == 0

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from computepool.cli import catalog_cmd, pack_cmd, plan_cmd, residency_cmd, simulate_cmd
+from computepool.cli import (
+    catalog_cmd,
+    jobs_cmd,
+    pack_cmd,
+    plan_cmd,
+    report_cmd,
+    residency_cmd,
+    serve_cmd,
+    simulate_cmd,
+)
 
 app = typer.Typer(
     name="cpool",
@@ -18,6 +27,9 @@ catalog_cmd.register(app)
 plan_cmd.register(app)
 residency_cmd.register(app)
 pack_cmd.register(app)
+serve_cmd.register(app)
+jobs_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

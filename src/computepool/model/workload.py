@@ -47,6 +47,8 @@ class Workload:
     #: External ids (strings) when the source had them; None means "the index is the id".
     ids: list[str] | None = None
     name: str = ""
+    #: bool per job: may be preempted to make room for services ("spot"); default all True.
+    preemptible: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.arrival)
@@ -61,7 +63,18 @@ class Workload:
             self.deadline = np.full(n, np.nan)
         if self.data_profile is None:
             self.data_profile = np.zeros(n, dtype=np.int32)
-        for col in ("job_class", "total_steps", "tenant", "weight", "deadline", "data_profile"):
+        if self.preemptible is None:
+            self.preemptible = np.ones(n, dtype=bool)
+        self.preemptible = np.asarray(self.preemptible, dtype=bool)
+        for col in (
+            "job_class",
+            "total_steps",
+            "tenant",
+            "weight",
+            "deadline",
+            "data_profile",
+            "preemptible",
+        ):
             if len(getattr(self, col)) != n:
                 raise ValueError(
                     f"workload column {col!r} has {len(getattr(self, col))} rows, expected {n}"
@@ -79,6 +92,7 @@ class Workload:
             "weight",
             "deadline",
             "data_profile",
+            "preemptible",
         ):
             setattr(self, col, getattr(self, col)[order])
         if self.ids is not None:
@@ -113,6 +127,7 @@ class Workload:
             weight=float(self.weight[i]),
             deadline=None if np.isnan(d) else d,
             datasets=self.profiles[int(self.data_profile[i])],
+            preemptible=bool(self.preemptible[i]),
         )
 
     def slice(self, start: int, stop: int) -> Workload:
@@ -130,6 +145,7 @@ class Workload:
             profiles=self.profiles,
             ids=None if self.ids is None else self.ids[sl],
             name=self.name,
+            preemptible=self.preemptible[sl],
         )
 
     @classmethod
@@ -159,7 +175,60 @@ class Workload:
             profiles=list(profile_ix),
             ids=[j.id for j in jobs],
             name=name,
+            preemptible=np.array([j.preemptible for j in jobs], dtype=bool),
         )
+
+    def append(self, jobs: Sequence[Job]) -> np.ndarray:
+        """Add jobs at the end (a live pool grows as jobs are submitted); return their indices.
+
+        Existing indices never change, and ``arrival`` is not re-sorted: a live source hands
+        out indices itself. New classes, tenants and profiles are added to the end of their
+        lists. One call per batch: each call copies the columns once.
+        """
+        start = len(self)
+        if not jobs:
+            return np.zeros(0, dtype=np.int64)
+        class_ix = {c: i for i, c in enumerate(self.classes)}
+        tenant_ix = {t: i for i, t in enumerate(self.tenants)}
+        profile_ix = {p: i for i, p in enumerate(self.profiles)}
+        jc, tn, dp = [], [], []
+        for j in jobs:
+            c = JobClass(
+                j.job_type, j.scale_factor, j.kind, j.gang, tuple(j.stacks), tuple(j.accelerators)
+            )
+            jc.append(class_ix.setdefault(c, len(class_ix)))
+            tn.append(tenant_ix.setdefault(j.tenant, len(tenant_ix)))
+            dp.append(profile_ix.setdefault(tuple(j.datasets), len(profile_ix)))
+        self.classes = list(class_ix)
+        self.tenants = list(tenant_ix)
+        self.profiles = list(profile_ix)
+        cols = {
+            "arrival": np.array([j.arrival for j in jobs], dtype=np.float64),
+            "job_class": np.array(jc, dtype=np.int32),
+            "total_steps": np.array([j.total_steps for j in jobs], dtype=np.float64),
+            "tenant": np.array(tn, dtype=np.int32),
+            "weight": np.array([j.weight for j in jobs], dtype=np.float64),
+            "deadline": np.array([np.nan if j.deadline is None else j.deadline for j in jobs]),
+            "data_profile": np.array(dp, dtype=np.int32),
+            "preemptible": np.array([j.preemptible for j in jobs], dtype=bool),
+        }
+        for col, new in cols.items():
+            setattr(
+                self,
+                col,
+                np.concatenate([getattr(self, col), new.astype(getattr(self, col).dtype)]),
+            )
+        if self.ids is not None or start == 0:
+            self.ids = [*(self.ids or []), *(j.id for j in jobs)]
+        else:
+            self.ids = [*(str(i) for i in range(start)), *(j.id for j in jobs)]
+        return np.arange(start, start + len(jobs), dtype=np.int64)
+
+    @classmethod
+    def empty(cls, name: str = "") -> Workload:
+        """A workload with no jobs yet (a live pool's, filled with ``append``)."""
+        z = np.zeros(0)
+        return cls(arrival=z, job_class=z, total_steps=z, classes=[], tenants=[], name=name)
 
     def jobs(self, indices: Sequence[int] | None = None) -> list[Job]:
         idx = range(len(self)) if indices is None else indices

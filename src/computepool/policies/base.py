@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
@@ -120,3 +120,12 @@ def subset_input(inp: PolicyInput, rows: np.ndarray) -> PolicyInput:
         extras=inp.extras,
         **fields,
     )
+
+
+def restrict_flavors(inp: PolicyInput, allowed: np.ndarray) -> PolicyInput:
+    """The same input with each row's feasible flavors narrowed to ``allowed`` ((n, F) bool)."""
+    combined = inp.feasible_masks[inp.job_mask_index] & allowed
+    if len(combined) == 0:
+        return inp
+    masks, index = np.unique(combined, axis=0, return_inverse=True)
+    return replace(inp, feasible_masks=masks, job_mask_index=index.reshape(-1).astype(np.int64))

@@ -4,7 +4,9 @@
 visited in arrival order and each takes the fastest flavor that still has room, so an earlier
 job moves to a faster flavor when one frees up (a later job never displaces an earlier one).
 ``fifo-agnostic`` (Gavel's ``fifo``) ignores speed, spreads jobs over the feasible flavors and
-never preempts: a started job runs to completion where it started.
+never preempts: a started job runs to completion where it started. ``fifo-sticky`` is aware
+when a job starts (fastest flavor with room) but never moves a running job: the live pool's
+default, where moving a job means killing and restarting its processes.
 A job that does not fit is passed over (not head-of-line blocking), as in Gavel's FIFO.
 """
 
@@ -25,9 +27,11 @@ class Fifo:
     name: ClassVar[str] = "fifo"
     event_driven: ClassVar[bool] = True
     aware: bool = True
+    #: Move earlier jobs to faster flavors when those free up (Gavel's ``fifo_perf``).
+    migrate: bool = True
 
     def allocate(self, inp: PolicyInput) -> Allocation:
-        if self.aware:
+        if self.aware and self.migrate:
             order = np.lexsort((inp.job, inp.arrival))
             return greedy_assign(inp, order, aware=True, keep_running=False)
         running = np.nonzero(inp.running >= 0)[0]
@@ -47,3 +51,9 @@ class Fifo:
 class FifoAgnostic(Fifo):
     name: ClassVar[str] = "fifo-agnostic"
     aware: bool = False
+
+
+@dataclass(frozen=True)
+class FifoSticky(Fifo):
+    name: ClassVar[str] = "fifo-sticky"
+    migrate: bool = False

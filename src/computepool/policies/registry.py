@@ -8,7 +8,7 @@ from typing import Any
 from computepool.policies.base import Policy
 from computepool.policies.cost import CostPolicy
 from computepool.policies.cost_region import CostRegion
-from computepool.policies.fifo import Fifo, FifoAgnostic
+from computepool.policies.fifo import Fifo, FifoAgnostic, FifoSticky
 from computepool.policies.ftf import FinishTimeFairness, FinishTimeFairnessAgnostic
 from computepool.policies.isolated import Isolated
 from computepool.policies.makespan import MinMakespan
@@ -23,6 +23,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "cost": CostPolicy,
         "fifo": Fifo,
         "fifo-agnostic": FifoAgnostic,
+        "fifo-sticky": FifoSticky,
         "ftf": FinishTimeFairness,
         "ftf-agnostic": FinishTimeFairnessAgnostic,
         "isolated": Isolated,

@@ -61,6 +61,9 @@ class Observation:
     completed_at: np.ndarray = field(default_factory=lambda: _EMPTY_F)
     #: Jobs whose workers failed (node loss, crash): they are requeued.
     failed: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    #: Jobs whose program ended in error (non-zero exit): they leave the pool as failed.
+    errored: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    errored_at: np.ndarray = field(default_factory=lambda: _EMPTY_F)
     #: Steps done so far by jobs still running (whatever the cluster knows).
     progress_job: np.ndarray = field(default_factory=lambda: _EMPTY_I)
     progress_steps: np.ndarray = field(default_factory=lambda: _EMPTY_F)
@@ -114,7 +117,9 @@ class Placer(Protocol):
 class RoundGate(Protocol):
     """Decides which active rows may hold accelerators this round (e.g. tenant quotas).
 
-    A running row that becomes ineligible is preempted (e.g. reclaim of borrowed quota).
+    ``eligible`` returns a bool mask over rows, or an (n, F) bool matrix of the flavors each
+    row may use this round (a row with no allowed flavor is ineligible). A running row that
+    becomes ineligible is preempted (e.g. reclaim of borrowed quota).
     """
 
     def eligible(self, inp: object) -> np.ndarray: ...

@@ -114,8 +114,8 @@ class SimulatedCluster:
 
     def apply(self, plan: RoundPlan) -> None:
         self._advance(plan.now)
-        if len(plan.stop):
-            keep = ~np.isin(self.run_job, plan.stop)
+        if len(plan.stop) or len(plan.kill):
+            keep = ~np.isin(self.run_job, np.concatenate([plan.stop, plan.kill]))
             self.run_job, self.run_rate, self.run_wait = (
                 self.run_job[keep],
                 self.run_rate[keep],

@@ -1,0 +1,1 @@
+"""Live clusters the scheduler drives: local processes (``local``); Ray later."""

@@ -1,0 +1,341 @@
+"""The local backend: a ``Cluster`` whose jobs are real processes on this machine.
+
+Each worker of a started job runs its command under the shim (``backends/shim.py``) in a
+session of its own, with the device slots it was placed on exported in the stack's variable
+(``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*`` variables
+(job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
+A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's process group,
+then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
+them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
+another region first) holds its devices and spawns its workers when the delay is over. Nodes are the pool's nodes, simulated on this machine: the devices are only numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from computepool.backends import attempts as att
+from computepool.backends.shim import write_json
+from computepool.model.pool import Pool
+from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
+
+_SERVER_ONLY_ENV = ("CPOOL_",)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the backend needs to start one job; given by the store for a workload index."""
+
+    key: str
+    argv: tuple[str, ...]
+    tenant: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str | None = None
+
+
+@dataclass
+class Running:
+    """One attempt the backend drives: started, adopted, or stopping."""
+
+    job: int
+    key: str
+    number: int
+    dir: Path
+    flavor: int
+    workers: tuple[tuple[int, tuple[int, ...]], ...]
+    started_at: float
+    procs: dict[int, subprocess.Popen] = field(default_factory=dict)  # rank -> its shim
+    stop_reason: str | None = None
+    kill_at: float = math.inf
+    spawned: bool = False
+    #: Workers are spawned no earlier than this (a data transfer before the start).
+    spawn_at: float = -math.inf
+
+
+def latest_checkpoint(d: Path) -> Path | None:
+    files = [p for p in d.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
+    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)) if files else None
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        pool: Pool,
+        root: Path,
+        describe: Callable[[int], Launch],
+        grace_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool, self.describe, self.grace_s, self.clock = pool, describe, grace_s, clock
+        self.runs, self.checkpoints = root / "runs", root / "checkpoints"
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.node_index = {n.name: i for i, n in enumerate(pool.nodes)}
+        self.flavor_index = {f.name: i for i, f in enumerate(pool.flavors)}
+        self.running: dict[int, Running] = {}
+        self.stopping: list[Running] = []
+        self.waiting: list[Running] = []  # placed, devices still held by a stopping attempt
+        self.exit_codes: dict[int, int] = {}  # job -> return code of its last failed attempt
+
+    # ---- Cluster protocol ------------------------------------------------------------
+    def apply(self, plan: RoundPlan) -> None:
+        for j in plan.stop.tolist():
+            self._stop(int(j), "preempted")
+        for j in plan.kill.tolist():
+            self._stop(int(j), "cancelled")
+        where = {p.job: p for p in plan.placements}
+        delays = (
+            plan.start_delay.tolist()
+            if len(plan.start_delay) == len(plan.start)
+            else [0.0] * len(plan.start)
+        )
+        for j, f, delay in zip(
+            plan.start.tolist(), plan.start_flavor.tolist(), delays, strict=True
+        ):
+            p = where.get(int(j))
+            if p is None or not p.workers:
+                raise ValueError(f"job {j}: the local backend needs a placement with device slots")
+            self._start(int(j), int(f), p, plan.now, float(delay))
+
+    def observe(self, now: float) -> Observation:
+        done, done_at, err, err_at, failed = [], [], [], [], []
+        for r in list(self.running.values()):
+            if not r.spawned:
+                continue
+            rec = att.read_attempt(r.dir)
+            self._reap(r)
+            if rec is None:
+                continue
+            state, rc = rec.state, rec.rc
+            if state in (att.LOST, att.PARTIAL) and self._starting(r, rec):
+                continue
+            if state == att.RUNNING and (rc is None or rc == 0):
+                continue
+            # The files may be newer than the round's ``now`` (read during the round): an
+            # end is never reported after the time the round starts others in its place.
+            end = min(rec.ended_at or now, now)
+            if state == att.EXITED and rc == 0:
+                done.append(r.job), done_at.append(end)
+                self._finish(r, "succeeded", 0)
+            elif rc not in (None, 0):
+                att.kill_attempt(rec)
+                err.append(r.job), err_at.append(end)
+                self._finish(r, "failed", rc)
+            else:
+                att.kill_attempt(rec)
+                failed.append(r.job)
+                self._finish(r, "lost", None)
+        self._progress_stops(now)
+        return Observation(
+            now=now,
+            completed=np.asarray(done, dtype=np.int64),
+            completed_at=np.asarray(done_at, dtype=np.float64),
+            errored=np.asarray(err, dtype=np.int64),
+            errored_at=np.asarray(err_at, dtype=np.float64),
+            failed=np.asarray(failed, dtype=np.int64),
+        )
+
+    def next_event_time(self) -> float:
+        return math.inf
+
+    # ---- starting ----------------------------------------------------------------------
+    def _start(self, job: int, flavor: int, p: Placement, now: float, delay: float = 0.0) -> None:
+        launch = self.describe(job)
+        number = att.next_attempt_number(self.runs, launch.key)
+        d = self.runs / launch.key / str(number)
+        d.mkdir(parents=True)
+        r = Running(job, launch.key, number, d, flavor, p.workers, now)
+        meta = {
+            "key": launch.key,
+            "attempt": number,
+            "flavor": self.pool.flavors[flavor].name,
+            "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
+            "started_at": now,
+        }
+        if delay > 0:
+            r.spawn_at = now + delay
+            meta.update(transfer_s=delay, spawn_at=r.spawn_at)
+        write_json(d / "meta.json", meta)
+        self.running[job] = r
+        if self._devices_free(r) and self.clock() >= r.spawn_at:
+            self._spawn(r, launch)
+        else:
+            self.waiting.append(r)
+
+    def _busy(self) -> set[tuple[int, int]]:
+        return {(n, d) for s in self.stopping for n, dev in s.workers for d in dev}
+
+    def _devices_free(self, r: Running) -> bool:
+        busy = self._busy()
+        return not any((n, d) in busy for n, dev in r.workers for d in dev)
+
+    def worker_env(self, r: Running, launch: Launch, rank: int) -> dict[str, str]:
+        node, devices = r.workers[rank]
+        accel = self.pool.accelerators[self.pool.flavors[r.flavor].accelerator]
+        ckpt = self.checkpoints / launch.key
+        ckpt.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_ONLY_ENV)}
+        env.update(dict(launch.env))
+        visible = ",".join(str(d) for d in devices)
+        env[accel.visible_devices_env] = visible
+        env.update(
+            {
+                "CPOOL_VISIBLE_DEVICES": visible,
+                "CPOOL_JOB_ID": launch.key,
+                "CPOOL_TENANT": launch.tenant,
+                "CPOOL_WORKER_RANK": str(rank),
+                "CPOOL_WORLD_SIZE": str(len(r.workers)),
+                "CPOOL_NODE": self.pool.nodes[node].name,
+                "CPOOL_FLAVOR": self.pool.flavors[r.flavor].name,
+                "CPOOL_ACCELERATOR": accel.name,
+                "CPOOL_CHECKPOINT_DIR": str(ckpt),
+                "CPOOL_ATTEMPT": str(r.number),
+            }
+        )
+        last = latest_checkpoint(ckpt)
+        if last is not None:
+            env["CPOOL_RESUME_FROM"] = str(last)
+        return env
+
+    def _spawn(self, r: Running, launch: Launch, ranks: list[int] | None = None) -> None:
+        cwd = launch.workdir or str(r.dir)
+        for rank in range(len(r.workers)) if ranks is None else ranks:
+            argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
+            r.procs[rank] = subprocess.Popen(
+                [*argv, "--", *launch.argv],
+                env=self.worker_env(r, launch, rank),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        r.spawned = True
+
+    # ---- stopping ----------------------------------------------------------------------
+    def _stop(self, job: int, reason: str) -> None:
+        r = self.running.pop(job, None)
+        if r is None:
+            return
+        if r in self.waiting:
+            self.waiting.remove(r)
+        att.mark_stopping(r.dir, reason)
+        r.stop_reason, r.kill_at = reason, self.clock() + self.grace_s
+        if r.spawned:
+            self._signal(r, signal.SIGTERM)
+            self.stopping.append(r)
+        else:
+            att.mark_closed(r.dir, reason)
+
+    def _signal(self, r: Running, sig: int) -> None:
+        rec = att.read_attempt(r.dir)
+        for rank in rec.ranks if rec else ():
+            if rank.alive:
+                att.signal_group(rank.pgid, rank.pid, sig)
+        for p in r.procs.values():  # a shim that has not written its pid file yet
+            if p.poll() is None:
+                att.signal_group(p.pid, p.pid, sig)
+
+    @staticmethod
+    def _starting(r: Running, rec: att.AttemptRecord) -> bool:
+        """Every rank without a pid yet has a shim of ours that is still starting."""
+        waiting = [x.rank for x in rec.ranks if x.pid is None and x.rc is None]
+        return bool(waiting) and all(k in r.procs and r.procs[k].poll() is None for k in waiting)
+
+    def _reap(self, r: Running) -> None:
+        for p in r.procs.values():
+            p.poll()
+
+    def _progress_stops(self, now: float) -> None:
+        still = []
+        for r in self.stopping:
+            self._reap(r)
+            rec = att.read_attempt(r.dir)
+            gone = rec is None or not any(x.alive for x in rec.ranks)
+            if gone and all(p.poll() is not None for p in r.procs.values()):
+                att.mark_closed(r.dir, r.stop_reason or "stopped")
+                continue
+            if self.clock() >= r.kill_at:
+                self._signal(r, signal.SIGKILL)
+            still.append(r)
+        self.stopping = still
+        for r in list(self.waiting):
+            if self.clock() >= r.spawn_at and self._devices_free(r):
+                self.waiting.remove(r)
+                self._spawn(r, self.describe(r.job))
+
+    def _finish(self, r: Running, outcome: str, rc: int | None) -> None:
+        self.running.pop(r.job, None)
+        if rc:
+            self.exit_codes[r.job] = rc
+        self._reap(r)
+        att.mark_closed(r.dir, outcome, rc)
+
+    # ---- after a restart ---------------------------------------------------------------
+    def recover(self) -> list[att.AttemptRecord]:
+        return att.scan(self.runs)
+
+    def placement_of(self, job: int, rec: att.AttemptRecord) -> Placement | None:
+        f = self.flavor_index.get(rec.flavor)
+        nodes = [self.node_index.get(n) for n, _ in rec.workers]
+        if f is None or any(n is None for n in nodes):
+            return None
+        return Placement(
+            job, f, tuple((int(n), dev) for n, (_, dev) in zip(nodes, rec.workers, strict=True))
+        )
+
+    def adopt(self, job: int, rec: att.AttemptRecord, placement: Placement) -> None:
+        """Drive a running attempt found after a restart as if this process had started it.
+
+        A launch the crash cut short (``PARTIAL``) is finished: the ranks no shim claimed are
+        spawned now (a slow shim that claims first makes the new one exit at once).
+        """
+        r = Running(
+            job,
+            rec.key,
+            rec.number,
+            rec.dir,
+            placement.flavor,
+            placement.workers,
+            rec.started_at,
+            spawned=True,
+            spawn_at=rec.spawn_at,
+        )
+        self.running[job] = r
+        if len(rec.unclaimed) == len(rec.ranks) and self.clock() < rec.spawn_at:
+            r.spawned = False  # still copying its data in: spawned when the delay is over
+            self.waiting.append(r)
+        elif rec.unclaimed:
+            self._spawn(r, self.describe(job), rec.unclaimed)
+
+    def discard(self, rec: att.AttemptRecord, outcome: str) -> None:
+        """Kill what is left of an attempt that will not be adopted, and close it."""
+        att.close_and_kill(rec.dir, outcome, rec.rc)
+
+    def shutdown(self, stop_jobs: bool) -> None:
+        """Leave workers running (a restart adopts them) or stop them all now."""
+        if stop_jobs:
+            for j in list(self.running):
+                self._stop(j, "shutdown")
+            deadline = time.time() + self.grace_s
+            while self.stopping and time.time() < deadline:
+                self._progress_stops(self.clock())
+                time.sleep(0.05)
+            for r in self.stopping:
+                self._signal(r, signal.SIGKILL)
+            self._progress_stops(self.clock())
+        for r in [*self.running.values(), *self.stopping]:
+            self._reap(r)
+
+    def log_files(self, key: str) -> list[tuple[int, int, Path]]:
+        return att.log_files(self.runs, key)

@@ -1,0 +1,233 @@
+"""The job client: ``cpool submit / jobs / job / logs / cancel / usage`` against ``cpool serve``.
+
+The server is ``--url`` or ``$CPOOL_URL`` (default http://127.0.0.1:8000); the tenant's token
+is ``--token`` or ``$CPOOL_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich import box
+from rich.table import Table
+
+from computepool.cli.common import console, fail
+
+UrlOpt = Annotated[str, typer.Option("--url", envvar="CPOOL_URL", help="Server URL.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="Bearer token.")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
+        if not token:
+            raise fail("no token: pass --token or set CPOOL_TOKEN (see `cpool admin token create`)")
+        self.http = httpx.Client(
+            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise fail(f"cannot reach {self.http.base_url}: {exc}") from None
+        if r.status_code >= 400:
+            try:
+                doc = r.json()
+                errs = doc.get("errors") or [{"field": "", "reason": doc.get("error", r.text)}]
+                msg = "; ".join(
+                    f"{e['field']}: {e['reason']}" if e["field"] else e["reason"] for e in errs
+                )
+            except ValueError:
+                msg = r.text
+            raise fail(f"{r.status_code}: {msg}")
+        return r
+
+
+def _when(text: str | None) -> str:
+    if not text:
+        return "-"
+    t = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone()
+    today = t.date() == datetime.now().astimezone().date()
+    return t.strftime("%H:%M:%S" if today else "%m-%d %H:%M")
+
+
+STATUS_STYLE = {
+    "running": "green",
+    "succeeded": "bold green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "rejected": "red",
+    "queued": "cyan",
+    "admitted": "cyan",
+}
+
+
+def _status(s: str) -> str:
+    return f"[{STATUS_STYLE.get(s, 'white')}]{s}[/]"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def submit(
+        file: Annotated[Path, typer.Argument(help="Job YAML (or JSON): command, workers, ...")],
+        key: Annotated[
+            str | None, typer.Option("--key", help="Idempotency key: resubmitting is safe.")
+        ] = None,
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """Submit a job."""
+        if not file.exists():
+            raise fail(f"{file}: no such file")
+        try:
+            doc = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            raise fail(f"{file}: not valid YAML: {exc}") from None
+        if not isinstance(doc, dict):
+            raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
+        headers = {"Idempotency-Key": key} if key else {}
+        r = Client(url, token).call("POST", "/v1/jobs", json=doc, headers=headers)
+        j = r.json()
+        again = " (already submitted with this key)" if r.status_code == 200 else ""
+        console.print(f"job [bold]{j['id']}[/] {_status(j['status'])}{again}")
+
+    @app.command()
+    def jobs(
+        status: Annotated[
+            list[str] | None, typer.Option("--status", help="Filter (repeatable).")
+        ] = None,
+        tenant: Annotated[str | None, typer.Option("--tenant", help="Admin: one tenant's.")] = None,
+        limit: Annotated[int, typer.Option("--limit")] = 50,
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """List jobs, newest first."""
+        params: dict[str, Any] = {"limit": limit, "status": status or []}
+        if tenant:
+            params["tenant"] = tenant
+        rows = Client(url, token).call("GET", "/v1/jobs", params=params).json()["jobs"]
+        t = Table(box=box.SIMPLE_HEAD)
+        for col in (
+            "id",
+            "tenant",
+            "name",
+            "status",
+            "acc",
+            "flavor",
+            "submitted",
+            "started",
+            "ended",
+        ):
+            t.add_column(col, justify="right" if col in ("id", "acc") else "left")
+        for j in rows:
+            t.add_row(
+                str(j["id"]),
+                j["tenant"],
+                j["name"] or "-",
+                _status(j["status"]),
+                str(j["accelerators"]),
+                j["flavor"] or "-",
+                _when(j["submitted_at"]),
+                _when(j["started_at"]),
+                _when(j["finished_at"]),
+            )
+        console.print(t)
+
+    @app.command()
+    def job(job_id: int, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+        """One job: status, events, placements."""
+        j = Client(url, token).call("GET", f"/v1/jobs/{job_id}").json()
+        console.print(
+            f"job [bold]{j['id']}[/] {j['name'] or ''} tenant={j['tenant']} "
+            f"{_status(j['status'])} accelerators={j['accelerators']} flavor={j['flavor'] or '-'}"
+            + (f" exit={j['exit_code']}" if j["exit_code"] is not None else "")
+            + (f" reason={j['reason']}" if j["reason"] else "")
+        )
+        t = Table(title="events")
+        for col in ("at", "event", "detail"):
+            t.add_column(col)
+        for e in j["events"]:
+            t.add_row(_when(e["at"]), e["kind"], e["detail"])
+        console.print(t)
+        if j["allocations"]:
+            a = Table(title="placements")
+            for col in ("attempt", "flavor", "workers (node: devices)", "start", "end", "why"):
+                a.add_column(col)
+            for x in j["allocations"]:
+                workers = ", ".join(f"{n}:{','.join(map(str, d))}" for n, d in x["workers"])
+                a.add_row(
+                    str(x["attempt"]),
+                    x["flavor"],
+                    workers,
+                    _when(x["started_at"]),
+                    _when(x["ended_at"]),
+                    x["end_reason"] or "-",
+                )
+            console.print(a)
+
+    @app.command()
+    def logs(
+        job_id: int,
+        follow: Annotated[
+            bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
+        ] = False,
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """A job's output (every worker and attempt)."""
+        c = Client(url, token, timeout=None if follow else 30.0)
+        if not follow:
+            sys.stdout.write(c.call("GET", f"/v1/jobs/{job_id}/logs").text)
+            return
+        try:
+            with c.http.stream("GET", f"/v1/jobs/{job_id}/logs", params={"follow": True}) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    c.call("GET", f"/v1/jobs/{job_id}")  # the same error, formatted
+                for chunk in r.iter_text():
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+        except httpx.HTTPError as exc:
+            raise fail(f"log stream ended: {exc}") from None
+
+    @app.command()
+    def cancel(job_id: int, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+        """Cancel a job (SIGTERM, then SIGKILL after the server's grace period)."""
+        Client(url, token).call("POST", f"/v1/jobs/{job_id}/cancel")
+        console.print(f"job {job_id}: cancel requested")
+
+    @app.command()
+    def usage(
+        tenant: Annotated[str | None, typer.Option("--tenant", help="Admin: one tenant.")] = None,
+        since: Annotated[
+            str | None, typer.Option("--since", help="ISO time or duration back: 90m, 24h, 7d.")
+        ] = None,
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """Accelerator-hours, energy, cost and carbon per tenant and flavor."""
+        params = {k: v for k, v in (("tenant", tenant), ("since", since)) if v}
+        doc = Client(url, token).call("GET", "/v1/usage", params=params).json()
+        t = Table(title=f"usage since {_when(doc['since']) if doc['since'] else 'the start'}")
+        for col in ("tenant", "flavor", "jobs", "accel-h", "kWh", "USD", "kg CO2"):
+            t.add_column(col, justify="left" if col in ("tenant", "flavor") else "right")
+        for r in [*doc["rows"], doc["total"]]:
+            t.add_row(
+                r["tenant"],
+                r["flavor"],
+                str(r["jobs"]),
+                f"{r['accelerator_hours']:.4f}",
+                f"{r['energy_kwh']:.4f}",
+                f"{r['cost_usd']:.4f}",
+                f"{r['carbon_kg']:.4f}",
+            )
+        console.print(t)

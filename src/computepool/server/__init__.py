@@ -1,0 +1,1 @@
+"""The live control plane: store, scheduler service, REST API."""

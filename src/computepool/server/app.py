@@ -1,0 +1,145 @@
+"""The FastAPI app factory: one ``AppContext`` per app (engine, service, caches), no globals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from computepool.server import store
+from computepool.server.db import sessions as make_sessions
+from computepool.server.service import LiveService
+from computepool.server.writer import SubmissionWriter
+
+AUTH_CACHE_SECONDS = 5.0
+
+
+class ApiError(Exception):
+    """A 4xx answer naming the field and the reason."""
+
+    def __init__(self, status: int, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.field, self.reason = status, field, reason
+
+
+@dataclass
+class AppContext:
+    engine: Engine
+    service: LiveService
+    sessions: sessionmaker
+    data_dir: Path
+    writer: SubmissionWriter | None = None
+    _auth: dict[str, tuple[store.Principal, float]] = field(default_factory=dict)
+    _tenant_names: dict[int, str] = field(default_factory=dict)
+
+    def principal(self, token: str) -> store.Principal | None:
+        hit = self._auth.get(token)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.sessions() as s:
+            p = store.principal_for(s, token)
+        if p is None:
+            self._auth.pop(token, None)
+            return None
+        if len(self._auth) > 10_000:
+            self._auth.clear()
+        self._auth[token] = (p, now + AUTH_CACHE_SECONDS)
+        return p
+
+    def forget_tokens(self) -> None:
+        self._auth.clear()
+
+    def tenant_name(self, tenant_id: int) -> str:
+        name = self._tenant_names.get(tenant_id)
+        if name is None:
+            with self.sessions() as s:
+                self._tenant_names = store.tenant_names(s)
+            name = self._tenant_names.get(tenant_id, "?")
+        return name
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[-1] if loc else "body")
+
+
+def install_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.reason, "errors": [{"field": exc.field, "reason": exc.reason}]},
+            status_code=exc.status,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+        return JSONResponse(
+            {"error": f"invalid request: {first['field']}: {first['reason']}", "errors": errors},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail), "errors": [{"field": "path", "reason": str(exc.detail)}]},
+            status_code=exc.status_code,
+        )
+
+
+def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
+    """The REST API over a store and a live service; the service starts with the app."""
+    from computepool.server import routes_admin, routes_jobs, routes_residency, ui
+
+    ctx = AppContext(engine, service, make_sessions(engine), Path(data_dir))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock)
+        try:
+            yield
+        finally:
+            ctx.writer.close()
+            service.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="computepool",
+        version="0.1.0",
+        description="Live control plane of a heterogeneous accelerator pool: submit jobs, "
+        "see them run, see what they used. Authenticate with `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_errors(app)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_admin.router)
+    app.include_router(routes_residency.router)
+    ui.install(app)  # the web dashboard at /
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        return {"ok": True, "rounds": service.rounds}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        return Response(
+            service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app

@@ -1,0 +1,49 @@
+"""Stored jobs -> the scheduler's ``Job`` and the backend's ``Launch`` (pure conversions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from computepool.backends.local import Launch
+from computepool.model.job import Dataset, Job, JobKind
+
+
+def _argv(command: str | list[str]) -> tuple[str, ...]:
+    return ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
+
+
+def to_job(
+    job_id: int, tenant: str, tenant_weight: float, spec: Mapping[str, Any], submitted_at: float
+) -> Job:
+    return Job(
+        id=str(job_id),
+        tenant=tenant,
+        kind=JobKind(spec.get("kind", "train")),
+        job_type=spec.get("job_type", "generic"),
+        workers=int(spec.get("workers", 1)),
+        accel_per_worker=float(spec.get("accelerators_per_worker", 1)),
+        stacks=tuple(spec.get("stacks", ())),
+        accelerators=tuple(spec.get("accelerator_types", ())),
+        total_steps=float(spec.get("work", 3600.0)),
+        arrival=submitted_at,
+        priority=int(spec.get("priority", 0)),
+        weight=float(spec.get("weight", 1.0)) * tenant_weight,
+        datasets=tuple(Dataset(**d) for d in spec.get("datasets", ())),
+        command=" ".join(_argv(spec["command"])),
+        env=tuple(sorted(spec.get("env", {}).items())),
+    )
+
+
+def to_launch(job_id: int, tenant: str, spec: Mapping[str, Any]) -> Launch:
+    return Launch(
+        key=str(job_id),
+        argv=_argv(spec["command"]),
+        tenant=tenant,
+        env=tuple(sorted(spec.get("env", {}).items())),
+        workdir=spec.get("workdir"),
+    )
+
+
+def shape(spec: Mapping[str, Any]) -> tuple[int, int]:
+    return int(spec.get("workers", 1)), int(spec.get("accelerators_per_worker", 1))

@@ -1,0 +1,307 @@
+"""Tenant endpoints: submit, list, inspect, cancel, logs, usage. A tenant sees only its own jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import select
+
+from computepool.server import ledger, store
+from computepool.server.app import ApiError, AppContext
+from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
+from computepool.server.schemas import (
+    AllocationOut,
+    ErrorOut,
+    EventOut,
+    JobDetail,
+    JobList,
+    JobOut,
+    JobSpec,
+    UsageOut,
+    UsageRow,
+    iso,
+)
+from computepool.server.validation import submission_errors
+
+ERRORS = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=ERRORS)
+
+
+def ctx_of(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+async def principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> store.Principal:
+    """The caller behind the bearer token (cached for a few seconds; async: no thread hop)."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ApiError(401, "authorization", "missing 'Authorization: Bearer <token>' header")
+    p = ctx_of(request).principal(authorization[7:].strip())
+    if p is None:
+        raise ApiError(401, "authorization", "unknown or revoked token")
+    return p
+
+
+Caller = Annotated[store.Principal, Depends(principal)]
+
+
+def job_out(ctx: AppContext, row: JobRow, with_spec: bool = False) -> JobOut:
+    """The API view of a stored job (built without re-validation: the store's values)."""
+    return JobOut.model_construct(
+        id=row.id,
+        tenant=ctx.tenant_name(row.tenant_id),
+        name=row.name,
+        status=row.status,
+        accelerators=row.accelerators,
+        flavor=row.flavor,
+        submitted_at=iso(row.submitted_at),
+        started_at=iso(row.started_at),
+        finished_at=iso(row.finished_at),
+        reason=row.reason or "",
+        exit_code=row.exit_code,
+        attempts=row.attempts or 0,
+        preemptions=row.preemptions or 0,
+        cancel_requested=bool(row.cancel_requested),
+        spec=row.spec if with_spec else None,
+    )
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut)
+async def submit(
+    spec: JobSpec,
+    request: Request,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> Response:
+    """Submit a job. With an idempotency key (header or body), a retry returns the same job."""
+    ctx = ctx_of(request)
+    if caller.tenant_id is None:
+        raise ApiError(403, "authorization", "admin tokens own no jobs; use a tenant's token")
+    key = idempotency_key or spec.idempotency_key
+    if idempotency_key and spec.idempotency_key and idempotency_key != spec.idempotency_key:
+        raise ApiError(422, "idempotency_key", "differs from the Idempotency-Key header")
+    errors = submission_errors(spec, ctx.service.feasibility, ctx.service.checks)
+    if errors:
+        field, reason = errors[0]
+        raise ApiError(422, field, reason)
+    if caller.tenant in ctx.service.over_budget:
+        raise ApiError(403, "tenant", f"tenant {caller.tenant!r} has used up its budget")
+    try:
+        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key))
+    except store.Conflict as exc:
+        raise ApiError(409, exc.field, exc.reason) from None
+    if created:
+        ctx.service.metrics.submissions.labels(caller.tenant or "").inc()
+        ctx.service.wake()
+    # the hot path: serialise once (returning the model would validate it a second time)
+    return Response(
+        job_out(ctx, row).model_dump_json(), status_code=201 if created else 200,
+        media_type="application/json",
+    )  # fmt: skip
+
+
+@router.get("/jobs", response_model=JobList)
+def jobs(
+    request: Request,
+    caller: Caller,
+    status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI query list
+    tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: int | None = None,
+) -> JobList:
+    """Jobs, newest first: the caller's tenant's own (an admin may pass ``tenant``)."""
+    ctx = ctx_of(request)
+    tenant_id = None
+    with ctx.sessions() as s:
+        if tenant is not None:
+            if not caller.is_admin and tenant != caller.tenant:
+                raise ApiError(403, "tenant", "a tenant token lists only its own jobs")
+            t = store.tenant_by_name(s, tenant)
+            if t is None:
+                raise ApiError(404, "tenant", f"no tenant {tenant!r}")
+            tenant_id = t.id
+        rows = store.list_jobs(s, caller, status, tenant_id, limit, before)
+    return JobList(jobs=[job_out(ctx, r) for r in rows])
+
+
+def _visible(ctx: AppContext, caller: store.Principal, job_id: int) -> JobRow:
+    with ctx.sessions() as s:
+        row = store.visible_job(s, caller, job_id)
+    if row is None:
+        raise ApiError(404, "id", f"no job {job_id}")
+    return row
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail)
+def job(job_id: int, request: Request, caller: Caller) -> JobDetail:
+    """One job with its lifecycle events and placement intervals."""
+    ctx = ctx_of(request)
+    row = _visible(ctx, caller, job_id)
+    with ctx.sessions() as s:
+        events = s.scalars(
+            select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+        ).all()
+        allocs = s.scalars(
+            select(AllocationRow).where(AllocationRow.job_id == job_id).order_by(AllocationRow.id)
+        ).all()
+    base = job_out(ctx, row, with_spec=True).model_dump()
+    return JobDetail(
+        **base,
+        events=[EventOut(at=iso(e.at), kind=e.kind, detail=e.detail) for e in events],
+        allocations=[
+            AllocationOut(
+                attempt=a.attempt,
+                flavor=a.flavor,
+                accelerators=a.accelerators,
+                workers=a.workers,
+                started_at=iso(a.started_at),
+                ended_at=iso(a.ended_at),
+                end_reason=a.end_reason,
+            )
+            for a in allocs
+        ],
+    )
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut)
+def cancel(job_id: int, request: Request, caller: Caller) -> JobOut:
+    """Ask for a job to be cancelled; its workers get SIGTERM, then SIGKILL after the grace."""
+    ctx = ctx_of(request)
+    with ctx.sessions() as s:
+        row = store.visible_job(s, caller, job_id)
+        if row is None:
+            raise ApiError(404, "id", f"no job {job_id}")
+        if row.status in FINAL:
+            raise ApiError(409, "status", f"job {job_id} is already {row.status}")
+        row.cancel_requested = True
+        store.audit(s, caller.actor, "job.cancel", f"job{job_id}")
+        s.commit()
+    ctx.service.wake()
+    return job_out(ctx, row)
+
+
+def _log_text(ctx: AppContext, job_id: int, offsets: dict) -> str:
+    files = ctx.service.cluster.log_files(str(job_id))
+    parts = []
+    for attempt, rank, path in files:
+        start = offsets.get(path, 0)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+        except OSError:
+            continue
+        if len(files) > 1:
+            # only whole lines, each prefixed with where it came from
+            cut = data.rfind(b"\n") + 1
+            data = data[:cut]
+            text = data.decode(errors="replace")
+            text = "".join(f"[attempt {attempt} rank {rank}] {ln}\n" for ln in text.splitlines())
+        else:
+            text = data.decode(errors="replace")
+        offsets[path] = start + len(data)
+        parts.append(text)
+    return "".join(parts)
+
+
+@router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
+async def logs(job_id: int, request: Request, caller: Caller, follow: bool = False) -> Response:
+    """The job's output (stdout and stderr of every worker and attempt); ``follow`` streams."""
+    ctx = ctx_of(request)
+    _visible(ctx, caller, job_id)
+    offsets: dict = {}
+    if not follow:
+        return PlainTextResponse(_log_text(ctx, job_id, offsets))
+
+    async def stream() -> AsyncIterator[bytes]:
+        while True:
+            chunk = _log_text(ctx, job_id, offsets)
+            if chunk:
+                yield chunk.encode()
+            row = _visible(ctx, caller, job_id)
+            if row.status in FINAL:
+                rest = _log_text(ctx, job_id, offsets)
+                if rest:
+                    yield rest.encode()
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.3)
+
+    return StreamingResponse(stream(), media_type="text/plain")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def parse_since(text: str | None, now: float) -> float | None:
+    """An ISO 8601 time, or a duration back from now (``90m``, ``24h``, ``7d``)."""
+    if text is None:
+        return None
+    m = _DURATION.match(text)
+    if m:
+        return now - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ApiError(
+            422, "since", "expected an ISO 8601 time or a duration like 90m, 24h, 7d"
+        ) from None
+
+
+@router.get("/usage", response_model=UsageOut)
+def usage(
+    request: Request, caller: Caller, tenant: str | None = None, since: str | None = None
+) -> UsageOut:
+    """Accelerator-hours, energy, cost and carbon per tenant and flavor (a tenant: its own)."""
+    ctx = ctx_of(request)
+    now = time.time()
+    t0 = parse_since(since, now)
+    with ctx.sessions() as s:
+        tenant_id = caller.tenant_id
+        if caller.is_admin:
+            tenant_id = None
+            if tenant is not None:
+                t = store.tenant_by_name(s, tenant)
+                if t is None:
+                    raise ApiError(404, "tenant", f"no tenant {tenant!r}")
+                tenant_id = t.id
+        elif tenant is not None and tenant != caller.tenant:
+            raise ApiError(403, "tenant", "a tenant token sees only its own usage")
+        rows = ledger.usage(s, ctx.service.pool, tenant_id, t0, now)
+    out = [
+        UsageRow(
+            tenant=u.tenant,
+            flavor=u.flavor,
+            accelerator_hours=u.accel_seconds / 3600.0,
+            energy_kwh=u.energy_kwh,
+            cost_usd=u.cost_usd,
+            carbon_kg=u.carbon_kg,
+            jobs=u.jobs,
+        )
+        for u in rows
+    ]
+    total = UsageRow(
+        tenant="*",
+        flavor="*",
+        accelerator_hours=sum(r.accelerator_hours for r in out),
+        energy_kwh=sum(r.energy_kwh for r in out),
+        cost_usd=sum(r.cost_usd for r in out),
+        carbon_kg=sum(r.carbon_kg for r in out),
+        jobs=sum(r.jobs for r in out),
+    )
+    return UsageOut(since=iso(t0), until=iso(now), rows=out, total=total)

@@ -1,0 +1,218 @@
+"""Request and response bodies of the REST API (pydantic at the edge only)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from computepool.model.accelerator import STACKS
+from computepool.model.job import JobKind
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+Name = Annotated[str, Field(max_length=128)]
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    data_class: str = "general"
+    origin: str = ""
+    stored_in: str = ""
+    size_gb: float = Field(0.0, ge=0)
+    persons: int | None = Field(None, ge=0)
+    anonymised: bool = False
+    handler: str = Field(
+        "", max_length=128, description="Data controller (e.g. the automaker): approvals and "
+        "per-year person counters are kept per handler.",
+    )  # fmt: skip
+
+
+class JobSpec(BaseModel):
+    """A job as a tenant submits it (``cpool submit JOB.yaml`` sends this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = ""
+    command: str | list[str] = Field(
+        description="A shell command line (run with /bin/sh -c) or an argv list."
+    )
+    workers: int = Field(1, ge=1, le=4096)
+    accelerators_per_worker: int = Field(1, ge=1, le=64)
+    accelerator_types: list[str] = Field(
+        default_factory=list, description="Accelerator types the job may use; empty: any."
+    )
+    stacks: list[str] = Field(default_factory=list, description=f"Any of {', '.join(STACKS)}.")
+    kind: JobKind = JobKind.TRAIN
+    job_type: str = Field("generic", max_length=64)
+    work: float = Field(
+        3600.0, gt=0, description="Estimated work (H100-seconds for the generic job type)."
+    )
+    priority: int = Field(0, ge=-1000, le=1000)
+    weight: float = Field(1.0, gt=0, le=1000)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = Field(None, max_length=4096)
+    datasets: list[DatasetSpec] = Field(default_factory=list)
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=128, description="Or the Idempotency-Key header."
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must not be empty")
+        if isinstance(v, list) and (not v or not all(isinstance(a, str) and a for a in v)):
+            raise ValueError("must be a non-empty list of non-empty strings")
+        return v
+
+    @field_validator("stacks")
+    @classmethod
+    def _stacks(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in STACKS]
+        if bad:
+            raise ValueError(f"unknown stack {bad[0]!r}; known: {', '.join(STACKS)}")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not _ENV_NAME.match(k):
+                raise ValueError(f"{k!r} is not a valid environment variable name")
+            if k.startswith("CPOOL_"):
+                raise ValueError(f"{k!r}: CPOOL_* variables are set by the pool")
+        return v
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return v
+
+    @property
+    def accelerators(self) -> int:
+        return self.workers * self.accelerators_per_worker
+
+    def argv(self) -> tuple[str, ...]:
+        return (
+            ("/bin/sh", "-c", self.command)
+            if isinstance(self.command, str)
+            else tuple(self.command)
+        )
+
+
+def iso(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+class JobOut(BaseModel):
+    id: int
+    tenant: str
+    name: str
+    status: str
+    accelerators: int
+    flavor: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    reason: str
+    exit_code: int | None
+    attempts: int
+    preemptions: int
+    cancel_requested: bool
+    spec: dict[str, Any] | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str
+    detail: str
+
+
+class AllocationOut(BaseModel):
+    attempt: int
+    flavor: str
+    accelerators: int
+    workers: list[Any]
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class JobDetail(JobOut):
+    events: list[EventOut]
+    allocations: list[AllocationOut]
+
+
+class UsageRow(BaseModel):
+    tenant: str
+    flavor: str
+    accelerator_hours: float
+    energy_kwh: float
+    cost_usd: float
+    carbon_kg: float
+    jobs: int
+
+
+class UsageOut(BaseModel):
+    since: datetime | None
+    until: datetime
+    rows: list[UsageRow]
+    total: UsageRow
+
+
+class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nominal: float = Field(0.0, ge=0)
+    borrowing_limit: float | None = Field(None, ge=0)
+    lending_limit: float | None = Field(None, ge=0)
+
+
+class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    weight: float = Field(1.0, gt=0, le=1000)
+    cohort: str = Field("", max_length=64)
+    quotas: dict[str, QuotaIn] = Field(
+        default_factory=dict, description="Flavor (region/accel), accelerator type, or '*'."
+    )
+    budget_accel_hours: float | None = Field(None, ge=0)
+    budget_usd: float | None = Field(None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _TENANT_NAME.match(v):
+            raise ValueError("use 1-63 lowercase letters, digits, '-', '_' or '.'")
+        return v
+
+
+class TenantOut(TenantIn):
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    id: int
+    tenant: str | None
+    role: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+class ErrorItem(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    errors: list[ErrorItem] = []

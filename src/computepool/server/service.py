@@ -1,0 +1,240 @@
+"""The live pool: the shared ``Scheduler`` on a wall clock, the local backend, the store.
+
+One thread runs rounds: cancel requests -> ``Scheduler.step()`` (observe the processes,
+account, admit new submissions, quota gate, policy, placement, start/stop processes) ->
+write the round's events, allocations and ledger entries in one transaction -> metrics.
+A round runs every ``round_seconds``, or sooner when a submission or a cancel wakes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from computepool.admission.quota import QuotaGate
+from computepool.backends.clock import WallClock
+from computepool.backends.engine_placer import LivePlacer
+from computepool.backends.local import LocalCluster
+from computepool.backends.slots import SlotAssigner
+from computepool.model.pool import Pool
+from computepool.model.throughput import Throughputs
+from computepool.model.workload import Workload
+from computepool.policies.registry import get_policy
+from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
+from computepool.server import ledger, residency_store, store
+from computepool.server.db import FINAL, JobEventRow, JobRow
+from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
+from computepool.server.metrics import Metrics
+from computepool.server.recovery import RecoveryReport, recover
+from computepool.server.validation import Feasibility
+
+log = logging.getLogger("computepool.server")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    round_seconds: float = 1.0
+    #: Shortest gap between two rounds, however often submissions wake the loop.
+    min_gap_seconds: float = 0.2
+    grace_seconds: float = 10.0
+    policy: str = "fifo-sticky"
+    #: How often tenants, quotas and budgets are re-read from the store.
+    tenant_refresh_seconds: float = 2.0
+    stop_jobs_on_exit: bool = False
+    #: Placement profile of the placement engine (``bestfit``, ``fgd``, ...), or ``slots``
+    #: for the minimal first-fit slot assigner.
+    placement: str = "bestfit"
+
+
+def make_placer(
+    name: str, pool: Pool, index: JobIndex, throughputs: Throughputs
+) -> SlotAssigner | LivePlacer:
+    if name == "slots":
+        return SlotAssigner(pool, index.shape)
+    return LivePlacer(pool, index.workload, throughputs, index.shape, name)
+
+
+class LiveService:
+    def __init__(
+        self,
+        pool: Pool,
+        throughputs: Throughputs,
+        sessions: sessionmaker,
+        data_dir: Path,
+        config: LoopConfig | None = None,
+        checks: Sequence[ProfileCheck] = (),
+        metrics: Metrics | None = None,
+        audit_records: deque | None = None,
+        serving: object | None = None,
+    ) -> None:
+        self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
+        self.config = cfg = config or LoopConfig()
+        self.checks = tuple(checks)
+        #: Decisions the admission checks record (residency verdicts), written to the audit log.
+        self.audit_records: deque = audit_records if audit_records is not None else deque()
+        self.metrics = metrics or Metrics()
+        self.feasibility = Feasibility(pool, throughputs)
+        self.index = JobIndex(Workload.empty("live"))
+        self.clock = WallClock()
+        self.cluster = LocalCluster(
+            pool, Path(data_dir), self.index.launch.__getitem__, grace_s=cfg.grace_seconds
+        )
+        self.placer = make_placer(cfg.placement, pool, self.index, throughputs)
+        self.gate = QuotaGate(pool.flavors)
+        self.source = DbJobSource(sessions, self.index)
+        self.sink = StoreSink(self.index, self.cluster, pool)
+        self.scheduler = Scheduler(
+            pool,
+            self.index.workload,
+            throughputs,
+            get_policy(cfg.policy),
+            self.cluster,
+            self.clock,
+            self.source,
+            SchedulerConfig(round_seconds=cfg.round_seconds),
+            checks=self.checks,
+            sink=self.sink,
+            placer=self.placer,
+            gate=self.gate,
+            serving=serving,
+        )
+        self.serving = serving
+        self.sink.scheduler = self.scheduler
+        self.sink.listeners.append(self._log_events)
+        self.over_budget: frozenset[str] = frozenset()
+        self._tenants_at = -1e18
+        #: Held by every writer of this process (scheduler round, submission writer): with
+        #: SQLite, threads then never wait on the database's own lock and its back-off.
+        self.write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.recovery: RecoveryReport | None = None
+        self.rounds = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.refresh_tenants(force=True)
+        self.recovery = recover(self)
+        log.info("recovered", extra={"fields": self.recovery.summary()})
+        self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.clock.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        if self.serving is not None:
+            self.serving.stop()
+        self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
+        if self.config.stop_jobs_on_exit:
+            now = self.clock.now()
+            for k in list(self.scheduler.active.job[self.scheduler.active.running >= 0]):
+                self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
+        with self.write_lock, self.sessions() as s:
+            self.sink.flush(s)
+
+    def wake(self) -> None:
+        self.clock.wake()
+
+    def _run(self) -> None:
+        cfg = self.config
+        while not self._stop.is_set():
+            t0 = time.time()
+            try:
+                self.round()
+            except Exception:  # a bad round must not stop the pool; it is logged
+                log.exception("scheduler round failed")
+            self.clock.sleep_until(t0 + cfg.round_seconds)
+            gap = cfg.min_gap_seconds - (time.time() - t0)
+            if gap > 0 and not self._stop.is_set():
+                time.sleep(gap)
+
+    # ---- one round ---------------------------------------------------------------------
+    def round(self) -> None:
+        t0 = time.perf_counter()
+        self.refresh_tenants()
+        self._cancellations()
+        self.scheduler.step()
+        with self.write_lock, self.sessions() as s:
+            self._write_audit(s)
+            events = self.sink.flush(s)
+            s.commit()  # audit records of a round without events
+        self.rounds += 1
+        self.metrics.observe_round(self, time.perf_counter() - t0, events)
+
+    def _write_audit(self, s: Session) -> None:
+        """Decisions recorded by admission checks (residency verdicts) into the audit log, with
+        stored job ids and tenants; the exports they counted into the person counters; data
+        copied in at a start onto its placement interval (through the sink)."""
+        if not self.audit_records:
+            return
+        index = self.index
+        jobs = {int(r["job"]) for r in self.audit_records if str(r.get("job", "")).isdigit()}
+        names = {r.id: r.name for r in store.tenants(s)}
+        tenant_of = {k: names.get(index.tenant_id[k], "") for k in jobs if k < len(index.ids)}
+        moved = residency_store.write_records(s, self.audit_records, index.ids, tenant_of)
+        self.sink.transfers.update(moved)
+
+    def refresh_tenants(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._tenants_at < self.config.tenant_refresh_seconds:
+            return
+        self._tenants_at = now
+        with self.sessions() as s:
+            rows = store.tenants(s)
+            spent = ledger.spent_by_tenant(s, self.pool)
+        self.over_budget = frozenset(ledger.over_budget(spent, rows))
+        self.gate.update({r.name: store.to_tenant(r) for r in rows}, self.over_budget)
+
+    def _cancellations(self) -> None:
+        with self.sessions() as s:
+            ids = list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.cancel_requested.is_(True), JobRow.status.not_in(FINAL)
+                    )
+                )
+            )
+            if not ids:
+                return
+            known = [self.index.of_id[i] for i in ids if i in self.index.of_id]
+            unknown = [i for i in ids if i not in self.index.of_id]
+            if unknown:  # never reached the scheduler: cancel in the store directly
+                self._cancel_unknown(s, unknown)
+        if known:
+            self.scheduler.cancel(np.asarray(known, dtype=np.int64))
+
+    def _cancel_unknown(self, s: Session, unknown: list[int]) -> None:
+        now = time.time()
+        with self.write_lock:
+            done = s.scalars(
+                update(JobRow)
+                .where(JobRow.id.in_(unknown), JobRow.status == "queued")
+                .values(status="cancelled", finished_at=now, reason="cancelled")
+                .returning(JobRow.id)
+            ).all()
+            if done:
+                s.execute(
+                    insert(JobEventRow),
+                    [{"job_id": i, "at": now, "kind": "cancelled", "detail": ""} for i in done],
+                )
+            s.commit()
+
+    def _log_events(self, events: list[Event]) -> None:
+        if not log.isEnabledFor(logging.INFO) or len(events) > 200:
+            return
+        for e in events:
+            log.info(
+                "job." + e.kind,
+                extra={"fields": {"job": self.index.ids[e.job], "detail": e.detail}},
+            )
