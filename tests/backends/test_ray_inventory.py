@@ -1,0 +1,124 @@
+"""Ray inventory -> pool, and the backend's address handling: pure functions, no cluster."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from computepool.backends.ray_inventory import (
+    RayAddress,
+    RayBackendError,
+    check_reachable,
+    current_nodes,
+    nodes_from_ray,
+    parse_backend,
+    pool_from_nodes,
+)
+
+
+def rec(node_id, resources, labels=None, alive=True):
+    return {"NodeID": node_id, "Alive": alive, "Resources": resources, "Labels": labels or {}}
+
+
+HEAD = rec("aa" * 28, {"CPU": 1.0, "memory": 2.0**30})
+
+
+def h800(i, alive=True, node_id=None, **labels):
+    lb = {"cpool/region": "cn-ulanqab", "cpool/node": f"ulq-h800-{i}", **labels}
+    return rec(node_id or f"{i:02d}" * 28, {"CPU": 1.0, "accel:H800": 4.0}, lb, alive)
+
+
+def test_pool_from_ray_nodes_uses_resources_and_labels():
+    asc = rec(
+        "cc" * 28,
+        {"CPU": 2.0, "accel:Ascend910B": 8.0, "memory": 4.0 * 2**30},
+        {"cpool/region": "cn-hangzhou", "cpool/island": "hz-rack-0"},
+    )
+    nodes = nodes_from_ray([HEAD, h800(1, **{"cpool/island": "r0"}), asc, h800(0)])
+    pool = pool_from_nodes(nodes)
+    assert [(n.name, n.region, n.accelerator, n.count, n.island) for n in pool.nodes] == [
+        ("ray-cccccccccccc", "cn-hangzhou", "Ascend910B", 8, "hz-rack-0"),
+        ("ulq-h800-0", "cn-ulanqab", "H800", 4, "ulq-h800-0"),
+        ("ulq-h800-1", "cn-ulanqab", "H800", 4, "r0"),
+    ]
+    assert pool.summary() == {"cn-hangzhou/Ascend910B": 8, "cn-ulanqab/H800": 8}
+    assert pool.nodes[0].memory_mib == 4096 and pool.nodes[0].cpu_milli == 2000
+    assert pool.rtt("cn-hangzhou", "cn-ulanqab") > 0
+
+
+def test_no_accelerator_nodes_is_a_clear_error():
+    with pytest.raises(RayBackendError, match=r"no alive Ray node advertises.*accel:<TYPE>"):
+        pool_from_nodes(nodes_from_ray([HEAD]))
+    with pytest.raises(RayBackendError, match="no alive Ray node"):
+        pool_from_nodes(nodes_from_ray([h800(0, alive=False)]))
+
+
+def test_bad_inventory_names_every_node_and_reason():
+    bad = [
+        rec("dd" * 28, {"accel:H800": 8.0}),  # no region label
+        rec("ee" * 28, {"accel:H800": 2.0, "accel:A800": 2.0}, {"cpool/region": "cn-ulanqab"}),
+        rec("ff" * 28, {"accel:H800": 0.5}, {"cpool/region": "cn-ulanqab"}),
+    ]
+    with pytest.raises(RayBackendError) as e:
+        nodes_from_ray(bad)
+    msg = str(e.value)
+    assert "ray-dddddddddddd" in msg and "no region label" in msg and "cpool/region" in msg
+    assert "several accelerator types" in msg and "accel:A800" in msg
+    assert "0.5 is not a whole count" in msg
+    unknown = [
+        rec("11" * 28, {"accel:TPU9": 4.0}, {"cpool/region": "cn-ulanqab"}),
+        rec("22" * 28, {"accel:H800": 4.0}, {"cpool/region": "mars-1"}),
+        h800(0, node_id="33" * 28),
+        h800(0, node_id="44" * 28),
+    ]
+    with pytest.raises(RayBackendError) as e:
+        pool_from_nodes(nodes_from_ray(unknown))
+    msg = str(e.value)
+    assert "unknown accelerator type 'TPU9'" in msg and "unknown region 'mars-1'" in msg
+    assert "'ulq-h800-0' is used by several nodes" in msg
+
+
+def test_a_node_back_under_its_name_replaces_the_dead_one():
+    nodes = current_nodes([h800(0, alive=False, node_id="55" * 28), h800(0, node_id="66" * 28)])
+    assert [(n.node_id[:2], n.alive) for n in nodes] == [("66", True)]
+    nodes = current_nodes([h800(0, node_id="66" * 28), h800(0, alive=False, node_id="55" * 28)])
+    assert [(n.node_id[:2], n.alive) for n in nodes] == [("66", True)]
+
+
+@pytest.mark.parametrize(
+    "backend, env, init",
+    [
+        ("ray://10.1.2.3:10001", {}, "ray://10.1.2.3:10001"),
+        ("ray", {"RAY_ADDRESS": "127.0.0.1:6379"}, "127.0.0.1:6379"),
+        ("ray", {"RAY_ADDRESS": "ray://head:10001"}, "ray://head:10001"),
+    ],
+)
+def test_backend_addresses(backend, env, init):
+    addr = parse_backend(backend, env)
+    assert addr.init == init and addr.port in (10001, 6379)
+
+
+@pytest.mark.parametrize(
+    "backend, env, match",
+    [
+        ("ray", {}, "needs RAY_ADDRESS"),
+        ("ray://", {}, "expected HOST:PORT"),
+        ("ray://head", {}, "expected HOST:PORT"),
+        ("ray://head:port", {}, "expected HOST:PORT"),
+        ("ray://head:99999", {}, "out of range"),
+        ("ray", {"RAY_ADDRESS": "head:6379/x"}, "RAY_ADDRESS 'head:6379/x'"),
+        ("rayy://head:1", {}, "is not 'ray' or"),
+    ],
+)
+def test_bad_backend_addresses(backend, env, match):
+    with pytest.raises(RayBackendError, match=match):
+        parse_backend(backend, env)
+
+
+def test_unreachable_cluster_fails_fast_with_the_address():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RayBackendError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}"):
+        check_reachable(RayAddress(f"ray://127.0.0.1:{port}", "127.0.0.1", port), timeout_s=1)
