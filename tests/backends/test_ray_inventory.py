@@ -122,3 +122,28 @@ def test_unreachable_cluster_fails_fast_with_the_address():
         port = s.getsockname()[1]
     with pytest.raises(RayBackendError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}"):
         check_reachable(RayAddress(f"ray://127.0.0.1:{port}", "127.0.0.1", port), timeout_s=1)
+
+
+def _serve(tmp_path, *args, env=None):
+    from typer.testing import CliRunner
+
+    from computepool.cli.app import app
+
+    return CliRunner().invoke(
+        app, ["serve", "--data-dir", str(tmp_path), *args], env=env or {}, catch_exceptions=False
+    )
+
+
+def test_serve_with_a_bad_ray_backend_exits_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = _serve(tmp_path, "--backend", f"ray://127.0.0.1:{port}")
+    assert r.exit_code == 2 and "cannot reach a Ray cluster at 127.0.0.1" in r.output
+    r = _serve(tmp_path, "--backend", "ray")
+    assert r.exit_code == 2 and "needs RAY_ADDRESS" in r.output
+    r = _serve(tmp_path, "--backend", "ray://h:1", "--config", "automotive-demo")
+    assert r.exit_code == 2 and "pool is read from the Ray cluster" in r.output
+    r = _serve(tmp_path, "--backend", "slurm")
+    assert r.exit_code == 2 and "unknown backend 'slurm'" in r.output

@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,7 +62,11 @@ def connect(addr: RayAddress) -> bool:
     check_reachable(addr)
     if ray.is_initialized():
         return False
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
     ray.init(address=addr.init, log_to_driver=False, logging_level=logging.WARNING)
+    if main:  # ray.init makes SIGTERM exit at once; the server shuts down on it as it did
+        signal.signal(signal.SIGTERM, before)
     return True
 
 

@@ -1,8 +1,8 @@
 """The Ray cluster as a pool: addresses, node inventory and the ``Pool`` built from it.
 
 A Ray node joins the pool by advertising its accelerators as a custom resource and its place
-as node labels (``ray start --resources='{"accel:H800": 8}' --labels='{"cpool/region":
-"cn-ulanqab", "cpool/island": "ulq-rack-0", "cpool/node": "ulq-h800-0"}'``):
+as node labels (``ray start --resources='{"accel:H800": 8}'
+--labels=cpool/region=cn-ulanqab,cpool/island=ulq-rack-0,cpool/node=ulq-h800-0``):
 
 | what | where | required |
 | --- | --- | --- |
@@ -133,7 +133,7 @@ def nodes_from_ray(raw: Sequence[Mapping[str, Any]]) -> list[RayNode]:
         region = labels.get(LABEL_REGION, "")
         if not region:
             problems.append(
-                f'{where}: no region label; start it with --labels=\'{{"{LABEL_REGION}": "<region>"}}\''
+                f"{where}: no region label; start it with --labels={LABEL_REGION}=<region>"
             )
         if accel is None or not region:
             continue
@@ -175,7 +175,7 @@ def pool_from_nodes(
         raise RayBackendError(
             "no alive Ray node advertises an accelerator resource (accel:<TYPE>); start worker "
             "nodes with e.g. --resources='{\"accel:H100\": 8}' "
-            f'--labels=\'{{"{LABEL_REGION}": "ap-singapore"}}\' (see `cpool ray up --demo`)'
+            f"--labels={LABEL_REGION}=ap-singapore (see `cpool ray up --demo`)"
         )
     cat = catalog or Catalog.load()
     problems: list[str] = []
