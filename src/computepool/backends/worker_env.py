@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from computepool.model.accelerator import AcceleratorType
+if TYPE_CHECKING:  # kept out of a Ray worker's start-up imports
+    from computepool.model.accelerator import AcceleratorType
 
 #: Variables of the control plane (or of the Ray node) that a worker must not inherit.
 SERVER_ONLY_ENV = ("CPOOL_",)

@@ -98,6 +98,13 @@ def register(app: typer.Typer) -> None:
                 help="Placement profile (bestfit, fgd, ...; see `cpool pack`) or slots.",
             ),
         ] = "bestfit",
+        throughputs: Annotated[
+            str,
+            typer.Option(
+                "--throughputs",
+                help="Throughput table: shipped name (gavel) or a JSON file in Gavel's layout.",
+            ),
+        ] = "gavel",
         round_seconds: Annotated[float, typer.Option("--round-seconds")] = 1.0,
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
@@ -132,6 +139,7 @@ def register(app: typer.Typer) -> None:
             stop_jobs_on_exit=stop_jobs_on_exit,
             placement=placement,
             checkpoint_dir=checkpoint_dir,
+            throughputs=throughputs,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
