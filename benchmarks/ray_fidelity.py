@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -187,7 +188,9 @@ def run_live(live: Live, workload: list[tuple[float, dict]]) -> tuple[list[int],
     return ids, live.wait_all(ids, timeout_s=900)
 
 
-def run_sim(pool, table_path: Path, docs: list[dict], specs: list[dict], args) -> list[float]:
+def run_sim(
+    pool, table_path: Path, docs: list[dict], specs: list[dict], args
+) -> tuple[list[float], list[float]]:
     tp = load_throughputs(table_path, accelerators=pool.accelerators, with_pairs=False)
     t0 = min(ts(d["submitted_at"]) for d in docs)
     jobs = [
@@ -201,11 +204,12 @@ def run_sim(pool, table_path: Path, docs: list[dict], specs: list[dict], args) -
         placement="bestfit",
     )
     res = simulate(pool, wl, tp, get_policy("fifo-sticky"), cfg)
-    jct = [0.0] * len(jobs)
+    jct, wait = [0.0] * len(jobs), [0.0] * len(jobs)
     assert wl.ids is not None
     for row, job_id in enumerate(wl.ids):  # rows are in arrival order
         jct[int(job_id)] = float(res.end[row] - res.arrival[row])
-    return jct
+        wait[int(job_id)] = float(res.first_start[row] - res.arrival[row])
+    return jct, wait
 
 
 def main() -> int:
@@ -263,6 +267,7 @@ def main() -> int:
         t_live = time.time()
         ids, docs = run_live(live, workload)
         live_wall = time.time() - t_live
+        step_events = [live.job_log_events(i) for i in ids]
         server.stop()
     finally:
         if server is not None:
@@ -274,7 +279,13 @@ def main() -> int:
     if bad:
         raise SystemExit(f"live jobs did not succeed: {bad}")
     live_jct = [ts(d["finished_at"]) - ts(d["submitted_at"]) for d in ordered]
-    sim_jct = run_sim(pool, table_path, ordered, specs, args)
+    live_wait = [ts(d["started_at"]) - ts(d["submitted_at"]) for d in ordered]
+    first_step = [min(e["t"] for e in ev if e["ev"] == "start") for ev in step_events]
+    overhead = [t - ts(d["started_at"]) for t, d in zip(first_step, ordered, strict=True)]
+    try:
+        sim_jct, sim_wait = run_sim(pool, table_path, ordered, specs, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     diff = [abs(s - lv) / lv for s, lv in zip(sim_jct, live_jct, strict=True)]
     rows = [
         {
@@ -284,8 +295,13 @@ def main() -> int:
             "live_jct_s": lv,
             "sim_jct_s": s,
             "rel_diff": x,
+            "live_wait_s": lw,
+            "sim_wait_s": sw,
+            "live_start_overhead_s": oh,
         }
-        for d, lv, s, x in zip(ordered, live_jct, sim_jct, diff, strict=True)
+        for d, lv, s, x, lw, sw, oh in zip(
+            ordered, live_jct, sim_jct, diff, live_wait, sim_wait, overhead, strict=True
+        )
     ]
     summary = {
         "jobs": len(rows),
@@ -297,14 +313,20 @@ def main() -> int:
         "live_wall_s": live_wall,
         "round_seconds": args.round_seconds,
         "start_overhead_s": args.penalty,
+        "live_start_overhead_median_s": statistics.median(overhead),
+        "live_start_overhead_max_s": max(overhead),
         "seed": args.seed,
         "throughputs": table,
     }
-    print(f"{'job':>4} {'name':>12} {'flavor':>24} {'live s':>8} {'sim s':>8} {'diff':>7}")
+    print(
+        f"{'job':>4} {'name':>7} {'flavor':>22} {'live s':>7} {'sim s':>7} {'diff':>6} "
+        f"{'wait live':>9} {'wait sim':>8} {'start s':>7}"
+    )
     for r in rows:
         print(
-            f"{r['job']:>4} {r['name']:>12} {r['flavor']:>24} {r['live_jct_s']:8.2f} "
-            f"{r['sim_jct_s']:8.2f} {100 * r['rel_diff']:6.1f}%"
+            f"{r['job']:>4} {r['name']:>7} {r['flavor']:>22} {r['live_jct_s']:7.2f} "
+            f"{r['sim_jct_s']:7.2f} {100 * r['rel_diff']:5.1f}% {r['live_wait_s']:9.2f} "
+            f"{r['sim_wait_s']:8.2f} {r['live_start_overhead_s']:7.2f}"
         )
     print(
         f"median |diff| {100 * summary['median_rel_diff']:.1f}%, p90 "

@@ -369,9 +369,10 @@ class RayCluster:
     def _teardown(self, r: RayAttempt, timeout_s: float = 3.0) -> None:
         """Last log bytes (from actors that answer), then kill the actors, drop the group."""
         ray = self.ray
-        if r.placed and r.lost is None:
+        if r.placed:  # actors that still answer clean up their node-local directory
             refs = {a.finish.remote(r.log_off[k]): k for k, a in enumerate(r.actors)}
-            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+            wait_s = timeout_s if r.lost is None else min(timeout_s, 1.0)
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=wait_s)
             for ref in ready:
                 with contextlib.suppress(Exception):
                     self._append_log(r, refs[ref], ray.get(ref))

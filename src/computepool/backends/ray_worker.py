@@ -51,7 +51,11 @@ class RayWorker:
 
         with self.lock:
             self.rank = rank
-            self.dir = d = Path(tempfile.mkdtemp(prefix=f"cpool-ray-{env.get('CPOOL_JOB_ID')}-"))
+            # under the node's Ray temp dir: removed by ``finish``, else with the Ray session
+            base = Path(ray.get_runtime_context().get_temp_dir()) / "cpool"
+            base.mkdir(parents=True, exist_ok=True)
+            prefix = f"{env.get('CPOOL_JOB_ID')}-{env.get('CPOOL_ATTEMPT')}-{rank}-"
+            self.dir = d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
             if self.stopped:
                 write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
             else:
