@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from computepool.catalog.pools import load_pool
 from computepool.catalog.throughputs import load_throughputs
@@ -15,6 +15,9 @@ from computepool.policies.registry import get_policy
 from computepool.sim.metrics import SimResult
 from computepool.sim.run import SimConfig, simulate
 
+if TYPE_CHECKING:
+    from computepool.serving.service import ServingWorkload
+
 GENERATOR_PREFIXES = ("gavel:", "scale:")
 
 
@@ -23,6 +26,8 @@ class Inputs:
     pool: Pool
     workload: Workload
     throughputs: Throughputs
+    #: Services read from the workload file's ``services:`` section, if any.
+    services: ServingWorkload | None = None
 
 
 def with_seed(spec: str, seed: int | None) -> str:
@@ -45,7 +50,23 @@ def load_inputs(
     p = load_pool(pool)
     tp = load_throughputs(throughputs, accelerators=p.accelerators)
     w = load_workload(with_seed(workload, seed), fmt=fmt, throughputs=tp)
-    return Inputs(p, w, tp)
+    services = None
+    if workload.endswith((".yaml", ".yml")) and fmt in (None, "yaml"):
+        from computepool.serving.config import read_serving
+
+        services = read_serving(workload)
+    return Inputs(p, w, tp, services)
+
+
+def with_serving_mode(inputs: Inputs, mode: str | None) -> Inputs:
+    """The same inputs with the services run ``pooled`` or ``dedicated`` (None: as the file says)."""
+    if mode is None or inputs.services is None:
+        return inputs
+    if mode == "dedicated":  # the status quo: first listed card, whole devices, peak-sized
+        cfg = inputs.services.config.variant(mode=mode, flavor_choice="first")
+    else:
+        cfg = inputs.services.config.variant(mode=mode)
+    return replace(inputs, services=inputs.services.with_config(cfg))
 
 
 def run_policy(
@@ -65,6 +86,7 @@ def run_policy(
         config,
         checks=checks,
         on_progress=on_progress,
+        services=inputs.services,
     )
     res.policy = policy
     return res

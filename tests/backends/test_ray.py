@@ -31,6 +31,7 @@ from computepool.backends.worker_env import Launch  # noqa: E402
 from computepool.model.job import Job  # noqa: E402
 from computepool.model.workload import Workload  # noqa: E402
 from computepool.policies import get_policy  # noqa: E402
+from computepool.scheduler.interfaces import Placement, RoundPlan  # noqa: E402
 from computepool.scheduler.loop import (  # noqa: E402
     CANCELLED,
     COMPLETED,
@@ -283,6 +284,33 @@ def test_cancel_kills_a_worker_that_ignores_sigterm(live):
     assert placement_group_table(pg)["state"] == "REMOVED"
     closed = json.loads((live.root / "runs" / "stub" / "1" / "closed").read_text())
     assert closed["outcome"] == "cancelled"
+
+
+def test_a_start_with_a_data_transfer_holds_the_group_and_starts_workers_after_it(live):
+    j = live.submit([PY, "-c", "pass"], key="late")
+    node = next(i for i, n in enumerate(live.pool.nodes) if n.accelerator == "H800")
+    flavor = int(live.pool.node_flavor[node])
+    t0 = time.time()
+    plan = RoundPlan(
+        now=t0,
+        round_seconds=0.2,
+        start=np.array([j]),
+        start_flavor=np.array([flavor]),
+        placements=(Placement(j, flavor, ((node, (0,)),)),),
+        start_delay=np.array([2.0]),
+    )
+    live.cluster.apply(plan)
+    done = []
+    while not done and time.time() < t0 + 60:
+        done = live.cluster.observe(time.time()).completed.tolist()
+        time.sleep(0.1)
+    assert done == [j]
+    assert (
+        json.loads((live.root / "runs" / "late" / "1" / "meta.json").read_text())["transfer_s"]
+        == 2.0
+    )
+    started = json.loads((live.root / "runs" / "late" / "1" / "rank-0.ray").read_text())["at"]
+    assert started >= t0 + 2.0
 
 
 def test_a_job_no_ray_node_can_run_is_rejected(live):

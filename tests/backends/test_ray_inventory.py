@@ -147,3 +147,31 @@ def test_serve_with_a_bad_ray_backend_exits_with_a_clear_error(tmp_path, monkeyp
     assert r.exit_code == 2 and "pool is read from the Ray cluster" in r.output
     r = _serve(tmp_path, "--backend", "slurm")
     assert r.exit_code == 2 and "unknown backend 'slurm'" in r.output
+
+
+def test_after_a_restart_unfinished_ray_attempts_are_lost_and_finished_ones_exited(tmp_path):
+    """Ray workers die with their driver: recovery must requeue, never adopt."""
+    import json
+
+    from computepool.backends import attempts as att
+    from computepool.backends.ray_backend import RayCluster
+    from computepool.server.recovery import _outcome
+
+    nodes = nodes_from_ray([h800(0)])
+    pool = pool_from_nodes(nodes)
+    cluster = RayCluster(pool, nodes, tmp_path, describe=lambda j: None, list_nodes=lambda: [])
+    for key, exits in (("7", {0: 0}), ("8", {0: 0, 1: 0}), ("9", {0: 0, 1: 3})):
+        d = tmp_path / "runs" / key / "1"
+        d.mkdir(parents=True)
+        meta = {"key": key, "attempt": 1, "flavor": "cn-ulanqab/H800", "started_at": 1.0}
+        meta["workers"] = [["ulq-h800-0", [0]], ["ulq-h800-0", [1]]]
+        (d / "meta.json").write_text(json.dumps(meta))
+        for rank, rc in exits.items():
+            (d / f"rank-{rank}.exit").write_text(json.dumps({"rc": rc, "at": 2.0}))
+    recs = {r.key: r for r in cluster.recover()}
+    assert recs["7"].state == att.LOST and _outcome(recs["7"]) == "requeue"
+    assert recs["8"].state == att.EXITED and _outcome(recs["8"]) == "succeeded"
+    assert _outcome(recs["9"]) == "failed" and recs["9"].rc == 3
+    assert cluster.placement_of(0, recs["7"]) is None
+    cluster.discard(recs["7"], "lost")
+    assert json.loads((tmp_path / "runs" / "7" / "1" / "closed").read_text())["outcome"] == "lost"

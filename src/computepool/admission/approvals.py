@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ class ApprovalBook:
 
     def __len__(self) -> int:
         return len(self.approvals)
+
+    @cached_property
+    def named(self) -> frozenset[str]:
+        """Dataset names that some approval is limited to."""
+        return frozenset(n for a in self.approvals for n in a.datasets)
+
+    def changed_between(self, t0: float, t1: float) -> tuple[Approval, ...]:
+        """Approvals that started or expired in ``(t0, t1]``."""
+        return tuple(a for a in self.approvals if t0 < a.valid_from <= t1 or t0 < a.expires <= t1)
 
     def added(self, a: Approval) -> ApprovalBook:
         if any(x.id == a.id for x in self.approvals):

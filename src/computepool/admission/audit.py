@@ -41,6 +41,9 @@ class AuditLog:
     transfer_gb: list[float] = field(default_factory=list)
     egress_usd: list[float] = field(default_factory=list)
     delay_s: list[float] = field(default_factory=list)
+    #: Datasets a start counted on person counters: (handler, origin, counter, year, dataset,
+    #: persons) each; the live store keeps the counters from these.
+    exports: list[tuple] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     _index: dict[Decision, int] = field(default_factory=dict, repr=False)
 
@@ -63,6 +66,7 @@ class AuditLog:
         transfer_gb: float = 0.0,
         egress_usd: float = 0.0,
         delay_s: float = 0.0,
+        exports: tuple = (),
     ) -> None:
         self.time.append(float(time))
         self.job.append(int(job))
@@ -71,6 +75,14 @@ class AuditLog:
         self.transfer_gb.append(float(transfer_gb))
         self.egress_usd.append(float(egress_usd))
         self.delay_s.append(float(delay_s))
+        self.exports.append(exports)
+
+    def clear(self) -> None:
+        """Drop the records and their decisions (the live pool keeps them in its store)."""
+        for col in (self.time, self.job, self.flavor, self.decision, self.transfer_gb,
+                    self.egress_usd, self.delay_s, self.exports, self.decisions):  # fmt: skip
+            col.clear()
+        self._index.clear()
 
     def counts_by_rule(self) -> dict[str, dict[str, int]]:
         """{"allowed": {rule: starts}, "rejected": {rule: jobs}}; a start allowed by several
@@ -104,6 +116,7 @@ class AuditLog:
             "egress_usd": self.egress_usd[k],
             "delay_s": self.delay_s[k],
             "reason": d.reason,
+            "exports": [list(e) for e in self.exports[k]],
         }
 
     def records(

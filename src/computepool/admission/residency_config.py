@@ -78,4 +78,5 @@ def make_residency_check(
         carbon_usd_per_t=options.carbon_usd_per_t,
         now=now,
         on_record=on_record,
+        keep_audit=not options.live,
     )

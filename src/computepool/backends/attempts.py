@@ -56,6 +56,8 @@ class AttemptRecord:
     outcome: str | None = None
     #: Last time any of its files changed: when a lost worker was last known alive.
     last_seen: float = 0.0
+    #: Workers start no earlier than this (its data was being copied in); -inf: at once.
+    spawn_at: float = float("-inf")
 
     @property
     def state(self) -> str:
@@ -143,6 +145,7 @@ def read_attempt(d: Path) -> AttemptRecord | None:
         closed=closed is not None,
         outcome=None if closed is None else closed.get("outcome"),
         last_seen=last_seen,
+        spawn_at=float(meta.get("spawn_at", float("-inf"))),
     )
 
 

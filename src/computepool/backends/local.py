@@ -6,7 +6,8 @@ session of its own, with the device slots it was placed on exported in the stack
 (job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
 A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's process group,
 then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
-them. Nodes are the pool's nodes, simulated on this machine: the devices are only numbers.
+them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
+another region first) holds its devices and spawns its workers when the delay is over. Nodes are the pool's nodes, simulated on this machine: the devices are only numbers.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Running:
     stop_reason: str | None = None
     kill_at: float = math.inf
     spawned: bool = False
+    #: Workers are spawned no earlier than this (a data transfer before the start).
+    spawn_at: float = -math.inf
 
 
 class LocalCluster:
@@ -82,11 +85,18 @@ class LocalCluster:
         for j in plan.kill.tolist():
             self._stop(int(j), "cancelled")
         where = {p.job: p for p in plan.placements}
-        for j, f in zip(plan.start.tolist(), plan.start_flavor.tolist(), strict=True):
+        delays = (
+            plan.start_delay.tolist()
+            if len(plan.start_delay) == len(plan.start)
+            else [0.0] * len(plan.start)
+        )
+        for j, f, delay in zip(
+            plan.start.tolist(), plan.start_flavor.tolist(), delays, strict=True
+        ):
             p = where.get(int(j))
             if p is None or not p.workers:
                 raise ValueError(f"job {j}: the local backend needs a placement with device slots")
-            self._start(int(j), int(f), p, plan.now)
+            self._start(int(j), int(f), p, plan.now, float(delay))
 
     def observe(self, now: float) -> Observation:
         done, done_at, err, err_at, failed = [], [], [], [], []
@@ -130,24 +140,25 @@ class LocalCluster:
         return math.inf
 
     # ---- starting ----------------------------------------------------------------------
-    def _start(self, job: int, flavor: int, p: Placement, now: float) -> None:
+    def _start(self, job: int, flavor: int, p: Placement, now: float, delay: float = 0.0) -> None:
         launch = self.describe(job)
         number = att.next_attempt_number(self.runs, launch.key)
         d = self.runs / launch.key / str(number)
         d.mkdir(parents=True)
         r = Running(job, launch.key, number, d, flavor, p.workers, now)
-        write_json(
-            d / "meta.json",
-            {
-                "key": launch.key,
-                "attempt": number,
-                "flavor": self.pool.flavors[flavor].name,
-                "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
-                "started_at": now,
-            },
-        )
+        meta = {
+            "key": launch.key,
+            "attempt": number,
+            "flavor": self.pool.flavors[flavor].name,
+            "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
+            "started_at": now,
+        }
+        if delay > 0:
+            r.spawn_at = now + delay
+            meta.update(transfer_s=delay, spawn_at=r.spawn_at)
+        write_json(d / "meta.json", meta)
         self.running[job] = r
-        if self._devices_free(r):
+        if self._devices_free(r) and self.clock() >= r.spawn_at:
             self._spawn(r, launch)
         else:
             self.waiting.append(r)
@@ -242,7 +253,7 @@ class LocalCluster:
             still.append(r)
         self.stopping = still
         for r in list(self.waiting):
-            if self._devices_free(r):
+            if self.clock() >= r.spawn_at and self._devices_free(r):
                 self.waiting.remove(r)
                 self._spawn(r, self.describe(r.job))
 
@@ -281,9 +292,13 @@ class LocalCluster:
             placement.workers,
             rec.started_at,
             spawned=True,
+            spawn_at=rec.spawn_at,
         )
         self.running[job] = r
-        if rec.unclaimed:
+        if len(rec.unclaimed) == len(rec.ranks) and self.clock() < rec.spawn_at:
+            r.spawned = False  # still copying its data in: spawned when the delay is over
+            self.waiting.append(r)
+        elif rec.unclaimed:
             self._spawn(r, self.describe(job), rec.unclaimed)
 
     def discard(self, rec: att.AttemptRecord, outcome: str) -> None:

@@ -93,6 +93,9 @@ class RayAttempt:
     lost: str | None = None
     stop_reason: str | None = None
     kill_at: float = math.inf
+    #: When the workers start (later than ``started_at`` while the job's data is copied in).
+    spawn_at: float = 0.0
+    spawned: bool = False
 
 
 class RayCluster:
@@ -144,16 +147,25 @@ class RayCluster:
         for j in plan.kill.tolist():
             self._stop(int(j), "cancelled")
         where = {p.job: p for p in plan.placements}
-        for j, f in zip(plan.start.tolist(), plan.start_flavor.tolist(), strict=True):
+        delays = (
+            plan.start_delay.tolist()
+            if len(plan.start_delay) == len(plan.start)
+            else [0.0] * len(plan.start)
+        )
+        for j, f, delay in zip(
+            plan.start.tolist(), plan.start_flavor.tolist(), delays, strict=True
+        ):
             p = where.get(int(j))
             if p is None or not p.workers or any(not dev for _, dev in p.workers):
                 raise ValueError(f"job {j}: the Ray backend needs a placement with device slots")
-            self._start(int(j), int(f), p, plan.now)
+            self._start(int(j), int(f), p, plan.now, float(delay))
 
     def observe(self, now: float) -> Observation:
         self._check_nodes()
         done, done_at, err, err_at, failed = [], [], [], [], []
         for r in list(self.running.values()):
+            if not r.spawned and r.lost is None and self.clock() >= r.spawn_at:
+                self._spawn(r)
             self._collect(r)
             self._pull_logs(r)
             bad = [rc for rc, _ in r.exits.values() if rc != 0]
@@ -182,9 +194,10 @@ class RayCluster:
         return math.inf
 
     # ---- starting ----------------------------------------------------------------------
-    def _start(self, job: int, flavor: int, p: Placement, now: float) -> None:
+    def _start(self, job: int, flavor: int, p: Placement, now: float, delay: float = 0.0) -> None:
+        """The placement group now (it holds the devices); the workers now, or when a data
+        transfer's ``delay`` is over (as the local backend does)."""
         from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         launch = self.describe(job)
         number = att.next_attempt_number(self.runs, launch.key)
@@ -201,9 +214,10 @@ class RayCluster:
                 "started_at": now,
                 "backend": "ray",
                 "ray_nodes": [self.node_ids[n] for n, _ in p.workers],
+                **({"transfer_s": delay, "spawn_at": now + delay} if delay > 0 else {}),
             },
         )
-        r = RayAttempt(job, launch.key, number, d, flavor, p.workers, now)
+        r = RayAttempt(job, launch.key, number, d, flavor, p.workers, now, spawn_at=now + delay)
         self.running[job] = r
         if any(n in self.down for n, _ in p.workers):
             r.lost = "placed on a Ray node that is down"
@@ -216,19 +230,30 @@ class RayCluster:
             name=f"cpool-{launch.key}-{number}",
         )
         r.ready = r.pg.ready()
+        if delay <= 0:
+            self._spawn(r)
+
+    def _spawn(self, r: RayAttempt) -> None:
+        """One actor per bundle; each starts its rank and is waited on (all async)."""
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        launch = self.describe(r.job)
+        fl = self.pool.flavors[r.flavor]
+        res = ACCEL_PREFIX + fl.accelerator
+        r.spawned = True
         ckpt = str(self.checkpoints / launch.key)
         accel = self.pool.accelerators[fl.accelerator]
-        for rank, (n, dev) in enumerate(p.workers):
+        for rank, (n, dev) in enumerate(r.workers):
             env = job_env(
                 launch,
                 rank=rank,
-                world_size=len(p.workers),
+                world_size=len(r.workers),
                 node=self.pool.nodes[n].name,
                 flavor=fl.name,
                 accelerator=accel,
                 devices=dev,
                 checkpoint_dir=ckpt,
-                attempt=number,
+                attempt=r.number,
             )
             a = self._worker.options(
                 num_cpus=0,
@@ -369,7 +394,7 @@ class RayCluster:
     def _teardown(self, r: RayAttempt, timeout_s: float = 3.0) -> None:
         """Last log bytes (from actors that answer), then kill the actors, drop the group."""
         ray = self.ray
-        if r.placed:  # actors that still answer clean up their node-local directory
+        if r.placed and r.actors:  # actors that still answer clean up their node-local dirs
             refs = {a.finish.remote(r.log_off[k]): k for k, a in enumerate(r.actors)}
             wait_s = timeout_s if r.lost is None else min(timeout_s, 1.0)
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=wait_s)

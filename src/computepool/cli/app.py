@@ -10,6 +10,7 @@ from computepool.cli import (
     pack_cmd,
     plan_cmd,
     ray_cmd,
+    report_cmd,
     residency_cmd,
     serve_cmd,
     simulate_cmd,
@@ -30,6 +31,7 @@ pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
 ray_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

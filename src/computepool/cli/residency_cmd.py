@@ -76,12 +76,31 @@ def print_residency(checks: tuple[Any, ...], workload: Workload, audit: Path | N
         console.print(f"wrote {n:,} audit records to {audit}")
 
 
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", envvar="CPOOL_URL", help="A live server (cpool serve) to ask."),
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="Bearer token for --server.")
+]
+
+
+def _when(r: dict[str, Any]) -> str:
+    """Live records carry a calendar time; simulated ones hours of simulated time."""
+    if r.get("at"):
+        from datetime import datetime
+
+        return datetime.fromisoformat(r["at"]).astimezone().strftime("%m-%d %H:%M:%S")
+    return f"{r['time'] / 3600:.2f}"
+
+
 def _audit_table(records: list[dict[str, Any]], limit: int) -> Table:
     t = Table(
         title=f"Audit records ({len(records):,}{', last ' + str(limit) if len(records) > limit else ''})"
     )
+    live = any(r.get("at") for r in records)
     for col in (
-        "time (h)",
+        "time" if live else "time (h)",
         "job",
         "tenant",
         "outcome",
@@ -94,7 +113,7 @@ def _audit_table(records: list[dict[str, Any]], limit: int) -> Table:
         t.add_column(col, justify="right" if col in ("time (h)", "GB moved") else "left")
     for r in records[-limit:]:
         t.add_row(
-            f"{r['time'] / 3600:.2f}",
+            _when(r),
             str(r["job"]),
             r.get("tenant", ""),
             r["outcome"],
@@ -105,6 +124,21 @@ def _audit_table(records: list[dict[str, Any]], limit: int) -> Table:
             f"{r.get('transfer_gb', 0):,.0f}",
         )
     return t
+
+
+def _route_here(body: Any, pool: str, rulebook: str, approvals: Path | None) -> dict[str, Any]:
+    from computepool.catalog.pools import load_pool
+    from computepool.routing.api import route_one
+    from computepool.routing.latency import load_latency_model
+
+    p = load_or_exit(lambda: load_pool(pool))
+    checks = residency_checks(
+        p, rulebook if rulebook != "auto" else "default", approvals, "2026-01-01"
+    )
+    if not checks:
+        raise fail("--rulebook off: routing needs the rules to know where data may go")
+    model = load_or_exit(load_latency_model)
+    return load_or_exit(lambda: route_one(body, checks[0], model))
 
 
 def _filter(records, job, tenant, rule, outcome):
@@ -126,14 +160,19 @@ def _filter(records, job, tenant, rule, outcome):
 
 
 def register(app: typer.Typer) -> None:
+    from computepool.cli import approvals_cmd
+
+    approvals_cmd.register(app)
+
     @app.command()
     def audit(
         source: Annotated[
-            str,
+            str | None,
             typer.Argument(
-                help="Audit JSON lines (from `cpool simulate --audit`) or a server URL."
+                help="Audit JSON lines (from `cpool simulate --audit`) or a server URL "
+                "(default: --server)."
             ),
-        ],
+        ] = None,
         job: Annotated[str | None, typer.Option("--job", help="Only this job.")] = None,
         tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
         rule: Annotated[
@@ -144,23 +183,31 @@ def register(app: typer.Typer) -> None:
         ] = None,
         limit: Annotated[int, typer.Option("--limit", help="Rows to show.")] = 50,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+        server: ServerOpt = None,
+        token: TokenOpt = None,
     ) -> None:
-        """Show placement decisions: job, region, rules consulted, the rule that decided."""
+        """Show placement decisions: job, region, rules consulted, the rule that decided.
+
+        From a simulation's audit file, or from a live server (a tenant's token shows its own
+        jobs' records, an admin's all)."""
         from computepool.admission.audit import read_jsonl
 
         if outcome not in (None, "allowed", "rejected"):
             raise fail(f"--outcome {outcome!r}: expected allowed or rejected")
-        if source.startswith(("http://", "https://")):
-            import httpx
+        if source is None and server is None:
+            raise fail("give an audit file, a server URL, or --server URL (or set CPOOL_URL)")
+        if source is None or source.startswith(("http://", "https://")):
+            from computepool.cli.jobs_cmd import Client
 
-            try:
-                resp = httpx.get(source.rstrip("/") + "/api/audit", params={"limit": 10**9})
-                resp.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise fail(f"{source}: {exc}") from None
-            records = resp.json()
+            params: dict[str, Any] = {"limit": max(limit, 1)}
+            for k, v in (("job", job), ("tenant", tenant), ("rule", rule), ("outcome", outcome)):
+                if v is not None:
+                    params[k] = v
+            url = source or server or ""
+            records = Client(url, token).call("GET", "/v1/residency/audit", params=params).json()
         else:
-            records = load_or_exit(lambda: read_jsonl(source))
+            path = source
+            records = load_or_exit(lambda: read_jsonl(path))
         records = _filter(records, job, tenant, rule, outcome)
         if json_out:
             for r in records[-limit:]:
@@ -191,23 +238,24 @@ def register(app: typer.Typer) -> None:
         rulebook: RulebookOpt = "default",
         approvals: ApprovalsOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+        handler: Annotated[
+            str, typer.Option("--handler", help="Data controller (approvals are per handler).")
+        ] = "",
+        server: Annotated[
+            str | None,
+            typer.Option(
+                "--server", help="Ask a live server (its pool, rules and approvals on record)."
+            ),
+        ] = None,
+        token: TokenOpt = None,
     ) -> None:
         """Where should one latency-bound request run (region + flavor), or on the device?"""
-        from computepool.catalog.pools import load_pool
-        from computepool.routing.api import RouteIn, route_one
-        from computepool.routing.latency import load_latency_model
+        from computepool.routing.api import RouteIn
 
         if prefer not in ("latency", "cost"):
             raise fail(f"--prefer {prefer!r}: expected latency or cost")
-        p = load_or_exit(lambda: load_pool(pool))
-        checks = residency_checks(
-            p, rulebook if rulebook != "auto" else "default", approvals, "2026-01-01"
-        )
-        if not checks:
-            raise fail("--rulebook off: routing needs the rules to know where data may go")
-        model = load_or_exit(load_latency_model)
         data = (
-            [{"data_class": data_class, "origin": origin}]
+            [{"data_class": data_class, "origin": origin, "handler": handler}]
             if data_class != "general" or origin
             else []
         )
@@ -215,7 +263,13 @@ def register(app: typer.Typer) -> None:
             source=source, deadline_ms=deadline_ms, work_h100_ms=work_h100_ms, network=network,
             data=data, stacks=[s for s in stacks.split(",") if s], prefer=prefer,
         )  # fmt: skip
-        ans = load_or_exit(lambda: route_one(body, checks[0], model))
+        if server is not None:
+            from computepool.cli.jobs_cmd import Client
+
+            payload = body.model_dump()
+            ans = Client(server, token).call("POST", "/v1/residency/route", json=payload).json()
+        else:
+            ans = _route_here(body, pool, rulebook, approvals)
         if json_out:
             console.print_json(json.dumps(ans))
             return

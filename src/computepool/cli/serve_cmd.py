@@ -117,6 +117,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
+        services: Annotated[
+            str | None,
+            typer.Option(
+                "--services",
+                help="Workload YAML whose services: run beside the jobs as EMULATED replica "
+                "processes, each at /services/NAME/v1/completions (docs/serving.md).",
+            ),
+        ] = None,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -140,6 +148,7 @@ def register(app: typer.Typer) -> None:
             placement=placement,
             checkpoint_dir=checkpoint_dir,
             throughputs=throughputs,
+            services=services,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more

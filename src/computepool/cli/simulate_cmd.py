@@ -19,7 +19,7 @@ from computepool.cli.residency_cmd import (
     residency_checks,
 )
 from computepool.policies.registry import policy_names
-from computepool.runner import load_inputs, run_policy
+from computepool.runner import load_inputs, run_policy, with_serving_mode
 from computepool.sim.metrics import SimResult
 from computepool.sim.run import SimConfig
 
@@ -66,6 +66,16 @@ def _check_placement(name: str | None) -> None:
     if name not in profile_names():
         raise fail(f"unknown placement policy {name!r}; known: {', '.join(profile_names())}")
 
+
+SERVING_MODES = ("pooled", "dedicated")
+ServingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--serving",
+        help="How the workload's services run: pooled (autoscaled, packed; default) or "
+        "dedicated (per-model replicas sized for the peak).",
+    ),
+]
 
 SUMMARY_ROWS = [
     ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
@@ -121,7 +131,11 @@ def _check_policies(names: list[str]) -> None:
 
 def _write_outputs(results: list[SimResult], json_out: Path | None, report: Path | None) -> None:
     if json_out is not None:
-        doc = results[0].summary() if len(results) == 1 else [r.summary() for r in results]
+        from computepool.report.timeline import sim_timeline
+
+        # "timeline" (utilisation and queue over simulated time) is what `cpool report` draws
+        docs = [{**r.summary(), "timeline": sim_timeline(r)} for r in results]
+        doc = docs[0] if len(docs) == 1 else docs
         json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         console.print(f"wrote {json_out}")
     if report is not None:
@@ -155,12 +169,18 @@ def register(app: typer.Typer) -> None:
         audit: AuditOpt = None,
         sim_start: SimStartOpt = "2026-01-01",
         placement: PlacementOpt = None,
+        serving: ServingOpt = None,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
         _check_placement(placement)
         win = parse_window(window)
+        if serving is not None and serving not in SERVING_MODES:
+            raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
         inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
+        if serving is not None and inputs.services is None:
+            raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
+        inputs = with_serving_mode(inputs, serving)
         checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
         cfg = SimConfig(
             round_seconds=round_seconds,
@@ -175,6 +195,10 @@ def register(app: typer.Typer) -> None:
             summary_table([res], f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
         print_residency(checks, inputs.workload, audit)
+        if "services" in res.extra:
+            from computepool.cli.serving_view import print_services
+
+            print_services(res.extra["services"], res.extra["serving"])
         _write_outputs([res], json_out, report)
 
     @app.command()

@@ -47,6 +47,8 @@ class Workload:
     #: External ids (strings) when the source had them; None means "the index is the id".
     ids: list[str] | None = None
     name: str = ""
+    #: bool per job: may be preempted to make room for services ("spot"); default all True.
+    preemptible: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.arrival)
@@ -61,7 +63,18 @@ class Workload:
             self.deadline = np.full(n, np.nan)
         if self.data_profile is None:
             self.data_profile = np.zeros(n, dtype=np.int32)
-        for col in ("job_class", "total_steps", "tenant", "weight", "deadline", "data_profile"):
+        if self.preemptible is None:
+            self.preemptible = np.ones(n, dtype=bool)
+        self.preemptible = np.asarray(self.preemptible, dtype=bool)
+        for col in (
+            "job_class",
+            "total_steps",
+            "tenant",
+            "weight",
+            "deadline",
+            "data_profile",
+            "preemptible",
+        ):
             if len(getattr(self, col)) != n:
                 raise ValueError(
                     f"workload column {col!r} has {len(getattr(self, col))} rows, expected {n}"
@@ -79,6 +92,7 @@ class Workload:
             "weight",
             "deadline",
             "data_profile",
+            "preemptible",
         ):
             setattr(self, col, getattr(self, col)[order])
         if self.ids is not None:
@@ -113,6 +127,7 @@ class Workload:
             weight=float(self.weight[i]),
             deadline=None if np.isnan(d) else d,
             datasets=self.profiles[int(self.data_profile[i])],
+            preemptible=bool(self.preemptible[i]),
         )
 
     def slice(self, start: int, stop: int) -> Workload:
@@ -130,6 +145,7 @@ class Workload:
             profiles=self.profiles,
             ids=None if self.ids is None else self.ids[sl],
             name=self.name,
+            preemptible=self.preemptible[sl],
         )
 
     @classmethod
@@ -159,6 +175,7 @@ class Workload:
             profiles=list(profile_ix),
             ids=[j.id for j in jobs],
             name=name,
+            preemptible=np.array([j.preemptible for j in jobs], dtype=bool),
         )
 
     def append(self, jobs: Sequence[Job]) -> np.ndarray:
@@ -193,6 +210,7 @@ class Workload:
             "weight": np.array([j.weight for j in jobs], dtype=np.float64),
             "deadline": np.array([np.nan if j.deadline is None else j.deadline for j in jobs]),
             "data_profile": np.array(dp, dtype=np.int32),
+            "preemptible": np.array([j.preemptible for j in jobs], dtype=bool),
         }
         for col, new in cols.items():
             setattr(

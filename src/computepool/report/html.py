@@ -1,11 +1,15 @@
-"""Shared HTML building blocks: page shell, tables and embedded matplotlib figures."""
+"""Shared HTML building blocks: page shell, cards, tables and embedded matplotlib figures.
+
+The look (``report/theme.py``) is the live dashboard's, so a report of a simulation or a plan
+reads like the live pool. Every page is self-contained: CSS inline, figures as data URLs.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -13,26 +17,46 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
-color:#1f2933;background:#fff}
-h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #e4e7eb}
-.sub{color:#616e7c;margin-top:0} table{border-collapse:collapse;margin:.5rem 0;font-size:.92rem}
-th,td{padding:.3rem .7rem;border-bottom:1px solid #e4e7eb;text-align:right}
-th:first-child,td:first-child{text-align:left} thead th{background:#f5f7fa}
-img{max-width:100%} .grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-.note{color:#616e7c;font-size:.85rem}
-"""
+from computepool.report.theme import CSS, GRID, INK, LINE, MUTED, PALETTE, heat, heat_ink  # noqa: E402
 
-PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]
+#: Kept for callers that inline it; the same CSS the dashboard serves.
+STYLE = CSS
+
+__all__ = [
+    "PALETTE", "STYLE", "card", "figure_png", "heat_grid", "kpis", "page", "section", "shell",
+    "table",
+]  # fmt: skip
+
+_RC = {
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.edgecolor": LINE,
+    "axes.labelcolor": MUTED,
+    "axes.titlecolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "grid.color": GRID,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "legend.frameon": False,
+}
 
 
 def figure_png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    """A matplotlib figure as an inline PNG, restyled to the dashboard's axes and colours."""
+    with matplotlib.rc_context(_RC):
+        for ax in fig.axes:
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            for side in ("left", "bottom"):
+                ax.spines[side].set_color(LINE)
+            ax.tick_params(colors=MUTED)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+    return f'<img alt="figure" style="max-width:100%" src="data:image/png;base64,{data}">'
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -43,15 +67,73 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
+def kpis(items: Iterable[tuple[str, str, str]]) -> str:
+    """Key figures as tiles: (label, value, detail)."""
+    tiles = "".join(
+        f"<div class='kpi'><div class='l'>{html.escape(label)}</div>"
+        f"<div class='v'>{html.escape(value)}</div><div class='d'>{html.escape(detail)}</div></div>"
+        for label, value, detail in items
+    )
+    return f"<div class='kpis'>{tiles}</div>"
+
+
+def heat_grid(cells: Mapping[str, tuple[float, str]], note: str = "") -> str:
+    """Utilisation as a region x accelerator-type grid: flavor ``region/accel`` -> (busy
+    fraction, small label such as "11/36"); a missing flavor is a blank cell."""
+    keys = [k.partition("/") for k in cells]
+    regions = sorted({r for r, _, _ in keys})
+    accels = sorted({a for _, _, a in keys})
+    head = "".join(f"<th>{html.escape(a)}</th>" for a in accels)
+    rows = []
+    for r in regions:
+        tds = []
+        for a in accels:
+            hit = cells.get(f"{r}/{a}")
+            if hit is None:
+                tds.append("<td></td>")
+                continue
+            u, label = hit
+            tds.append(
+                f"<td style='background:{heat(u)};color:{heat_ink(u)}' "
+                f"title='{html.escape(f'{r}/{a}')}: {u:.1%}'>{u:.0%}"
+                f"<small>{html.escape(label)}</small></td>"
+            )
+        rows.append(f"<tr><td class='l'><b>{html.escape(r)}</b></td>{''.join(tds)}</tr>")
+    foot = f"<p class='note'>{html.escape(note)}</p>" if note else ""
     return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>"
-        + "".join(sections)
-        + "</body></html>"
+        f"<table class='heat'><thead><tr><th class='l'>region</th>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>{foot}"
     )
 
 
+def card(title: str, body: str, ident: str = "") -> str:
+    """A titled card; ``body`` is trusted markup. ``ident`` makes it a live panel."""
+    attr = f" id='{html.escape(ident)}' data-live" if ident else ""
+    head = f"<h2>{html.escape(title)}</h2>" if title else ""
+    return f"<section class='card'{attr}>{head}<div class='body'>{body}</div></section>"
+
+
 def section(title: str, body: str) -> str:
-    return f"<h2>{html.escape(title)}</h2>{body}"
+    return card(title, body)
+
+
+def shell(title: str, body: str, head: str = "", header: str = "") -> str:
+    """The page around ``body``: CSS inline, a top bar (``header``: nav markup)."""
+    top = header or (
+        "<header class='top'><span class='brand'>compute<span>pool</span></span>"
+        "<span class='muted'>report</span></header>"
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style>{head}</head>"
+        f"<body>{top}<main>{body}</main></body></html>"
+    )
+
+
+def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
+    """A self-contained report: heading, subtitle, then each section as a card."""
+    body = f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>" + "".join(
+        sections
+    )
+    return shell(title, body)

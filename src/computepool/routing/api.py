@@ -1,11 +1,13 @@
-"""HTTP endpoints for routing and residency (FastAPI routers the server includes).
+"""HTTP endpoints for routing and residency, and the request/answer shapes they share.
 
 ``residency_router(check, latency_model)`` serves ``POST /route`` (one request: where should
-it run), ``GET /audit`` (placement decisions), ``GET``/``POST /approvals`` (admin: list, add
-with expiry) and ``DELETE /approvals/{id}`` (revoke now). The live server mounts it with
-``app.include_router(residency_router(check, model), prefix="/api")``; the same
-``ResidencyCheck`` object is the one its Scheduler uses, so an approval added here changes
-admission at the next round.
+it run), ``GET /audit`` (placement decisions), ``GET``/``POST /approvals`` (list, add with
+expiry) and ``DELETE /approvals/{id}`` (revoke now) over one in-memory ``ResidencyCheck``
+(e.g. next to a simulation); an approval added here changes admission at the next round.
+
+The live server (``cpool serve``) serves the same endpoints under ``/v1/residency`` with its
+token auth, the store behind approvals and audit records (``server/routes_residency.py``);
+both use ``approval_from``, ``approval_out`` and ``route_one`` from here.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from computepool.admission.approvals import Approval
+from computepool.admission.approvals import Approval, TimeBase, parse_approvals
 from computepool.admission.residency import ResidencyCheck
+from computepool.admission.rulebook import Rulebook, RulebookError
 from computepool.model.job import Dataset
 from computepool.routing.latency import LatencyModel, Request, route
 
@@ -47,8 +50,10 @@ class RouteIn(BaseModel):
 
 
 class ApprovalIn(BaseModel):
+    """An approval on record: kind, scope (``*`` = any), validity (ISO dates or times)."""
+
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=128)
     kind: str
     handler: str = "*"
     origin: str = "*"
@@ -60,8 +65,26 @@ class ApprovalIn(BaseModel):
     note: str = ""
 
 
-def approval_out(a: Approval, check: ResidencyCheck) -> dict[str, Any]:
-    tb = check.timebase
+class FieldError(ValueError):
+    """A request field is wrong: ``field`` and ``reason`` (a 422)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def approval_from(body: ApprovalIn, rulebook: Rulebook, timebase: TimeBase) -> Approval:
+    """The approval a request asks for, checked as an approvals file is (``FieldError``)."""
+    try:
+        book = parse_approvals({"approvals": [body.model_dump()]}, rulebook, timebase)
+    except RulebookError as exc:
+        field, reason = exc.problems[0]
+        raise FieldError(field.removeprefix("approvals[0]."), reason) from None
+    return book.approvals[0]
+
+
+def approval_out(a: Approval, timebase: TimeBase, now: float) -> dict[str, Any]:
+    tb = timebase
 
     def when(t: float) -> str | None:
         return tb.to_datetime(t).isoformat() if math.isfinite(t) else None
@@ -76,7 +99,7 @@ def approval_out(a: Approval, check: ResidencyCheck) -> dict[str, Any]:
         "datasets": list(a.datasets),
         "valid_from": when(a.valid_from),
         "expires": when(a.expires),
-        "active": a.active(check.now),
+        "active": a.active(now),
         "note": a.note,
     }
 
@@ -139,33 +162,19 @@ def residency_router(check: ResidencyCheck, model: LatencyModel) -> APIRouter:
 
     @router.get("/approvals")
     def get_approvals() -> list[dict]:
-        return [approval_out(a, check) for a in check.approvals.approvals]
+        return [approval_out(a, check.timebase, check.now) for a in check.approvals.approvals]
 
     @router.post("/approvals", status_code=201)
     def post_approval(body: ApprovalIn) -> dict[str, Any]:
-        if body.kind not in check.rulebook.approval_kinds:
-            known = ", ".join(sorted(check.rulebook.approval_kinds))
-            raise HTTPException(422, f"kind: unknown approval kind {body.kind!r} (known: {known})")
-        tb = check.timebase
-        a = Approval(
-            id=body.id,
-            kind=body.kind,
-            handler=body.handler,
-            origin=body.origin,
-            data_class=body.data_class,
-            to=tuple(body.to),
-            datasets=tuple(body.datasets),
-            valid_from=-math.inf if body.valid_from is None else tb.seconds(body.valid_from),
-            expires=math.inf if body.expires is None else tb.seconds(body.expires),
-            note=body.note,
-        )
-        if a.expires <= a.valid_from:
-            raise HTTPException(422, "expires: on or before valid_from")
+        try:
+            a = approval_from(body, check.rulebook, check.timebase)
+        except FieldError as exc:
+            raise HTTPException(422, str(exc)) from None
         try:
             check.add_approval(a)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from None
-        return approval_out(a, check)
+        return approval_out(a, check.timebase, check.now)
 
     @router.delete("/approvals/{approval_id}")
     def delete_approval(approval_id: str) -> dict[str, Any]:
@@ -174,6 +183,6 @@ def residency_router(check: ResidencyCheck, model: LatencyModel) -> APIRouter:
         except KeyError:
             raise HTTPException(404, f"no approval with id {approval_id!r}") from None
         a = next(x for x in check.approvals.approvals if x.id == approval_id)
-        return approval_out(a, check)
+        return approval_out(a, check.timebase, check.now)
 
     return router

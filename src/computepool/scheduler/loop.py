@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +37,21 @@ from computepool.scheduler.state import ActiveSet, JobHistory
 COMPLETED, REJECTED, CANCELLED, FAILED = 1, 2, 3, 4
 
 
+class ServingHook(Protocol):
+    """Long-running services that hold accelerators beside the jobs (``serving.controller``).
+
+    ``reserve`` is called every round before the policy: it returns the accelerators per flavor
+    the services hold from now on (``capacity``) and the rows to preempt for them (``evict``);
+    the policy then allocates what is left. ``held`` is what they held since the last round.
+    """
+
+    def reserve(self, inp: PolicyInput) -> object: ...
+
+    def held(self) -> np.ndarray: ...
+
+    def active(self, now: float) -> bool: ...
+
+
 class ProfileCheck(Protocol):
     """An admission check on a job's datasets (e.g. data residency): which flavors are legal.
 
@@ -52,7 +67,12 @@ class ProfileCheck(Protocol):
       word on each start of a round, in order; refused starts stay queued; ``delay_s`` goes
       into ``RoundPlan.start_delay`` (e.g. data transfer) and ``cost_usd`` onto the job's cost;
     - ``on_reject(job, status, now)``: told about each rejection (audit);
-    - ``policy_extras(pool, workload) -> dict``: merged into ``PolicyInput.extras``.
+    - ``policy_extras(pool, workload) -> dict``: merged into ``PolicyInput.extras``;
+    - ``flavor_masks(profiles, pool) -> (P, F) bool``: many profiles' masks at once (the same
+      answers as ``flavor_mask``; the Status is then asked only of profiles a job is rejected
+      for);
+    - ``affected_profiles(profiles) -> (P,) bool``: after ``sync`` returned True, which of
+      these profiles its changes can reach (only those are recomputed; without it, all).
     """
 
     def flavor_mask(
@@ -83,6 +103,8 @@ class RoundSeries:
     active: list[int] = field(default_factory=list)
     rounds: int = 0
     policy_calls: int = 0
+    #: Accelerator-seconds per flavor held by services (``ServingHook``), aligned with ``busy``.
+    serving: list[np.ndarray] = field(default_factory=list)
 
 
 class Scheduler:
@@ -101,20 +123,24 @@ class Scheduler:
         feasibility: ClassFeasibility | None = None,
         placer: Placer | None = None,
         gate: RoundGate | None = None,
+        serving: ServingHook | None = None,
     ) -> None:
         self.pool, self.workload, self.throughputs = pool, workload, throughputs
         self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
         self.config = config or SchedulerConfig()
         self.checks, self.sink = tuple(checks), sink
         self.placer, self.gate = placer, gate
+        self.serving = serving
         F = len(pool.flavors)
         self.active = ActiveSet(F)
         self.history = JobHistory(len(workload))
         self.series = RoundSeries()
         self.rejections: dict[int, Status] = {}
         self._feas = feasibility or class_feasibility(workload.classes, pool, throughputs)
+        #: Flavor mask per data profile; a stale row is recomputed when a job needs it.
         self._masks = np.zeros((0, F), dtype=bool)
-        self._mask_status: list[Status] = []
+        self._stale = np.zeros(0, dtype=bool)
+        self._mask_status: list[Status | None] = []
         self._sf_class = np.array([c.scale_factor for c in workload.classes], dtype=np.int64)
         self._t_prev = clock.now()
         self._reset_at = -math.inf
@@ -122,6 +148,8 @@ class Scheduler:
         self._flavor_time = np.zeros(F)
         self._speed_order = speed_order(self._feas.rates)
         self._first = True
+        self._next_round = -math.inf
+        self._deferred = False
         self._done = False
         self._policy_next = math.inf
         self._power = pool.flavor_power_kw
@@ -131,18 +159,34 @@ class Scheduler:
     # ---- admission -------------------------------------------------------------------
     def invalidate_profile_masks(self) -> None:
         """Forget the per-profile masks (a check's answers changed); recomputed when needed."""
-        self._masks = np.zeros((0, len(self.pool.flavors)), dtype=bool)
-        self._mask_status = []
+        self._stale[:] = True
+        self._mask_status = [None] * len(self._mask_status)
 
     def _sync_checks(self, now: float) -> bool:
-        """Let time-dependent checks move to ``now``; True when the masks were recomputed."""
+        """Let time-dependent checks move to ``now``; True when masks may have changed.
+
+        Only the masks of profiles that active jobs use and that a check's changes can reach
+        are recomputed now; every other row is marked stale (recomputed if a job needs it)."""
         changed = False
         for check in self.checks:
             sync = getattr(check, "sync", None)
-            if sync is not None and sync(now):
-                changed = True
-        if changed:
-            self.invalidate_profile_masks()
+            if sync is None or not sync(now):
+                continue
+            changed = True
+            narrow = getattr(check, "affected_profiles", None)
+            if narrow is None:
+                self.invalidate_profile_masks()
+                continue
+            P = len(self._masks)
+            used = np.unique(self.workload.data_profile[self.active.job])
+            fresh = used[(used < P)]
+            fresh = fresh[~self._stale[fresh]]
+            hit = np.asarray(narrow([self.workload.profiles[p] for p in fresh]), dtype=bool)
+            keep = np.zeros(P, dtype=bool)
+            keep[fresh[~hit]] = True
+            self._stale |= ~keep
+            for p in np.nonzero(~keep)[0]:
+                self._mask_status[p] = None
         return changed
 
     def _reject_stranded(self, now: float) -> bool:
@@ -165,7 +209,7 @@ class Scheduler:
                 RoundPlan(now=now, round_seconds=self.config.round_seconds, stop=running)
             )
         for j in jobs:
-            self._reject(int(j), self._mask_status[int(w.data_profile[j])], now)
+            self._reject(int(j), self._why_not(int(j)), now)
         h.row_of[jobs] = -1
         a.keep(ok)
         h.row_of[a.job] = np.arange(len(a))
@@ -182,23 +226,45 @@ class Scheduler:
             if hook is not None:
                 hook(job, st, now)
 
-    def _profile_masks(self) -> np.ndarray:
-        P = len(self.workload.profiles)
+    def _profile_masks(self, need: np.ndarray | None = None) -> np.ndarray:
+        """(M, F) flavor masks per data profile; the rows of ``need`` (default: the profiles
+        of active jobs) are up to date, others may be stale (no job uses them now)."""
+        P, F = len(self.workload.profiles), len(self.pool.flavors)
         if len(self._masks) < P:
-            F = len(self.pool.flavors)
-            new = []
-            for p in range(len(self._masks), P):
-                mask, status = np.ones(F, dtype=bool), Status.success()
-                for check in self.checks:
-                    m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
-                    mask &= m
-                    # keep the first refusal; else the first restriction that names its rule
-                    if status.ok and (not s.ok or (s.source and not status.source)):
-                        status = s
-                new.append(mask)
-                self._mask_status.append(status)
-            self._masks = np.vstack([self._masks, np.array(new, dtype=bool).reshape(-1, F)])
+            grow = P - len(self._masks)
+            self._masks = np.vstack([self._masks, np.ones((grow, F), dtype=bool)])
+            self._stale = np.concatenate([self._stale, np.ones(grow, dtype=bool)])
+            self._mask_status += [None] * grow
+        if need is None:
+            need = self.workload.data_profile[self.active.job]
+        todo = need[self._stale[need]]
+        if len(todo):
+            todo = np.unique(todo)
+            profiles = [self.workload.profiles[p] for p in todo]
+            mask = np.ones((len(todo), F), dtype=bool)
+            for check in self.checks:
+                many = getattr(check, "flavor_masks", None)
+                if many is not None:
+                    mask &= np.asarray(many(profiles, self.pool), dtype=bool).reshape(-1, F)
+                else:
+                    rows = [check.flavor_mask(d, self.pool)[0] for d in profiles]
+                    mask &= np.array(rows, dtype=bool).reshape(-1, F)
+            self._masks[todo] = mask
+            self._stale[todo] = False
         return self._masks
+
+    def _status_of(self, p: int) -> Status:
+        """Why profile ``p``'s mask is what it is (asked only when a job is rejected)."""
+        st = self._mask_status[p]
+        if st is None:
+            st = Status.success()
+            for check in self.checks:
+                _m, s = check.flavor_mask(self.workload.profiles[p], self.pool)
+                # keep the first refusal; else the first restriction that names its rule
+                if st.ok and (not s.ok or (s.source and not st.source)):
+                    st = s
+            self._mask_status[p] = st
+        return st
 
     def admit(self, jobs: np.ndarray) -> np.ndarray:
         """Split arrivals into admitted (returned) and rejected (recorded with a reason)."""
@@ -209,24 +275,28 @@ class Scheduler:
             self._sf_class = np.array(
                 [c.scale_factor for c in self.workload.classes], dtype=np.int64
             )
-        masks = self._profile_masks()
         cls = self.workload.job_class[jobs]
         prof = self.workload.data_profile[jobs]
+        masks = self._profile_masks(prof)
         ok = np.any((self._feas.rates[cls] > 0) & masks[prof], axis=1)
         for j in jobs[~ok]:
-            c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
-            st = self._feas.status[c]
-            if st.ok:
-                st = self._mask_status[p]
-            if st.ok:
-                # Each check alone allows some flavor, but none the job can run on: name the
-                # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
-                why = "no flavor is both able to run the job and allowed for its data"
-                st = Status.unresolvable(
-                    f"{why}: {st.reason}" if st.reason else why, st.source or "admission"
-                )
-            self._reject(int(j), st, self._t_prev)
+            self._reject(int(j), self._why_not(int(j)), self._t_prev)
         return jobs[ok]
+
+    def _why_not(self, j: int) -> Status:
+        """Why job ``j`` has no flavor it may run on."""
+        c, p = int(self.workload.job_class[j]), int(self.workload.data_profile[j])
+        st = self._feas.status[c]
+        if st.ok:
+            st = self._status_of(p)
+        if st.ok:
+            # Each check alone allows some flavor, but none the job can run on: name the
+            # check's restricting rule when it gave one (e.g. ``residency:CN-1``).
+            why = "no flavor is both able to run the job and allowed for its data"
+            st = Status.unresolvable(
+                f"{why}: {st.reason}" if st.reason else why, st.source or "admission"
+            )
+        return st
 
     # ---- one round ----------------------------------------------------------------
     def _emit(self, job: int, kind: str, detail: str = "", at: float | None = None) -> None:
@@ -269,6 +339,8 @@ class Scheduler:
             s.t0.append(t0)
             s.t1.append(now)
             s.busy.append(np.bincount(flv, weights=acc, minlength=F))
+            if self.serving is not None:
+                s.serving.append(self.serving.held() * (now - t0))
             s.queued.append(int(np.count_nonzero(a.running < 0)))
             s.active.append(len(a))
         if len(obs.progress_job):
@@ -414,11 +486,29 @@ class Scheduler:
                 for j in admitted:
                     self._emit(int(j), "admitted")
                 changed = True
-        if len(self.active) == 0 and self.source.exhausted():
+        serving = self.serving is not None and self.serving.active(now)
+        if len(self.active) == 0 and self.source.exhausted() and not serving:
             self._done = True
             return False
-        if changed or self._first or not self.policy.event_driven or now >= self._policy_next:
-            self._decide(now, changed)
+        round_due = now >= self._next_round - 1e-9
+        if serving and not self.policy.event_driven and not round_due:
+            # between training rounds only the services act; changes wait for the round
+            self._deferred = self._deferred or changed
+            changed = False
+        if (
+            changed
+            or self._first
+            or (round_due and not self.policy.event_driven)
+            or now >= self._policy_next
+        ):
+            self._decide(now, changed or self._deferred)
+            self._deferred = False
+            self._next_round = now + self.config.round_seconds
+        elif serving:
+            self._serve(now)
+            if len(self.active) == 0 and self.source.exhausted() and not self.serving.active(now):
+                self._done = True  # the services just ended and nothing else is left
+                return False
         self._first = False
         self.series.rounds += 1
         return True
@@ -456,7 +546,8 @@ class Scheduler:
         rows = np.arange(len(a))
         inp = None
         allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
-        if recompute or self.gate is not None:
+        held_back = self.serving is not None or not self.workload.preemptible.all()
+        if recompute or self.gate is not None or held_back:
             inp = self.policy_input(now)
             if self.gate is not None:
                 ok = np.asarray(self.gate.eligible(inp), dtype=bool)
@@ -467,6 +558,11 @@ class Scheduler:
                     inp = subset_input(inp, rows)
                 if allowed is not None:
                     inp = restrict_flavors(inp, allowed[rows])
+        pinned = np.zeros(0, dtype=np.int64)
+        capacity = self.pool.capacity
+        if held_back:
+            inp, rows, pinned = self._hold_back(inp, rows)
+            capacity = inp.capacity
         if time_shared:
             if recompute:
                 alloc = self.policy.allocate(inp)
@@ -483,7 +579,7 @@ class Scheduler:
                 a.share,
                 usable,
                 self._sf_class[self.workload.job_class[a.job]],
-                self.pool.capacity,
+                capacity,
                 a.running,
                 a.received,
                 self._flavor_time,
@@ -498,7 +594,54 @@ class Scheduler:
             next_change = getattr(self.policy, "next_change", None)
             if next_change is not None:
                 self._policy_next = next_change(inp, new[rows])
+        new[pinned] = a.running[pinned]
         self._apply(now, new)
+
+    def _serve(self, now: float) -> None:
+        """A services-only round (between training rounds): services reserve what they need,
+        preempting preemptible rows if they must; every other row keeps what it runs on.
+        Accelerators a service releases go to the training queue at the next training round."""
+        a = self.active
+        rows = np.arange(len(a))
+        inp = self.policy_input(now)
+        _, kept, pinned = self._hold_back(inp, rows)
+        evict = a.running >= 0
+        evict[kept] = False
+        evict[pinned] = False
+        if evict.any():
+            new = a.running.copy()
+            new[evict] = -1
+            self._apply(now, new)
+
+    def _hold_back(
+        self, inp: PolicyInput, rows: np.ndarray
+    ) -> tuple[PolicyInput, np.ndarray, np.ndarray]:
+        """Take out of the policy's hands what it may not touch this round.
+
+        Non-preemptible ("on-demand") running jobs keep their accelerators: neither the policy
+        nor a service takes them (a quota gate above still can). Services (``serving``) then
+        reserve their accelerators, preempting preemptible rows if they must; those rows sit
+        this round out. Returns the reduced input, its rows, and the pinned rows.
+        """
+        pin = (inp.running >= 0) & ~self.workload.preemptible[inp.job]
+        pinned = rows[pin]
+        if pin.any():
+            held = np.bincount(
+                inp.running[pin], weights=inp.scale_factor[pin], minlength=len(inp.capacity)
+            )
+            keep = np.nonzero(~pin)[0]
+            rows = rows[keep]
+            inp = replace(
+                subset_input(inp, keep), capacity=np.maximum(inp.capacity - held, 0).astype(int)
+            )
+        if self.serving is not None:
+            res = self.serving.reserve(inp)
+            inp = replace(inp, capacity=np.maximum(inp.capacity - res.capacity, 0))
+            if res.evict.any():
+                keep = np.nonzero(~res.evict)[0]
+                rows = rows[keep]
+                inp = subset_input(inp, keep)
+        return inp, rows, pinned
 
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its
@@ -572,6 +715,8 @@ class Scheduler:
     def next_time(self, now: float) -> float:
         r = self.config.round_seconds
         t_next = now + r
+        if self.serving is not None and self.serving.active(now):
+            return now + float(getattr(self.serving, "interval_s", r))
         nxt_arrival = self.source.next_arrival()
         if len(self.active) == 0:
             t_next = max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next

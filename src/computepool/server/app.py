@@ -103,7 +103,7 @@ def install_errors(app: FastAPI) -> None:
 
 def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     """The REST API over a store and a live service; the service starts with the app."""
-    from computepool.server import routes_admin, routes_jobs
+    from computepool.server import routes_admin, routes_jobs, routes_residency, ui
 
     ctx = AppContext(engine, service, make_sessions(engine), Path(data_dir))
 
@@ -129,6 +129,8 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     install_errors(app)
     app.include_router(routes_jobs.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_residency.router)
+    ui.install(app)  # the web dashboard at /
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:

@@ -83,6 +83,9 @@ class JobRow(Base):
         Index("ix_jobs_status_id", "status", "id"),
         # each round asks for open cancel requests: rare, so an index makes it cheap
         Index("ix_jobs_cancel_status", "cancel_requested", "status"),
+        # the dashboard: jobs by flavor, and per tenant by status (migration 0002)
+        Index("ix_jobs_flavor_id", "flavor", "id"),
+        Index("ix_jobs_tenant_status", "tenant_id", "status"),
     )
 
 
@@ -109,6 +112,11 @@ class AllocationRow(Base):
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Data copied in before the workers started (residency: a remote read is a transfer):
+    #: GB, seconds the start waited, egress charged (added to the interval's ledger cost).
+    transfer_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    transfer_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    egress_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class LedgerRow(Base):
@@ -126,7 +134,12 @@ class LedgerRow(Base):
     energy_kwh: Mapped[float] = mapped_column(Float)
     cost_usd: Mapped[float] = mapped_column(Float)
     carbon_kg: Mapped[float] = mapped_column(Float)
-    __table_args__ = (Index("ix_ledger_tenant_end", "tenant_id", "end"),)
+    #: Part of ``cost_usd`` that is egress for data copied in at the start.
+    egress_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (
+        Index("ix_ledger_tenant_end", "tenant_id", "end"),
+        Index("ix_ledger_end", "end"),  # the dashboard's cost charts (migration 0002)
+    )
 
 
 class AuditRow(Base):
@@ -137,6 +150,58 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # the dashboard's residency audit: by actor, and one job's decisions (migration 0002)
+    __table_args__ = (
+        Index("ix_audit_actor_id", "actor", "id"),
+        Index("ix_audit_target", "target"),
+    )
+
+
+class ApprovalRow(Base):
+    """A residency approval on record (security assessment, standard contract, consent, ...).
+
+    Revoking keeps the row (``revoked_at``): the audit needs what was on record when."""
+
+    __tablename__ = "residency_approvals"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    handler: Mapped[str] = mapped_column(String(128), default="*")
+    origin: Mapped[str] = mapped_column(String(32), default="*")
+    data_class: Mapped[str] = mapped_column(String(128), default="*")
+    #: Destination jurisdictions it covers.
+    to: Mapped[list] = mapped_column(JSON, default=list)
+    #: Dataset names it covers; empty: every dataset in its scope.
+    datasets: Mapped[list] = mapped_column(JSON, default=list)
+    valid_from: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ExportRow(Base):
+    """A dataset counted on a per-calendar-year person counter (handler, origin, counter).
+
+    The residency check's thresholds (e.g. CN-5: fewer than 100,000 persons a year) read
+    these; they survive a restart of the server."""
+
+    __tablename__ = "residency_exports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handler: Mapped[str] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(32))
+    counter: Mapped[str] = mapped_column(String(32))
+    year: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[str] = mapped_column(String(256))
+    persons: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    __table_args__ = (
+        UniqueConstraint(
+            "handler", "origin", "counter", "year", "dataset", name="uq_residency_exports_key"
+        ),
+    )
 
 
 def normalise_url(url: str) -> str:

@@ -50,6 +50,7 @@ def close_allocation(
     end = max(end, alloc.started_at)
     alloc.ended_at, alloc.end_reason = end, reason
     m = meter(pool, alloc.flavor, alloc.accelerators, end - alloc.started_at)
+    egress = alloc.egress_usd or 0.0  # data copied in at the start (as the simulator charges)
     row = LedgerRow(
         job_id=alloc.job_id,
         tenant_id=tenant_id,
@@ -59,8 +60,9 @@ def close_allocation(
         end=end,
         accel_seconds=m.accel_seconds,
         energy_kwh=m.energy_kwh,
-        cost_usd=m.cost_usd,
+        cost_usd=m.cost_usd + egress,
         carbon_kg=m.carbon_kg,
+        egress_usd=alloc.egress_usd,
     )
     s.add(row)
     return row
@@ -123,8 +125,10 @@ def usage(
     for a, _tid, name in s.execute(q2):
         start = a.started_at if since is None else max(a.started_at, since)
         m = meter(pool, a.flavor, a.accelerators, now - start)
+        egress = (a.egress_usd or 0.0) if since is None or a.started_at >= since else 0.0
+        usd = m.cost_usd + egress
         tot = acc.setdefault((name, a.flavor), [0.0, 0.0, 0.0, 0.0])
-        for i, v in enumerate((m.accel_seconds, m.energy_kwh, m.cost_usd, m.carbon_kg)):
+        for i, v in enumerate((m.accel_seconds, m.energy_kwh, usd, m.carbon_kg)):
             tot[i] += v
         jobs.setdefault((name, a.flavor), set()).add(a.job_id)
     return [Usage(t, f, *vals, len(jobs[(t, f)])) for (t, f), vals in sorted(acc.items())]
@@ -151,7 +155,7 @@ def spent_by_tenant(s: Session, pool: Pool) -> dict[str, tuple[float, float]]:
         m = meter(pool, a.flavor, a.accelerators, now - a.started_at)
         tot = out.setdefault(name, [0.0, 0.0])
         tot[0] += m.accel_seconds / 3600.0
-        tot[1] += m.cost_usd
+        tot[1] += m.cost_usd + (a.egress_usd or 0.0)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

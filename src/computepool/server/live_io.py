@@ -128,6 +128,9 @@ class StoreSink:
         self.scheduler: Scheduler | None = None
         self.buffer: list[Event] = []
         self.listeners: list = []
+        #: Starts that copy data in first: workload index -> (GB, delay s, egress USD), from
+        #: the residency check's records; they go on the placement interval (and its ledger).
+        self.transfers: dict[int, tuple[float, float, float]] = {}
 
     def on_event(self, job: int, kind: str, now: float, detail: str = "") -> None:
         attempt, workers, rc = 0, (), None
@@ -190,8 +193,15 @@ class StoreSink:
                 if h is not None and not math.isnan(h.first_start[e.job]):
                     c["started_at"] = float(h.first_start[e.job])
                 if e.kind == "running":
-                    a = self._open(s, jid, e)
+                    moved = self.transfers.pop(e.job, None)
+                    a = self._open(s, jid, e, moved)
                     open_allocs[jid] = a
+                    if moved is not None:
+                        gb, sec, usd = moved
+                        detail = f"{gb:,.1f} GB copied in {sec:,.1f} s, egress {usd:,.2f} USD"
+                        rows.append(
+                            {"job_id": jid, "at": e.at, "kind": "transfer", "detail": detail}
+                        )
             if e.kind == "preempted":
                 rows.append({"job_id": jid, "at": e.at, "kind": "requeued", "detail": "preempted"})
                 if h is not None:
@@ -217,7 +227,10 @@ class StoreSink:
             s.execute(update(JobRow).where(JobRow.id.in_(ids_)).values(dict(items)))
         s.commit()
 
-    def _open(self, s: Session, jid: int, e: Event) -> AllocationRow:
+    def _open(
+        self, s: Session, jid: int, e: Event, moved: tuple[float, float, float] | None = None
+    ) -> AllocationRow:
+        gb, sec, usd = moved or (None, None, None)
         a = AllocationRow(
             job_id=jid,
             attempt=e.attempt,
@@ -225,6 +238,9 @@ class StoreSink:
             accelerators=int(sum(len(d) for _, d in e.workers)),
             workers=[list(w) for w in e.workers],
             started_at=e.at,
+            transfer_gb=gb,
+            transfer_s=sec,
+            egress_usd=usd,
         )
         s.add(a)
         return a

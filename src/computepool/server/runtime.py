@@ -38,6 +38,8 @@ class ServeSettings:
     #: Where workers keep checkpoints (Ray backend: a path every Ray node can write);
     #: None: ``data_dir/checkpoints``.
     checkpoint_dir: Path | None = None
+    #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
+    services: str | None = None
 
 
 def is_ray(backend: str) -> bool:
@@ -70,6 +72,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
+    from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
     if settings.backend != "local" and not is_ray(settings.backend):
@@ -99,6 +102,18 @@ def build_app(settings: ServeSettings) -> FastAPI:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_store(data_dir, settings.db_url)
+    check = residency_check(checks)
+    if check is not None:  # approvals and person counters on record survive a restart
+        restore(check, sessions(engine))
+    serving = None
+    if settings.services:
+        from computepool.serving.config import read_serving
+        from computepool.serving.live_pool import LiveServingController
+
+        sw = read_serving(settings.services)
+        if sw is None:
+            raise ValueError(f"{settings.services}: no services: section")
+        serving = LiveServingController(pool, sw, log_dir=data_dir / "services")
     service = LiveService(
         pool,
         tp,
@@ -114,5 +129,23 @@ def build_app(settings: ServeSettings) -> FastAPI:
         checks=checks,
         audit_records=audit_records,
         cluster_factory=factory,
+        serving=serving,
     )
-    return create_app(engine, service, data_dir)
+    app = create_app(engine, service, data_dir)
+    if serving is not None:
+        mount_services(app, serving)
+    return app
+
+
+def mount_services(app: FastAPI, serving) -> None:
+    """A stable endpoint per service at ``/services/NAME/v1/completions`` (forwarded to its
+    healthy replicas) and their status at ``GET /services``."""
+    from computepool.serving.http import endpoint_app
+
+    @app.get("/services")
+    def services_status() -> list[dict]:
+        return serving.status()
+
+    for st in serving.states:
+        name = st.spec.name
+        app.mount(f"/services/{name}", endpoint_app(serving.endpoints_of(name), name))

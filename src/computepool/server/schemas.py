@@ -26,6 +26,10 @@ class DatasetSpec(BaseModel):
     size_gb: float = Field(0.0, ge=0)
     persons: int | None = Field(None, ge=0)
     anonymised: bool = False
+    handler: str = Field(
+        "", max_length=128, description="Data controller (e.g. the automaker): approvals and "
+        "per-year person counters are kept per handler.",
+    )  # fmt: skip
 
 
 class JobSpec(BaseModel):

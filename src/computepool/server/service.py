@@ -8,7 +8,6 @@ A round runs every ``round_seconds``, or sooner when a submission or a cancel wa
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -32,8 +31,8 @@ from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
-from computepool.server import ledger, store
-from computepool.server.db import FINAL, AuditRow, JobEventRow, JobRow
+from computepool.server import ledger, residency_store, store
+from computepool.server.db import FINAL, JobEventRow, JobRow
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
@@ -86,6 +85,7 @@ class LiveService:
         metrics: Metrics | None = None,
         audit_records: deque | None = None,
         cluster_factory: ClusterFactory | None = None,
+        serving: object | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
         self.config = cfg = config or LoopConfig()
@@ -120,7 +120,9 @@ class LiveService:
             sink=self.sink,
             placer=self.placer,
             gate=self.gate,
+            serving=serving,
         )
+        self.serving = serving
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
@@ -146,6 +148,8 @@ class LiveService:
         self.clock.wake()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        if self.serving is not None:
+            self.serving.stop()
         self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
         if self.config.stop_jobs_on_exit:
             now = self.clock.now()
@@ -179,29 +183,22 @@ class LiveService:
         with self.write_lock, self.sessions() as s:
             self._write_audit(s)
             events = self.sink.flush(s)
+            s.commit()  # audit records of a round without events
         self.rounds += 1
         self.metrics.observe_round(self, time.perf_counter() - t0, events)
 
     def _write_audit(self, s: Session) -> None:
-        """Decisions recorded by admission checks (residency verdicts) into the audit log;
-        their job numbers are workload indices, written as stored job ids."""
-        rows = []
-        while self.audit_records:
-            rec = dict(self.audit_records.popleft())
-            job = str(rec.get("job", ""))
-            if job.isdigit() and int(job) < len(self.index.ids):
-                rec["job"] = self.index.ids[int(job)]
-            rows.append(
-                {
-                    "at": time.time(),
-                    "actor": "check:residency",
-                    "action": ("residency." + str(rec.get("outcome", "decision")))[:64],
-                    "target": f"job{rec['job']}" if rec.get("job") != "" else "",
-                    "detail": json.loads(json.dumps(rec, default=str)),
-                }
-            )
-        if rows:
-            s.execute(insert(AuditRow), rows)
+        """Decisions recorded by admission checks (residency verdicts) into the audit log, with
+        stored job ids and tenants; the exports they counted into the person counters; data
+        copied in at a start onto its placement interval (through the sink)."""
+        if not self.audit_records:
+            return
+        index = self.index
+        jobs = {int(r["job"]) for r in self.audit_records if str(r.get("job", "")).isdigit()}
+        names = {r.id: r.name for r in store.tenants(s)}
+        tenant_of = {k: names.get(index.tenant_id[k], "") for k in jobs if k < len(index.ids)}
+        moved = residency_store.write_records(s, self.audit_records, index.ids, tenant_of)
+        self.sink.transfers.update(moved)
 
     def refresh_tenants(self, force: bool = False) -> None:
         now = time.time()

@@ -95,7 +95,7 @@ def submission_errors(
         mask, status = check.flavor_mask(datasets, pool)
         fits &= mask
         if not fits.any():
-            return [
-                ("datasets", status.reason or "no flavor the job may use is allowed for its data")
-            ]
+            why = status.reason or "no flavor the job may use is allowed for its data"
+            rule = status.source.removeprefix("residency:")
+            return [("datasets", f"residency rule {rule}: {why}" if rule not in why else why)]
     return []

@@ -36,6 +36,8 @@ class SimResult:
     peak_rss_mib: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The ``ServingController`` of a run with services (records for plots), else None.
+    serving: Any = None
 
     # ---- derived -------------------------------------------------------------------
     @property
@@ -50,13 +52,17 @@ class SimResult:
     def series_arrays(self) -> dict[str, np.ndarray]:
         s = self.series
         F = len(self.flavors)
-        return {
+        out = {
             "t0": np.asarray(s.t0),
             "t1": np.asarray(s.t1),
             "busy": np.vstack(s.busy) if s.busy else np.zeros((0, F)),
             "queued": np.asarray(s.queued),
             "active": np.asarray(s.active),
         }
+        if s.serving:
+            # accelerators held by services count as busy (they are allocated, as jobs are)
+            out["busy"] = out["busy"] + np.vstack(s.serving)
+        return out
 
     def utilization(self) -> tuple[dict[str, float], float]:
         ser = self.series_arrays()

@@ -6,6 +6,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from computepool.policies.base import Policy
 from computepool.scheduler.loop import COMPLETED, Scheduler, SchedulerConfig
 from computepool.sim.cluster import SimClock, SimulatedCluster, WorkloadSource
 from computepool.sim.metrics import SimResult, contention_per_job, isolated_seconds
+
+if TYPE_CHECKING:
+    from computepool.serving.service import ServingWorkload
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,22 @@ def simulate(
     config: SimConfig | None = None,
     checks: tuple = (),
     on_progress: Callable[[float], None] | None = None,
+    services: ServingWorkload | None = None,
 ) -> SimResult:
+    """Run ``workload`` on ``pool``; with ``services``, LLM services share the pool (their
+    autoscaler runs every ``services.config.interval_s``; training keeps its own rounds)."""
     cfg = config or SimConfig()
     wall0 = time.perf_counter()
     start = float(workload.arrival[0]) if len(workload) else 0.0
+    serving = None
+    round_s = cfg.round_seconds
+    if services is not None:
+        from computepool.serving.controller import ServingController
+
+        start = min(start, 0.0)
+        serving = ServingController(pool, services, workload.preemptible, start)
     clock = SimClock(start)
-    sched_cfg = SchedulerConfig(cfg.round_seconds, cfg.min_reset_seconds)
+    sched_cfg = SchedulerConfig(round_s, cfg.min_reset_seconds)
     source = WorkloadSource(workload)
     feas = class_feasibility(workload.classes, pool, throughputs)
     rates = feas.rates
@@ -67,6 +81,7 @@ def simulate(
         config=sched_cfg,
         checks=checks,
         feasibility=feas,
+        serving=serving,
         placer=placer,
     )
 
@@ -80,11 +95,18 @@ def simulate(
         def done_in_window(s: Scheduler) -> bool:
             return int(np.count_nonzero(s.history.state[a:b])) >= total_window
 
+    horizon = services.horizon_s if services is not None else 0.0
+
     def on_round(s: Scheduler) -> None:
         if placer is not None:
             placer.record(clock.now())
         if on_progress is not None:
-            on_progress(float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1))
+            done = float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1)
+            if horizon > 0:
+                done = (
+                    min(done, min(s.clock.now() / horizon, 1.0)) if n else s.clock.now() / horizon
+                )
+            on_progress(min(done, 1.0))
 
     sched.run(until=cfg.until, on_round=on_round, stop=done_in_window)
     wall = time.perf_counter() - wall0
@@ -103,7 +125,14 @@ def simulate(
             extra.update(summary(workload))
     if placer is not None:
         extra.update(placer.series.summary())
-    return SimResult(
+    if serving is not None:
+        from computepool.serving.results import service_rows, serving_summary
+
+        ser = sched.series
+        busy = np.vstack(ser.busy) if ser.busy else np.zeros((0, len(pool.flavors)))
+        extra["services"] = service_rows(serving)
+        extra["serving"] = serving_summary(serving, busy, np.asarray(ser.t0), np.asarray(ser.t1))
+    res = SimResult(
         pool=pool.name,
         policy=policy.name,
         workload=workload.name,
@@ -131,3 +160,6 @@ def simulate(
         },
         extra=extra,
     )
+    if serving is not None:
+        res.serving = serving
+    return res

@@ -23,6 +23,9 @@ from computepool.traces.columns import resolve_throughputs
 from computepool.traces.csvutil import read_text
 from computepool.traces.errors import TraceError
 
+#: Top-level sections read by ``computepool.serving.config`` (services beside the jobs).
+SERVING_KEYS = ("services", "traffic", "serving")
+
 
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -187,11 +190,12 @@ def read_yaml_jobs(path: str | Path, throughputs: Throughputs | None = None) -> 
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise TraceError(file, "top level must be a mapping with a 'jobs:' list", 1, "jobs")
-    unknown = set(data) - {"jobs", "defaults", "name"}
+    unknown = set(data) - {"jobs", "defaults", "name", *SERVING_KEYS}
     if unknown:
         raise TraceError(
             file,
-            f"unknown top-level key(s) {sorted(unknown)} (allowed: name, defaults, jobs)",
+            f"unknown top-level key(s) {sorted(unknown)} "
+            f"(allowed: name, defaults, jobs, {', '.join(SERVING_KEYS)})",
             1,
             sorted(unknown)[0],
         )

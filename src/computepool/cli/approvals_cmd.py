@@ -1,0 +1,129 @@
+"""``cpool approvals list / add / revoke``: residency approvals on record in a live server.
+
+``add`` takes the same approvals YAML ``cpool simulate --approvals`` reads (so a what-if and
+the live pool can run on one file), or one approval from options. Needs an admin token.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from computepool.cli.common import console, fail
+
+UrlOpt = Annotated[str, typer.Option("--server", "--url", envvar="CPOOL_URL", help="Server URL.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="An admin's bearer token.")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+PATH = "/v1/residency/approvals"
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.isoformat() if isinstance(v, datetime | date) else v
+        for k, v in row.items()
+        if v is not None
+    }
+
+
+def approvals_from_file(file: Path) -> list[dict[str, Any]]:
+    """The rows of an approvals YAML (``approvals: [...]`` or a list), as request bodies."""
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    try:
+        doc = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise fail(f"{file}: not valid YAML: {exc}") from None
+    rows = doc.get("approvals") if isinstance(doc, dict) else doc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise fail(f"{file}: expected 'approvals:' with a list of approvals")
+    return [_jsonable(r) for r in rows]
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="Approvals on record")
+    for col in ("id", "kind", "handler", "origin", "class", "to", "datasets", "valid from",
+                "expires", "active", "revoked"):  # fmt: skip
+        t.add_column(col)
+    for a in rows:
+        t.add_row(
+            a["id"], a["kind"], a["handler"], a["origin"], a["data_class"], ",".join(a["to"]),
+            ",".join(a["datasets"]) or "*", a["valid_from"] or "-", a["expires"] or "never",
+            "yes" if a["active"] else "no", a.get("revoked_at") or "-",
+        )  # fmt: skip
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Residency approvals on record in a live server (admin).", no_args_is_help=True
+    )
+    app.add_typer(group, name="approvals")
+
+    def client(url: str, token: str | None):
+        from computepool.cli.jobs_cmd import Client
+
+        return Client(url, token)
+
+    @group.command("list")
+    def list_(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+        """Approvals on record (revoked ones too)."""
+        console.print(_table(client(url, token).call("GET", PATH).json()))
+
+    @group.command("add")
+    def add(
+        file: Annotated[
+            Path | None,
+            typer.Argument(help="Approvals YAML (the format of `cpool simulate --approvals`)."),
+        ] = None,
+        id: Annotated[str | None, typer.Option("--id", help="Approval id.")] = None,
+        kind: Annotated[
+            str | None, typer.Option("--kind", help="e.g. security_assessment (cpool rules).")
+        ] = None,
+        handler: Annotated[str, typer.Option("--handler")] = "*",
+        origin: Annotated[str, typer.Option("--origin")] = "*",
+        data_class: Annotated[str, typer.Option("--data-class")] = "*",
+        to: Annotated[str, typer.Option("--to", help="Comma-separated jurisdictions.")] = "*",
+        datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated names.")] = "",
+        valid_from: Annotated[str | None, typer.Option("--valid-from", help="ISO date.")] = None,
+        expires: Annotated[str | None, typer.Option("--expires", help="ISO date.")] = None,
+        note: Annotated[str, typer.Option("--note")] = "",
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """Put approvals on record: from a YAML file, or one from the options."""
+        if (file is None) == (id is None or kind is None):
+            raise fail("give an approvals FILE, or --id and --kind (not both)")
+        if file is not None:
+            rows = approvals_from_file(file)
+        else:
+            rows = [
+                _jsonable(
+                    {"id": id, "kind": kind, "handler": handler, "origin": origin,
+                     "data_class": data_class, "to": to.split(","),
+                     "datasets": [d for d in datasets.split(",") if d],
+                     "valid_from": valid_from, "expires": expires, "note": note}
+                )
+            ]  # fmt: skip
+        c = client(url, token)
+        for row in rows:
+            a = c.call("POST", PATH, json=row).json()
+            console.print(
+                f"approval [bold]{a['id']}[/] on record ({a['kind']}, expires {a['expires'] or 'never'})"
+            )
+
+    @group.command("revoke")
+    def revoke(
+        approval_id: Annotated[str, typer.Argument(help="Approval id.")],
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
+        """Revoke an approval now (it stays on record for the audit)."""
+        a = client(url, token).call("DELETE", f"{PATH}/{approval_id}").json()
+        console.print(f"approval [bold]{a['id']}[/] revoked at {a['revoked_at']}")

@@ -1,0 +1,85 @@
+"""The autoscaler: load history + a short forecast -> capacity needed and the shapes to add.
+
+Pure functions, no clock or pool state: the controller feeds them what replicas report (request
+rate, token mix, queue backlog) and applies the result.
+
+* **forecast**: the highest rate of the last ``peak_window_s`` plus the linear trend of the last
+  measurements extrapolated ``forecast_s`` ahead (never below the latest rate);
+* **needed**: forecast + the rate that drains the current prefill backlog within ``drain_s``;
+* **scale-down** only to the highest need of the last ``scale_down_delay_s`` (hysteresis);
+* **shape choice** (price-performance): each feasible shape's replica capacity at the current
+  mix (``perf.capacity_rps``) gives the replicas and so the USD/h to carry the need; shapes are
+  ranked cheapest first, those that would exceed ``max_replicas`` last.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from computepool.serving.perf import Mix, ShapeTable, idle_ttft
+from computepool.serving.service import ServiceSpec, ServingConfig
+
+
+def forecast_rate(t: np.ndarray, rate: np.ndarray, now: float, cfg: ServingConfig) -> float:
+    """Rate to provision for, from per-round measurements ``rate`` taken at times ``t``."""
+    if len(t) == 0:
+        return 0.0
+    recent = t > now - cfg.peak_window_s - 1e-9
+    peak = float(rate[recent].max()) if recent.any() else float(rate[-1])
+    trend_win = np.nonzero(t > now - cfg.window_s * 2 - 1e-9)[0]
+    slope = 0.0
+    if len(trend_win) >= 3:
+        i = trend_win[0]
+        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), 1e-9)
+    ahead = float(rate[-1]) + max(slope, 0.0) * cfg.forecast_s
+    return max(peak, ahead)
+
+
+def needed_rate(forecast: float, backlog_flops: float, mix: Mix, cfg: ServingConfig) -> float:
+    """Request rate the replicas must carry: the forecast plus draining the backlog."""
+    drain = backlog_flops / max(mix.prefill_flops, 1.0) / cfg.drain_s
+    return forecast + drain
+
+
+def scale_down_floor(t: np.ndarray, needed: np.ndarray, now: float, delay_s: float) -> float:
+    """Capacity may only drop to the highest need of the last ``delay_s``."""
+    m = t > now - delay_s - 1e-9
+    return float(needed[m].max()) if m.any() else 0.0
+
+
+def usable_shapes(
+    shapes: ShapeTable, svc: ServiceSpec, p99_flops: float, cfg: ServingConfig
+) -> np.ndarray:
+    """Shapes that meet both SLOs with room when idle: TTFT of the p99 prompt within 60 % of
+    the TTFT SLO, decode step at batch 0 within 80 % of the TBT budget."""
+    budget = cfg.perf.tbt_budget * svc.tbt_slo_s
+    ok = idle_ttft(shapes, p99_flops) <= 0.6 * svc.ttft_slo_s
+    return ok & (shapes.a <= 0.8 * budget)
+
+
+def rank_shapes(
+    cap: np.ndarray,
+    price_h: np.ndarray,
+    usable: np.ndarray,
+    needed: float,
+    min_replicas: int,
+    max_replicas: int,
+) -> np.ndarray:
+    """Usable shapes with capacity, cheapest first for carrying ``needed`` req/s."""
+    idx = np.nonzero(usable & (cap > 0))[0]
+    if len(idx) == 0:
+        return idx
+    n = np.maximum(np.ceil(needed / cap[idx] - 1e-9), max(min_replicas, 1))
+    over = n > max_replicas
+    cost = n * price_h[idx]
+    # prefer shapes that fit within max_replicas; among those that do not, the biggest first
+    key = np.where(over, 1e18 - cap[idx], cost)
+    return idx[np.lexsort((price_h[idx], key))]
+
+
+def replicas_for(needed: float, cap: float, min_replicas: int, max_replicas: int) -> int:
+    if cap <= 0:
+        return min_replicas
+    return int(min(max(math.ceil(needed / cap - 1e-9), min_replicas), max_replicas))

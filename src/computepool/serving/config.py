@@ -1,0 +1,277 @@
+"""The ``services:``, ``traffic:`` and ``serving:`` sections of a YAML workload file.
+
+They sit next to ``jobs:`` (docs/serving.md has the reference). Errors are ``TraceError``s
+naming the file, the line and the field path (``services[3].slo.ttft_p99_s``) with the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from computepool.serving.models import PRECISION_BYTES, ModelSpec, model_fields
+from computepool.serving.perf import PerfAssumptions, Profile
+from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
+from computepool.serving.streams import SHIPPED, LoadStep, TrafficSpec, build_streams
+from computepool.traces.csvutil import read_text
+from computepool.traces.errors import TraceError
+
+Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SloSpec(_Strict):
+    ttft_p99_s: float = Field(2.0, gt=0)
+    tbt_p99_s: float = Field(0.1, gt=0)
+
+
+class ModelInline(_Strict):
+    name: str = Field("custom", min_length=1)
+    params_b: float = Field(gt=0)
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(0, ge=0)
+
+
+class ProfileSpec(_Strict):
+    accelerator: str
+    tp: int = Field(1, ge=1)
+    prefill_tokens_per_s: float = Field(gt=0)
+    decode_step_s: float = Field(gt=0)
+    decode_per_seq_s: float = Field(0.0, ge=0)
+
+
+class ServiceEntry(_Strict):
+    name: str = Field(min_length=1)
+    model: str | ModelInline
+    precision: Precision = "bf16"
+    kv_precision: Precision = "bf16"
+    slo: SloSpec = Field(default_factory=SloSpec)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(16, ge=1)
+    accelerators: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+    trace: Literal["conv", "code"] = "conv"
+    share: float | None = Field(None, gt=0, le=1)
+    profiles: list[ProfileSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServiceEntry:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}"
+            )
+        return self
+
+
+class StepEntry(_Strict):
+    at_s: float = Field(ge=0)
+    factor: float = Field(gt=0)
+    ramp_s: float = Field(60.0, ge=0)
+    services: list[str] = Field(default_factory=list)
+
+
+class TrafficEntry(_Strict):
+    source: str = SHIPPED
+    rate_scale: float = Field(1.0, gt=0)
+    time_scale: float = Field(1.0, gt=0)
+    duration_hours: float = Field(1.0, gt=0)
+    popularity: float = Field(1.0, ge=0)
+    seed: int = 0
+    step: StepEntry | None = None
+
+
+class ServingEntry(_Strict):
+    mode: Literal["pooled", "dedicated"] = "pooled"
+    packing: bool = True
+    autoscale: bool = True
+    flavor_choice: Literal["price", "first"] = "price"
+    interval_s: float = Field(30.0, gt=0)
+    grace_s: float = Field(30.0, ge=0)
+    target_utilization: float = Field(0.6, gt=0, le=1)
+    window_s: float = Field(60.0, gt=0)
+    burst_window_s: float = Field(10.0, ge=0)
+    peak_window_s: float = Field(120.0, gt=0)
+    forecast_s: float = Field(60.0, ge=0)
+    drain_s: float = Field(30.0, gt=0)
+    scale_down_delay_s: float = Field(300.0, ge=0)
+    bin_s: float = Field(2.0, gt=0)
+    decode_window_s: float = Field(15.0, gt=0)
+    perf: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _perf_keys(self) -> ServingEntry:
+        known = set(PerfAssumptions.__dataclass_fields__) - {"tp_sizes", "fractions"}
+        bad = sorted(set(self.perf) - known)
+        if bad:
+            raise ValueError(f"unknown perf key(s) {bad}; known: {', '.join(sorted(known))}")
+        return self
+
+
+def _line_of(root: yaml.Node | None, path: list[Any]) -> int | None:
+    """Line (1-based) of the deepest node along ``path`` in the composed YAML tree."""
+    node, line = root, None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                break
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _field_path(loc: list[Any]) -> str:
+    out = ""
+    for x in loc:
+        out += f"[{x}]" if isinstance(x, int) else (f".{x}" if out else str(x))
+    return out
+
+
+def _validate(model: type[BaseModel], data: Any, where: list[Any], file: str, root) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [*where, *[x for x in err["loc"] if not str(x).startswith("function-")]]
+        # pydantic names the union member tried (str / ModelInline); drop it from the path
+        loc = [x for x in loc if x not in ("str", "ModelInline")]
+        extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise TraceError(
+            file, f"{err['msg']}{extra}", _line_of(root, loc), _field_path(loc)
+        ) from None
+
+
+def _model(entry: ServiceEntry, i: int, file: str, root) -> ModelSpec:
+    if isinstance(entry.model, str):
+        try:
+            fields = model_fields(entry.model)
+        except KeyError as exc:
+            where = ["services", i, "model"]
+            raise TraceError(
+                file, str(exc.args[0]), _line_of(root, where), _field_path(where)
+            ) from None
+        name = entry.model
+    else:
+        fields = entry.model.model_dump()
+        name = fields.pop("name")
+    return ModelSpec(
+        name=name, precision=entry.precision, kv_precision=entry.kv_precision, **fields
+    )
+
+
+def _resolve_source(source: str, file: str) -> str:
+    if source == SHIPPED or Path(source).exists():
+        return source
+    beside = Path(file).parent / source
+    return str(beside) if beside.exists() else source
+
+
+def read_serving(path: str | Path) -> ServingWorkload | None:
+    """The services of a YAML workload file with their request streams; None if it has none."""
+    file, text = str(path), read_text(path)
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise TraceError(file, f"not valid YAML: {exc}", None, "yaml") from None
+    if not isinstance(data, dict) or not data.get("services"):
+        return None
+    raw = data["services"]
+    if not isinstance(raw, list):
+        raise TraceError(
+            file, "must be a list of services", _line_of(root, ["services"]), "services"
+        )
+    entries = [_validate(ServiceEntry, r, ["services", i], file, root) for i, r in enumerate(raw)]
+    traffic = _validate(TrafficEntry, data.get("traffic") or {}, ["traffic"], file, root)
+    serving = _validate(ServingEntry, data.get("serving") or {}, ["serving"], file, root)
+    names = [e.name for e in entries]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            where = ["services", i, "name"]
+            raise TraceError(file, f"name {n!r} repeats service {names.index(n)}",
+                             _line_of(root, where), _field_path(where))  # fmt: skip
+    for kind in ("conv", "code"):
+        total = sum(e.share or 0.0 for e in entries if e.trace == kind)
+        if total > 1.0 + 1e-9:
+            raise TraceError(
+                file, f"shares of the {kind!r} services add up to {total:.3f} > 1",
+                _line_of(root, ["services"]), "services[].share",
+            )  # fmt: skip
+    step = None
+    if traffic.step is not None:
+        unknown = sorted(set(traffic.step.services) - set(names))
+        if unknown:
+            where = ["traffic", "step", "services"]
+            raise TraceError(file, f"unknown service(s) {unknown}", _line_of(root, where),
+                             _field_path(where))  # fmt: skip
+        s = traffic.step
+        step = LoadStep(s.at_s, s.factor, s.ramp_s, tuple(s.services))
+    tspec = TrafficSpec(
+        source=_resolve_source(traffic.source, file),
+        rate_scale=traffic.rate_scale,
+        time_scale=traffic.time_scale,
+        duration_s=traffic.duration_hours * 3600.0,
+        popularity=traffic.popularity,
+        seed=traffic.seed,
+        step=step,
+    )
+    specs = tuple(
+        ServiceSpec(
+            name=e.name,
+            model=_model(e, i, file, root),
+            ttft_slo_s=e.slo.ttft_p99_s,
+            tbt_slo_s=e.slo.tbt_p99_s,
+            min_replicas=e.min_replicas,
+            max_replicas=e.max_replicas,
+            accelerators=tuple(e.accelerators),
+            regions=tuple(e.regions),
+            tenant=e.tenant,
+            trace=e.trace,
+            share=e.share,
+            profiles=tuple(Profile(**p.model_dump()) for p in e.profiles),
+        )
+        for i, e in enumerate(entries)
+    )
+    try:
+        streams = build_streams(
+            tspec, names, [e.trace for e in entries], [e.share for e in entries]
+        )
+    except (ValueError, OSError) as exc:
+        where = ["traffic", "source"]
+        raise TraceError(file, str(exc), _line_of(root, where), "traffic.source") from None
+    cfg_fields = serving.model_dump()
+    perf = PerfAssumptions(**cfg_fields.pop("perf"))
+    config = ServingConfig(**cfg_fields, perf=perf)
+    return ServingWorkload(specs, tuple(streams), tspec, config, source=file)
+
+
+__all__ = ["PRECISION_BYTES", "read_serving", "with_traffic"]
+
+
+def with_traffic(sw: ServingWorkload, **changes: Any) -> ServingWorkload:
+    """The same services with their request streams redrawn from a changed ``TrafficSpec``
+    (e.g. ``rate_scale``, ``popularity``, ``duration_s``, ``step``)."""
+    from dataclasses import replace
+
+    traffic = replace(sw.traffic, **changes)
+    names = [s.name for s in sw.services]
+    streams = build_streams(
+        traffic, names, [s.trace for s in sw.services], [s.share for s in sw.services]
+    )
+    return replace(sw, traffic=traffic, streams=tuple(streams))

@@ -1,0 +1,395 @@
+"""ServingController: the services' side of the Scheduler round (``Scheduler(serving=...)``).
+
+Each round, before the training policy runs, ``reserve(inp)``:
+
+1. replays the requests that arrived since the last round on the replicas that were up
+   (``replay.ServiceReplay``), which gives what replicas report: rate, mix, backlog;
+2. asks the autoscaler for the capacity each service needs (forecast + backlog; scale-down only
+   after ``scale_down_delay_s``) and the shapes ranked by price-performance;
+3. releases surplus replicas (their cards go back to the training queue), then adds replicas
+   where short: on free accelerators first, else by preempting *preemptible* training jobs on
+   the flavor (least attained service first); a replica that needed a preemption starts after
+   the victims' ``grace_s`` to checkpoint, every replica after its load time;
+4. returns the accelerators per flavor the services hold and the rows to preempt. The
+   Scheduler gives the training policy only what is left.
+
+``mode="dedicated"`` sizes each service once for its peak on whole devices and holds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from computepool.model.pool import Pool
+from computepool.model.status import Status
+from computepool.policies.base import PolicyInput
+from computepool.serving import autoscaler as asc
+from computepool.serving.feasibility import service_status
+from computepool.serving.packing import extra_devices
+from computepool.serving.perf import Mix, ShapeTable, build_shapes, capacity_rps, prefill_flops
+from computepool.serving.replay import Group, ServiceReplay
+from computepool.serving.service import ServiceSpec, ServingWorkload
+
+
+@dataclass(frozen=True)
+class Reservation:
+    capacity: np.ndarray  # (F,) accelerators held by services from this round on
+    evict: np.ndarray  # (n,) bool over the PolicyInput rows: preempt now
+
+
+@dataclass
+class ServiceState:
+    spec: ServiceSpec
+    shapes: ShapeTable
+    usable: np.ndarray
+    replay: ServiceReplay
+    status: Status
+    groups: list[Group] = field(default_factory=list)
+    hist_t: list[float] = field(default_factory=list)
+    hist_rate: list[float] = field(default_factory=list)
+    hist_need: list[float] = field(default_factory=list)
+    preemptions: int = 0
+    capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
+    shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
+
+    @property
+    def replicas(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    def devices(self) -> float:
+        return float(sum(g.count * self.shapes.devices[g.shape] for g in self.groups))
+
+
+@dataclass
+class ServingRecord:
+    """Per-round records (the state after each ``reserve``)."""
+
+    t: list[float] = field(default_factory=list)
+    held: list[np.ndarray] = field(default_factory=list)  # (F,) accelerators held
+    devices: list[np.ndarray] = field(default_factory=list)  # (S,) accelerators per service
+    replicas: list[np.ndarray] = field(default_factory=list)  # (S,)
+    need: list[np.ndarray] = field(default_factory=list)  # (S,) req/s provisioned for
+
+
+class ServingController:
+    def __init__(
+        self,
+        pool: Pool,
+        serving: ServingWorkload,
+        preemptible: np.ndarray | None = None,
+        start: float = 0.0,
+    ) -> None:
+        self.pool, self.serving, self.cfg = pool, serving, serving.config
+        self.preemptible = preemptible
+        self.horizon = serving.horizon_s
+        self.capacity = pool.capacity.astype(np.int64)
+        F = len(pool.flavors)
+        self.whole = np.zeros(F)
+        self.frac = np.zeros(F)
+        self.record = ServingRecord()
+        self._t = start
+        self._first = True
+        self._closed = False
+        self._plans: dict = {}
+        self.states = [
+            self._state(s, st) for s, st in zip(serving.services, serving.streams, strict=True)
+        ]
+
+    # ---- set-up --------------------------------------------------------------------
+    def _state(self, svc: ServiceSpec, stream) -> ServiceState:
+        cfg = self.cfg
+        packing = cfg.packing and cfg.mode == "pooled"
+        shapes = build_shapes(
+            svc.model,
+            self.pool,
+            svc.accelerators,
+            cfg.perf,
+            packing=packing,
+            profiles=svc.profile_map,
+            regions=svc.regions,
+        )
+        flops = prefill_flops(svc.model, stream.prompt)
+        p99_prompt = float(np.percentile(stream.prompt, 99)) if len(stream) else 0.0
+        p99_flops = float(prefill_flops(svc.model, np.array([p99_prompt]))[0])
+        usable = asc.usable_shapes(shapes, svc, p99_flops, cfg)
+        if cfg.flavor_choice == "first" and svc.accelerators:
+            names = [self.pool.flavor_accelerators[f].name for f in shapes.flavor]
+            for acc in svc.accelerators:
+                m = usable & np.array([n == acc for n in names], dtype=bool)
+                if m.any():
+                    usable = m
+                    break
+        status = service_status(svc, self.pool, shapes, usable, p99_prompt, p99_flops, cfg)
+        replay = ServiceReplay(
+            stream, flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s
+        )
+        return ServiceState(svc, shapes, usable, replay, status)
+
+    @property
+    def rejections(self) -> dict[str, Status]:
+        return {s.spec.name: s.status for s in self.states if not s.status.ok}
+
+    # ---- Scheduler hook ------------------------------------------------------------
+    def held(self) -> np.ndarray:
+        """Accelerators per flavor held by services (packed devices counted whole)."""
+        return self.whole + np.ceil(self.frac - 1e-9)
+
+    def active(self, now: float) -> bool:
+        return not self._closed
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the services' rounds (the Scheduler wakes up this often)."""
+        return self.cfg.interval_s
+
+    def reserve(self, inp: PolicyInput) -> Reservation:
+        now = inp.now
+        self._advance(min(now, self.horizon))
+        evict = np.zeros(inp.n, dtype=bool)
+        if now >= self.horizon:
+            self._close()
+            return Reservation(self.held().astype(np.int64), evict)
+        run = inp.running >= 0
+        F = len(self.capacity)
+        used = np.bincount(inp.running[run], weights=inp.scale_factor[run], minlength=F)
+        free = inp.capacity - self.held() - used
+        pre = np.ones(inp.n, dtype=bool)
+        if self.preemptible is not None and inp.n:
+            pre = self.preemptible[inp.job]
+        ctx = _Round(inp, free, run & pre, evict)
+        live = [s for s in self.states if s.status.ok]
+        autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
+        if self._first or autoscaled:
+            plans = {id(s): self._needs(s, now) for s in live}
+            self._plans = plans
+        else:  # sized once: keep the first plan
+            plans = self._plans
+        if self._first:
+            for s in live:
+                self._scale_up(s, plans[id(s)], ctx, now, warm=True)
+            self._first = False
+        elif self.cfg.mode == "pooled" and self.cfg.autoscale:
+            for s in live:
+                self._scale_down(s, plans[id(s)], now)
+            ctx.free = inp.capacity - self.held() - used
+            order = sorted(live, key=lambda s: -_deficit(s, plans[id(s)]))
+            for s in order:
+                self._scale_up(s, plans[id(s)], ctx, now, warm=False)
+        self._record(now, plans)
+        return Reservation(self.held().astype(np.int64), ctx.evict)
+
+    # ---- per service ----------------------------------------------------------------
+    def _needs(self, s: ServiceState, now: float) -> tuple[float, float, np.ndarray]:
+        """(capacity needed, scale-down floor, replica capacity per shape), req/s."""
+        cfg = self.cfg
+        rate, mix = s.replay.load(now, cfg.window_s, cfg.burst_window_s)
+        if self._first or cfg.mode == "dedicated" or not cfg.autoscale:
+            if self._first and cfg.mode == "pooled" and cfg.autoscale:
+                # pre-warmed: as if it had run before, sized for its first peak window
+                ahead = now + cfg.peak_window_s
+                rate, mix = s.replay.load(ahead, cfg.peak_window_s, cfg.burst_window_s)
+            else:
+                rate, mix = self._peak(s)
+        cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+        rate = max(rate, self._burst(s, now, mix))
+        s.hist_t.append(now)
+        s.hist_rate.append(rate)
+        keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
+        if s.hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
+            i = int(np.searchsorted(s.hist_t, now - keep))
+            del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
+        t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
+        need = asc.forecast_rate(t, r, now, cfg)
+        need = asc.needed_rate(need, s.replay.backlog, mix, cfg)
+        s.hist_need.append(need)
+        floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
+        return need, floor, cap
+
+    def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:
+        """Rate (at the target utilisation) that prefills what arrived within any TTFT-SLO
+        window of the last ``peak_window_s`` (whole horizon when sizing once) in that window."""
+        cfg = self.cfg
+        autoscaled = cfg.mode == "pooled" and cfg.autoscale
+        if autoscaled and not self._first:
+            t0, t1 = now - cfg.peak_window_s, now
+        elif autoscaled:  # pre-warmed start: the first peak window
+            t0, t1 = now, now + cfg.peak_window_s
+        else:  # sized once for the whole horizon
+            t0, t1 = 0.0, self.horizon
+        flops = s.replay.burst_flops_rate(t0, t1, s.spec.ttft_slo_s)
+        return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
+
+    def _peak(self, s: ServiceState) -> tuple[float, Mix]:
+        """Highest rate over any ``window_s`` window of the whole stream, and its mix."""
+        cfg = self.cfg
+        win = cfg.burst_window_s or cfg.window_s
+        starts = np.arange(0.0, max(self.horizon - win, 0.0) + 1e-9, min(win, cfg.interval_s))
+        w = s.replay.window(starts, starts + win)
+        n = float(w["n"].max()) if len(starts) else 0.0
+        _, mix = s.replay.load(self.horizon, self.horizon + 1.0)
+        return n / win, mix
+
+    def _cap_have(self, s: ServiceState, cap: np.ndarray) -> float:
+        return float(sum(g.count * cap[g.shape] for g in s.groups))
+
+    def _scale_down(self, s: ServiceState, plan, now: float) -> None:
+        """Release replicas not needed for ``scale_down_delay_s``, least cost-efficient first;
+        a ready replica goes only if the *ready* ones left still carry the need."""
+        _, floor, cap = plan
+        have = self._cap_have(s, cap)
+        ready = float(sum(g.count * cap[g.shape] for g in s.groups if g.ready_at <= now))
+        eff = {g.shape: s.shapes.price_h[g.shape] / max(cap[g.shape], 1e-9) for g in s.groups}
+        for g in sorted(s.groups, key=lambda g: (-eff[g.shape], -g.ready_at)):
+            up = g.ready_at <= now
+            while g.count > 0 and s.replicas > s.spec.min_replicas:
+                c = cap[g.shape]
+                if have - c < floor or (up and ready - c < floor):
+                    break
+                have -= c
+                ready -= c if up else 0.0
+                g = self._remove_one(s, g)
+
+    def _remove_one(self, s: ServiceState, g: Group) -> Group:
+        f, fr = int(s.shapes.flavor[g.shape]), float(s.shapes.frac[g.shape])
+        if fr < 1.0:
+            self.frac[f] -= fr
+        else:
+            self.whole[f] -= s.shapes.tp[g.shape]
+        i = s.groups.index(g)
+        new = replace(g, count=g.count - 1)
+        if new.count:
+            s.groups[i] = new
+        else:
+            s.groups.pop(i)
+        return new
+
+    def _scale_up(self, s: ServiceState, plan, ctx: _Round, now: float, warm: bool) -> None:
+        need, _, cap = plan
+        have = self._cap_have(s, cap)
+        sp = s.spec
+        ranked = asc.rank_shapes(
+            cap, s.shapes.price_h, s.usable, need, sp.min_replicas, sp.max_replicas
+        )
+        stopped = False
+        while s.replicas < sp.max_replicas and (have < need or s.replicas < sp.min_replicas):
+            for k in ranked:
+                delay = self._take(s, int(k), ctx)
+                if delay is not None:
+                    ready = -np.inf if warm else now + delay + float(s.shapes.start_s[k])
+                    self._add(s, int(k), ready)
+                    have += cap[k]
+                    break
+            else:
+                stopped = True
+                break
+        if stopped or (have < need and s.replicas >= sp.max_replicas):
+            s.capped += 1
+
+    def _take(self, s: ServiceState, k: int, ctx: _Round) -> float | None:
+        """Find accelerators for one replica of shape k: None, or the start delay (grace)."""
+        f = int(s.shapes.flavor[k])
+        fr = float(s.shapes.frac[k])
+        want = extra_devices(self.frac[f], fr) if fr < 1.0 else int(s.shapes.tp[k])
+        idle = ctx.free[f] - ctx.freed[f]  # free without waiting for a checkpoint
+        if idle >= want:
+            ctx.free[f] -= want
+            return 0.0
+        if ctx.free[f] < want:
+            if not ctx.evict_for(f, want - ctx.free[f]):
+                return None
+            s.preemptions += 1
+        # part of it comes from jobs preempted this round: usable after their grace period
+        take_idle = max(idle, 0.0)
+        ctx.freed[f] -= want - take_idle
+        ctx.free[f] -= want
+        return self.cfg.grace_s
+
+    def _add(self, s: ServiceState, k: int, ready: float) -> None:
+        f, fr = int(s.shapes.flavor[k]), float(s.shapes.frac[k])
+        if fr < 1.0:
+            self.frac[f] += fr
+        else:
+            self.whole[f] += s.shapes.tp[k]
+        for i, g in enumerate(s.groups):
+            if g.shape == k and g.ready_at == ready:
+                s.groups[i] = replace(g, count=g.count + 1)
+                return
+        s.groups.append(Group(k, 1, ready))
+
+    # ---- time --------------------------------------------------------------------
+    def _advance(self, now: float) -> None:
+        if now <= self._t:
+            return
+        for s in self.states:
+            if s.status.ok:
+                s.replay.advance(self._t, now, s.groups)
+                for g in s.groups:
+                    d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
+                    s.shape_seconds[g.shape] = s.shape_seconds.get(g.shape, 0.0) + d
+                s.groups = _merge_ready(s.groups, now)
+        self._t = now
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        for s in self.states:
+            if s.status.ok:  # requests still queued at the horizon drain on what is up
+                s.replay.advance(self.horizon, self.horizon + 600.0, s.groups)
+            s.replay.close()
+            s.groups = []
+        self.whole[:] = 0
+        self.frac[:] = 0
+        self._record(self.horizon, {})
+        self._closed = True
+
+    def _record(self, now: float, plans: dict) -> None:
+        r = self.record
+        r.t.append(now)
+        r.held.append(self.held())
+        r.devices.append(np.array([s.devices() for s in self.states]))
+        r.replicas.append(np.array([s.replicas for s in self.states]))
+        r.need.append(np.array([plans[id(s)][0] if id(s) in plans else 0.0 for s in self.states]))
+
+
+class _Round:
+    """Free accelerators and preemption candidates during one ``reserve``."""
+
+    def __init__(self, inp: PolicyInput, free: np.ndarray, candidates, evict) -> None:
+        self.inp, self.free, self.evict = inp, free.astype(np.float64), evict
+        self.freed = np.zeros_like(self.free)
+        self.cand = candidates
+
+    def evict_for(self, f: int, devices: float) -> bool:
+        """Preempt preemptible rows on flavor ``f`` (least attained first) to free ``devices``."""
+        inp = self.inp
+        rows = np.nonzero(self.cand & (inp.running == f) & ~self.evict)[0]
+        if len(rows) == 0:
+            return False
+        rows = rows[np.argsort(inp.attained[rows], kind="stable")]
+        got = np.cumsum(inp.scale_factor[rows])
+        if got[-1] < devices:
+            return False
+        k = int(np.searchsorted(got, devices - 1e-9)) + 1
+        self.evict[rows[:k]] = True
+        self.free[f] += got[k - 1]
+        self.freed[f] += got[k - 1]
+        return True
+
+
+def _deficit(s: ServiceState, plan) -> float:
+    need, _, cap = plan
+    have = sum(g.count * cap[g.shape] for g in s.groups)
+    return (need - have) / max(need, 1e-9)
+
+
+def _merge_ready(groups: list[Group], now: float) -> list[Group]:
+    ready: dict[int, int] = {}
+    rest = []
+    for g in groups:
+        if g.ready_at <= now:
+            ready[g.shape] = ready.get(g.shape, 0) + g.count
+        else:
+            rest.append(g)
+    return [Group(k, n, -np.inf) for k, n in ready.items()] + rest

@@ -1,0 +1,186 @@
+"""LiveServingController: services on the live pool (``cpool serve --services FILE``).
+
+The live counterpart of ``controller.ServingController``, plugged into the same ``Scheduler``
+as its ``serving`` hook. Per service it runs a ``Supervisor`` of EMULATED replica processes
+(``python -m computepool.serving.replica``; health-checked and restarted every round) and a
+``LiveAutoscaler`` fed by their ``/metrics``. The replica shape is chosen once, at start, by
+price-performance at the service's trace mix (the simulator re-chooses per scale-up).
+
+Each round ``reserve(inp)``: health checks; every ``interval_s`` an autoscaling decision; a
+scale-up takes free accelerators of the shape's flavor, else preempts preemptible running jobs
+there (least attained first; the local backend gives them ``--grace-seconds`` to checkpoint);
+a scale-down drains replicas and returns their accelerators to the training queue. Returns
+the accelerators per flavor the replicas hold. Not done yet: replicas are counted per flavor,
+not bound to node device slots (the emulated replicas use no device), and a replica started
+on preempted accelerators does not wait for the victims' grace period.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from computepool.model.pool import Pool
+from computepool.policies.base import PolicyInput
+from computepool.serving import autoscaler as asc
+from computepool.serving.controller import Reservation, _Round
+from computepool.serving.emulator import replica_timing
+from computepool.serving.live import LiveAutoscaler
+from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
+from computepool.serving.service import ServiceSpec, ServingWorkload
+from computepool.serving.supervisor import Supervisor
+
+
+@dataclass
+class LiveServiceState:
+    spec: ServiceSpec
+    flavor: int
+    devices: float  # accelerators one replica holds (fraction for a packed one)
+    shape: str
+    supervisor: Supervisor
+    autoscaler: LiveAutoscaler
+    want: int
+    preemptions: int = 0
+
+
+def _mix(svc: ServiceSpec, prompt: np.ndarray, output: np.ndarray) -> Mix:
+    if len(prompt) == 0:
+        prompt, output = np.array([1000.0]), np.array([200.0])
+    return Mix(
+        float(prefill_flops(svc.model, prompt).mean()),
+        float(output.mean()),
+        float((prompt + output / 2).mean()),
+    )
+
+
+class LiveServingController:
+    def __init__(
+        self,
+        pool: Pool,
+        serving: ServingWorkload,
+        log_dir: Path | None = None,
+        start_delay_s: float | None = None,
+    ) -> None:
+        self.pool, self.cfg = pool, serving.config
+        self.capacity = pool.capacity.astype(np.int64)
+        self.states: list[LiveServiceState] = []
+        self._t0 = time.monotonic()
+        self._next = self._t0
+        self._stopped = False
+        for svc, stream in zip(serving.services, serving.streams, strict=True):
+            self.states.append(self._start(svc, stream, log_dir, start_delay_s))
+
+    def _start(self, svc, stream, log_dir, start_delay_s) -> LiveServiceState:
+        cfg = self.cfg
+        shapes = build_shapes(svc.model, self.pool, svc.accelerators, cfg.perf,
+                              packing=cfg.packing, regions=svc.regions)  # fmt: skip
+        mix = _mix(svc, stream.prompt, stream.output)
+        p99 = float(np.percentile(stream.prompt, 99)) if len(stream) else 4096.0
+        usable = asc.usable_shapes(shapes, svc, float(prefill_flops(svc.model, [p99])[0]), cfg)
+        cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
+        rate = len(stream) / max(float(stream.t.max()), 1.0) if len(stream) else 0.0
+        ranked = asc.rank_shapes(
+            cap, shapes.price_h, usable, rate, svc.min_replicas, svc.max_replicas
+        )
+        if len(ranked) == 0:
+            raise ValueError(f"service {svc.name!r}: no usable replica shape in this pool")
+        k = int(ranked[0])
+        acc = self.pool.flavor_accelerators[int(shapes.flavor[k])].name
+        tp, frac = int(shapes.tp[k]), float(shapes.frac[k])
+        timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf)
+        extra = [] if start_delay_s is None else ["--start-delay", str(start_delay_s)]
+
+        def command(port: int) -> list[str]:
+            return [sys.executable, "-m", "computepool.serving.replica",
+                    "--model", svc.model.name, "--accelerator", acc, "--tp", str(tp),
+                    "--frac", str(frac), "--tbt-slo", str(svc.tbt_slo_s),
+                    "--port", str(port), *extra]  # fmt: skip
+
+        sup = Supervisor(command, name=svc.name, log_dir=log_dir,
+                         startup_s=timing.start_s + 60.0)  # fmt: skip
+        auto = LiveAutoscaler(
+            sup, timing, mix, svc.tbt_slo_s, svc.min_replicas, svc.max_replicas, cfg,
+            initial_need=float(svc.min_replicas) * float(cap[k]),
+        )  # fmt: skip
+        return LiveServiceState(svc, int(shapes.flavor[k]), float(shapes.devices[k]),
+                                shapes.names[k], sup, auto, svc.min_replicas)  # fmt: skip
+
+    # ---- the Scheduler hook --------------------------------------------------------
+    def held(self) -> np.ndarray:
+        whole = np.zeros(len(self.capacity))
+        frac = np.zeros(len(self.capacity))
+        for s in self.states:
+            n = len(s.supervisor.replicas)
+            (whole if s.devices >= 1 else frac)[s.flavor] += n * s.devices
+        return whole + np.ceil(frac - 1e-9)
+
+    def active(self, now: float) -> bool:
+        return not self._stopped
+
+    @property
+    def interval_s(self) -> float:
+        return self.cfg.interval_s
+
+    def reserve(self, inp: PolicyInput) -> Reservation:
+        evict = np.zeros(inp.n, dtype=bool)
+        if self._stopped:
+            return Reservation(np.zeros(len(self.capacity), dtype=np.int64), evict)
+        mono = time.monotonic()
+        for s in self.states:
+            s.supervisor.check()
+        if mono >= self._next:
+            for s in self.states:
+                s.want = max(s.autoscaler.tick(mono - self._t0, apply=False), s.spec.min_replicas)
+            self._next = mono + self.cfg.interval_s
+        run = inp.running >= 0
+        used = np.bincount(inp.running[run], weights=inp.scale_factor[run],
+                           minlength=len(self.capacity))  # fmt: skip
+        for s in self.states:  # scale-downs first: their accelerators return at once
+            if s.want < len(s.supervisor.replicas):
+                s.supervisor.scale_to(max(s.want, s.spec.min_replicas))
+        w = inp.extras.get("workload")
+        pre = w.preemptible[inp.job] if w is not None and inp.n else np.ones(inp.n, dtype=bool)
+        ctx = _Round(inp, inp.capacity - self.held() - used, run & pre, evict)
+        for s in self.states:
+            add = s.want - len(s.supervisor.replicas)
+            for _ in range(max(add, 0)):
+                n = len(s.supervisor.replicas)
+                # a packed replica may fit on a device already held
+                need = (math.ceil((n + 1) * s.devices - 1e-9) - math.ceil(n * s.devices - 1e-9)
+                        if s.devices < 1 else s.devices)  # fmt: skip
+                if ctx.free[s.flavor] < need:
+                    if not ctx.evict_for(s.flavor, need - ctx.free[s.flavor]):
+                        break
+                    s.preemptions += 1
+                ctx.free[s.flavor] -= need
+                s.supervisor.scale_to(n + 1)
+        return Reservation(self.held().astype(np.int64), ctx.evict)
+
+    # ---- endpoints and lifecycle -------------------------------------------------------
+    def endpoints_of(self, name: str):
+        state = next(s for s in self.states if s.spec.name == name)
+        return state.supervisor.endpoints
+
+    def status(self) -> list[dict]:
+        return [
+            {
+                "name": s.spec.name,
+                "shape": s.shape,
+                "replicas": len(s.supervisor.replicas),
+                "healthy": len(s.supervisor.endpoints()),
+                "want": s.want,
+                "restarts": sum(r.restarts for r in s.supervisor.replicas),
+                "preemptions_caused": s.preemptions,
+            }
+            for s in self.states
+        ]
+
+    def stop(self) -> None:
+        self._stopped = True
+        for s in self.states:
+            s.supervisor.stop()

@@ -1,0 +1,38 @@
+"""Entry point of an EMULATED replica process: ``python -m computepool.serving.replica``.
+
+No model is loaded: token timing is slept from the performance model (``emulator.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import uvicorn
+
+    from computepool.serving.emulator import replica_timing
+    from computepool.serving.http import replica_app
+
+    ap = argparse.ArgumentParser(description="EMULATED LLM replica (no model, CPU only)")
+    ap.add_argument("--model", default="qwen2.5-7b")
+    ap.add_argument("--accelerator", default="H800")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--frac", type=float, default=1.0, help="device share (packed replica)")
+    ap.add_argument("--tbt-slo", type=float, default=0.1)
+    ap.add_argument("--port", type=int, default=8101)
+    ap.add_argument(
+        "--start-delay",
+        type=float,
+        default=None,
+        help="seconds before /health is OK (default: modelled weight loading)",
+    )
+    args = ap.parse_args(argv)
+    timing = replica_timing(args.model, args.accelerator, args.tp, args.frac, args.tbt_slo)
+    app = replica_app(timing, args.start_delay, name=f"{args.model}@{timing.label}:{args.port}")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

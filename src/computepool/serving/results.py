@@ -1,0 +1,142 @@
+"""What a simulated run reports about its services (the ``services`` list of the JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from computepool.serving.controller import ServiceState, ServingController
+from computepool.serving.replay import attainment
+
+H = 3600.0
+
+
+def _intervals(t: np.ndarray, horizon: float) -> np.ndarray:
+    """Duration each record holds for (until the next record, the last until the horizon)."""
+    if len(t) == 0:
+        return np.zeros(0)
+    nxt = np.append(t[1:], max(horizon, t[-1]))
+    return np.clip(np.minimum(nxt, horizon) - np.minimum(t, horizon), 0.0, None)
+
+
+def _p99(x: np.ndarray) -> float | None:
+    return float(np.percentile(x, 99)) if len(x) else None
+
+
+def service_rows(ctl: ServingController) -> list[dict[str, Any]]:
+    rec = ctl.record
+    t = np.asarray(rec.t)
+    dt = _intervals(t, ctl.horizon)
+    dev = np.vstack(rec.devices) if rec.devices else np.zeros((0, len(ctl.states)))
+    reps = np.vstack(rec.replicas) if rec.replicas else np.zeros((0, len(ctl.states)))
+    rows = []
+    for k, s in enumerate(ctl.states):
+        rows.append(
+            _row(s, dev[:, k] if len(dev) else dev, reps[:, k] if len(reps) else reps, t, dt)
+        )
+    return rows
+
+
+def _row(s: ServiceState, dev: np.ndarray, reps: np.ndarray, t: np.ndarray, dt: np.ndarray):
+    sp, rp = s.spec, s.replay
+    base = {
+        "name": sp.name,
+        "model": sp.model.name,
+        "trace": sp.trace,
+        "requests": int(len(rp.stream)),
+    }
+    if not s.status.ok:
+        return {
+            **base,
+            "status": "rejected",
+            "reason": s.status.reason,
+            "slo_attainment": 0.0,
+            "accelerator_hours": 0.0,
+        }
+    ok = attainment(rp.ttft, rp.tbt, sp.ttft_slo_s, sp.tbt_slo_s)
+    ttft = rp.ttft[np.isfinite(rp.ttft)]
+    tbt = rp.tbt[np.isfinite(rp.tbt)]
+    change = np.r_[True, np.diff(reps) != 0] if len(reps) else np.zeros(0, dtype=bool)
+    return {
+        **base,
+        "status": "ok",
+        "slo_attainment": float(ok.mean()) if len(ok) else 1.0,
+        "ttft_attainment": float(np.mean(rp.ttft <= sp.ttft_slo_s)) if len(ok) else 1.0,
+        "tbt_attainment": float(np.mean(rp.tbt <= sp.tbt_slo_s)) if len(ok) else 1.0,
+        "ttft_p99_s": _p99(rp.ttft) if np.isfinite(rp.ttft).all() else float("inf"),
+        "ttft_p50_s": float(np.median(ttft)) if len(ttft) else None,
+        "tbt_p99_s": _p99(rp.tbt) if np.isfinite(rp.tbt).all() else float("inf"),
+        "tbt_p50_s": float(np.median(tbt)) if len(tbt) else None,
+        "slo": {"ttft_p99_s": sp.ttft_slo_s, "tbt_p99_s": sp.tbt_slo_s},
+        "accelerator_hours": float((dev * dt).sum() / H),
+        "replicas_max": int(reps.max()) if len(reps) else 0,
+        "replicas_mean": float((reps * dt).sum() / dt.sum()) if dt.sum() > 0 else 0.0,
+        "replicas_timeline": {
+            "t_s": t[change].tolist(),
+            "replicas": reps[change].astype(int).tolist(),
+        },
+        "max_replicas": sp.max_replicas,
+        "preemptions_caused": s.preemptions,
+        "rounds_capped": s.capped,
+        "accelerator_hours_by_shape": {
+            s.shapes.names[k]: v / H for k, v in sorted(s.shape_seconds.items()) if v > 0
+        },
+    }
+
+
+def serving_summary(
+    ctl: ServingController, busy_train: np.ndarray, t0: np.ndarray, t1: np.ndarray
+) -> dict[str, Any]:
+    """Totals: accelerator-hours held (packing slack included), peak accelerators held, and the
+    pool's utilisation over the services' horizon (training busy + services held)."""
+    rec = ctl.record
+    t = np.asarray(rec.t)
+    dt = _intervals(t, ctl.horizon)
+    held = np.vstack(rec.held) if rec.held else np.zeros((0, len(ctl.capacity)))
+    dev = np.vstack(rec.devices) if rec.devices else np.zeros((0, len(ctl.states)))
+    held_total = held.sum(axis=1) if len(held) else np.zeros(0)
+    horizon = ctl.horizon
+    cap = float(ctl.capacity.sum())
+    # training accelerator-seconds inside the horizon (busy is spread evenly over each interval)
+    if len(t0):
+        frac = np.clip((np.minimum(t1, horizon) - t0) / np.maximum(t1 - t0, 1e-12), 0, 1)
+        train_in = float((busy_train.sum(axis=1) * frac).sum())
+    else:
+        train_in = 0.0
+    serve_in = float((held_total * dt).sum())
+    start = float(t[0]) if len(t) else 0.0
+    span = max(horizon - start, 1e-9)
+    rejected = [s.spec.name for s in ctl.states if not s.status.ok]
+    att = [r for r in service_rows(ctl) if r["status"] == "ok"]
+    req = np.array([r["requests"] for r in att], dtype=float)
+    sat = np.array([r["slo_attainment"] for r in att])
+    return {
+        "mode": ctl.cfg.mode,
+        "packing": ctl.cfg.packing and ctl.cfg.mode == "pooled",
+        "autoscale": ctl.cfg.autoscale and ctl.cfg.mode == "pooled",
+        "flavor_choice": ctl.cfg.flavor_choice,
+        "horizon_hours": horizon / H,
+        "services": len(ctl.states),
+        "services_rejected": rejected,
+        "requests": int(req.sum()),
+        "slo_attainment": float((sat * req).sum() / req.sum()) if req.sum() > 0 else 1.0,
+        "slo_attainment_min_service": float(sat.min()) if len(sat) else 1.0,
+        "accelerator_hours": serve_in / H,
+        "accelerator_hours_by_service": float((dev * dt[:, None]).sum() / H) if len(dev) else 0.0,
+        "peak_accelerators": float(held_total.max()) if len(held_total) else 0.0,
+        "mean_accelerators": serve_in / span,
+        "cost_usd": float((held * dt[:, None] * ctl.pool.flavor_price[None, :]).sum() / H)
+        if len(held)
+        else 0.0,
+        "held_by_flavor_hours": {
+            f.name: float(v)
+            for f, v in zip(ctl.pool.flavors, (held * dt[:, None]).sum(axis=0) / H, strict=True)
+            if v > 0
+        }
+        if len(held)
+        else {},
+        "pool_utilization": (train_in + serve_in) / (cap * span) if cap > 0 else 0.0,
+        "training_utilization": train_in / (cap * span) if cap > 0 else 0.0,
+        "preemptions_for_services": int(sum(s.preemptions for s in ctl.states)),
+    }

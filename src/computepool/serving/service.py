@@ -1,0 +1,96 @@
+"""The ``serve`` job kind: a long-running service, and the serving layer's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from computepool.serving.models import ModelSpec
+from computepool.serving.perf import PerfAssumptions, Profile
+from computepool.serving.streams import RequestStream, TrafficSpec
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """An LLM endpoint: a model, SLOs, replica bounds and where it may run."""
+
+    name: str
+    model: ModelSpec
+    #: p99 time to first token and p99 time between tokens, seconds.
+    ttft_slo_s: float = 2.0
+    tbt_slo_s: float = 0.1
+    min_replicas: int = 1
+    max_replicas: int = 16
+    #: Accelerator types it may use (empty: any); regions it may run in (empty: any).
+    accelerators: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    tenant: str = "default"
+    #: Which trace its requests come from and its share of that trace (None: Zipf).
+    trace: str = "conv"
+    share: float | None = None
+    profiles: tuple[Profile, ...] = ()
+
+    @property
+    def profile_map(self) -> dict[tuple[str, int], Profile]:
+        return {(p.accelerator, p.tp): p for p in self.profiles}
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How services are run: the autoscaler's knobs and the mechanisms switched on."""
+
+    #: ``pooled`` (autoscaled, packed, on the shared pool) or ``dedicated`` (per-model
+    #: replicas sized for the model's peak, whole devices, held for the whole run).
+    mode: str = "pooled"
+    #: Several models' replicas may share one device (fractional shapes).
+    packing: bool = True
+    #: Replicas follow the load; off: sized once for the peak (as dedicated).
+    autoscale: bool = True
+    #: ``price``: cheapest shape for the load; ``first``: first accelerator the service lists.
+    flavor_choice: str = "price"
+    #: Autoscaler / scheduler round for services, seconds.
+    interval_s: float = 30.0
+    #: A preempted training job gets this long to checkpoint before the replica starts.
+    grace_s: float = 30.0
+    #: Prefill utilisation a replica is sized for (headroom for bursts).
+    target_utilization: float = 0.6
+    #: Load is measured over this window; the peak of the last ``peak_window_s`` is kept.
+    window_s: float = 60.0
+    #: The rate is the highest over ``burst_window_s`` slices of the window (bursts).
+    burst_window_s: float = 10.0
+    peak_window_s: float = 120.0
+    #: The trend of the last ``window_s`` windows is extrapolated this far ahead.
+    forecast_s: float = 60.0
+    #: A backlog is to be drained within this many seconds.
+    drain_s: float = 30.0
+    #: Capacity is released only when not needed for this long.
+    scale_down_delay_s: float = 300.0
+    #: Resolution of the request replay, seconds.
+    bin_s: float = 2.0
+    #: Output tokens are spread over this window to get the decode load.
+    decode_window_s: float = 15.0
+    perf: PerfAssumptions = field(default_factory=PerfAssumptions)
+
+    def variant(self, **changes: object) -> ServingConfig:
+        from dataclasses import replace
+
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ServingWorkload:
+    """Services with their request streams and the serving settings, as read from a file."""
+
+    services: tuple[ServiceSpec, ...]
+    streams: tuple[RequestStream, ...]
+    traffic: TrafficSpec
+    config: ServingConfig
+    source: str = ""
+
+    @property
+    def horizon_s(self) -> float:
+        return self.traffic.duration_s
+
+    def with_config(self, config: ServingConfig) -> ServingWorkload:
+        from dataclasses import replace
+
+        return replace(self, config=config)

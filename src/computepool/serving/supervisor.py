@@ -1,0 +1,177 @@
+"""Supervisor: a service's replicas as long-lived local processes, health-checked, restarted.
+
+``Supervisor(command)`` starts ``command(port)`` for each replica on a free 127.0.0.1 port,
+in its own process group. ``check()`` (call it every few seconds) restarts a replica whose
+process exited, or whose ``/health`` failed ``max_fails`` times in a row after its start-up
+allowance; ``scale_to(n)`` adds replicas or drains the newest ones (out of the endpoint at
+once, stopped with SIGTERM then SIGKILL after ``drain_s``);
+``endpoints()`` lists the healthy ones for the service's stable endpoint. Every start, exit,
+restart and stop is kept in ``events``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Replica:
+    port: int
+    proc: subprocess.Popen
+    started: float
+    restarts: int = 0
+    healthy: bool = False
+    fails: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Supervisor:
+    command: Callable[[int], Sequence[str]]
+    name: str = "service"
+    #: Seconds a new replica may answer /health with an error before that counts as a failure.
+    startup_s: float = 120.0
+    max_fails: int = 3
+    health_timeout_s: float = 1.0
+    log_dir: Path | None = None
+    env: dict[str, str] | None = None
+    #: Seconds a replica taken out of the endpoint may finish its requests before it stops.
+    drain_s: float = 60.0
+    replicas: list[Replica] = field(default_factory=list)
+    draining: list[tuple[float, Replica]] = field(default_factory=list)
+    events: list[tuple[float, str, int, str]] = field(default_factory=list)
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def _spawn(self, port: int) -> subprocess.Popen:
+        out = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{self.name}-{port}.log").open("ab")
+        env = {**os.environ, **(self.env or {})}
+        return subprocess.Popen(
+            list(self.command(port)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def _event(self, kind: str, r: Replica, detail: str = "") -> None:
+        self.events.append((time.time(), kind, r.port, detail))
+
+    def start_one(self) -> Replica:
+        port = free_port()
+        r = Replica(port, self._spawn(port), time.monotonic())
+        self.replicas.append(r)
+        self._event("started", r, f"pid {r.proc.pid}")
+        return r
+
+    def _terminate(self, r: Replica, grace_s: float = 5.0) -> None:
+        if r.proc.poll() is None:
+            try:
+                os.killpg(r.proc.pid, signal.SIGTERM)
+                r.proc.wait(timeout=grace_s)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(r.proc.pid, signal.SIGKILL)
+                r.proc.wait(timeout=grace_s)
+
+    def _restart(self, r: Replica, why: str) -> None:
+        self._terminate(r, grace_s=2.0)
+        r.proc = self._spawn(r.port)
+        r.started, r.healthy, r.fails = time.monotonic(), False, 0
+        r.restarts += 1
+        self._event("restarted", r, f"{why}; pid {r.proc.pid}")
+
+    def scale_to(self, n: int) -> None:
+        """Start replicas up to ``n``, or take the newest out of the endpoint: they drain
+        (finish what they hold) for ``drain_s`` and are stopped by a later ``check``."""
+        while len(self.replicas) < n:
+            self.start_one()
+        while len(self.replicas) > n:
+            r = self.replicas.pop()  # newest first
+            self.draining.append((time.monotonic() + self.drain_s, r))
+            self._event("draining", r)
+
+    def _reap(self, force: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for deadline, r in self.draining:
+            if force or now >= deadline:
+                self._terminate(r)
+                self._event("stopped", r)
+            else:
+                keep.append((deadline, r))
+        self.draining = keep
+
+    def stop(self) -> None:
+        """Stop every replica now (draining ones included)."""
+        while self.replicas:
+            r = self.replicas.pop()
+            self._terminate(r)
+            self._event("stopped", r)
+        self._reap(force=True)
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- health -------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """One health pass over all replicas; returns what it did (for logs and tests)."""
+        done = []
+        self._reap()
+        with httpx.Client(timeout=self.health_timeout_s) as client:
+            for r in self.replicas:
+                code = r.proc.poll()
+                if code is not None:
+                    self._event("exited", r, f"code {code}")
+                    self._restart(r, f"process exited with {code}")
+                    done.append(f"restarted {r.port} (exit {code})")
+                    continue
+                try:
+                    ok = client.get(f"{r.url}/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                r.healthy = ok
+                loading = time.monotonic() - r.started < self.startup_s
+                r.fails = 0 if ok or loading else r.fails + 1
+                if r.fails >= self.max_fails:
+                    self._restart(r, f"/health failed {r.fails} times")
+                    done.append(f"restarted {r.port} (unhealthy)")
+        return done
+
+    def endpoints(self) -> list[str]:
+        return [r.url for r in self.replicas if r.healthy and r.proc.poll() is None]
+
+    def wait_healthy(self, n: int | None = None, timeout_s: float = 60.0) -> bool:
+        """Check until ``n`` (default: all) replicas are healthy or ``timeout_s`` passes."""
+        want = len(self.replicas) if n is None else n
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            self.check()
+            if len(self.endpoints()) >= want:
+                return True
+            time.sleep(0.2)
+        return False

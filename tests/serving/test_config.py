@@ -1,0 +1,153 @@
+"""The services:/traffic:/serving: sections of a workload file, and the CLI contract."""
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from computepool.cli.app import app
+from computepool.serving.config import read_serving, with_traffic
+from computepool.serving.streams import load_base
+from computepool.traces import load_workload
+from computepool.traces.errors import TraceError
+
+runner = CliRunner()
+
+SMALL = """\
+name: tiny-mix
+traffic: {rate_scale: 0.5, duration_hours: 0.25, seed: 1}
+serving: {interval_s: 30}
+services:
+  - {name: chat-7b, model: qwen2.5-7b, trace: conv, accelerators: [H20, H800]}
+  - {name: chat-1.5b, model: qwen2.5-1.5b, trace: conv, accelerators: [H20, H800]}
+  - {name: code-14b, model: qwen2.5-14b, trace: code, accelerators: [H20, H800]}
+jobs:
+  - {id: t0, workers: 8, duration_hours: 0.5, reference_accelerator: H100, accelerators: [H800]}
+  - {id: t1, workers: 8, duration_hours: 0.5, reference_accelerator: H100, accelerators: [H800],
+     preemptible: false}
+"""
+
+
+def _write(tmp_path, text: str, name="w.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_services_sit_beside_jobs_in_one_file(tmp_path):
+    p = _write(tmp_path, SMALL)
+    sw = read_serving(p)
+    assert [s.name for s in sw.services] == ["chat-7b", "chat-1.5b", "code-14b"]
+    assert sw.horizon_s == 900.0
+    w = load_workload(str(p))
+    assert len(w) == 2 and w.preemptible.tolist() == [True, False]
+    # Zipf split of the conversation trace over its two services, all code to code-14b
+    n = [len(s) for s in sw.streams]
+    assert n[0] > n[1] > 0 and n[2] > 0
+
+
+def test_streams_scale_with_rate_and_keep_token_counts():
+    base = load_base("azure-llm-2023", "conv")
+    assert len(base.t) == 19366 and base.span == pytest.approx(3501.7, abs=1)
+    from computepool.serving.streams import TrafficSpec, build_streams
+
+    one = build_streams(TrafficSpec(rate_scale=1.0, duration_s=3600), ["a"], ["conv"], [1.0])
+    three = build_streams(TrafficSpec(rate_scale=3.0, duration_s=3600), ["a"], ["conv"], [1.0])
+    assert len(three[0]) == pytest.approx(3 * len(one[0]), rel=0.02)
+    assert set(np.unique(one[0].prompt)) <= set(np.unique(base.prompt))
+
+
+def test_load_step_raises_the_rate_after_it(tmp_path):
+    sw = read_serving(_write(tmp_path, SMALL))
+    from computepool.serving.streams import LoadStep
+
+    stepped = with_traffic(sw, step=LoadStep(at_s=450.0, factor=4.0, ramp_s=60.0))
+    t = stepped.streams[0].t
+    before = np.sum((t > 300) & (t < 450)) / 150
+    after = np.sum((t > 600) & (t < 900)) / 300
+    assert after / before == pytest.approx(4.0, rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "reason"),
+    [
+        ("model: qwen2.5-7b", "services[0].model", "unknown model 'nope'"),
+        ("trace: conv", "services[0].trace", "Input should be 'conv' or 'code'"),
+        ("accelerators: [H20, H800]}", "services[0].max_replicas", "min_replicas 5 is above"),
+    ],
+)
+def test_bad_service_fields_name_file_line_and_field(tmp_path, edit, field, reason):
+    bad = {
+        "model: qwen2.5-7b": "model: nope",
+        "trace: conv": "trace: chat",
+        "accelerators: [H20, H800]}": "accelerators: [H20, H800], min_replicas: 5, max_replicas: 2}",
+    }[edit]
+    text = SMALL.replace(edit, bad, 1)
+    p = _write(tmp_path, text)
+    with pytest.raises(TraceError) as exc:
+        read_serving(p)
+    e = exc.value
+    assert e.file == str(p) and e.line == 5
+    assert e.field in (field, "services[0]")
+    assert reason in e.reason
+
+
+def test_shares_above_one_and_unknown_perf_keys_are_refused(tmp_path):
+    text = SMALL.replace("trace: conv,", "trace: conv, share: 0.7,")
+    with pytest.raises(TraceError, match="add up to 1.400"):
+        read_serving(_write(tmp_path, text))
+    text = SMALL.replace("serving: {interval_s: 30}", "serving: {perf: {mfu: 0.5}}")
+    with pytest.raises(TraceError, match="unknown perf key"):
+        read_serving(_write(tmp_path, text, "b.yaml"))
+
+
+def test_shipped_llm_mix_has_twenty_services_and_a_training_stream():
+    sw = read_serving("examples/serving/llm-mix.yaml")
+    assert len(sw.services) == 20
+    assert {s.trace for s in sw.services} == {"conv", "code"}
+    w = load_workload("examples/serving/llm-mix.yaml")
+    assert len(w) > 100 and (~w.preemptible).any() and w.preemptible.any()
+
+
+def test_cli_contract_services_list_and_dedicated_baseline(tmp_path):
+    p = _write(tmp_path, SMALL)
+    docs = {}
+    for mode in ("pooled", "dedicated"):
+        out = tmp_path / f"{mode}.json"
+        args = ["simulate", "--pool", "automotive-demo", "--workload", str(p), "--policy", "las"]
+        args += ["--json", str(out)] + (["--serving", mode] if mode == "dedicated" else [])
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        docs[mode] = json.loads(out.read_text())
+    for doc in docs.values():
+        assert [s["name"] for s in doc["services"]] == ["chat-7b", "chat-1.5b", "code-14b"]
+        for s in doc["services"]:
+            assert 0.0 <= s["slo_attainment"] <= 1.0
+            assert s["accelerator_hours"] > 0
+        assert doc["jobs_completed"] == 2
+    assert docs["pooled"]["serving"]["mode"] == "pooled"
+    assert docs["dedicated"]["serving"]["mode"] == "dedicated"
+
+
+def test_cli_serving_option_errors(tmp_path):
+    p = _write(tmp_path, SMALL)
+    base = ["simulate", "--pool", "automotive-demo", "--policy", "las"]
+    res = runner.invoke(app, [*base, "--workload", str(p), "--serving", "shared"])
+    assert res.exit_code == 2 and "give one of pooled, dedicated" in res.output
+    plain = _write(tmp_path, "jobs:\n  - {id: a, duration_hours: 1}\n", "plain.yaml")
+    res = runner.invoke(app, [*base, "--workload", str(plain), "--serving", "dedicated"])
+    assert res.exit_code == 2 and "has no services" in res.output
+
+
+SHARED = "../shared/data/azure-llm-v2023"
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(SHARED).exists(), reason="shared data absent")
+def test_shipped_trace_copy_matches_the_original_csvs():
+    for kind in ("conv", "code"):
+        a, b = load_base("azure-llm-2023", kind), load_base(SHARED, kind)
+        assert len(a.t) == len(b.t)
+        assert (a.prompt == b.prompt).all() and (a.output == b.output).all()
+        assert np.abs(a.t - b.t).max() < 0.01  # millisecond rounding
