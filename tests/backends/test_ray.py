@@ -26,7 +26,9 @@ from computepool.backends import attempts as att  # noqa: E402
 from computepool.backends.clock import WallClock  # noqa: E402
 from computepool.backends.engine_placer import LivePlacer  # noqa: E402
 from computepool.backends.ray_backend import RayCluster  # noqa: E402
+from computepool.backends.ray_demo import cluster_processes  # noqa: E402
 from computepool.backends.ray_inventory import current_nodes, pool_from_nodes  # noqa: E402
+from computepool.backends.shim import proc_start_ticks  # noqa: E402
 from computepool.backends.worker_env import Launch  # noqa: E402
 from computepool.model.job import Job  # noqa: E402
 from computepool.model.workload import Workload  # noqa: E402
@@ -92,13 +94,18 @@ def cluster(tmp_path_factory):
         ray.init(address=c.address, log_to_driver=False)
         yield c, nodes
     finally:
+        # the cluster's processes name its temp dir; their children are the Ray workers
+        # (actors) and under those the worker shims
+        started = [(p, proc_start_ticks(p)) for p in cluster_processes(tmp) if p != os.getpid()]
         ray.shutdown()
         c.shutdown()
     deadline = time.time() + 15
-    while time.time() < deadline and (_our_processes(str(tmp)) or _our_processes("cpool-ray-")):
+    left = started
+    while time.time() < deadline and left:
+        left = [(p, t) for p, t in left if t is not None and proc_start_ticks(p) == t]
         time.sleep(0.2)
-    assert not _our_processes(str(tmp)), "Ray processes left behind"
-    assert not _our_processes("cpool-ray-"), "worker shims left behind"
+    assert not left, f"processes of the Ray cluster left behind: {_our_processes(str(tmp))}"
+    assert not _our_processes(str(tmp)), "processes of the Ray cluster left behind"
 
 
 class RayLive:
