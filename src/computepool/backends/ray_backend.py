@@ -337,7 +337,8 @@ class RayCluster:
             return
         self._checked = time.monotonic()
         try:
-            now_nodes = {n.name: n for n in current_nodes(self.list_nodes())}
+            # a node that joined misconfigured must not stop the watch over the others
+            now_nodes = {n.name: n for n in current_nodes(self.list_nodes(), strict=False)}
         except Exception:  # the GCS is briefly unreachable: check again next round
             log.exception("cannot list Ray nodes")
             return

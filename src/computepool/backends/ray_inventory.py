@@ -117,8 +117,9 @@ def _accelerator(
     return accel, int(count)
 
 
-def nodes_from_ray(raw: Sequence[Mapping[str, Any]]) -> list[RayNode]:
-    """Accelerator nodes from ``ray.nodes()`` records (alive or not); every problem at once."""
+def nodes_from_ray(raw: Sequence[Mapping[str, Any]], strict: bool = True) -> list[RayNode]:
+    """Accelerator nodes from ``ray.nodes()`` records (alive or not); every problem at once
+    (``strict``), or the usable nodes only (a running server watching its nodes)."""
     out: list[RayNode] = []
     problems: list[str] = []
     for rec in raw:
@@ -150,16 +151,16 @@ def nodes_from_ray(raw: Sequence[Mapping[str, Any]]) -> list[RayNode]:
                 memory_mib=int(float(resources.get("memory", 0.0)) // 2**20),
             )
         )
-    if problems:
+    if problems and strict:
         raise RayBackendError("unusable Ray inventory:\n  " + "\n  ".join(problems))
     return out
 
 
-def current_nodes(raw: Sequence[Mapping[str, Any]]) -> list[RayNode]:
+def current_nodes(raw: Sequence[Mapping[str, Any]], strict: bool = True) -> list[RayNode]:
     """The pool's nodes now: alive ones, and of a name seen several times (a node that died and
     came back) only the alive one, else the last."""
     by_name: dict[str, RayNode] = {}
-    for n in nodes_from_ray(raw):
+    for n in nodes_from_ray(raw, strict):
         old = by_name.get(n.name)
         if old is None or n.alive or not old.alive:
             by_name[n.name] = n
