@@ -51,3 +51,11 @@ class LivePlacer(PoolPlacer):
         islands = len({int(st.island[b.node]) for b in bindings})
         self._held[placement.job] = GangPlacement(bindings, islands)
         return True
+
+    def cordon(self, node: int) -> None:
+        """Place nothing more on ``node`` (its backend lost it); jobs on it release as usual."""
+        self._flavor_nodes[int(self.pool.node_flavor[node])][node] = False
+
+    def uncordon(self, node: int) -> None:
+        """``node`` is back: place on it again."""
+        self._flavor_nodes[int(self.pool.node_flavor[node])][node] = True

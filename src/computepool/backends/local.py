@@ -26,21 +26,17 @@ import numpy as np
 
 from computepool.backends import attempts as att
 from computepool.backends.shim import write_json
+from computepool.backends.worker_env import (
+    Launch,
+    inherited_env,
+    job_env,
+    latest_checkpoint,
+    resume_env,
+)
 from computepool.model.pool import Pool
 from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
 
-_SERVER_ONLY_ENV = ("CPOOL_",)
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What the backend needs to start one job; given by the store for a workload index."""
-
-    key: str
-    argv: tuple[str, ...]
-    tenant: str = ""
-    env: tuple[tuple[str, str], ...] = ()
-    workdir: str | None = None
+__all__ = ["Launch", "LocalCluster", "Running", "latest_checkpoint"]
 
 
 @dataclass
@@ -60,11 +56,6 @@ class Running:
     spawned: bool = False
     #: Workers are spawned no earlier than this (a data transfer before the start).
     spawn_at: float = -math.inf
-
-
-def latest_checkpoint(d: Path) -> Path | None:
-    files = [p for p in d.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
-    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)) if files else None
 
 
 class LocalCluster:
@@ -181,30 +172,22 @@ class LocalCluster:
 
     def worker_env(self, r: Running, launch: Launch, rank: int) -> dict[str, str]:
         node, devices = r.workers[rank]
-        accel = self.pool.accelerators[self.pool.flavors[r.flavor].accelerator]
         ckpt = self.checkpoints / launch.key
-        ckpt.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_ONLY_ENV)}
-        env.update(dict(launch.env))
-        visible = ",".join(str(d) for d in devices)
-        env[accel.visible_devices_env] = visible
+        env = inherited_env(os.environ)
         env.update(
-            {
-                "CPOOL_VISIBLE_DEVICES": visible,
-                "CPOOL_JOB_ID": launch.key,
-                "CPOOL_TENANT": launch.tenant,
-                "CPOOL_WORKER_RANK": str(rank),
-                "CPOOL_WORLD_SIZE": str(len(r.workers)),
-                "CPOOL_NODE": self.pool.nodes[node].name,
-                "CPOOL_FLAVOR": self.pool.flavors[r.flavor].name,
-                "CPOOL_ACCELERATOR": accel.name,
-                "CPOOL_CHECKPOINT_DIR": str(ckpt),
-                "CPOOL_ATTEMPT": str(r.number),
-            }
+            job_env(
+                launch,
+                rank=rank,
+                world_size=len(r.workers),
+                node=self.pool.nodes[node].name,
+                flavor=self.pool.flavors[r.flavor].name,
+                accelerator=self.pool.accelerators[self.pool.flavors[r.flavor].accelerator],
+                devices=devices,
+                checkpoint_dir=str(ckpt),
+                attempt=r.number,
+            )
         )
-        last = latest_checkpoint(ckpt)
-        if last is not None:
-            env["CPOOL_RESUME_FROM"] = str(last)
+        env.update(resume_env(ckpt))
         return env
 
     def _spawn(self, r: Running, launch: Launch, ranks: list[int] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The per-worker shim: runs one worker's command and records its fate in files.
 
-    python -m computepool.backends.shim ATTEMPT_DIR RANK -- ARGV...
+    python -m computepool.backends.shim ATTEMPT_DIR RANK [--watch-parent [--watch-pid PID]] -- ARGV...
 
 It claims the rank (``rank-R.claim``, created exclusively: a second shim for the same rank
 exits at once), writes ``rank-R.pid`` (its pid, process group and kernel start time), runs the
@@ -9,6 +9,11 @@ end time) when the command ends. It lives in its own session, so it outlives a c
 control plane, which reads these files on restart to adopt or account for the worker
 (containerd-shim and slurmstepd play the same part). SIGTERM reaches the command through
 the process group; the shim itself only waits for the command to end.
+
+With ``--watch-parent`` (the Ray backend, whose worker actor starts the shim) the shim's
+process group is killed as soon as its parent is gone, or the process ``--watch-pid`` names (the
+Ray node's raylet): a Ray worker dies with its node or its driver, and the command it started
+must not run on unseen.
 """
 
 from __future__ import annotations
@@ -45,10 +50,38 @@ def proc_start_ticks(pid: int) -> int | None:
     return None if st is None else st[1]
 
 
+def running(pid: int, start: int | None) -> bool:
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X") and (start is None or st[1] == start)
+
+
+def wait_watching(
+    child: subprocess.Popen, parent: int, other: int | None = None, every_s: float = 0.2
+) -> int:
+    """Wait for ``child``; if this process's parent (or ``other``) goes away first, kill our
+    process group, this shim included."""
+    other_start = proc_start_ticks(other) if other else None
+    while True:
+        try:
+            return child.wait(timeout=every_s)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent or (other and not running(other, other_start)):
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
-    attempt_dir, rank, sep, *command = argv
-    if sep != "--" or not command:
-        print("usage: shim ATTEMPT_DIR RANK -- ARGV...", file=sys.stderr)
+    if len(argv) < 3:
+        print("usage: shim ATTEMPT_DIR RANK [--watch-parent] -- ARGV...", file=sys.stderr)
+        return 2
+    attempt_dir, rank, *body = argv
+    watch = bool(body) and body[0] == "--watch-parent"
+    parent, other = os.getppid(), None
+    body = body[1:] if watch else body
+    if watch and len(body) > 1 and body[0] == "--watch-pid" and body[1].isdigit():
+        other, body = int(body[1]), body[2:]
+    command = body[1:]
+    if not body or body[0] != "--" or not command:
+        print("usage: shim ATTEMPT_DIR RANK [--watch-parent] -- ARGV...", file=sys.stderr)
         return 2
     d = Path(attempt_dir)
     try:  # exactly one shim runs each rank, even if a recovering control plane spawns another
@@ -72,12 +105,15 @@ def main(argv: list[str]) -> int:
             log.write(f"cpool: cannot start {command[0]!r}: {exc}\n".encode())
             write_json(d / f"rank-{rank}.exit", {"rc": 127, "at": time.time()})
             return 127
-        while True:
-            try:
-                rc = child.wait()
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
+        if watch:
+            rc = wait_watching(child, parent, other)
+        else:
+            while True:
+                try:
+                    rc = child.wait()
+                    break
+                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                    continue
     write_json(d / f"rank-{rank}.exit", {"rc": rc, "at": time.time()})
     return 0
 

@@ -9,6 +9,7 @@ from computepool.cli import (
     jobs_cmd,
     pack_cmd,
     plan_cmd,
+    ray_cmd,
     report_cmd,
     residency_cmd,
     serve_cmd,
@@ -29,6 +30,7 @@ residency_cmd.register(app)
 pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
+ray_cmd.register(app)
 report_cmd.register(app)
 
 

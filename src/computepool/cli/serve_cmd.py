@@ -63,7 +63,22 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         db: DbOpt = None,
-        backend: Annotated[str, typer.Option("--backend", help="Where jobs run: local.")] = "local",
+        backend: Annotated[
+            str,
+            typer.Option(
+                "--backend",
+                help="Where jobs run: local (processes on this machine), ray://HOST:PORT, or "
+                "ray (the cluster at $RAY_ADDRESS); on Ray the pool is read from the cluster.",
+            ),
+        ] = "local",
+        checkpoint_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--checkpoint-dir",
+                help="Ray backend: where workers keep checkpoints, a path every Ray node can "
+                "write (default: DATA_DIR/checkpoints).",
+            ),
+        ] = None,
         host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port")] = 8000,
         data_dir: DataDirOpt = None,
@@ -83,6 +98,13 @@ def register(app: typer.Typer) -> None:
                 help="Placement profile (bestfit, fgd, ...; see `cpool pack`) or slots.",
             ),
         ] = "bestfit",
+        throughputs: Annotated[
+            str,
+            typer.Option(
+                "--throughputs",
+                help="Throughput table: shipped name (gavel) or a JSON file in Gavel's layout.",
+            ),
+        ] = "gavel",
         round_seconds: Annotated[float, typer.Option("--round-seconds")] = 1.0,
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
@@ -124,6 +146,8 @@ def register(app: typer.Typer) -> None:
             grace_seconds=grace_seconds,
             stop_jobs_on_exit=stop_jobs_on_exit,
             placement=placement,
+            checkpoint_dir=checkpoint_dir,
+            throughputs=throughputs,
             services=services,
         )
         configure(log_level)

@@ -16,7 +16,7 @@ from computepool.server.db import make_engine, migrate, sessions
 
 FALLBACK_POOL = "gavel-36x3"
 PREFERRED_POOL = "automotive-demo"
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray", "ray://HOST:PORT")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,15 @@ class ServeSettings:
     throughputs: str = "gavel"
     #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
     placement: str = "bestfit"
+    #: Where workers keep checkpoints (Ray backend: a path every Ray node can write);
+    #: None: ``data_dir/checkpoints``.
+    checkpoint_dir: Path | None = None
     #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
     services: str | None = None
+
+
+def is_ray(backend: str) -> bool:
+    return backend == "ray" or backend.startswith("ray://")
 
 
 def default_data_dir() -> Path:
@@ -68,11 +75,22 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
-    if settings.backend not in BACKENDS:
+    if settings.backend != "local" and not is_ray(settings.backend):
         raise ValueError(f"unknown backend {settings.backend!r}; known: {', '.join(BACKENDS)}")
     if settings.policy not in policy_names():
         raise ValueError(f"unknown policy {settings.policy!r}; known: {', '.join(policy_names())}")
-    pool = load_pool(settings.pool or default_pool())
+    factory = None
+    if is_ray(settings.backend):
+        if settings.pool:
+            raise ValueError(
+                "--config: with the Ray backend the pool is read from the Ray cluster "
+                "(node resources accel:<TYPE> and labels cpool/region, cpool/island)"
+            )
+        from computepool.backends.ray_backend import open_ray
+
+        pool, factory = open_ray(settings.backend, os.environ, settings.checkpoint_dir)
+    else:
+        pool = load_pool(settings.pool or default_pool())
     audit_records: deque = deque()
     checks = resolve_checks(settings.checks, pool, on_record=audit_records.append)
     placements = ["slots", *profile_names()]
@@ -110,6 +128,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         ),
         checks=checks,
         audit_records=audit_records,
+        cluster_factory=factory,
         serving=serving,
     )
     app = create_app(engine, service, data_dir)

@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, select, update
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from computepool.admission.quota import QuotaGate
 from computepool.backends.clock import WallClock
 from computepool.backends.engine_placer import LivePlacer
-from computepool.backends.local import LocalCluster
+from computepool.backends.local import Launch, LocalCluster
 from computepool.backends.slots import SlotAssigner
 from computepool.model.pool import Pool
 from computepool.model.throughput import Throughputs
@@ -38,6 +39,15 @@ from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
 
 log = logging.getLogger("computepool.server")
+
+#: Builds the backend: (pool, data dir, launch of a workload index, grace seconds) -> Cluster.
+ClusterFactory = Callable[[Pool, Path, Callable[[int], Launch], float], object]
+
+
+def local_cluster(
+    pool: Pool, root: Path, describe: Callable[[int], Launch], grace_s: float
+) -> LocalCluster:
+    return LocalCluster(pool, root, describe, grace_s=grace_s)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class LiveService:
         checks: Sequence[ProfileCheck] = (),
         metrics: Metrics | None = None,
         audit_records: deque | None = None,
+        cluster_factory: ClusterFactory | None = None,
         serving: object | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
@@ -85,10 +96,14 @@ class LiveService:
         self.feasibility = Feasibility(pool, throughputs)
         self.index = JobIndex(Workload.empty("live"))
         self.clock = WallClock()
-        self.cluster = LocalCluster(
-            pool, Path(data_dir), self.index.launch.__getitem__, grace_s=cfg.grace_seconds
+        make_cluster = cluster_factory or local_cluster
+        self.cluster: Any = make_cluster(
+            pool, Path(data_dir), self.index.launch.__getitem__, cfg.grace_seconds
         )
         self.placer = make_placer(cfg.placement, pool, self.index, throughputs)
+        bind = getattr(self.cluster, "bind_placer", None)
+        if bind is not None:  # a backend that loses nodes cordons them in the placer
+            bind(self.placer)
         self.gate = QuotaGate(pool.flavors)
         self.source = DbJobSource(sessions, self.index)
         self.sink = StoreSink(self.index, self.cluster, pool)

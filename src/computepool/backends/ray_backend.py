@@ -1,0 +1,483 @@
+"""The Ray backend: a ``Cluster`` whose jobs run as Ray actors on a real (multi-node) Ray cluster.
+
+computepool keeps every decision (policy, quotas, residency, placement, metering); Ray runs
+the processes. A started job becomes one placement group with a bundle per worker,
+``{"accel:<TYPE>": devices}``, each pinned by ``bundle_label_selector`` to the Ray node the
+placer chose (``ray.io/node-id``); in bundle ``i`` a ``RayWorker`` actor
+(``backends/ray_worker.py``) runs rank ``i`` under the local backend's shim, with the same
+worker contract (``backends/worker_env.py``: device variables chosen by the placer, rank, world
+size, checkpoint directory, resume file).
+
+The control plane keeps an attempt directory per start, as the local backend does
+(``RUNS/<job>/<attempt>/meta.json``, ``rank-R.log`` streamed back from the actor every round,
+``rank-R.exit`` with the return code and end time, ``stopping``, ``closed``), so the API's
+logs, the store's events and crash recovery read the same files.
+
+Preemption and cancellation: SIGTERM through the actor, SIGKILL after ``grace_s``, then the
+actors are killed and the placement group removed. A Ray node that dies (or an actor that is
+lost) fails its jobs' workers: ``Observation.failed``, and the scheduler requeues them (they
+restart from their checkpoints); the node is cordoned in the placer until a node of the same
+name is alive again. Workers cannot outlive the control plane on Ray (an actor shares the fate
+of the driver that owns it): after a restart the store's running jobs are requeued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from computepool.backends import attempts as att
+from computepool.backends.ray_inventory import (
+    ACCEL_PREFIX,
+    NODE_ID_LABEL,
+    RayAddress,
+    RayNode,
+    check_reachable,
+    current_nodes,
+)
+from computepool.backends.ray_worker import RayWorker
+from computepool.backends.shim import write_json
+from computepool.backends.worker_env import Launch, job_env
+from computepool.model.pool import Pool
+from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
+
+log = logging.getLogger("computepool.ray")
+
+
+def connect(addr: RayAddress) -> bool:
+    """``ray.init`` at the address (after a quick reachability check), quietly; False when
+    this process was connected already (then it is not ours to disconnect)."""
+    import ray
+
+    check_reachable(addr)
+    if ray.is_initialized():
+        return False
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(address=addr.init, log_to_driver=False, logging_level=logging.WARNING)
+    if main:  # ray.init makes SIGTERM exit at once; the server shuts down on it as it did
+        signal.signal(signal.SIGTERM, before)
+    return True
+
+
+@dataclass
+class RayAttempt:
+    """One start of a job's workers on Ray: its placement group, actors and what they said."""
+
+    job: int
+    key: str
+    number: int
+    dir: Path
+    flavor: int
+    workers: tuple[tuple[int, tuple[int, ...]], ...]
+    started_at: float
+    pg: Any = None
+    ready: Any = None  # ObjectRef of pg.ready()
+    placed: bool = False
+    actors: list[Any] = field(default_factory=list)
+    waits: dict[int, Any] = field(default_factory=dict)  # rank -> ObjectRef of wait()
+    starts: dict[int, Any] = field(default_factory=dict)  # rank -> ObjectRef of start()
+    exits: dict[int, tuple[int, float]] = field(default_factory=dict)
+    log_off: dict[int, int] = field(default_factory=dict)
+    log_refs: dict[int, Any] = field(default_factory=dict)
+    lost: str | None = None
+    stop_reason: str | None = None
+    kill_at: float = math.inf
+    #: When the workers start (later than ``started_at`` while the job's data is copied in).
+    spawn_at: float = 0.0
+    spawned: bool = False
+
+
+class RayCluster:
+    def __init__(
+        self,
+        pool: Pool,
+        nodes: Sequence[RayNode],
+        root: Path,
+        describe: Callable[[int], Launch],
+        grace_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        checkpoint_root: Path | None = None,
+        health_every_s: float = 0.5,
+        start_timeout_s: float = 120.0,
+        list_nodes: Callable[[], list[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        import ray
+
+        self.ray = ray
+        self.pool, self.describe, self.grace_s, self.clock = pool, describe, grace_s, clock
+        self.runs = root / "runs"
+        self.checkpoints = checkpoint_root or root / "checkpoints"
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        by_name = {n.name: n for n in nodes}
+        missing = [n.name for n in pool.nodes if n.name not in by_name]
+        if missing:
+            raise ValueError(f"pool nodes not in the Ray inventory: {', '.join(missing)}")
+        self.node_ids = [by_name[n.name].node_id for n in pool.nodes]
+        self.down: set[int] = set()
+        self.health_every_s, self.start_timeout_s = health_every_s, start_timeout_s
+        self.list_nodes = list_nodes or ray.nodes
+        self._checked = -math.inf
+        self.placer: Any = None
+        self.disconnect_on_shutdown = False
+        self.running: dict[int, RayAttempt] = {}
+        self.stopping: list[RayAttempt] = []
+        self.exit_codes: dict[int, int] = {}
+        self._worker = ray.remote(RayWorker)
+
+    def bind_placer(self, placer: Any) -> None:
+        """Cordon dead nodes in this placer (one with ``cordon``/``uncordon``)."""
+        self.placer = placer
+
+    # ---- Cluster protocol ------------------------------------------------------------
+    def apply(self, plan: RoundPlan) -> None:
+        for j in plan.stop.tolist():
+            self._stop(int(j), "preempted")
+        for j in plan.kill.tolist():
+            self._stop(int(j), "cancelled")
+        where = {p.job: p for p in plan.placements}
+        delays = (
+            plan.start_delay.tolist()
+            if len(plan.start_delay) == len(plan.start)
+            else [0.0] * len(plan.start)
+        )
+        for j, f, delay in zip(
+            plan.start.tolist(), plan.start_flavor.tolist(), delays, strict=True
+        ):
+            p = where.get(int(j))
+            if p is None or not p.workers or any(not dev for _, dev in p.workers):
+                raise ValueError(f"job {j}: the Ray backend needs a placement with device slots")
+            self._start(int(j), int(f), p, plan.now, float(delay))
+
+    def observe(self, now: float) -> Observation:
+        self._check_nodes()
+        done, done_at, err, err_at, failed = [], [], [], [], []
+        for r in list(self.running.values()):
+            if not r.spawned and r.lost is None and self.clock() >= r.spawn_at:
+                self._spawn(r)
+            self._collect(r)
+            self._pull_logs(r)
+            bad = [rc for rc, _ in r.exits.values() if rc != 0]
+            end = min(max((t for _, t in r.exits.values()), default=now), now)
+            if bad:
+                err.append(r.job), err_at.append(end)
+                self._finish(r, "failed", bad[0])
+            elif r.lost is not None:
+                log.warning("workers of job %s lost: %s", r.key, r.lost)
+                failed.append(r.job)
+                self._finish(r, "lost", None)
+            elif len(r.exits) == len(r.workers):
+                done.append(r.job), done_at.append(end)
+                self._finish(r, "succeeded", 0)
+        self._progress_stops()
+        return Observation(
+            now=now,
+            completed=np.asarray(done, dtype=np.int64),
+            completed_at=np.asarray(done_at, dtype=np.float64),
+            errored=np.asarray(err, dtype=np.int64),
+            errored_at=np.asarray(err_at, dtype=np.float64),
+            failed=np.asarray(failed, dtype=np.int64),
+        )
+
+    def next_event_time(self) -> float:
+        return math.inf
+
+    # ---- starting ----------------------------------------------------------------------
+    def _start(self, job: int, flavor: int, p: Placement, now: float, delay: float = 0.0) -> None:
+        """The placement group now (it holds the devices); the workers now, or when a data
+        transfer's ``delay`` is over (as the local backend does)."""
+        from ray.util.placement_group import placement_group
+
+        launch = self.describe(job)
+        number = att.next_attempt_number(self.runs, launch.key)
+        d = self.runs / launch.key / str(number)
+        d.mkdir(parents=True)
+        fl = self.pool.flavors[flavor]
+        write_json(
+            d / "meta.json",
+            {
+                "key": launch.key,
+                "attempt": number,
+                "flavor": fl.name,
+                "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
+                "started_at": now,
+                "backend": "ray",
+                "ray_nodes": [self.node_ids[n] for n, _ in p.workers],
+                **({"transfer_s": delay, "spawn_at": now + delay} if delay > 0 else {}),
+            },
+        )
+        r = RayAttempt(job, launch.key, number, d, flavor, p.workers, now, spawn_at=now + delay)
+        self.running[job] = r
+        if any(n in self.down for n, _ in p.workers):
+            r.lost = "placed on a Ray node that is down"
+            return
+        res = ACCEL_PREFIX + fl.accelerator
+        r.pg = placement_group(
+            [{res: float(len(dev))} for _, dev in p.workers],
+            strategy="PACK",
+            bundle_label_selector=[{NODE_ID_LABEL: self.node_ids[n]} for n, _ in p.workers],
+            name=f"cpool-{launch.key}-{number}",
+        )
+        r.ready = r.pg.ready()
+        if delay <= 0:
+            self._spawn(r)
+
+    def _spawn(self, r: RayAttempt) -> None:
+        """One actor per bundle; each starts its rank and is waited on (all async)."""
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        launch = self.describe(r.job)
+        fl = self.pool.flavors[r.flavor]
+        res = ACCEL_PREFIX + fl.accelerator
+        r.spawned = True
+        ckpt = str(self.checkpoints / launch.key)
+        accel = self.pool.accelerators[fl.accelerator]
+        for rank, (n, dev) in enumerate(r.workers):
+            env = job_env(
+                launch,
+                rank=rank,
+                world_size=len(r.workers),
+                node=self.pool.nodes[n].name,
+                flavor=fl.name,
+                accelerator=accel,
+                devices=dev,
+                checkpoint_dir=ckpt,
+                attempt=r.number,
+            )
+            a = self._worker.options(
+                num_cpus=0,
+                resources={res: float(len(dev))},
+                max_concurrency=4,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    r.pg, placement_group_bundle_index=rank
+                ),
+            ).remote()
+            r.starts[rank] = a.start.remote(rank, list(launch.argv), env, launch.workdir)
+            r.actors.append(a)
+            r.waits[rank] = a.wait.remote()
+            r.log_off[rank] = 0
+
+    # ---- watching ----------------------------------------------------------------------
+    def _collect(self, r: RayAttempt) -> None:
+        """Return codes of ranks that ended; ``lost`` when an actor (or its node) died."""
+        ray = self.ray
+        if not r.placed and r.ready is not None:
+            ready, _ = ray.wait([r.ready], timeout=0)
+            r.placed = bool(ready)
+            if not r.placed and self.clock() - r.started_at > self.start_timeout_s:
+                r.lost = f"placement group not placed within {self.start_timeout_s:g} s"
+        self._record_starts(r)
+        if not r.waits:
+            return
+        refs = list(r.waits.values())
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
+        ready_set = set(ready)
+        for rank, ref in list(r.waits.items()):
+            if ref not in ready_set:
+                continue
+            del r.waits[rank]
+            try:
+                rc, at = ray.get(ref)
+            except Exception as exc:  # RayActorError, node death, ...
+                why = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+                r.lost = r.lost or f"rank {rank}: {type(exc).__name__} {why}"
+                continue
+            if rc is None:
+                r.lost = r.lost or f"rank {rank}: worker vanished without an exit code"
+                continue
+            r.exits[rank] = (int(rc), float(at))
+            write_json(r.dir / f"rank-{rank}.exit", {"rc": int(rc), "at": float(at)})
+
+    def _record_starts(self, r: RayAttempt) -> None:
+        """``rank-R.ray``: the Ray node and worker pid that run each rank (once known)."""
+        if not r.starts:
+            return
+        ready, _ = self.ray.wait(list(r.starts.values()), num_returns=len(r.starts), timeout=0)
+        for rank, ref in list(r.starts.items()):
+            if ref in set(ready):
+                del r.starts[rank]
+                with contextlib.suppress(Exception):
+                    write_json(r.dir / f"rank-{rank}.ray", self.ray.get(ref))
+
+    def _append_log(self, r: RayAttempt, rank: int, data: bytes) -> None:
+        if data:
+            with open(r.dir / f"rank-{rank}.log", "ab") as f:
+                f.write(data)
+            r.log_off[rank] += len(data)
+
+    def _pull_logs(self, r: RayAttempt) -> None:
+        """Bring new log bytes from each rank (one request in flight per rank)."""
+        if not r.placed:
+            return
+        ray = self.ray
+        for rank, a in enumerate(r.actors):
+            ref = r.log_refs.get(rank)
+            if ref is not None:
+                ready, _ = ray.wait([ref], timeout=0)
+                if not ready:
+                    continue
+                with contextlib.suppress(Exception):
+                    self._append_log(r, rank, ray.get(ref))
+            r.log_refs[rank] = a.read_log.remote(r.log_off[rank])
+
+    def _check_nodes(self) -> None:
+        """Nodes that died fail their attempts and are cordoned; nodes back are uncordoned."""
+        if time.monotonic() - self._checked < self.health_every_s:
+            return
+        self._checked = time.monotonic()
+        try:
+            # a node that joined misconfigured must not stop the watch over the others
+            now_nodes = {n.name: n for n in current_nodes(self.list_nodes(), strict=False)}
+        except Exception:  # the GCS is briefly unreachable: check again next round
+            log.exception("cannot list Ray nodes")
+            return
+        for i, node in enumerate(self.pool.nodes):
+            cur = now_nodes.get(node.name)
+            alive = cur is not None and cur.alive
+            if alive and (i in self.down or cur.node_id != self.node_ids[i]):
+                self.node_ids[i] = cur.node_id
+                if i in self.down:
+                    self.down.discard(i)
+                    log.info("Ray node back", extra={"fields": {"detail": node.name}})
+                    if self.placer is not None and hasattr(self.placer, "uncordon"):
+                        self.placer.uncordon(i)
+            elif not alive and i not in self.down:
+                self.down.add(i)
+                log.warning("Ray node down", extra={"fields": {"detail": node.name}})
+                if self.placer is not None and hasattr(self.placer, "cordon"):
+                    self.placer.cordon(i)
+                for r in self.running.values():
+                    if any(n == i for n, _ in r.workers):
+                        r.lost = r.lost or f"Ray node {node.name} died"
+
+    # ---- stopping ----------------------------------------------------------------------
+    def _stop(self, job: int, reason: str) -> None:
+        r = self.running.pop(job, None)
+        if r is None:
+            return
+        att.mark_stopping(r.dir, reason)
+        r.stop_reason, r.kill_at = reason, self.clock() + self.grace_s + 2.0
+        for a in r.actors:
+            a.stop.remote(self.grace_s)
+        self.stopping.append(r)
+
+    def _progress_stops(self) -> None:
+        still = []
+        for r in self.stopping:
+            self._collect(r)
+            self._pull_logs(r)
+            ended = not r.waits or r.lost is not None or not r.placed
+            if ended or self.clock() >= r.kill_at:
+                self._teardown(r)
+                att.mark_closed(r.dir, r.stop_reason or "stopped")
+                continue
+            still.append(r)
+        self.stopping = still
+
+    def _finish(self, r: RayAttempt, outcome: str, rc: int | None) -> None:
+        self.running.pop(r.job, None)
+        if rc:
+            self.exit_codes[r.job] = rc
+        self._teardown(r)
+        att.mark_closed(r.dir, outcome, rc)
+
+    def _teardown(self, r: RayAttempt, timeout_s: float = 3.0) -> None:
+        """Last log bytes (from actors that answer), then kill the actors, drop the group."""
+        ray = self.ray
+        if r.placed and r.actors:  # actors that still answer clean up their node-local dirs
+            refs = {a.finish.remote(r.log_off[k]): k for k, a in enumerate(r.actors)}
+            wait_s = timeout_s if r.lost is None else min(timeout_s, 1.0)
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=wait_s)
+            for ref in ready:
+                with contextlib.suppress(Exception):
+                    self._append_log(r, refs[ref], ray.get(ref))
+        for a in r.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a, no_restart=True)
+        if r.pg is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            with contextlib.suppress(Exception):
+                remove_placement_group(r.pg)
+        r.actors, r.waits, r.log_refs = [], {}, {}
+
+    # ---- after a restart, and at exit ------------------------------------------------
+    def recover(self) -> list[att.AttemptRecord]:
+        """Attempts on disk; a rank with no exit code is lost (Ray actors die with their
+        driver), so recovery requeues such jobs and finishes those whose ranks all ended."""
+        out = []
+        for rec in att.scan(self.runs, wait_for_pid_s=0):
+            ranks = tuple(
+                x if x.rc is not None else replace(x, pid=None, alive=False, claimed=True)
+                for x in rec.ranks
+            )
+            out.append(replace(rec, ranks=ranks))
+        return out
+
+    def placement_of(self, job: int, rec: att.AttemptRecord) -> Placement | None:
+        return None  # nothing to adopt: see ``recover``
+
+    def adopt(self, job: int, rec: att.AttemptRecord, placement: Placement) -> None:
+        raise NotImplementedError("the Ray backend does not adopt workers after a restart")
+
+    def discard(self, rec: att.AttemptRecord, outcome: str) -> None:
+        att.mark_closed(rec.dir, outcome, rec.rc)
+
+    def shutdown(self, stop_jobs: bool = True) -> None:
+        """Stop every worker (on Ray they cannot outlive the control plane either way)."""
+        for j in list(self.running):
+            self._stop(j, "shutdown")
+        deadline = time.monotonic() + self.grace_s + 2.0
+        while self.stopping and time.monotonic() < deadline:
+            self._progress_stops()
+            time.sleep(0.05)
+        for r in self.stopping:
+            self._teardown(r, timeout_s=1.0)
+            att.mark_closed(r.dir, r.stop_reason or "stopped")
+        self.stopping = []
+        if self.disconnect_on_shutdown and self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def log_files(self, key: str) -> list[tuple[int, int, Path]]:
+        return att.log_files(self.runs, key)
+
+
+def open_ray(
+    backend: str, environ: Mapping[str, str], checkpoint_root: Path | None = None
+) -> tuple[Pool, Callable[..., RayCluster]]:
+    """Connect to the cluster the backend names; its pool, and a factory of its ``RayCluster``."""
+    from computepool.backends.ray_inventory import parse_backend, pool_from_nodes
+
+    addr = parse_backend(backend, environ)
+    ours = connect(addr)
+    import ray
+
+    try:
+        nodes = [n for n in current_nodes(ray.nodes()) if n.alive]
+        pool = pool_from_nodes(nodes)
+    except Exception:
+        if ours:
+            ray.shutdown()
+        raise
+
+    def factory(
+        pool: Pool, root: Path, describe: Callable[[int], Launch], grace_s: float
+    ) -> RayCluster:
+        c = RayCluster(
+            pool, nodes, root, describe, grace_s=grace_s, checkpoint_root=checkpoint_root
+        )
+        c.disconnect_on_shutdown = ours
+        return c
+
+    return pool, factory
