@@ -1,5 +1,6 @@
-"""The README's Ray set-up end to end: `cpool ray up --demo`, `cpool ray status`, a real
-`cpool serve --backend ray://...` with jobs submitted over the API, `cpool ray down`."""
+"""The Ray set-up of docs/ray.md ("Try it on one machine") end to end: `cpool ray up --demo`,
+`cpool ray status`, a real `cpool serve --backend ray://...` with jobs submitted over the API,
+`cpool ray down`."""
 
 from __future__ import annotations
 

@@ -34,13 +34,13 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--client-port", help="The head's Ray Client port (ray://).")
         ] = 10001,
     ) -> None:
-        """Start a local multi-node Ray cluster (for a real cluster, see the README)."""
+        """Start a local multi-node Ray cluster (for a real cluster, see docs/ray.md)."""
         from computepool.backends import ray_demo
 
         if not demo:
             raise fail(
                 "only --demo is supported here: on real machines run `ray start` on each "
-                "node (README: the Ray backend)"
+                "node (docs/ray.md: On real machines)"
             )
         try:
             ray_demo.up(port, client_port)
