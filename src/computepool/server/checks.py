@@ -1,9 +1,9 @@
 """Admission checks the server can be started with (``cpool serve --check NAME``).
 
-Each is a ``ProfileCheck`` (see ``scheduler/loop.py``): it says which flavors a job's data
-may legally use. ``residency`` is the data-residency rulebook (``admission/residency``): the
-shipped rules on a pool that spans jurisdictions, nothing on a pool in one. ``off`` means no
-check. A new check registers here; this file is the only wiring.
+Each is a ``ProfileCheck`` (see ``scheduler/admission_masks.py``): it says which flavors a
+job's data may legally use. ``residency`` is the data-residency rulebook
+(``admission/residency``): the shipped rules on a pool that spans jurisdictions, nothing on a
+pool in one. ``off`` means no check. A new check registers here; this file is the only wiring.
 """
 
 from __future__ import annotations

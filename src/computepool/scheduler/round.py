@@ -1,0 +1,330 @@
+"""One policy round: from the active set to the ``RoundPlan`` handed to ``Cluster.apply``.
+
+``RoundMaker`` owns the round's decision and its application: it builds the policy's view
+(``scheduler/policy_view.py``), lets the gate and ``hold_back`` take rows out, calls the policy,
+turns the allocation into one flavor per row with the mechanism (``scheduler/mechanism.py``,
+``scheduler/pairs.py``: Gavel's priorities for time-shared policies, the policy's order for the
+others), and applies what changed (``scheduler/starts.py``: slots, the checks' last word). It
+keeps the mechanism's memory between rounds: the time counters (shared with accounting), when
+they are due for a reset, and when an event-driven policy wants its next round. The Scheduler
+(``scheduler/loop.py``) decides when a round happens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from computepool.model.allocation import PairShares
+from computepool.model.pool import Pool
+from computepool.model.throughput import Throughputs
+from computepool.model.workload import Workload
+from computepool.policies.base import Policy, PolicyInput
+from computepool.scheduler.accounting import RoundSeries, TimeCounters
+from computepool.scheduler.admission_masks import (
+    Admission,
+    ProfileCheck,
+    forbid_illegal,
+    usable_flavors,
+)
+from computepool.scheduler.interfaces import (
+    Cluster,
+    JobSink,
+    Placement,
+    Placer,
+    RoundGate,
+    RoundPlan,
+)
+from computepool.scheduler.lifecycle import emit
+from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
+from computepool.scheduler.pairs import assign_round, class_pair_rates
+from computepool.scheduler.policy_view import (
+    ServingHook,
+    build_policy_input,
+    flavor_order,
+    gate_input,
+    hold_back,
+)
+from computepool.scheduler.starts import confirm_starts, count_starts, place_starts
+from computepool.scheduler.state import ActiveSet, JobHistory
+
+
+class RoundMaker:
+    """Decides and applies policy rounds (and services-only rounds) for one Scheduler."""
+
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        workload: Workload,
+        throughputs: Throughputs,
+        policy: Policy,
+        round_seconds: float,
+        min_reset_seconds: float,
+        recompute_on_change: bool,
+        cluster: Cluster,
+        admission: Admission,
+        active: ActiveSet,
+        history: JobHistory,
+        series: RoundSeries,
+        counters: TimeCounters,
+        checks: Sequence[ProfileCheck] = (),
+        sink: JobSink | None = None,
+        placer: Placer | None = None,
+        gate: RoundGate | None = None,
+        serving: ServingHook | None = None,
+        pair_rates: np.ndarray | None = None,
+    ) -> None:
+        self.pool, self.workload, self.throughputs = pool, workload, throughputs
+        self.policy, self.cluster, self.admission = policy, cluster, admission
+        self.round_seconds = round_seconds
+        self.min_reset_seconds = min_reset_seconds
+        self.recompute_on_change = recompute_on_change
+        self.active, self.history, self.series = active, history, series
+        self.checks, self.sink = tuple(checks), sink
+        self.placer, self.gate, self.serving = placer, gate, serving
+        #: Time per flavor and per pair since the last reset (charged by accounting).
+        self.counters = counters
+        #: The job set changed since the allocation was last computed (Gavel's
+        #: ``_need_to_update_allocation``): the next round past the reset interval resets.
+        self.pending_change = False
+        #: When an event-driven policy wants a round next (``Policy.next_change``).
+        self.policy_next = math.inf
+        self.speed_order = speed_order(admission.rates)
+        #: Space sharing (policies with ``space_sharing``; not with a Placer, which binds one
+        #: job per device slot): pair rates per class and the pairs the mechanism tracks.
+        self.space_sharing = bool(getattr(policy, "space_sharing", False)) and placer is None
+        self._rates_of_pairs = pair_rates
+
+    def _profile_masks(self) -> np.ndarray:
+        """Per-profile flavor masks, up to date for the profiles of active jobs."""
+        return self.admission.profile_masks(self.workload.data_profile[self.active.job])
+
+    def pair_rates(self) -> np.ndarray:
+        """(C, C, F) pair rates for the workload's classes (computed once, grown with them)."""
+        C = len(self.workload.classes)
+        if self._rates_of_pairs is None or self._rates_of_pairs.shape[0] < C:
+            accels = [f.accelerator for f in self.pool.flavors]
+            keys = [c.key for c in self.workload.classes]
+            rates = self.admission.rates
+            self._rates_of_pairs = class_pair_rates(keys, accels, self.throughputs, rates)
+        return self._rates_of_pairs
+
+    def policy_input(self, now: float) -> PolicyInput:
+        return build_policy_input(
+            now,
+            self.active,
+            self.workload,
+            self.admission.scale_factor,
+            self.admission.rates,
+            self._profile_masks(),
+            self.pool.capacity,
+            self.pool.flavor_price,
+            self._extras(self.workload),
+        )
+
+    def _extras(self, w: Workload) -> dict:
+        extras: dict = {"pool": self.pool, "throughputs": self.throughputs, "workload": w}
+        if self.space_sharing:
+            extras["pair_rates"] = self.pair_rates()
+        for check in self.checks:
+            more = getattr(check, "policy_extras", None)
+            if more is not None:
+                extras.update(more(self.pool, w))
+        return extras
+
+    @property
+    def _half_round(self) -> float:
+        return self.round_seconds / 2.0
+
+    def _flavor_order(self) -> np.ndarray:
+        aware = bool(getattr(self.policy, "aware", True))
+        return flavor_order(self.speed_order, aware, self.series.rounds)
+
+    # ---- the decision ------------------------------------------------------------
+    def decide(self, now: float, changed: bool, first: bool, at: float) -> None:
+        """The policy's round: reset the counters when due, let the gate and ``hold_back``
+        take rows out, allocate (time-shared policies: only when the allocation is
+        recomputed), turn the allocation into one flavor per row and apply it. ``first``: the
+        loop's first round (the allocation is computed); events are stamped ``at``."""
+        a, c = self.active, self.counters
+        time_shared = bool(getattr(self.policy, "time_shared", False))
+        self.pending_change = self.pending_change or changed
+        reset = self.pending_change and now - c.reset_at >= self.min_reset_seconds
+        if reset:
+            self.pending_change = False
+            c.reset(a, now, self._half_round)
+        recompute = not time_shared or reset or first or (changed and self.recompute_on_change)
+        rows = np.arange(len(a))
+        inp: PolicyInput | None = None
+        allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
+        held_back = self.serving is not None or not self.workload.preemptible.all()
+        if recompute or self.gate is not None or held_back:
+            inp = self.policy_input(now)
+            if self.gate is not None:
+                inp, rows, allowed = gate_input(self.gate, inp)
+        pinned = np.zeros(0, dtype=np.int64)
+        capacity = self.pool.capacity
+        if held_back:
+            inp, rows, pinned = hold_back(inp, rows, self.workload.preemptible, self.serving)
+            capacity = inp.capacity
+        if time_shared:
+            if recompute:
+                self._allocate_shares(inp, rows)
+            self._assign_shares(now, at, rows, allowed, pinned, capacity)
+            return
+        alloc = self.policy.allocate(inp)
+        self.series.policy_calls += 1
+        new = np.full(len(a), -1, dtype=np.int64)
+        new[rows] = assign_ordered(alloc, inp.scale_factor, inp.capacity, inp.running)
+        self._enforce_checks(new)
+        next_change = getattr(self.policy, "next_change", None)
+        if next_change is not None:
+            self.policy_next = next_change(inp, new[rows])
+        new[pinned] = a.running[pinned]
+        self._apply(now, at, new)
+
+    def _allocate_shares(self, inp: PolicyInput, rows: np.ndarray) -> None:
+        """Time-shared policies: the new allocation (time shares of ``rows``, and the pairs'
+        shares under space sharing) is in force from now on."""
+        a, c = self.active, self.counters
+        alloc = self.policy.allocate(inp)
+        self.series.policy_calls += 1
+        a.share[:] = 0.0
+        a.share[rows] = alloc.dense(len(rows), len(self.pool.flavors))
+        if self.space_sharing:
+            pairs = alloc.pairs if alloc.pairs is not None else PairShares.empty()
+            c.pairs = c.pairs.replaced(pairs, a.job[rows], self._half_round)
+
+    def _assign_shares(
+        self,
+        now: float,
+        at: float,
+        rows: np.ndarray,
+        allowed: np.ndarray | None,
+        pinned: np.ndarray,
+        capacity: np.ndarray,
+    ) -> None:
+        """Time-shared policies: Gavel's priorities over the shares in force pick who runs on
+        ``capacity`` (``rows`` may run, within ``allowed``; ``pinned`` keep what they run on);
+        tracked pairs compete with single rows."""
+        a, w, c = self.active, self.workload, self.counters
+        usable = np.zeros((len(a), len(self.pool.flavors)), dtype=bool)
+        jobs = a.job[rows]
+        usable[rows] = usable_flavors(
+            self.admission.rates, self._profile_masks(), w.job_class[jobs], w.data_profile[jobs]
+        )
+        if allowed is not None:
+            usable[rows] &= allowed[rows]
+        if len(c.pairs):
+            usable[pinned] = False
+            new, partner = self._assign_pairs(usable, capacity)
+            new[pinned] = a.running[pinned]
+            partner[pinned] = a.partner[pinned]
+            self._apply(now, at, new, partner)
+            return
+        new = assign_time_shares(
+            a.share,
+            usable,
+            self.admission.scale_factor[w.job_class[a.job]],
+            capacity,
+            a.running,
+            a.received,
+            c.flavor_time,
+            a.deficit,
+            self._flavor_order(),
+        )
+        new[pinned] = a.running[pinned]
+        self._apply(now, at, new)
+
+    def _assign_pairs(
+        self, usable: np.ndarray, capacity: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        a, w, c = self.active, self.workload, self.counters
+        return assign_round(
+            c.pairs,
+            a,
+            self.history.row_of,
+            usable,
+            self.pair_rates(),
+            w.job_class,
+            self.admission.scale_factor[w.job_class[a.job]],
+            capacity,
+            c.flavor_time,
+            self._flavor_order(),
+        )
+
+    def serve(self, now: float, at: float) -> None:
+        """A services-only round (between training rounds): services reserve what they need,
+        preempting preemptible rows if they must; every other row keeps what it runs on.
+        Accelerators a service releases go to the training queue at the next training round."""
+        a = self.active
+        rows = np.arange(len(a))
+        inp = self.policy_input(now)
+        _, kept, pinned = hold_back(inp, rows, self.workload.preemptible, self.serving)
+        evict = a.running >= 0
+        evict[kept] = False
+        evict[pinned] = False
+        if evict.any():
+            new = a.running.copy()
+            new[evict] = -1
+            self._apply(now, at, new)
+
+    def _enforce_checks(self, new: np.ndarray) -> None:
+        """Admission checks hold whatever the policy proposed: a row never gets a flavor its
+        data profile's mask forbids (and a running one is stopped)."""
+        if self.checks:
+            prof = self.workload.data_profile[self.active.job]
+            forbid_illegal(new, self._profile_masks(), prof)
+
+    def _apply(
+        self, now: float, at: float, new: np.ndarray, partner: np.ndarray | None = None
+    ) -> None:
+        """Stop, start and place what changed between ``a.running`` and ``new`` (a row whose
+        partner changes is restarted: a pair is one unit on its devices); events are stamped
+        ``at``."""
+        a, h = self.active, self.history
+        if partner is None:
+            partner = np.full(len(a), -1, dtype=np.int64)
+        moved = (new != a.running) | (partner != a.partner)
+        stop_rows = np.nonzero((a.running >= 0) & moved)[0]
+        start_rows = np.nonzero((new >= 0) & moved)[0]
+        if len(stop_rows) == 0 and len(start_rows) == 0:
+            return
+        stop_jobs = a.job[stop_rows]
+        placements: list[Placement] = []
+        if self.placer is not None:
+            placements, start_rows = place_starts(
+                self.placer, a.job, new, stop_jobs, start_rows, now
+            )
+        start_rows, start_delay = confirm_starts(
+            self.checks, self.placer, self.workload, h, a.job, new, start_rows, now
+        )
+        if self.placer is not None and len(placements) and len(start_rows) < len(placements):
+            keep = set(a.job[start_rows].tolist())
+            placements = [p for p in placements if p.job in keep]
+        if len(stop_rows) == 0 and len(start_rows) == 0:
+            return
+        start_jobs = a.job[start_rows]
+        count_starts(h, stop_jobs, start_jobs, now)
+        self.cluster.apply(
+            RoundPlan(
+                now=now,
+                round_seconds=self.round_seconds,
+                stop=stop_jobs,
+                start=start_jobs,
+                start_flavor=new[start_rows],
+                placements=tuple(placements),
+                start_delay=start_delay,
+                start_partner=partner[start_rows],
+            )
+        )
+        a.running = new
+        a.partner = np.where(new >= 0, partner, -1)
+        if self.sink is not None:
+            for j in stop_jobs:
+                emit(self.sink, int(j), "preempted", at)
+            for j, f in zip(start_jobs, new[start_rows], strict=True):
+                emit(self.sink, int(j), "running", at, self.pool.flavors[int(f)].name)
