@@ -48,6 +48,7 @@ def main(multi_gpu: bool, default_rates: list[float], trace_prefix: str, name: s
     ap.add_argument("--window", default="4000:5000")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--recompute-on-change", action="store_true")
+    ap.add_argument("--starvation-rounds", type=float, default=2.0, help="inf: Gavel's order")
     ap.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
     args = ap.parse_args()
     a, b = (int(x) for x in args.window.split(":"))
@@ -58,6 +59,7 @@ def main(multi_gpu: bool, default_rates: list[float], trace_prefix: str, name: s
             f"gavel:rate={r},jobs={args.jobs},multi_gpu={mg},seed={s}",
             (a, b),
             recompute_on_change=args.recompute_on_change,
+            starvation_rounds=args.starvation_rounds,
         )
         for r in args.rates
         for s in args.seeds

@@ -40,6 +40,8 @@ class Run:
     window: tuple[int, int] | None
     pool: str = "gavel-36x3"
     recompute_on_change: bool = False
+    #: ``SimConfig.starvation_rounds`` (inf: Gavel's round order exactly).
+    starvation_rounds: float = 2.0
 
 
 def run_one(run: Run) -> dict:
@@ -49,7 +51,11 @@ def run_one(run: Run) -> dict:
     from computepool.sim.run import SimConfig
 
     inputs = load_inputs(run.pool, run.workload)
-    cfg = SimConfig(window=run.window, recompute_on_change=run.recompute_on_change)
+    cfg = SimConfig(
+        window=run.window,
+        recompute_on_change=run.recompute_on_change,
+        starvation_rounds=run.starvation_rounds,
+    )
     res = run_policy(inputs, run.policy, cfg)
     s = res.summary()
     sl = res.window_slice()

@@ -20,6 +20,7 @@ def _assign(
     deficit=None,
     usable=None,
     order=None,
+    deficit_limit=float("inf"),
 ):
     share = np.asarray(share, dtype=float)
     n, F = share.shape
@@ -33,6 +34,7 @@ def _assign(
         np.full(F, 180.0 * n) if flavor_time is None else np.asarray(flavor_time, float),
         np.zeros((n, F)) if deficit is None else np.asarray(deficit, dtype=float),
         np.arange(F) if order is None else np.asarray(order),
+        deficit_limit,
     )
 
 
@@ -103,3 +105,39 @@ def test_ordered_allocation_fast_path_and_order():
 def test_speed_order_fastest_first():
     rates = np.array([[1.0, 4.0, 2.0], [1.0, 3.0, 2.5]])
     assert speed_order(rates).tolist() == [1, 2, 0]
+
+
+def _gang_behind_singles(gang_share=0.05, gang_deficit=5000.0):
+    """Four singles with big shares and one 4-wide gang with a small share, 4 devices."""
+    share = [[0.5], [0.5], [0.5], [0.5], [gang_share]]
+    deficit = [[0.0], [0.0], [0.0], [0.0], [gang_deficit]]
+    return dict(share=share, cap=[4], sf=[1, 1, 1, 1, 4], deficit=deficit)
+
+
+def test_without_the_guard_a_small_share_gang_loses_to_singles():
+    # Gavel's order: priority first; the owed gang only breaks ties, so it never runs here.
+    out = _assign(**_gang_behind_singles())
+    assert out.tolist() == [0, 0, 0, 0, -1]
+
+
+def test_starvation_guard_runs_the_owed_gang_first():
+    out = _assign(**_gang_behind_singles(), deficit_limit=720.0)
+    assert out.tolist() == [-1, -1, -1, -1, 0]
+
+
+def test_starvation_guard_ignores_rows_owed_less_than_the_limit():
+    out = _assign(**_gang_behind_singles(gang_deficit=700.0), deficit_limit=720.0)
+    assert out.tolist() == [0, 0, 0, 0, -1]
+
+
+def test_starvation_guard_needs_a_share_on_the_flavor():
+    # owed time elsewhere does not promote a row onto a flavor it holds no share of
+    out = _assign(**_gang_behind_singles(gang_share=0.0), deficit_limit=720.0)
+    assert out.tolist() == [0, 0, 0, 0, -1]
+
+
+def test_starving_rows_most_owed_first():
+    share = [[0.1], [0.1], [0.9]]
+    deficit = [[2000.0], [9000.0], [0.0]]
+    out = _assign(share, [2], sf=[2, 2, 1], deficit=deficit, deficit_limit=720.0)
+    assert out.tolist() == [-1, 0, -1]

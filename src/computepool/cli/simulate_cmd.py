@@ -162,6 +162,23 @@ FtfBaselineOpt = Annotated[
 ]
 
 
+StarveOpt = Annotated[
+    float,
+    typer.Option(
+        "--starvation-rounds",
+        help="Time-shared policies: a job owed more than this many rounds of its share on a "
+        "flavor runs ahead of Gavel's priority order (keeps large gangs from starving); "
+        "'inf' gives Gavel's order exactly.",
+    ),
+]
+
+
+def _starvation(rounds: float) -> float:
+    if not rounds > 0:
+        raise fail(f"--starvation-rounds must be > 0 (or inf), got {rounds}")
+    return rounds
+
+
 def _ftf_baseline(name: str) -> str:
     if name not in FTF_BASELINES:
         raise fail(f"--ftf-baseline must be one of {', '.join(FTF_BASELINES)}")
@@ -194,6 +211,7 @@ def register(app: typer.Typer) -> None:
         placement: PlacementOpt = None,
         serving: ServingOpt = None,
         ftf_baseline: FtfBaselineOpt = "analytic",
+        starvation_rounds: StarveOpt = 2.0,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
@@ -213,6 +231,7 @@ def register(app: typer.Typer) -> None:
             window=win,
             until=until_hours * 3600.0 if until_hours else float("inf"),
             placement=placement,
+            starvation_rounds=_starvation(starvation_rounds),
         )
         with progress_bar(f"simulating {policy}") as update:
             res = run_policy(inputs, policy, cfg, on_progress=update, checks=checks)
@@ -252,6 +271,7 @@ def register(app: typer.Typer) -> None:
         sim_start: SimStartOpt = "2026-01-01",
         placement: PlacementOpt = None,
         ftf_baseline: FtfBaselineOpt = "analytic",
+        starvation_rounds: StarveOpt = 2.0,
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
         _ftf_baseline(ftf_baseline)
@@ -267,6 +287,7 @@ def register(app: typer.Typer) -> None:
             restart_penalty_s=restart_penalty,
             window=win,
             placement=placement,
+            starvation_rounds=_starvation(starvation_rounds),
         )
         results = []
         for name in names:

@@ -70,6 +70,10 @@ class SchedulerConfig:
     #: (Gavel's simulator) recomputes it only together with a counter reset; jobs that arrive in
     #: between hold no share until then and run only on room the others leave.
     recompute_on_change: bool = False
+    #: Time-shared policies: a row owed more than this many rounds of time on a flavor (its
+    #: deficit) goes ahead of rows ranked by Gavel's priority (``mechanism.assign_time_shares``),
+    #: so large gangs with small shares are not starved. ``inf``: Gavel's order exactly.
+    starvation_rounds: float = 2.0
 
 
 class Scheduler:
@@ -117,6 +121,7 @@ class Scheduler:
             round_seconds=self.config.round_seconds,
             min_reset_seconds=self.config.min_reset_seconds,
             recompute_on_change=self.config.recompute_on_change,
+            starvation_deficit_s=self.config.starvation_rounds * self.config.round_seconds,
             cluster=cluster,
             admission=self._admission,
             active=self.active,

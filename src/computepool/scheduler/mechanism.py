@@ -11,7 +11,14 @@ Time-share allocations (the LP policies) follow Gavel's rule (OSDI'20, ``schedul
 * rows with no share on a flavor still fill leftover room there, in the same order (so the pool is
   never idle while a feasible row waits);
 * a row picked for the flavor it already runs on keeps running (lease extension, no restart);
-  at equal keys a row already running there goes first.
+  at equal keys a row already running there goes first;
+* starvation guard (ours, not Gavel's): a row with a share on ``f`` that is owed more than
+  ``deficit_limit`` seconds there (its deficit, the time its share entitled it to over earlier
+  reset periods minus what it got) goes ahead of every row ranked by priority, most owed first.
+  Gavel's priority forgets at each reset (every ~1,920 s under steady arrivals), so a row whose
+  share is small next to its neighbours' (a large gang under max-min, whose share shrinks with
+  its scale factor) can lose every period and wait until arrivals stop; its deficit keeps
+  growing, so the guard serves it. With ``inf`` the order is exactly Gavel's.
 
 Policies that decide an order themselves (FIFO, Tiresias) set ``Allocation.priority``; their
 entries are served in that order with the same one-flavor-per-row and capacity rules.
@@ -37,6 +44,12 @@ def time_share_priorities(
         frac = np.where(ft > 0, received / ft, 0.0)
         prio = np.where(frac > 0, share / frac, share * UNSERVED_SCALE)
     return np.where(share > 0, prio, 0.0)
+
+
+def starving_key(deficit: np.ndarray, share: np.ndarray, limit: float) -> np.ndarray:
+    """Primary sort key of the starvation guard: the deficit where it passes ``limit`` on a
+    flavor the row holds a share of, else 0."""
+    return np.where((deficit > limit) & (share > 0), deficit, 0.0)
 
 
 def _fill(cand: np.ndarray, need: np.ndarray, free: int, min_need: int) -> tuple[np.ndarray, int]:
@@ -66,10 +79,12 @@ def assign_time_shares(
     flavor_time: np.ndarray,
     deficit: np.ndarray,
     flavor_order: np.ndarray,
+    deficit_limit: float = float("inf"),
 ) -> np.ndarray:
     """Flavor each row runs on this round (-1: none), from a dense (n, F) time-share matrix.
 
-    ``usable`` (n, F) bool marks flavors a row may run on now (feasible and eligible).
+    ``usable`` (n, F) bool marks flavors a row may run on now (feasible and eligible);
+    ``deficit_limit``: the starvation guard's threshold in seconds (``inf``: off).
     """
     n = len(running)
     out = np.full(n, -1, dtype=np.int64)
@@ -84,7 +99,9 @@ def assign_time_shares(
         if len(cand) == 0 or free[f] <= 0:
             continue
         staying = (running[cand] == f).astype(np.int8)
-        order = np.lexsort((cand, -staying, -share[cand, f], -deficit[cand, f], -prio[cand, f]))
+        owed = deficit[cand, f]
+        starving = starving_key(owed, share[cand, f], deficit_limit)
+        order = np.lexsort((cand, -staying, -share[cand, f], -owed, -prio[cand, f], -starving))
         cand = cand[order]
         need = sf[cand]
         taken, free[f] = _fill(cand, need, int(free[f]), int(need.min()))
@@ -149,6 +166,7 @@ def assign_with_pairs(
     partner: np.ndarray,
     flavor_time: np.ndarray,
     flavor_order: np.ndarray,
+    deficit_limit: float = float("inf"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Space sharing (Gavel's packed mechanism): singles and pairs compete on each flavor.
 
@@ -156,7 +174,7 @@ def assign_with_pairs(
     ``pair`` = (a, b, share, usable, received, deficit): pair ``k`` is rows ``a[k]`` and ``b[k]``
     on one device set, with its own share, time received and deficit per flavor. On each flavor,
     singles and pairs are taken by priority, deficit, share (a pair or single already running
-    there first at ties) while room lasts; an entry with a row already placed is skipped, so a
+    there first at ties, after the starvation guard of ``assign_time_shares``) while room lasts; an entry with a row already placed is skipped, so a
     row runs at most once and a pair uses ``scale_factor`` devices like one job.
 
     Returns the flavor of each row (-1: none) and its partner row (-1: alone).
@@ -188,7 +206,8 @@ def assign_with_pairs(
         stay = np.concatenate([stay_s, stay_p]).astype(np.int8)
         first = np.concatenate([cs, pa[cp]])
         second = np.concatenate([np.full(len(cs), -1), pb[cp]])
-        order = np.lexsort((second, first, -stay, -shr, -dfc, -prio))
+        starving = starving_key(dfc, shr, deficit_limit)
+        order = np.lexsort((second, first, -stay, -shr, -dfc, -prio, -starving))
         left = int(free[f])
         placed = out >= 0
         for e in order.tolist():

@@ -125,6 +125,7 @@ def assign_round(
     capacity: np.ndarray,
     flavor_time: np.ndarray,
     flavor_order: np.ndarray,
+    deficit_limit: float = float("inf"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flavor and partner (job id, -1 alone) of each active row, singles and pairs competing
     (``mechanism.assign_with_pairs``). ``usable`` (n, F) marks where each row may run now."""
@@ -144,5 +145,6 @@ def assign_round(
         partner_row,
         flavor_time,
         flavor_order,
+        deficit_limit,
     )
     return new, np.where(mate >= 0, a.job[np.maximum(mate, 0)], -1)

@@ -64,6 +64,7 @@ class RoundMaker:
         round_seconds: float,
         min_reset_seconds: float,
         recompute_on_change: bool,
+        starvation_deficit_s: float,
         cluster: Cluster,
         admission: Admission,
         active: ActiveSet,
@@ -82,6 +83,7 @@ class RoundMaker:
         self.round_seconds = round_seconds
         self.min_reset_seconds = min_reset_seconds
         self.recompute_on_change = recompute_on_change
+        self.starvation_deficit_s = starvation_deficit_s
         self.active, self.history, self.series = active, history, series
         self.checks, self.sink = tuple(checks), sink
         self.placer, self.gate, self.serving = placer, gate, serving
@@ -235,6 +237,7 @@ class RoundMaker:
             c.flavor_time,
             a.deficit,
             self._flavor_order(),
+            self.starvation_deficit_s,
         )
         new[pinned] = a.running[pinned]
         self._apply(now, at, new)
@@ -254,6 +257,7 @@ class RoundMaker:
             capacity,
             c.flavor_time,
             self._flavor_order(),
+            self.starvation_deficit_s,
         )
 
     def serve(self, now: float, at: float) -> None:

@@ -36,6 +36,8 @@ class SimConfig:
     #: Time-shared policies: recompute the allocation at every arrival/completion instead of
     #: only together with a counter reset (``SchedulerConfig.recompute_on_change``).
     recompute_on_change: bool = False
+    #: The round mechanism's starvation guard (``SchedulerConfig.starvation_rounds``).
+    starvation_rounds: float = 2.0
     #: Placement policy binding jobs to node devices (``computepool.placement``); None places
     #: by count per flavor only.
     placement: str | None = None
@@ -65,7 +67,10 @@ def simulate(
         serving = ServingController(pool, services, workload.preemptible, start)
     clock = SimClock(start)
     sched_cfg = SchedulerConfig(
-        round_s, cfg.min_reset_seconds, recompute_on_change=cfg.recompute_on_change
+        round_s,
+        cfg.min_reset_seconds,
+        recompute_on_change=cfg.recompute_on_change,
+        starvation_rounds=cfg.starvation_rounds,
     )
     source = WorkloadSource(workload)
     feas = class_feasibility(workload.classes, pool, throughputs)
@@ -169,6 +174,7 @@ def simulate(
             "restart_penalty_s": cfg.restart_penalty_s,
             "min_reset_seconds": cfg.min_reset_seconds,
             "recompute_on_change": cfg.recompute_on_change,
+            "starvation_rounds": cfg.starvation_rounds,
             "placement": cfg.placement,
         },
         extra=extra,
