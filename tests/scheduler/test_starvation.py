@@ -1,6 +1,7 @@
 """The round mechanism's starvation guard on Gavel's multi-GPU workload (Fig. 9 setting).
 
-Under Gavel's order large gangs with small max-min shares can lose every reset period; the guard
+With the face-centre LAS (``las-centre``, Gavel's allocation) and Gavel's order, large gangs
+with small max-min shares can lose every reset period; the guard
 (``SchedulerConfig.starvation_rounds``) serves rows owed more than a few rounds of their share.
 """
 
@@ -17,7 +18,7 @@ def gavel_multi_gpu():
 
 
 def _jct_hours(inputs, rounds: float) -> tuple[np.ndarray, np.ndarray]:
-    res = run_policy(inputs, "las", SimConfig(window=(1000, 2000), starvation_rounds=rounds))
+    res = run_policy(inputs, "las-centre", SimConfig(window=(1000, 2000), starvation_rounds=rounds))
     sl = res.window_slice()
     return res.jct[sl] / 3600.0, inputs.workload.scale_factor[sl]
 

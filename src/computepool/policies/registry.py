@@ -12,7 +12,11 @@ from computepool.policies.fifo import Fifo, FifoAgnostic, FifoSticky
 from computepool.policies.ftf import FinishTimeFairness, FinishTimeFairnessAgnostic
 from computepool.policies.isolated import Isolated
 from computepool.policies.makespan import MinMakespan
-from computepool.policies.max_min import MaxMinFairness, MaxMinFairnessAgnostic
+from computepool.policies.max_min import (
+    MaxMinFairness,
+    MaxMinFairnessAgnostic,
+    MaxMinFairnessCentre,
+)
 from computepool.policies.packed import MaxMinFairnessPacked
 from computepool.policies.srpt import ShortestRemainingFirst
 from computepool.policies.tiresias import Tiresias
@@ -29,6 +33,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "isolated": Isolated,
         "las": MaxMinFairness,
         "las-agnostic": MaxMinFairnessAgnostic,
+        "las-centre": MaxMinFairnessCentre,
         "las-packed": MaxMinFairnessPacked,
         "makespan": MinMakespan,
         "srpt": ShortestRemainingFirst,
