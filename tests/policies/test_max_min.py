@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from computepool.policies import get_policy
+from computepool.policies.max_min import max_min_coefficients
 from computepool.policies.shares import equal_share_fraction
 from tests.policies.inputs import policy_input, shares
 
@@ -99,3 +100,19 @@ def test_bad_weight_is_refused():
     inp = policy_input([[1.0]], [1], weight=[0.0])
     with pytest.raises(ValueError, match="weights"):
         get_policy("las").allocate(inp)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fill_keeps_the_minimum_and_uses_more_of_the_face(seed):
+    # las (fill) and las-centre have the same optimal minimum; fill's total is at least the
+    # centre's, and it is what the default las returns.
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.2, 3.0, (12, 3))
+    sf = rng.choice([1, 2, 4, 8], 12)
+    inp = policy_input(rates, [8, 8, 8], sf=sf)
+    coef = max_min_coefficients(inp, True, np.ones(12))
+    filled = (coef * shares(get_policy("las").allocate(inp), 12, 3)).sum(axis=1)
+    centre = (coef * shares(get_policy("las-centre").allocate(inp), 12, 3)).sum(axis=1)
+    assert filled.min() == pytest.approx(centre.min(), rel=1e-4)
+    # the centre leaves much of the face unused here (about half the total, measured)
+    assert filled.sum() > 1.5 * centre.sum()

@@ -154,3 +154,18 @@ def test_pop_packed_stays_close_to_the_exact_optimum():
     pop = _throughput(inp, get_policy("las-packed", partitions=4).allocate(inp)).min()
     assert pop <= exact * (1 + 1e-3)
     assert pop >= exact * 0.9
+
+
+def test_within_capacity_scales_an_overshooting_flavor_down():
+    from computepool.model.allocation import Allocation, PairShares
+    from computepool.policies.packed import within_capacity
+
+    inp = policy_input([[1.0, 1.0]] * 3, [1, 2])
+    pairs = PairShares(np.array([0]), np.array([1]), np.array([0]), np.array([0.5]))
+    alloc = Allocation(
+        np.array([2, 2]), np.array([0, 1]), np.array([0.75, 0.5]), pairs=pairs
+    )  # flavor 0: 0.5 (pair) + 0.75 (row 2) = 1.25 > 1; flavor 1: 0.5 <= 2
+    out = within_capacity(alloc, inp)
+    _, use = _time_and_usage(inp, out)
+    np.testing.assert_allclose(use, [1.0, 0.5])
+    assert out.pairs.share[0] == pytest.approx(0.4)

@@ -76,9 +76,11 @@ def packed_lp(
     scale_factor: np.ndarray,
     capacity: np.ndarray,
     pair_rates: np.ndarray,
+    fill: bool = False,
 ) -> PackedSolution:
     """Solve the partner-class LP (module docstring). ``coef`` (G, F) is each group's normalised
-    single throughput, ``norm`` (G,) the factor that normalises a raw rate."""
+    single throughput, ``norm`` (G,) the factor that normalises a raw rate. ``fill``: a second LP
+    keeps the optimal minimum and maximises the groups' total (as ``max_min.max_min_lp``)."""
     G, F = coef.shape
     feas = coef > 0
     mask, K = pair_mask(feas, cls, count, pair_rates)
@@ -144,6 +146,20 @@ def packed_lp(
         sol = solve(lp, method="simplex")
     if not sol.optimal:
         raise LPError(f"packed max-min LP: {sol.status}")
+    t = float(sol.x[t_col])
+    if fill and t > 0:
+        cost2 = np.zeros(num_col)
+        cost2[:ny] = cnt[yg] * coef[yg, yf] / t
+        cost2[ny : ny + npv] = cnt[pg] * norm[pg] * prate / t
+        lo, hi = np.zeros(num_col), np.full(num_col, INF)
+        lo[t_col] = hi[t_col] = t * (1.0 - 1e-6)
+        # the fill presses on the capacity rows; ``within_capacity`` trims the interior
+        # point's tolerance afterwards
+        sol2 = solve(
+            LP(cost2, lo, hi, row_lo, row_hi, start, index, value), method="ipm", crossover=False
+        )
+        if sol2.optimal:
+            sol = sol2
     x = np.clip(sol.x, 0.0, 1.0)
     single = np.zeros((G, F))
     single[yg, yf] = x[:ny]
@@ -259,6 +275,8 @@ class MaxMinFairnessPacked:
     aware: ClassVar[bool] = True
     #: > 1: POP with this many random sub-problems (``policies/pop.py``); 1 solves it whole.
     partitions: int = 1
+    #: Fill the max-min optimal face (``max_min.MaxMinFairness.fill``).
+    fill: bool = True
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
@@ -292,9 +310,10 @@ class MaxMinFairnessPacked:
                 inp.scale_factor[f],
                 inp.capacity,
                 pair_rates,
+                self.fill,
             )
             if not _limits_tight(sol, cls, wsum / wmax):
-                return _allocation(sol, wg.inverse, cls, w / wmax[wg.inverse])
+                return within_capacity(_allocation(sol, wg.inverse, cls, w / wmax[wg.inverse]), inp)
         first = groups.first
         cls = inp.job_class[first]
         sol = packed_lp(
@@ -305,8 +324,27 @@ class MaxMinFairnessPacked:
             inp.scale_factor[first],
             inp.capacity,
             pair_rates,
+            self.fill,
         )
-        return _allocation(sol, groups.inverse, cls, np.ones(inp.n))
+        return within_capacity(_allocation(sol, groups.inverse, cls, np.ones(inp.n)), inp)
+
+
+def within_capacity(alloc: Allocation, inp: PolicyInput) -> Allocation:
+    """Scale each flavor's shares down to its capacity where the allocation overshoots it: the
+    LP's tolerance, and pairing time below ``PAIR_TOL`` handed back as time alone (which takes a
+    whole device set where the pair took half), can exceed a flavor by a little."""
+    p = alloc.pairs if alloc.pairs is not None else PairShares.empty()
+    sf = inp.scale_factor.astype(np.float64)
+    F = inp.num_flavors
+    use = np.bincount(alloc.flavor, weights=alloc.share * sf[alloc.rows], minlength=F)
+    use = use.astype(np.float64) + np.bincount(p.flavor, weights=p.share * sf[p.a], minlength=F)
+    cap = inp.capacity.astype(np.float64)
+    over = use > cap * (1.0 + 1e-12)
+    if not over.any():
+        return alloc
+    k = np.where(over, cap / np.maximum(use, 1e-300), 1.0)
+    pairs = replace(p, share=p.share * k[p.flavor])
+    return replace(alloc, share=alloc.share * k[alloc.flavor], pairs=pairs)
 
 
 def _allocation(
