@@ -24,6 +24,7 @@ REFERENCE = REPO.parent / "shared" / "data" / "gavel" / "reference_results"
 #: Our policy name -> Gavel's name in the reference CSVs.
 GAVEL_NAME = {
     "las": "max_min_fairness_perf",
+    "las-centre": "max_min_fairness_perf",
     "las-agnostic": "max_min_fairness",
     "las-packed": "max_min_fairness_packed",
     "fifo": "fifo_perf",
