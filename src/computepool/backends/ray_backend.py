@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from computepool.backends import attempts as att
+from computepool.backends.plans import placed_starts
 from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
@@ -146,19 +147,8 @@ class RayCluster:
             self._stop(int(j), "preempted")
         for j in plan.kill.tolist():
             self._stop(int(j), "cancelled")
-        where = {p.job: p for p in plan.placements}
-        delays = (
-            plan.start_delay.tolist()
-            if len(plan.start_delay) == len(plan.start)
-            else [0.0] * len(plan.start)
-        )
-        for j, f, delay in zip(
-            plan.start.tolist(), plan.start_flavor.tolist(), delays, strict=True
-        ):
-            p = where.get(int(j))
-            if p is None or not p.workers or any(not dev for _, dev in p.workers):
-                raise ValueError(f"job {j}: the Ray backend needs a placement with device slots")
-            self._start(int(j), int(f), p, plan.now, float(delay))
+        for j, f, p, delay in placed_starts(plan, "Ray", every_worker_slotted=True):
+            self._start(j, f, p, plan.now, delay)
 
     def observe(self, now: float) -> Observation:
         self._check_nodes()
