@@ -138,7 +138,6 @@ class Scheduler:
         self._first = True
         self._next_round = -math.inf
         self._deferred = False
-        self._done = False
 
     # ---- admission (scheduler/admission_masks.py) -------------------------------------
     @property
@@ -318,7 +317,6 @@ class Scheduler:
                 changed = True
         serving = self.serving is not None and self.serving.active(now)
         if len(self.active) == 0 and self.source.exhausted() and not serving:
-            self._done = True
             return False
         round_due = now >= self._next_round - 1e-9
         if serving and not self.policy.event_driven and not round_due:
@@ -337,8 +335,7 @@ class Scheduler:
         elif serving:
             self._round.serve(now, at=self._t_prev)
             if len(self.active) == 0 and self.source.exhausted() and not self.serving.active(now):
-                self._done = True  # the services just ended and nothing else is left
-                return False
+                return False  # the services just ended and nothing else is left
         self._first = False
         self.series.rounds += 1
         return True

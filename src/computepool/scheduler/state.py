@@ -56,9 +56,6 @@ class ActiveSet:
         for col in (*cols, "deficit"):
             setattr(self, col, getattr(self, col)[mask])
 
-    def rows_of(self, jobs: np.ndarray, row_of: np.ndarray) -> np.ndarray:
-        return row_of[jobs]
-
 
 class JobHistory:
     """Per-job outcome columns over every job ever seen (grows for a live pool)."""
@@ -73,7 +70,7 @@ class JobHistory:
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.starts = np.zeros(n, dtype=np.int32)
         self.row_of = np.full(n, -1, dtype=np.int64)
-        #: 0 pending/active, 1 completed, 2 rejected, 3 cancelled
+        #: 0 pending/active, 1 completed, 2 rejected, 3 cancelled, 4 failed (``lifecycle``)
         self.state = np.zeros(n, dtype=np.int8)
 
     def ensure(self, n: int) -> None:
