@@ -116,3 +116,32 @@ def test_fill_keeps_the_minimum_and_uses_more_of_the_face(seed):
     assert filled.min() == pytest.approx(centre.min(), rel=1e-4)
     # the centre leaves much of the face unused here (about half the total, measured)
     assert filled.sum() > 1.5 * centre.sum()
+
+
+def test_lexicographic_raises_the_rows_above_the_bottleneck():
+    # Job 0 runs only on f0 (1 device); jobs 1 and 2 run on both flavors, f1 has 2 devices.
+    # The minimum is set by job 0 and whoever shares f0 with it; las-lex then gives jobs 1 and
+    # 2 all of f1 they can use, so nobody above the minimum could gain without another losing.
+    inp = policy_input([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]], [1, 2])
+    coef = max_min_coefficients(inp, True, np.ones(3))
+    lex = (coef * shares(get_policy("las-lex").allocate(inp), 3, 2)).sum(axis=1)
+    single = (coef * shares(get_policy("las").allocate(inp), 3, 2)).sum(axis=1)
+    assert lex.min() == pytest.approx(single.min(), rel=1e-4)
+    x = shares(get_policy("las-lex").allocate(inp), 3, 2)
+    assert x[0, 0] == pytest.approx(1.0, abs=1e-4)  # job 0 keeps its only flavor
+    np.testing.assert_allclose(x[1:, 1], [1.0, 1.0], atol=1e-4)  # 1 and 2 fill f1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lexicographic_sorted_levels_dominate_the_single_lp(seed):
+    # the sorted vector of normalised throughputs is lexicographically >= the single LP's
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.2, 3.0, (10, 3))
+    sf = rng.choice([1, 2, 4], 10)
+    inp = policy_input(rates, [6, 6, 6], sf=sf)
+    coef = max_min_coefficients(inp, True, np.ones(10))
+    lex = np.sort((coef * shares(get_policy("las-lex").allocate(inp), 10, 3)).sum(axis=1))
+    cen = np.sort((coef * shares(get_policy("las-centre").allocate(inp), 10, 3)).sum(axis=1))
+    assert lex[0] == pytest.approx(cen[0], rel=1e-4)
+    k = int(np.argmax(np.abs(lex - cen) > 1e-6 * np.abs(cen).max()))
+    assert lex[k] >= cen[k] - 1e-6 * np.abs(cen).max()

@@ -76,6 +76,19 @@ def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
     return solve_model(h, lp)
 
 
+def solve_with_duals(lp: LP) -> tuple[Solution, np.ndarray]:
+    """Interior point without crossover (a strictly complementary pair, so a row's dual is
+    non-zero exactly when the row binds at every optimum); returns the row duals too."""
+    h = _new_solver()
+    h.setOptionValue("solver", "ipm")
+    h.setOptionValue("run_crossover", "off")
+    sol = solve_model(h, lp)
+    duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+    if len(duals) != lp.num_row:
+        duals = np.zeros(lp.num_row)
+    return sol, duals
+
+
 class Session:
     """One HiGHS model kept between solves, for a sequence of LPs that differ in one column
     (the simplex restarts from the previous basis)."""

@@ -23,6 +23,7 @@ workloads whatever the number of jobs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -32,10 +33,12 @@ from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
 from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import (
+    MaxMinResult,
     agnostic_centre,
     expand,
     group_rows,
     isolated_throughput,
+    lex_max_min_lp,
     max_min_lp,
     row_weights,
     throughput_view,
@@ -93,7 +96,7 @@ def weighted_aggregate(
         wmax = np.zeros(G)
         np.maximum.at(wmax, inv, w[agg])
         first = agg[wg.first]
-        res = max_min_lp(
+        res = pol.solver()(
             np.vstack([unit_coef[first] / wmax[:, None], unit_coef[solo] / w[solo, None]]),
             np.concatenate([wsum / wmax, np.ones(len(solo))]),
             np.concatenate([sf[first], sf[solo]]),
@@ -133,9 +136,16 @@ class MaxMinFairness:
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.
     size_exponent: float = 0.0
+    #: Lexicographic max-min (water-filling, ``shares.lex_max_min_lp``) instead of one max-min LP
+    #: (+ ``fill``): a few LPs per allocation.
+    lexicographic: bool = False
     #: > 1: POP, ``partitions`` random sub-problems with 1/k of the capacity each, used when the
     #: exact weighted aggregation below does not apply (approximate; see ``policies/pop.py``).
     partitions: int = 1
+
+    def solver(self) -> Callable[..., MaxMinResult]:
+        """The LP function behind this policy: lexicographic or single max-min."""
+        return lex_max_min_lp if self.lexicographic else max_min_lp
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
@@ -154,7 +164,7 @@ class MaxMinFairness:
         if self.partitions > 1:
             exact = replace(self, partitions=1)
             return pop_allocate(exact.allocate, inp, self.partitions)
-        res = max_min_lp(
+        res = self.solver()(
             coef[groups.first],
             groups.count,
             inp.scale_factor[groups.first],
@@ -172,6 +182,16 @@ class MaxMinFairnessCentre(MaxMinFairness):
 
     name: ClassVar[str] = "las-centre"
     fill: bool = False
+
+
+@dataclass(frozen=True)
+class MaxMinFairnessLex(MaxMinFairness):
+    """``las`` with lexicographic max-min (water-filling): after the minimum, the next-worst
+    jobs are raised as far as possible, and so on (Gavel's ``max_min_fairness_water_filling``
+    idea, solved as a sequence of LPs)."""
+
+    name: ClassVar[str] = "las-lex"
+    lexicographic: bool = True
 
 
 @dataclass(frozen=True)

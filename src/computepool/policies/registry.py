@@ -16,6 +16,7 @@ from computepool.policies.max_min import (
     MaxMinFairness,
     MaxMinFairnessAgnostic,
     MaxMinFairnessCentre,
+    MaxMinFairnessLex,
 )
 from computepool.policies.packed import MaxMinFairnessPacked
 from computepool.policies.srpt import ShortestRemainingFirst
@@ -34,6 +35,7 @@ def _registry() -> dict[str, Callable[..., Policy]]:
         "las": MaxMinFairness,
         "las-agnostic": MaxMinFairnessAgnostic,
         "las-centre": MaxMinFairnessCentre,
+        "las-lex": MaxMinFairnessLex,
         "las-packed": MaxMinFairnessPacked,
         "makespan": MinMakespan,
         "srpt": ShortestRemainingFirst,

@@ -9,13 +9,13 @@ Constraints shared by all policies: ``x >= 0``; ``sum_f x[m, f] <= 1``;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
-from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve
+from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve, solve_with_duals
 
 
 def row_weights(inp: PolicyInput) -> np.ndarray:
@@ -223,6 +223,48 @@ def max_min_lp(
         if sol2.optimal:
             x = sol2.x
     return MaxMinResult(m.shares(x), t)
+
+
+def lex_max_min_lp(
+    coef: np.ndarray,
+    count: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+    method: str = "ipm",
+    fill: bool = False,
+) -> MaxMinResult:
+    """Lexicographic max-min (water-filling): maximise the smallest objective, fix the rows that
+    bind there (non-zero dual on their objective row), maximise the smallest of the rest, and so
+    on. Same minimum as ``max_min_lp``; every row as high as the ones below it allow.
+    ``method``/``fill`` are accepted for the caller's signature and not used."""
+    G, F = coef.shape
+    if G == 0:
+        return MaxMinResult(np.zeros((0, F)), 0.0)
+    frozen = np.zeros(G, dtype=bool)
+    level = np.zeros(G)
+    first: float | None = None
+    x = None
+    for _ in range(G):
+        m = max_min_model(coef, count, scale_factor, capacity, t_coef=(~frozen).astype(float))
+        lo = m.lp.row_lo.copy()
+        obj = m.obj_row0 + np.arange(G)
+        lo[obj] = np.where(frozen, level * (1.0 - 1e-7), 0.0)
+        sol, duals = solve_with_duals(replace(m.lp, row_lo=lo))
+        if not sol.optimal:
+            if x is None:
+                raise LPError(f"lexicographic max-min LP: {sol.status}")
+            break
+        t, x = float(sol.x[m.t_col]), sol.x
+        first = t if first is None else first
+        d = np.abs(duals[obj])
+        binds = ~frozen & (d > 1e-7 * max(float(d.max()), 1e-12))
+        if not binds.any():
+            binds = ~frozen
+        frozen |= binds
+        level[binds] = t
+        if frozen.all():
+            break
+    return MaxMinResult(m.shares(x), float(first))
 
 
 def expand(share: np.ndarray, groups: Groups) -> Allocation:
