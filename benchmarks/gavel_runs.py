@@ -25,6 +25,7 @@ REFERENCE = REPO.parent / "shared" / "data" / "gavel" / "reference_results"
 GAVEL_NAME = {
     "las": "max_min_fairness_perf",
     "las-centre": "max_min_fairness_perf",
+    "las-lex": "max_min_fairness_perf",
     "las-agnostic": "max_min_fairness",
     "las-packed": "max_min_fairness_packed",
     "fifo": "fifo_perf",
