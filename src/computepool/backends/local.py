@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
 from computepool.backends.shim import write_json
@@ -117,13 +115,8 @@ class LocalCluster:
                 failed.append(r.job)
                 self._finish(r, "lost", None)
         self._progress_stops(now)
-        return Observation(
-            now=now,
-            completed=np.asarray(done, dtype=np.int64),
-            completed_at=np.asarray(done_at, dtype=np.float64),
-            errored=np.asarray(err, dtype=np.int64),
-            errored_at=np.asarray(err_at, dtype=np.float64),
-            failed=np.asarray(failed, dtype=np.int64),
+        return Observation.of_exits(
+            now, list(zip(done, done_at, strict=True)), list(zip(err, err_at, strict=True)), failed
         )
 
     def next_event_time(self) -> float:

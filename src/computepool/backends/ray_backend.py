@@ -34,8 +34,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
 from computepool.backends.ray_inventory import (
@@ -171,13 +169,8 @@ class RayCluster:
                 done.append(r.job), done_at.append(end)
                 self._finish(r, "succeeded", 0)
         self._progress_stops()
-        return Observation(
-            now=now,
-            completed=np.asarray(done, dtype=np.int64),
-            completed_at=np.asarray(done_at, dtype=np.float64),
-            errored=np.asarray(err, dtype=np.int64),
-            errored_at=np.asarray(err_at, dtype=np.float64),
-            failed=np.asarray(failed, dtype=np.int64),
+        return Observation.of_exits(
+            now, list(zip(done, done_at, strict=True)), list(zip(err, err_at, strict=True)), failed
         )
 
     def next_event_time(self) -> float:

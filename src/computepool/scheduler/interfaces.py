@@ -68,6 +68,24 @@ class Observation:
     progress_job: np.ndarray = field(default_factory=lambda: _EMPTY_I)
     progress_steps: np.ndarray = field(default_factory=lambda: _EMPTY_F)
 
+    @classmethod
+    def of_exits(
+        cls,
+        now: float,
+        completed: list[tuple[int, float]],
+        errored: list[tuple[int, float]],
+        failed: list[int],
+    ) -> Observation:
+        """From a live backend's (job, end time) lists of exits and its failed jobs."""
+
+        def split(pairs: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+            jobs = np.asarray([j for j, _ in pairs], dtype=np.int64)
+            return jobs, np.asarray([t for _, t in pairs], dtype=np.float64)
+
+        done, done_at = split(completed)
+        err, err_at = split(errored)
+        return cls(now, done, done_at, np.asarray(failed, dtype=np.int64), err, err_at)
+
 
 class Clock(Protocol):
     def now(self) -> float: ...
