@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from computepool.backends import attempts as att  # noqa: E402
 from computepool.backends.clock import WallClock  # noqa: E402
 from computepool.backends.engine_placer import LivePlacer  # noqa: E402
 from computepool.backends.ray_backend import RayCluster  # noqa: E402
-from computepool.backends.ray_demo import cluster_processes  # noqa: E402
+from computepool.backends.ray_demo import cluster_processes, short_temp_root  # noqa: E402
 from computepool.backends.ray_inventory import current_nodes, pool_from_nodes  # noqa: E402
 from computepool.backends.shim import proc_start_ticks  # noqa: E402
 from computepool.backends.worker_env import Launch  # noqa: E402
@@ -75,9 +77,16 @@ def _our_processes(marker: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    tmp = tmp_path_factory.mktemp("ray")
+    # Ray's unix sockets must fit 107 bytes: pytest's temp dirs are too deep for them
+    tmp = Path(tempfile.mkdtemp(prefix="cpr-", dir=short_temp_root()))
+    # ray.cluster_utils writes its address file under Ray's default temp dir whatever the
+    # head's temp_dir says: point that default into our private dir too, so the tests never
+    # depend on (or write to) a directory an earlier Ray run left on the machine
+    (tmp / "ray").mkdir()
+    saved_tmpdir = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(tmp)
     head = {
         **SMALL,
         "include_dashboard": False,
@@ -99,6 +108,10 @@ def cluster(tmp_path_factory):
         started = [(p, proc_start_ticks(p)) for p in cluster_processes(tmp) if p != os.getpid()]
         ray.shutdown()
         c.shutdown()
+        if saved_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved_tmpdir
     deadline = time.time() + 15
     left = started
     while time.time() < deadline and left:
@@ -106,6 +119,7 @@ def cluster(tmp_path_factory):
         time.sleep(0.2)
     assert not left, f"processes of the Ray cluster left behind: {_our_processes(str(tmp))}"
     assert not _our_processes(str(tmp)), "processes of the Ray cluster left behind"
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class RayLive:

@@ -12,6 +12,7 @@ from computepool.serving.config import read_serving, with_traffic
 from computepool.serving.streams import load_base
 from computepool.traces import load_workload
 from computepool.traces.errors import TraceError
+from tests.shared_data import shared
 
 runner = CliRunner()
 
@@ -141,13 +142,10 @@ def test_cli_serving_option_errors(tmp_path):
     assert res.exit_code == 2 and "has no services" in res.output
 
 
-SHARED = "../shared/data/azure-llm-v2023"
-
-
-@pytest.mark.skipif(not __import__("pathlib").Path(SHARED).exists(), reason="shared data absent")
 def test_shipped_trace_copy_matches_the_original_csvs():
+    original = str(shared("azure-llm-v2023"))
     for kind in ("conv", "code"):
-        a, b = load_base("azure-llm-2023", kind), load_base(SHARED, kind)
+        a, b = load_base("azure-llm-2023", kind), load_base(original, kind)
         assert len(a.t) == len(b.t)
         assert (a.prompt == b.prompt).all() and (a.output == b.output).all()
         assert np.abs(a.t - b.t).max() < 0.01  # millisecond rounding

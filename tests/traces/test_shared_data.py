@@ -6,24 +6,11 @@ The expected counts are those stated in the folder's READMEs.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from computepool.traces import load_workload, read_openb_pods
-
-SHARED = Path(
-    os.environ.get("COMPUTEPOOL_SHARED_DATA", Path(__file__).parents[3] / "shared" / "data")
-)
-
-
-def shared(rel: str) -> Path:
-    p = SHARED / rel
-    if not p.exists():
-        pytest.skip(f"shared data not available: {p}")
-    return p
+from tests.shared_data import shared
 
 
 def test_gavel_msr_seed0(throughputs):

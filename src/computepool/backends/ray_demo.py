@@ -50,9 +50,20 @@ class DemoSizes:
     memory_bytes: int = 512 * 2**20
 
 
+#: Ray puts unix sockets about 70 bytes deep under its temp dir and AF_UNIX paths end at 107
+#: bytes, so a Ray temp dir must sit under a short root.
+SHORT_ROOT_MAX = 32
+
+
+def short_temp_root() -> Path:
+    """The machine's temp dir when its path is short enough for Ray's sockets, else ``/tmp``."""
+    root = Path(tempfile.gettempdir())
+    return root if len(str(root)) <= SHORT_ROOT_MAX else Path("/tmp")
+
+
 def temp_dir_for(port: int) -> Path:
     """The demo cluster's Ray temp dir (short: Ray puts unix sockets under it)."""
-    return Path(tempfile.gettempdir()) / f"cpool-ray-{port}"
+    return short_temp_root() / f"cpool-ray-{port}"
 
 
 def ray_executable() -> str:
