@@ -7,10 +7,12 @@ in placement groups pinned to the nodes the placer chose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -28,7 +30,11 @@ from computepool.backends import attempts as att  # noqa: E402
 from computepool.backends.clock import WallClock  # noqa: E402
 from computepool.backends.engine_placer import LivePlacer  # noqa: E402
 from computepool.backends.ray_backend import RayCluster  # noqa: E402
-from computepool.backends.ray_demo import cluster_processes, short_temp_root  # noqa: E402
+from computepool.backends.ray_demo import (  # noqa: E402
+    client_server_processes,
+    cluster_processes,
+    short_temp_root,
+)
 from computepool.backends.ray_inventory import current_nodes, pool_from_nodes  # noqa: E402
 from computepool.backends.shim import proc_start_ticks  # noqa: E402
 from computepool.backends.worker_env import Launch  # noqa: E402
@@ -105,9 +111,16 @@ def cluster():
     finally:
         # the cluster's processes name its temp dir; their children are the Ray workers
         # (actors) and under those the worker shims
-        started = [(p, proc_start_ticks(p)) for p in cluster_processes(tmp) if p != os.getpid()]
+        gcs_port = int(c.address.rsplit(":", 1)[1])
+        ours = set(cluster_processes(tmp)) | set(client_server_processes(gcs_port))
+        started = [(p, proc_start_ticks(p)) for p in ours if p != os.getpid()]
         ray.shutdown()
         c.shutdown()
+        # ray.cluster_utils leaves the head's Ray Client server running: stop it (ours is
+        # the process list above, checked below)
+        for pid in client_server_processes(gcs_port):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if saved_tmpdir is None:
             os.environ.pop("RAY_TMPDIR", None)
         else:

@@ -13,7 +13,13 @@ import pytest
 
 pytest.importorskip("ray")
 
-from computepool.backends.ray_demo import cluster_processes, temp_dir_for  # noqa: E402
+from computepool.backends.ray_demo import (  # noqa: E402
+    check_ports,
+    client_server_address,
+    client_server_processes,
+    cluster_processes,
+    temp_dir_for,
+)
 from tests.pgcluster import free_port  # noqa: E402
 from tests.server.conftest import admin_token, bearer  # noqa: E402
 from tests.server.serverproc import ServerProcess  # noqa: E402
@@ -51,9 +57,14 @@ def test_demo_cluster_serve_submit_cancel_and_down(tmp_path, monkeypatch):
     server = None
     try:
         out = cpool("ray", "up", "--demo", "--port", str(port), "--client-port", str(client_port))
-        assert "ulq-h800-1" in out and f"ray://127.0.0.1:{client_port}" in out
+        client = client_server_address(port)
+        # the address printed is where Ray's client server really listens
+        assert client is not None and client.endswith(f":{client_port}")
+        assert "ulq-h800-1" in out and f"--backend {client}" in out
         out = cpool("ray", "status", "--address", f"127.0.0.1:{port}")
         assert "cn-ulanqab/H800=16" in out and "ap-singapore/H100=8" in out
+        out = cpool("ray", "status", "--address", client)
+        assert "cn-ulanqab/H800=16" in out
 
         data = tmp_path / "home"
         url = f"sqlite:///{data / 'cpool.db'}"
@@ -99,4 +110,28 @@ def test_demo_cluster_serve_submit_cancel_and_down(tmp_path, monkeypatch):
         out = cpool("ray", "down", "--port", str(port))
     assert "stopped" in out
     assert not cluster_processes(temp), "processes of the demo cluster left behind"
+    assert not client_server_processes(port), "the demo's Ray Client server left behind"
     assert not temp.exists()
+
+
+@pytest.mark.parametrize(
+    "port,client_port,says",
+    [
+        (6379, 10011, "--client-port 10011 is inside Ray's worker port range 10002-19999"),
+        (12000, 10001, "--port 12000 is inside Ray's worker port range"),
+        (6379, 6379, "must differ"),
+        (80, 10001, "--port 80: must be a port number in 1024..65535"),
+    ],
+)
+def test_demo_refuses_ports_ray_would_refuse_half_way(port, client_port, says):
+    with pytest.raises(ValueError, match=says):
+        check_ports(port, client_port)
+    p = __import__("subprocess").run(
+        [sys.executable, "-m", "computepool.cli.app", "ray", "up", "--demo"]
+        + ["--port", str(port), "--client-port", str(client_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode != 0 and says.split(":")[0] in p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr

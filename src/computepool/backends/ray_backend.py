@@ -63,10 +63,32 @@ def connect(addr: RayAddress) -> bool:
         return False
     main = threading.current_thread() is threading.main_thread()
     before = signal.getsignal(signal.SIGTERM) if main else None
-    ray.init(address=addr.init, log_to_driver=False, logging_level=logging.WARNING)
+    _init_with_retries(addr.init)
     if main:  # ray.init makes SIGTERM exit at once; the server shuts down on it as it did
         signal.signal(signal.SIGTERM, before)
     return True
+
+
+#: How often a ``ray://`` connection is tried when Ray Client's proxy fails to start the
+#: per-client server (it gives the head's runtime-env agent a few seconds, which a loaded or
+#: just-started head may not meet).
+CLIENT_TRIES = 4
+
+
+def _init_with_retries(address: str, tries: int = CLIENT_TRIES, wait_s: float = 2.0) -> None:
+    import ray
+
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            transient = address.startswith("ray://") and "client server failed" in str(exc)
+            if not transient or attempt == tries:
+                raise
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            time.sleep(wait_s * attempt)
 
 
 @dataclass

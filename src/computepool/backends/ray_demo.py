@@ -105,6 +105,10 @@ def worker_command(node: DemoNode, port: int, temp: Path, sizes: DemoSizes) -> l
     ]
 
 
+#: Ray's default range of worker ports (``ray start --min-worker-port/--max-worker-port``).
+WORKER_PORTS = range(10002, 20000)
+
+
 def node_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The nodes' environment: this interpreter's bin first on PATH (Ray workers and the jobs'
     ``python`` are then the venv's), no usage stats."""
@@ -112,6 +116,21 @@ def node_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     return env
+
+
+def check_ports(port: int, client_port: int) -> None:
+    """Refuse ports that Ray would refuse after starting half a cluster, in our words."""
+    for name, p in (("--port", port), ("--client-port", client_port)):
+        if not 1024 <= p <= 65535:
+            raise ValueError(f"{name} {p}: must be a port number in 1024..65535")
+        if p in WORKER_PORTS:
+            raise ValueError(
+                f"{name} {p} is inside Ray's worker port range "
+                f"{WORKER_PORTS.start}-{WORKER_PORTS.stop - 1}: pick a port outside it "
+                "(defaults: --port 6379, --client-port 10001)"
+            )
+    if port == client_port:
+        raise ValueError(f"--port and --client-port are both {port}: they must differ")
 
 
 def _run(cmds: list[list[str]], env: dict[str, str], timeout_s: float) -> None:
@@ -137,6 +156,7 @@ def up(
 ) -> Path:
     """Start the head, then the worker nodes one by one (in parallel they overload a small
     machine: a node that does not register in time fails); on failure stop what started."""
+    check_ports(port, client_port)
     sizes = sizes or DemoSizes()
     temp = temp_dir_for(port)
     if cluster_processes(temp):
@@ -170,12 +190,58 @@ def cluster_processes(temp: Path) -> list[int]:
         parent[pid] = int(stat[1])
         if marker in cmd and pid != os.getpid():
             ours.add(pid)
-    changed = True
-    while changed:
-        kids = {pid for pid, pp in parent.items() if pp in ours and pid not in ours}
-        changed = bool(kids)
-        ours |= kids
-    return sorted(ours)
+    return sorted(ours | _descendants(ours, parent))
+
+
+def client_server_processes(gcs_port: int) -> list[int]:
+    """Pids of the Ray Client servers (``ray.util.client.server``) of the cluster whose GCS
+    listens on ``gcs_port``, and of their children. ``ray start`` leaves them detached and
+    their command lines do not name the temp dir, so ``cluster_processes`` misses them."""
+    ours: set[int] = set()
+    parent: dict[int, int] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            args = (p / "cmdline").read_bytes().split(b"\0")
+            stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(p.name)
+        parent[pid] = int(stat[1])
+        if b"ray.util.client.server" in args and any(
+            a.startswith(b"--address=") and a.endswith(b":%d" % gcs_port) for a in args
+        ):
+            ours.add(pid)
+    return sorted(ours | _descendants(ours, parent))
+
+
+def client_server_address(gcs_port: int) -> str | None:
+    """``ray://HOST:PORT`` where the demo's Ray Client server really listens, or None.
+
+    Ray turns ``--node-ip-address=127.0.0.1`` into the host's own address for its servers
+    (``resolve_ip_for_localhost``: Ray keeps loopback only for single-machine clusters, which
+    refuse worker nodes), so the client server binds that address, not loopback: read it from
+    the server's own command line rather than assume it."""
+    for pid in client_server_processes(gcs_port):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        if "host" in opts and "port" in opts:
+            return f"ray://{opts['host']}:{opts['port']}"
+    return None
+
+
+def _descendants(roots: set[int], parent: dict[int, int]) -> set[int]:
+    out: set[int] = set()
+    frontier = set(roots)
+    while frontier:
+        frontier = {pid for pid, pp in parent.items() if pp in frontier and pid not in out}
+        frontier -= roots
+        out |= frontier
+    return out
 
 
 def _signal_all(pids: list[int], sig: int) -> None:
@@ -196,13 +262,14 @@ def down(port: int = 6379, grace_s: float = 10.0) -> int:
     """Stop every process of the demo cluster on ``port`` (SIGTERM, SIGKILL after the grace)
     and remove its temp dir; the number of processes stopped."""
     temp = temp_dir_for(port)
-    pids = cluster_processes(temp)
+    pids = sorted(set(cluster_processes(temp)) | set(client_server_processes(port)))
     _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
     _signal_all([p for p in pids if _alive(p)], signal.SIGKILL)
-    pids += [p for p in cluster_processes(temp) if p not in pids]  # spawned meanwhile
+    later = set(cluster_processes(temp)) | set(client_server_processes(port))
+    pids += [p for p in sorted(later) if p not in pids]  # spawned meanwhile
     _signal_all(pids, signal.SIGKILL)
     shutil.rmtree(temp, ignore_errors=True)
     return len(pids)

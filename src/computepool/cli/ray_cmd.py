@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
             )
         try:
             ray_demo.up(port, client_port)
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, ValueError) as exc:
             raise fail(str(exc)) from None
         t = Table(title=f"Demo Ray cluster on 127.0.0.1:{port}")
         for col in ("node", "accelerators", "region", "island"):
@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
         for n in ray_demo.DEMO_NODES:
             t.add_row(n.name, f"{n.count} x {n.accelerator}", n.region, n.island)
         console.print(t)
+        client = ray_demo.client_server_address(port) or f"ray://127.0.0.1:{client_port}"
         console.print(
-            f"serve it:  cpool serve --backend ray://127.0.0.1:{client_port}\n"
+            f"serve it:  cpool serve --backend {client}\n"
             f"      or:  RAY_ADDRESS=127.0.0.1:{port} cpool serve --backend ray\n"
             f"stop it:   cpool ray down --port {port}"
         )
