@@ -14,6 +14,7 @@ from computepool.cli import (
     residency_cmd,
     serve_cmd,
     simulate_cmd,
+    validate_cmd,
 )
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 simulate_cmd.register(app)
 catalog_cmd.register(app)
+validate_cmd.register(app)
 plan_cmd.register(app)
 residency_cmd.register(app)
 pack_cmd.register(app)
