@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--kind", help=_kind_help(), show_default=False)
         ] = None,
     ) -> None:
-        """Check files the product reads; say for each OK (and what it holds) or exactly what
-        is wrong: file, line, field and reason. Exit status 1 if any file is not valid."""
+        """Check input files: OK and what each holds, or file:line: field: reason.
+
+        Exit status 1 if any file is not valid."""
         if kind is not None and kind not in KINDS:
             console.print(f"[bold red]error:[/] --kind {escape(kind)!r}: one of {', '.join(KINDS)}")
             raise typer.Exit(2)
