@@ -15,6 +15,7 @@ from computepool.cli import (
     serve_cmd,
     simulate_cmd,
     validate_cmd,
+    wait_cmd,
 )
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ residency_cmd.register(app)
 pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
+wait_cmd.register(app)
 ray_cmd.register(app)
 report_cmd.register(app)
 
