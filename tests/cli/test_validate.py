@@ -220,3 +220,15 @@ def test_positions_walk_mappings_and_sequences():
     assert str(doc.position(["a", 0, "x"])) == "2:5"
     assert str(doc.position("a[7].q")) == "1:1"  # the deepest that exists: key a
     assert split_path("services[].share") == ["services", "share"]
+
+
+def test_pack_inputs_pod_and_node_lists(tmp_path):
+    data = ROOT / "tests/placement/data"
+    res = runner.invoke(
+        app, ["validate", str(data / "layout_minimal.csv"), str(data / "layout_nodes.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "(pods): 4 pods" in res.output and "(nodes): 3 nodes" in res.output
+    bad = _write(tmp_path, "nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,-1,2,T4\n")
+    res = runner.invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 1 and f"{bad}:2: memory_mib: -1 is negative" in res.output

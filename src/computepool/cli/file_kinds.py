@@ -82,6 +82,20 @@ def _service(path: Path, doc: YamlDoc | None) -> str:
     return f"{n} services{jobs}"
 
 
+def _pods(path: Path, doc: YamlDoc | None) -> str:
+    from computepool.placement.openb import read_pods
+
+    pods = read_pods(path)
+    return f"{len(pods):,} pods"
+
+
+def _nodes(path: Path, doc: YamlDoc | None) -> str:
+    from computepool.placement.openb import read_nodes
+
+    state = read_nodes(path)
+    return f"{len(state):,} nodes"
+
+
 def _job(path: Path, doc: YamlDoc | None) -> str:
     from computepool.admission.rulebook import load_rulebook
     from computepool.server.schemas import JobSpec
@@ -193,6 +207,8 @@ KINDS: Mapping[str, tuple[Check, str]] = {
     "pool": (_pool, "a pool file (cpool simulate --pool, cpool serve --config)"),
     "workload": (_workload, "a workload: YAML/JSONL jobs or a Gavel/Philly/openb/Tiresias trace"),
     "service": (_service, "a workload with services: (cpool serve --services, serving)"),
+    "pods": (_pods, "an openb pod list, any column layout (cpool pack --pods)"),
+    "nodes": (_nodes, "an openb node list (cpool pack --nodes)"),
     "job": (_job, "a live job spec (cpool submit)"),
     "plan": (_plan, "a capacity-plan scenario (cpool plan)"),
     "study": (_study, "a pool-vs-silos study (cpool pool-vs-silos)"),
@@ -233,6 +249,11 @@ def kind_of_mapping(keys: Iterable[str], data: Mapping[str, Any]) -> str | None:
 def detect_kind(path: Path, doc: YamlDoc | None) -> str:
     """The kind of ``path``; ``ValueError`` (with what was looked at) when it cannot tell."""
     if doc is None:
+        head = _first_line_of(path).replace(" ", "")
+        if head.startswith("sn,cpu_milli,"):
+            return "nodes"
+        if head.startswith("name,cpu_milli,") and not _has_times(head):
+            return "pods"  # an openb pod list without times is packing input only
         return "workload"  # CSV traces, JSONL, Gavel folders: the trace readers tell them apart
     data = doc.data
     if isinstance(data, dict):
@@ -248,6 +269,17 @@ def detect_kind(path: Path, doc: YamlDoc | None) -> str:
         return "approvals"
     got = "an empty file" if data is None else f"a {type(data).__name__}"
     raise ValueError(f"top level is {got}; every kind of file is a mapping of fields")
+
+
+def _first_line_of(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return f.readline(4096).strip()
+
+
+def _has_times(header: str) -> bool:
+    return "creation_time" in header.split(",")
 
 
 def _read_yaml(path: Path) -> YamlDoc:
@@ -302,6 +334,7 @@ def _clean_field(field: str) -> str:
 def findings_of(exc: BaseException, file: str, doc: YamlDoc | None) -> list[Finding]:
     """The findings in an error raised by one of the product's loaders."""
     from computepool.admission.rulebook import RulebookError
+    from computepool.placement.openb import TraceFileError
     from computepool.traces.errors import TraceError
 
     if isinstance(exc, YamlSyntaxError):
@@ -320,7 +353,7 @@ def findings_of(exc: BaseException, file: str, doc: YamlDoc | None) -> list[Find
             else:
                 out.append(Finding(exc.path, reason, field, _locate(doc, exc.path, file, field)))
         return out
-    if isinstance(exc, TraceError):
+    if isinstance(exc, TraceError | TraceFileError):
         field = exc.field or ""
         at = _locate(doc, exc.file, file, field)
         if exc.line is not None and (at is None or at.line != exc.line):
