@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
             list[Path],
             typer.Argument(
                 help="Files to check: pool, workload or trace, job, service, plan, study, "
-                "scenario, rulebook or approvals (the kind is detected from the top-level keys)."
+                "scenario, rulebook, approvals, openb pods or nodes (the kind is detected from "
+                "the top-level keys or the CSV header)."
             ),
         ],
         kind: Annotated[
