@@ -17,10 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from computepool.admission.rulebook import ANY, Rulebook, RulebookError, field_path
+from computepool.catalog import yaml_lines
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -246,9 +246,11 @@ def load_approvals(path: str | Path, rulebook: Rulebook, timebase: TimeBase) -> 
     if not p.exists():
         raise RulebookError(str(p), [("(file)", "no such file")])
     try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise RulebookError(str(p), [("(file)", f"not valid YAML: {exc}")]) from None
+        doc = yaml_lines.read(p).data
+    except yaml_lines.YamlSyntaxError as exc:
+        raise RulebookError(
+            str(p), [(f"line {exc.line}", f"not valid YAML: {exc.reason}")]
+        ) from None
     return parse_approvals(doc, rulebook, timebase, str(p))
 
 

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from computepool.catalog.errors import is_union_tag
+
 ANY = "*"
 ORIGIN = "origin"
 SHIPPED = "default"
@@ -143,7 +145,7 @@ class Rulebook:
 
 def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for part in (p for p in loc if not is_union_tag(p)):
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 

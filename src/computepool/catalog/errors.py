@@ -53,7 +53,7 @@ def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Pro
     """Turn pydantic's errors into ``Problem``s with dotted field paths and the offending value."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        loc = [p for p in err["loc"] if not is_union_tag(p)]
         path = field_path(loc)
         if prefix:
             path = f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path
@@ -66,10 +66,12 @@ def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Pro
     return problems
 
 
-_UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
+_UNION_TAG = re.compile(
+    r"^(str|int|float|bool|none|date|datetime|list\[.*\]|tuple\[.*\]|dict\[.*\]|function-.*)$"
+)
 
 
-def _is_union_tag(part: Any) -> bool:
+def is_union_tag(part: Any) -> bool:
     # For a union, pydantic puts the member's type name into loc ('str', 'list[str]'); drop it.
     return isinstance(part, str) and bool(_UNION_TAG.match(part))
 

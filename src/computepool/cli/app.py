@@ -14,6 +14,8 @@ from computepool.cli import (
     residency_cmd,
     serve_cmd,
     simulate_cmd,
+    validate_cmd,
+    wait_cmd,
 )
 
 app = typer.Typer(
@@ -25,11 +27,13 @@ app = typer.Typer(
 )
 simulate_cmd.register(app)
 catalog_cmd.register(app)
+validate_cmd.register(app)
 plan_cmd.register(app)
 residency_cmd.register(app)
 pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
+wait_cmd.register(app)
 ray_cmd.register(app)
 report_cmd.register(app)
 

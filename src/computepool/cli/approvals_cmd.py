@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
+from computepool.catalog import yaml_lines
 from computepool.cli.common import console, fail
 
 UrlOpt = Annotated[str, typer.Option("--server", "--url", envvar="CPOOL_URL", help="Server URL.")]
@@ -37,9 +37,9 @@ def approvals_from_file(file: Path) -> list[dict[str, Any]]:
     if not file.exists():
         raise fail(f"{file}: no such file")
     try:
-        doc = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise fail(f"{file}: not valid YAML: {exc}") from None
+        doc = yaml_lines.read(file).data
+    except yaml_lines.YamlSyntaxError as exc:
+        raise fail(str(exc)) from None
     rows = doc.get("approvals") if isinstance(doc, dict) else doc
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise fail(f"{file}: expected 'approvals:' with a list of approvals")

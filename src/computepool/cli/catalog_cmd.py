@@ -1,15 +1,11 @@
-"""``cpool catalog`` and ``cpool validate``."""
+"""``cpool catalog``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
-import yaml
 from rich.table import Table
 
-from computepool.cli.common import console, fail, load_or_exit
+from computepool.cli.common import console
 
 
 def _accelerator_table() -> Table:
@@ -88,35 +84,3 @@ def register(app: typer.Typer) -> None:
         for t in (_region_table(), _pool_table()):
             if t is not None:
                 console.print(t)
-
-    @app.command()
-    def validate(
-        file: Annotated[Path, typer.Argument(help="A pool YAML or a job/workload file.")],
-    ) -> None:
-        """Check a pool or job file; print what it holds or exactly what is wrong."""
-        if not file.exists():
-            raise fail(f"{file}: no such file")
-        kind = "workload"
-        if file.suffix in (".yaml", ".yml"):
-            try:
-                doc = yaml.safe_load(file.read_text())
-            except yaml.YAMLError as exc:
-                raise fail(f"{file}: not valid YAML: {exc}") from None
-            if isinstance(doc, dict) and (
-                "node_groups" in doc or "nodes_csv" in doc or "nodes" in doc
-            ):
-                kind = "pool"
-        if kind == "pool":
-            from computepool.catalog import pools
-
-            validator = getattr(pools, "validate_pool_file", pools.load_pool)
-            p = load_or_exit(lambda: validator(file))
-            console.print(
-                f"[green]ok[/] {file}: pool {p.name!r}, {len(p.nodes):,} nodes, "
-                f"{p.total_accelerators:,} accelerators in {len(p.flavors)} flavors"
-            )
-        else:
-            from computepool.traces.detect import load_workload
-
-            w = load_or_exit(lambda: load_workload(str(file)))
-            console.print(f"[green]ok[/] {file}: {len(w):,} jobs, {len(w.classes)} job classes")

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 from rich import box
 from rich.table import Table
 
+from computepool.catalog import yaml_lines
 from computepool.cli.common import console, fail
 
 UrlOpt = Annotated[str, typer.Option("--url", envvar="CPOOL_URL", help="Server URL.")]
@@ -89,9 +89,9 @@ def register(app: typer.Typer) -> None:
         if not file.exists():
             raise fail(f"{file}: no such file")
         try:
-            doc = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            raise fail(f"{file}: not valid YAML: {exc}") from None
+            doc = yaml_lines.read(file).data
+        except yaml_lines.YamlSyntaxError as exc:
+            raise fail(str(exc)) from None
         if not isinstance(doc, dict):
             raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
         headers = {"Idempotency-Key": key} if key else {}

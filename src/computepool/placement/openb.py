@@ -21,7 +21,15 @@ NODE_COLUMNS = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
 
 
 class TraceFileError(ValueError):
-    pass
+    """A node list that cannot be read: ``FILE: line N: field 'F': reason`` (parts known)."""
+
+    def __init__(
+        self, file: str | Path, reason: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.file, self.reason, self.line, self.field = str(file), reason, line, field
+        where = "" if line is None else f"line {line}: "
+        what = "" if field is None else f"field {field!r}: "
+        super().__init__(f"{self.file}: {where}{what}{reason}")
 
 
 @dataclass(frozen=True)
@@ -37,16 +45,16 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, st
     try:
         f = path.open(newline="")
     except OSError as exc:
-        raise TraceFileError(f"{path}: cannot open: {exc.strerror}") from None
+        raise TraceFileError(path, f"cannot open: {exc.strerror}") from None
     with f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
         if missing:
-            raise TraceFileError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+            raise TraceFileError(path, f"missing column(s) {', '.join(missing)}", 1)
         rows = [(reader.line_num, row) for row in reader]
     if not rows:
-        raise TraceFileError(f"{path}: no rows")
+        raise TraceFileError(path, "no rows")
     return rows
 
 
@@ -55,11 +63,9 @@ def _int(path: Path, line: int, row: dict[str, str], field: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise TraceFileError(
-            f"{path}: line {line}: field {field!r}: {text!r} is not an integer"
-        ) from None
+        raise TraceFileError(path, f"{text!r} is not an integer", line, field) from None
     if value < 0:
-        raise TraceFileError(f"{path}: line {line}: field {field!r}: {value} is negative")
+        raise TraceFileError(path, f"{value} is negative", line, field)
     return value
 
 
@@ -74,7 +80,7 @@ def read_nodes(path: str | Path) -> SlotState:
         counts.append(_int(p, line, row, "gpu"))
         model = (row.get("model") or "").strip()
         if counts[-1] > 0 and not model:
-            raise TraceFileError(f"{p}: line {line}: field 'model': empty for a node with GPUs")
+            raise TraceFileError(p, "empty for a node with GPUs", line, "model")
         models.append(model)
     return SlotState.build(names, models, counts, cpus, mems)
 

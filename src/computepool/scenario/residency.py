@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from computepool.admission.approvals import parse_approvals
 from computepool.admission.residency import ResidencyCheck
 from computepool.admission.residency_config import ResidencyOptions, make_residency_check
 from computepool.admission.rulebook import RulebookError, field_path
+from computepool.catalog import yaml_lines
 from computepool.catalog.pools import load_pool
 from computepool.catalog.throughputs import load_throughputs
 from computepool.model.job import Dataset, Job, JobKind
@@ -130,10 +130,12 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
     if not p.exists():
         raise RulebookError(str(p), [("(file)", "no such file")])
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = yaml_lines.read(p).data
         spec = ScenarioSpec.model_validate(doc)
-    except yaml.YAMLError as exc:
-        raise RulebookError(str(p), [("(file)", f"not valid YAML: {exc}")]) from None
+    except yaml_lines.YamlSyntaxError as exc:
+        raise RulebookError(
+            str(p), [(f"line {exc.line}", f"not valid YAML: {exc.reason}")]
+        ) from None
     except ValidationError as exc:
         raise RulebookError(
             str(p), [(field_path(e["loc"]), e["msg"]) for e in exc.errors()]

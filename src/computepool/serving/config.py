@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from computepool.catalog import yaml_lines
 from computepool.serving.models import PRECISION_BYTES, ModelSpec, model_fields
 from computepool.serving.perf import PerfAssumptions, Profile
 from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
@@ -119,21 +120,8 @@ class ServingEntry(_Strict):
 
 def _line_of(root: yaml.Node | None, path: list[Any]) -> int | None:
     """Line (1-based) of the deepest node along ``path`` in the composed YAML tree."""
-    node, line = root, None
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            hit = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-            if hit is None:
-                break
-            line, node = hit[0].start_mark.line + 1, hit[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            if key >= len(node.value):
-                break
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    at = yaml_lines.node_position(root, path)
+    return None if at is None else at.line
 
 
 def _field_path(loc: list[Any]) -> str:
@@ -186,10 +174,10 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
     """The services of a YAML workload file with their request streams; None if it has none."""
     file, text = str(path), read_text(path)
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise TraceError(file, f"not valid YAML: {exc}", None, "yaml") from None
+        parsed = yaml_lines.load(text, file)
+    except yaml_lines.YamlSyntaxError as exc:
+        raise TraceError(file, f"not valid YAML: {exc.reason}", exc.line, "yaml") from None
+    data, root = parsed.data, parsed.root
     if not isinstance(data, dict) or not data.get("services"):
         return None
     raw = data["services"]

@@ -14,7 +14,7 @@ GENERATORS = ("gavel:", "scale:")
 #: Header prefixes that identify the CSV formats.
 _CSV_HEADERS = {
     "philly": "timestamp,duration,num_gpus",
-    "openb": "name,cpu_milli,memory_mib",
+    "openb": "name,cpu_milli,",
     "tiresias": "job_id,num_gpu,submit_time",
 }
 _EXTENSIONS = {

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from computepool.catalog import yaml_lines
 from computepool.model.job import Dataset, Job, JobKind
 from computepool.model.throughput import GENERIC, Throughputs
 from computepool.model.workload import Workload
@@ -180,14 +181,10 @@ def read_yaml_jobs(path: str | Path, throughputs: Throughputs | None = None) -> 
     """The jobs of a YAML workload file, ``defaults:`` applied, in file order."""
     file, text = str(path), read_text(path)
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise TraceError(
-            file, f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line, "yaml"
-        ) from None
+        parsed = yaml_lines.load(text, file)
+    except yaml_lines.YamlSyntaxError as exc:
+        raise TraceError(file, f"not valid YAML: {exc.reason}", exc.line, "yaml") from None
+    data, root = parsed.data, parsed.root
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise TraceError(file, "top level must be a mapping with a 'jobs:' list", 1, "jobs")
     unknown = set(data) - {"jobs", "defaults", "name", *SERVING_KEYS}

@@ -5,6 +5,11 @@ deletion_time,scheduled_time``. ``gpu_milli`` is the share of one GPU in thousan
 whole GPU; below 1000 = GPU sharing, only with ``num_gpu == 1``); ``gpu_spec`` lists the GPU
 models a pod accepts, ``|``-separated (empty = any); times are seconds, possibly empty.
 
+Only ``name,cpu_milli,num_gpu,gpu_milli`` are required: the public set has every layout of the
+rest (``openb_pod_list_multigpu*.csv`` stop after ``gpu_milli``; the FGD simulator's
+``openb_pod_list_nomem*.csv`` have no ``memory_mib``). A missing column means none: no memory
+request, any GPU model, no QoS or phase, unknown times.
+
 Two views:
 
 * ``read_openb_pods`` -> ``PodTable``: every pod, its CPU/memory/GPU request and GPU-model
@@ -33,6 +38,8 @@ COLUMNS = (
     "name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec",
     "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time",
 )  # fmt: skip
+#: The columns every layout of the public pod lists has; the others are optional.
+REQUIRED = ("name", "cpu_milli", "num_gpu", "gpu_milli")
 
 
 @dataclass
@@ -79,12 +86,17 @@ def _opt_time(text: str, file: str, line: int, field: str) -> float:
     return float("nan") if not text.strip() else parse_float(text, file, line, field, minimum=0)
 
 
+def _opt_int(text: str, file: str, line: int, field: str) -> int:
+    return 0 if not text.strip() else parse_int(text, file, line, field, minimum=0)
+
+
 def read_openb_pods(path: str | Path) -> PodTable:
     """Every pod of an ``openb_pod_list_*.csv`` file as a ``PodTable``."""
     file = str(path)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     spec_ix: dict[tuple[str, ...], int] = {(): 0}
-    for line, row in csv_rows(path, COLUMNS):
+    for line, cells in csv_rows(path, REQUIRED):
+        row = {c: cells.get(c, "") for c in COLUMNS}
         name = row["name"].strip()
         if not name:
             raise TraceError(file, "is empty", line, "name")
@@ -99,7 +111,7 @@ def read_openb_pods(path: str | Path) -> PodTable:
                 line,
                 "gpu_milli",
             )
-        created = parse_float(row["creation_time"], file, line, "creation_time", minimum=0)
+        created = _opt_time(row["creation_time"], file, line, "creation_time")
         deleted = _opt_time(row["deletion_time"], file, line, "deletion_time")
         if deleted < created:
             raise TraceError(
@@ -108,7 +120,7 @@ def read_openb_pods(path: str | Path) -> PodTable:
         spec = tuple(m.strip() for m in row["gpu_spec"].split("|") if m.strip())
         cols["name"].append(name)
         cols["cpu_milli"].append(parse_int(row["cpu_milli"], file, line, "cpu_milli", minimum=0))
-        cols["memory_mib"].append(parse_int(row["memory_mib"], file, line, "memory_mib", minimum=0))
+        cols["memory_mib"].append(_opt_int(row["memory_mib"], file, line, "memory_mib"))
         cols["num_gpu"].append(num_gpu)
         cols["gpu_milli"].append(gpu_milli)
         cols["gpu_spec"].append(spec_ix.setdefault(spec, len(spec_ix)))
@@ -143,7 +155,15 @@ def pods_to_workload(
     t = resolve_throughputs(throughputs)
     cols = WorkloadColumns(name=pods.source)
     rates: dict[int, float] = {}
-    keep = np.flatnonzero((pods.num_gpu >= 1) & ~np.isnan(pods.deletion_time))
+    if len(pods) and np.isnan(pods.creation_time).all():
+        raise TraceError(
+            pods.source,
+            "has no creation times: a pod list for packing (cpool pack), not a workload",
+            1,
+            "creation_time",
+        )
+    known = ~np.isnan(pods.deletion_time) & ~np.isnan(pods.creation_time)
+    keep = np.flatnonzero((pods.num_gpu >= 1) & known)
     for i in keep:
         sf = int(pods.num_gpu[i])
         if sf not in rates:
