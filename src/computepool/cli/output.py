@@ -52,13 +52,15 @@ class Col:
     """One column: ``cell`` turns a row into the text shown (Rich markup allowed).
 
     ``key`` columns are never cut; the other columns are free text, shortened with an ellipsis
-    when the table would not fit; ``wide`` columns show only with ``-o wide``."""
+    when the table would not fit; ``wide`` columns show only with ``-o wide``; ``optional``
+    columns leave ``table`` (last first) when the free text would get under ``MIN_FREE``."""
 
     header: str
     cell: Callable[[Any], str]
     key: bool = False
     wide: bool = False
     right: bool = False
+    optional: bool = False
 
 
 def _width(markup: str) -> int:
@@ -75,6 +77,11 @@ def build_table(
     natural = [
         max([_width(c.header), *(_width(row[i]) for row in cells)]) for i, c in enumerate(shown)
     ]
+    if not wide:
+        keep = _fitting(shown, natural, width)
+        shown = [c for c, k in zip(shown, keep, strict=True) if k]
+        cells = [[x for x, k in zip(row, keep, strict=True) if k] for row in cells]
+        natural = [n for n, k in zip(natural, keep, strict=True) if k]
     caps: list[int | None] = [None] * len(shown)
     if not wide:
         free = [i for i, c in enumerate(shown) if not c.key]
@@ -106,6 +113,32 @@ def build_table(
     for row in cells:
         t.add_row(*row)
     return t
+
+
+def _fitting(cols: Sequence[Col], natural: Sequence[int], width: int) -> list[bool]:
+    """Which columns ``table`` keeps: all, less optional ones (the last first) while the key
+    columns leave the free text under ``MIN_FREE`` each."""
+    keep = [True] * len(cols)
+
+    def short() -> bool:
+        n = sum(keep)
+        free = sum(1 for c, k in zip(cols, keep, strict=True) if k and not c.key)
+        fixed = sum(w for c, w, k in zip(cols, natural, keep, strict=True) if k and c.key)
+        need_free = sum(
+            min(w, MIN_FREE) for c, w, k in zip(cols, natural, keep, strict=True) if k and not c.key
+        )
+        return (
+            free > 0
+            and fixed + need_free + GAP * (n - 1) > width
+            or (free == 0 and fixed + GAP * (n - 1) > width)
+        )
+
+    for i in reversed(range(len(cols))):
+        if not short():
+            break
+        if cols[i].optional:
+            keep[i] = False
+    return keep
 
 
 def print_table(t: Table, wide: bool = False) -> None:

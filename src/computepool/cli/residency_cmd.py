@@ -192,7 +192,8 @@ def register(app: typer.Typer) -> None:
         title = f"Audit records ({len(records):,}{more})"
         print_table(build_table(audit_columns(shown), shown, wide, console.width, title), wide)
         by = Counter(d.split("/")[0] for r in records for d in r.get("decided_by", []))
-        console.print("by rule: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
+        if by:
+            console.print("by rule: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
 
     @app.command()
     def route(

@@ -15,7 +15,7 @@ from computepool.cli.output import Col
 def _when(r: dict[str, Any]) -> str:
     """Live records carry a calendar time; simulated ones hours of simulated time."""
     if r.get("at"):
-        return datetime.fromisoformat(r["at"]).astimezone().strftime("%m-%d %H:%M:%S")
+        return datetime.fromisoformat(r["at"]).astimezone().strftime("%m-%d %H:%M")
     return f"{r['time'] / 3600:.2f}"
 
 
@@ -29,7 +29,7 @@ def audit_columns(records: Sequence[dict[str, Any]]) -> list[Col]:
     live = any(r.get("at") for r in records)
     named = all(str(r["job"]).startswith(f"{r.get('tenant', '')}/") for r in records)
     cols = [
-        Col("TIME" if live else "TIME (H)", _when, key=True, right=not live),
+        Col("TIME" if live else "TIME (H)", _when, key=True, right=not live, optional=True),
         Col("JOB", lambda r: escape(str(r["job"])), key=True),
         Col("TENANT", lambda r: escape(r.get("tenant", "") or "-"), key=True,
             wide=named and bool(records)),
