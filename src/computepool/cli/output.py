@@ -61,6 +61,8 @@ class Col:
     wide: bool = False
     right: bool = False
     optional: bool = False
+    #: Free text that wraps onto more lines in ``table`` instead of being shortened.
+    wrap: bool = False
 
 
 def _width(markup: str) -> int:
@@ -105,8 +107,8 @@ def build_table(
         t.add_column(
             c.header,
             justify="right" if c.right else "left",
-            no_wrap=True,
-            overflow="ellipsis",
+            no_wrap=not (c.wrap and cap is not None),
+            overflow="fold" if c.wrap else "ellipsis",
             min_width=n if cap is None else min(cap, n),
             max_width=n if cap is None else cap,
         )

@@ -286,25 +286,19 @@ def register(app: typer.Typer) -> None:
         sites: Annotated[
             bool, typer.Option("--sites/--no-sites", help="Also list request sites.")
         ] = False,
+        output: OutputOpt = Output.table,
     ) -> None:
         """Show (and validate) a residency rulebook."""
         from computepool.admission.rulebook import load_rulebook
+        from computepool.cli.residency_view import RULE_COLUMNS, rule_doc
 
         rb = load_or_exit(lambda: load_rulebook(None if rulebook == "default" else rulebook))
-        t = Table(title=f"{rb.source} · automotive_strict={rb.automotive_strict}")
-        for col in ("id", "data classes", "origins", "allowed (conditions)", "basis"):
-            t.add_column(col)
-        for r in rb.rules:
-            grants = "; ".join(
-                "/".join(g.to)
-                + (f" if {'+'.join(g.requires)}" if g.requires else "")
-                + (f" <{g.persons_below:,} {g.counter}" if g.persons_below else "")
-                + (" (relaxed only)" if g.relaxed_only else "")
-                for g in r.allow
-            )
-            ciio = " [CIIO]" if r.ciio_only else ""
-            t.add_row(r.id + ciio, ", ".join(r.data_classes), ", ".join(r.origins), grants, r.basis)
-        console.print(t)
+        docs = [rule_doc(r) for r in rb.rules]
+        if output == Output.json:
+            print_json({"source": rb.source, "automotive_strict": rb.automotive_strict,
+                        "rules": docs})  # fmt: skip
+            return
+        emit(output, RULE_COLUMNS, docs, f"{rb.source} · automotive_strict={rb.automotive_strict}")
         if sites:
             from computepool.routing.latency import load_latency_model
 

@@ -94,3 +94,38 @@ SCENARIO_COLUMNS = [
     Col("DEADLINE", lambda r: _opt(r["deadline_hit_rate"], "{:.1%}"), key=True, right=True),
     Col("REGIONS", lambda r: _regions(r["region_share"])),
 ]
+
+
+def rule_doc(r: Any) -> dict[str, Any]:
+    """One residency rule as plain data (``cpool rules -o json``)."""
+    return {
+        "id": r.id,
+        "ciio_only": r.ciio_only,
+        "data_classes": list(r.data_classes),
+        "origins": list(r.origins),
+        "allow": [
+            {"to": list(g.to), "requires": list(g.requires), "persons_below": g.persons_below,
+             "counter": g.counter, "relaxed_only": g.relaxed_only}
+            for g in r.allow
+        ],
+        "basis": r.basis,
+    }  # fmt: skip
+
+
+def _grants(rule: dict[str, Any]) -> str:
+    return "; ".join(
+        "/".join(g["to"])
+        + (f" if {' + '.join(g['requires'])}" if g["requires"] else "")
+        + (f" <{g['persons_below']:,} {g['counter']}" if g["persons_below"] else "")
+        + (" (relaxed only)" if g["relaxed_only"] else "")
+        for g in rule["allow"]
+    )
+
+
+RULE_COLUMNS = [
+    Col("ID", lambda r: escape(r["id"] + (" [CIIO]" if r["ciio_only"] else "")), key=True),
+    Col("ORIGINS", lambda r: escape(", ".join(r["origins"])), key=True),
+    Col("DATA CLASSES", lambda r: escape(", ".join(r["data_classes"])), wrap=True),
+    Col("ALLOWED (CONDITIONS)", lambda r: escape(_grants(r)), wrap=True),
+    Col("BASIS", lambda r: escape(r["basis"]), wide=True),
+]

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from computepool.cli.common import console, fail, load_or_exit
 from computepool.cli.conventions import CpoolTyper, alias
+from computepool.cli.output import Col, Output, OutputOpt, emit
 
 DataDirOpt = Annotated[
     Path | None,
@@ -52,6 +53,28 @@ def parse_quota(text: str) -> tuple[str, dict]:
         ) from None
     names = ("nominal", "borrowing_limit", "lending_limit")
     return key, {n: v for n, v in zip(names, nums, strict=False)}
+
+
+def _quotas(quotas: dict) -> str:
+    return ", ".join(
+        f"{k}={v['nominal']:g}"
+        + ("" if v.get("borrowing_limit") is None else f"+{v['borrowing_limit']:g}")
+        for k, v in quotas.items()
+    )
+
+
+def _opt(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+TENANT_COLUMNS = [
+    Col("NAME", lambda r: escape(r["name"]), key=True),
+    Col("WEIGHT", lambda r: f"{r['weight']:g}", key=True, right=True),
+    Col("COHORT", lambda r: escape(r["cohort"] or "-"), key=True),
+    Col("BUDGET H", lambda r: _opt(r["budget_accel_hours"]), key=True, right=True),
+    Col("BUDGET USD", lambda r: _opt(r["budget_usd"]), key=True, right=True),
+    Col("QUOTAS", lambda r: escape(_quotas(r["quotas"]) or "unlimited"), wrap=True),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -252,29 +275,19 @@ def register(app: typer.Typer) -> None:
         console.print(f"{'created' if created else 'updated'} tenant {name!r}")
 
     @tenant.command("list")
-    def tenant_list(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
+    def tenant_list(
+        output: OutputOpt = Output.table, data_dir: DataDirOpt = None, db: DbOpt = None
+    ) -> None:
         """Tenants with their weight, cohort, quotas and budget."""
         from computepool.server import store
 
-        t = Table(title="Tenants")
-        for col in ("name", "weight", "cohort", "quotas", "budget h", "budget USD"):
-            t.add_column(col)
         with _sessions(data_dir, db)() as s:
-            for r in store.tenants(s):
-                q = ", ".join(
-                    f"{k}={v['nominal']:g}"
-                    + ("" if v.get("borrowing_limit") is None else f"+{v['borrowing_limit']:g}")
-                    for k, v in (r.quotas or {}).items()
-                )
-                t.add_row(
-                    r.name,
-                    f"{r.weight:g}",
-                    r.cohort or "-",
-                    q or "unlimited",
-                    "-" if r.budget_accel_hours is None else f"{r.budget_accel_hours:g}",
-                    "-" if r.budget_usd is None else f"{r.budget_usd:g}",
-                )
-        console.print(t)
+            rows = [
+                {"name": r.name, "weight": r.weight, "cohort": r.cohort, "quotas": r.quotas or {},
+                 "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd}
+                for r in store.tenants(s)
+            ]  # fmt: skip
+        emit(output, TENANT_COLUMNS, rows, "Tenants")
 
     @token.command("create")
     def token_create(
