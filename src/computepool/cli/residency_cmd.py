@@ -58,14 +58,16 @@ def residency_checks(
     return () if check is None else (check,)
 
 
-def print_residency(checks: tuple[Any, ...], workload: Workload, audit: Path | None) -> None:
+def print_residency(
+    checks: tuple[Any, ...], workload: Workload, audit: Path | None, label: str = ""
+) -> None:
     if not checks:
         if audit is not None:
             raise fail("--audit: residency is off for this pool (use --rulebook default)")
         return
     check = checks[0]
     counts = check.audit.counts_by_rule()
-    t = Table(title=f"Residency · {check.rulebook.source}")
+    t = Table(title=" · ".join(x for x in ("Residency", label, check.rulebook.source) if x))
     t.add_column("rule")
     t.add_column("starts allowed", justify="right")
     t.add_column("jobs rejected", justify="right")

@@ -341,9 +341,7 @@ def register(app: typer.Typer) -> None:
             summary_table(results, f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
         for name, checks in zip(names, all_checks, strict=True):
-            if checks:
-                console.print(f"[bold]{name}[/]", highlight=False)
-            print_residency(checks, inputs.workload, _audit_path(audit, name, len(names)))
+            print_residency(checks, inputs.workload, _audit_path(audit, name, len(names)), name)
         for r in results:
             if "services" in r.extra:
                 from computepool.cli.serving_view import print_services
