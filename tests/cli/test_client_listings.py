@@ -113,3 +113,48 @@ def test_route_and_approvals_take_url(live):
     assert here.exit_code == 0, here.output  # an explicit --pool answers here despite $CPOOL_URL
     assert json.loads(cpool("approvals", "list", "-o", "json", env={**env, "CPOOL_TOKEN": adm})
                       .output) == []  # fmt: skip
+
+
+def test_serve_with_a_relative_data_dir_runs_jobs(tmp_path):
+    """``cpool serve`` with the default ``./.cpool`` (or any relative --data-dir): jobs ran
+    in directories under it and every worker failed at start."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.pgcluster import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPOOL_")}
+    cli = [sys.executable, "-m", "computepool.cli.app"]
+
+    def admin(*args: str) -> str:
+        return subprocess.run([*cli, "admin", *args], cwd=tmp_path, env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+    admin("tenant", "add", "acme")
+    tok = admin("token", "create", "acme")
+    port = free_port()
+    server = subprocess.Popen(
+        [*cli, "serve", "--pool", "gavel-36x3", "--port", str(port), "--round-seconds", "0.1"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        (tmp_path / "job.yaml").write_text("command: echo hi\n")
+        end = time.time() + 30
+        while cpool("submit", str(tmp_path / "job.yaml"), "--url", url, "--token", tok,
+                    columns=200).exit_code != 0:  # fmt: skip
+            assert time.time() < end and server.poll() is None
+            time.sleep(0.2)
+        while True:
+            doc = json.loads(cpool("job", "1", "-o", "json", "--url", url, "--token", tok).output)
+            if doc["status"] in ("succeeded", "failed"):
+                break
+            assert time.time() < end, doc
+            time.sleep(0.1)
+        assert doc["status"] == "succeeded" and doc["attempts"] == 1, doc
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        kill_leftovers(tmp_path / ".cpool")

@@ -31,9 +31,11 @@ DbOpt = Annotated[
 
 
 def _data_dir(d: Path | None) -> Path:
+    """``--data-dir``, else ``$CPOOL_HOME``, else ``./.cpool``, made absolute: workers run in
+    directories under it, so a relative path would name another place for each of them."""
     from computepool.server.runtime import default_data_dir
 
-    return d or default_data_dir()
+    return (d or default_data_dir()).resolve()
 
 
 def parse_quota(text: str) -> tuple[str, dict]:
