@@ -112,3 +112,15 @@ def test_audit_fits_80_columns_and_json_is_one_object_per_line(scenario_audit):
     assert run("audit", str(audit), "--limit", "3", "-o", "json").splitlines() == lines
     wide = run("audit", str(audit), "--limit", "3", "-o", "wide")
     assert "RULES CONSULTED" in wide and recs[-1]["reason"] in wide
+
+
+def test_services_table_fits_80_columns_with_whole_names_and_shapes():
+    from computepool.cli.serving_view import SERVICE_COLUMNS
+
+    row = {"name": "cabin-assistant-7b", "model": "qwen2.5-7b", "status": "ok",
+           "requests": 97516, "slo_attainment": 1.0, "ttft_p99_s": 0.5, "tbt_p99_s": 0.09,
+           "accelerator_hours": 4.1, "replicas_max": 5,
+           "accelerator_hours_by_shape": {"cn-hangzhou/Ascend910B 1/2": 3.0, "x": 1.0}}  # fmt: skip
+    text = _render(build_table(SERVICE_COLUMNS, [row], False, 80), 80)
+    assert fits(text) and "cabin-assistant-7b" in text and "cn-hangzhou/Ascend910B" in text
+    assert "…" not in text

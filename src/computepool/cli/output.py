@@ -53,7 +53,7 @@ class Col:
 
     ``key`` columns are never cut; the other columns are free text, shortened with an ellipsis
     when the table would not fit; ``wide`` columns show only with ``-o wide``; ``optional``
-    columns leave ``table`` (last first) when the free text would get under ``MIN_FREE``."""
+    columns leave ``table`` (last first) when the free text would get under its ``min_free``."""
 
     header: str
     cell: Callable[[Any], str]
@@ -63,6 +63,8 @@ class Col:
     optional: bool = False
     #: Free text that wraps onto more lines in ``table`` instead of being shortened.
     wrap: bool = False
+    #: The narrowest this free-text column is squeezed to before optional columns leave.
+    min_free: int = MIN_FREE
 
 
 def _width(markup: str) -> int:
@@ -91,7 +93,7 @@ def build_table(
         room = width - fixed - GAP * (len(shown) - 1)
         # give the narrowest free columns their full width first, share the rest evenly
         for n, i in enumerate(sorted(free, key=lambda i: natural[i])):
-            share = max(room // (len(free) - n), MIN_FREE)
+            share = max(room // (len(free) - n), shown[i].min_free)
             caps[i] = min(natural[i], share)
             room -= caps[i]
     t = Table(
@@ -119,7 +121,7 @@ def build_table(
 
 def _fitting(cols: Sequence[Col], natural: Sequence[int], width: int) -> list[bool]:
     """Which columns ``table`` keeps: all, less optional ones (the last first) while the key
-    columns leave the free text under ``MIN_FREE`` each."""
+    columns leave the free text under its ``min_free``."""
     keep = [True] * len(cols)
 
     def short() -> bool:
@@ -127,7 +129,9 @@ def _fitting(cols: Sequence[Col], natural: Sequence[int], width: int) -> list[bo
         free = sum(1 for c, k in zip(cols, keep, strict=True) if k and not c.key)
         fixed = sum(w for c, w, k in zip(cols, natural, keep, strict=True) if k and c.key)
         need_free = sum(
-            min(w, MIN_FREE) for c, w, k in zip(cols, natural, keep, strict=True) if k and not c.key
+            min(w, c.min_free)
+            for c, w, k in zip(cols, natural, keep, strict=True)
+            if k and not c.key
         )
         return (
             free > 0
