@@ -94,6 +94,14 @@ def test_ray_down_takes_address_like_ray_status():
     r = runner.invoke(app, ["ray", "down", "--address", "10.0.0.2:6379"])
     assert r.exit_code == 2 and "only a demo cluster on this machine" in r.output
     assert _option(COMMANDS[("ray", "down")], "--port").hidden
+    from tests.pgcluster import free_port
+
+    port = free_port()  # no demo cluster there: nothing to stop, by either spelling
+    for args in (["--address", f"127.0.0.1:{port}"], ["--port", str(port)]):
+        r = runner.invoke(app, ["ray", "down", *args])
+        assert r.exit_code == 0 and f"stopped 0 processes of the demo cluster on port {port}" in (
+            r.output
+        )
 
 
 def test_compare_takes_what_simulate_takes(tmp_path):
