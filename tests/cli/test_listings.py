@@ -124,3 +124,13 @@ def test_services_table_fits_80_columns_with_whole_names_and_shapes():
     text = _render(build_table(SERVICE_COLUMNS, [row], False, 80), 80)
     assert fits(text) and "cabin-assistant-7b" in text and "cn-hangzhou/Ascend910B" in text
     assert "…" not in text
+
+
+def test_audit_prints_hostile_text_literally(tmp_path):
+    rec = {"time": 3600, "job": "[bold red]x[/]", "tenant": "t[/]", "outcome": "[blink]allowed",
+           "region": "[x]", "decided_by": ["[/]"], "reason": "[/b]"}  # fmt: skip
+    p = tmp_path / "a.jsonl"
+    p.write_text(json.dumps(rec) + "\n")
+    out = run("audit", str(p), "-o", "wide")
+    for text in ("[bold red]x[/]", "t[/]", "[blink]allowed", "[x]", "[/b]"):
+        assert text in out, text

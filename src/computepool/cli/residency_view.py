@@ -33,7 +33,7 @@ def audit_columns(records: Sequence[dict[str, Any]]) -> list[Col]:
         Col("JOB", lambda r: escape(str(r["job"])), key=True),
         Col("TENANT", lambda r: escape(r.get("tenant", "") or "-"), key=True,
             wide=named and bool(records)),
-        Col("OUTCOME", lambda r: r["outcome"], key=True),
+        Col("OUTCOME", lambda r: escape(str(r["outcome"])), key=True),
         Col("REGION", lambda r: escape(r.get("region") or "-"), key=True),
         Col("DECIDED BY", lambda r: _list(r.get("decided_by"))),
         Col("FLAVOR", lambda r: escape(r.get("flavor") or "-"), key=True, wide=True),
