@@ -1,6 +1,9 @@
-"""``cpool``: the entry point. Each command group lives in its own module and registers here."""
+"""``cpool``: the entry point. Each command group lives in its own module and registers here;
+the conventions they share (``--url``, ``--pool``, ``-o``) are in ``cli/conventions.py``."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -17,14 +20,52 @@ from computepool.cli import (
     validate_cmd,
     wait_cmd,
 )
+from computepool.cli.conventions import CpoolTyper
 
-app = typer.Typer(
+app = CpoolTyper(
     name="cpool",
-    help="computepool: run a heterogeneous, multi-region accelerator pool as one computer.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def package_version() -> str:
+    """The installed distribution's version; the source tree's when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("computepool")
+    except PackageNotFoundError:
+        from computepool import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cpool {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """computepool: run a heterogeneous, multi-region accelerator pool as one computer.
+
+    Conventions (docs/cli.md): client commands take --url ($CPOOL_URL) and --token
+    ($CPOOL_TOKEN); commands that take a pool take --pool; listings take -o table|wide|json.
+    """
+
+
 simulate_cmd.register(app)
 catalog_cmd.register(app)
 validate_cmd.register(app)

@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from computepool.catalog import yaml_lines
 from computepool.cli.common import console, fail
+from computepool.cli.conventions import (
+    DEFAULT_URL,
+    CpoolTyper,
+    ServerAliasOpt,
+    TokenOpt,
+    UrlOpt,
+    alias,
+)
+from computepool.cli.output import Col, Output, OutputOpt, emit
 
-UrlOpt = Annotated[str, typer.Option("--server", "--url", envvar="CPOOL_URL", help="Server URL.")]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="An admin's bearer token.")
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
 PATH = "/v1/residency/approvals"
 
 
@@ -46,35 +50,40 @@ def approvals_from_file(file: Path) -> list[dict[str, Any]]:
     return [_jsonable(r) for r in rows]
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="Approvals on record")
-    for col in ("id", "kind", "handler", "origin", "class", "to", "datasets", "valid from",
-                "expires", "active", "revoked"):  # fmt: skip
-        t.add_column(col)
-    for a in rows:
-        t.add_row(
-            a["id"], a["kind"], a["handler"], a["origin"], a["data_class"], ",".join(a["to"]),
-            ",".join(a["datasets"]) or "*", a["valid_from"] or "-", a["expires"] or "never",
-            "yes" if a["active"] else "no", a.get("revoked_at") or "-",
-        )  # fmt: skip
-    return t
+APPROVAL_COLUMNS = [
+    Col("ID", lambda a: escape(a["id"]), key=True),
+    Col("KIND", lambda a: escape(a["kind"]), key=True),
+    Col("HANDLER", lambda a: escape(a["handler"]), key=True),
+    Col("ORIGIN", lambda a: escape(a["origin"]), key=True, wide=True),
+    Col("CLASS", lambda a: escape(a["data_class"]), key=True),
+    Col("TO", lambda a: escape(",".join(a["to"])), key=True),
+    Col("DATASETS", lambda a: escape(",".join(a["datasets"]) or "*"), wide=True),
+    Col("VALID FROM", lambda a: a["valid_from"] or "-", key=True, wide=True),
+    Col("EXPIRES", lambda a: a["expires"] or "never", key=True),
+    Col("ACTIVE", lambda a: "yes" if a["active"] else "no", key=True),
+    Col("REVOKED", lambda a: a.get("revoked_at") or "-", key=True, wide=True),
+]
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help="Residency approvals on record in a live server (admin).", no_args_is_help=True
-    )
+    group = CpoolTyper(help="Residency approvals on record in a live server (admin).")
     app.add_typer(group, name="approvals")
 
-    def client(url: str, token: str | None):
+    def client(url: str, server: str | None, token: str | None):
         from computepool.cli.jobs_cmd import Client
 
-        return Client(url, token)
+        return Client(alias(url, server, "--url", "--server", DEFAULT_URL), token)
 
     @group.command("list")
-    def list_(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    def list_(
+        output: OutputOpt = Output.table,
+        url: UrlOpt = DEFAULT_URL,
+        server: ServerAliasOpt = None,
+        token: TokenOpt = None,
+    ) -> None:
         """Approvals on record (revoked ones too)."""
-        console.print(_table(client(url, token).call("GET", PATH).json()))
+        rows = client(url, server, token).call("GET", PATH).json()
+        emit(output, APPROVAL_COLUMNS, rows, "Approvals on record")
 
     @group.command("add")
     def add(
@@ -86,15 +95,22 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[
             str | None, typer.Option("--kind", help="e.g. security_assessment (cpool rules).")
         ] = None,
-        handler: Annotated[str, typer.Option("--handler")] = "*",
-        origin: Annotated[str, typer.Option("--origin")] = "*",
-        data_class: Annotated[str, typer.Option("--data-class")] = "*",
+        handler: Annotated[
+            str, typer.Option("--handler", help="Data controller it covers (* for any).")
+        ] = "*",
+        origin: Annotated[
+            str, typer.Option("--origin", help="Origin jurisdiction of the data (* for any).")
+        ] = "*",
+        data_class: Annotated[
+            str, typer.Option("--data-class", help="Data class it covers (* for any).")
+        ] = "*",
         to: Annotated[str, typer.Option("--to", help="Comma-separated jurisdictions.")] = "*",
         datasets: Annotated[str, typer.Option("--datasets", help="Comma-separated names.")] = "",
         valid_from: Annotated[str | None, typer.Option("--valid-from", help="ISO date.")] = None,
         expires: Annotated[str | None, typer.Option("--expires", help="ISO date.")] = None,
-        note: Annotated[str, typer.Option("--note")] = "",
+        note: Annotated[str, typer.Option("--note", help="Free text kept on record.")] = "",
         url: UrlOpt = DEFAULT_URL,
+        server: ServerAliasOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Put approvals on record: from a YAML file, or one from the options."""
@@ -111,7 +127,7 @@ def register(app: typer.Typer) -> None:
                      "valid_from": valid_from, "expires": expires, "note": note}
                 )
             ]  # fmt: skip
-        c = client(url, token)
+        c = client(url, server, token)
         for row in rows:
             a = c.call("POST", PATH, json=row).json()
             console.print(
@@ -122,8 +138,9 @@ def register(app: typer.Typer) -> None:
     def revoke(
         approval_id: Annotated[str, typer.Argument(help="Approval id.")],
         url: UrlOpt = DEFAULT_URL,
+        server: ServerAliasOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Revoke an approval now (it stays on record for the audit)."""
-        a = client(url, token).call("DELETE", f"{PATH}/{approval_id}").json()
+        a = client(url, server, token).call("DELETE", f"{PATH}/{approval_id}").json()
         console.print(f"approval [bold]{a['id']}[/] revoked at {a['revoked_at']}")

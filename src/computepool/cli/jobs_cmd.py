@@ -7,23 +7,19 @@ is ``--token`` or ``$CPOOL_TOKEN``.
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from rich import box
-from rich.table import Table
 
 from computepool.catalog import yaml_lines
 from computepool.cli.common import console, fail
+from computepool.cli.conventions import DEFAULT_URL, TokenOpt, UrlOpt
+from computepool.cli.output import Output, OutputOpt
 
-UrlOpt = Annotated[str, typer.Option("--url", envvar="CPOOL_URL", help="Server URL.")]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="Bearer token.")
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
+JobIdArg = Annotated[int, typer.Argument(help="Job id (see `cpool jobs`).")]
 
 
 class Client:
@@ -52,27 +48,34 @@ class Client:
         return r
 
 
+def _parse(text: str) -> datetime:
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone()
+
+
 def _when(text: str | None) -> str:
     if not text:
         return "-"
-    t = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone()
+    t = _parse(text)
     today = t.date() == datetime.now().astimezone().date()
     return t.strftime("%H:%M:%S" if today else "%m-%d %H:%M")
 
 
-STATUS_STYLE = {
-    "running": "green",
-    "succeeded": "bold green",
-    "failed": "red",
-    "cancelled": "yellow",
-    "rejected": "red",
-    "queued": "cyan",
-    "admitted": "cyan",
-}
+def _age(text: str | None, now: datetime | None = None) -> str:
+    """kubectl's AGE: 45s, 12m, 5h, 3d."""
+    if not text:
+        return "-"
+    s = max(((now or datetime.now().astimezone()) - _parse(text)).total_seconds(), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{int(s // size)}{unit}"
+    return f"{int(s)}s"
 
 
 def _status(s: str) -> str:
-    return f"[{STATUS_STYLE.get(s, 'white')}]{s}[/]"
+    from computepool.cli.jobs_view import status_markup
+
+    return status_markup(s)
 
 
 def register(app: typer.Typer) -> None:
@@ -106,79 +109,38 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--status", help="Filter (repeatable).")
         ] = None,
         tenant: Annotated[str | None, typer.Option("--tenant", help="Admin: one tenant's.")] = None,
-        limit: Annotated[int, typer.Option("--limit")] = 50,
+        limit: Annotated[int, typer.Option("--limit", help="At most this many jobs.")] = 50,
+        output: OutputOpt = Output.table,
         url: UrlOpt = DEFAULT_URL,
         token: TokenOpt = None,
     ) -> None:
         """List jobs, newest first."""
+        from computepool.cli.jobs_view import print_jobs
+
         params: dict[str, Any] = {"limit": limit, "status": status or []}
         if tenant:
             params["tenant"] = tenant
         rows = Client(url, token).call("GET", "/v1/jobs", params=params).json()["jobs"]
-        t = Table(box=box.SIMPLE_HEAD)
-        for col in (
-            "id",
-            "tenant",
-            "name",
-            "status",
-            "acc",
-            "flavor",
-            "submitted",
-            "started",
-            "ended",
-        ):
-            t.add_column(col, justify="right" if col in ("id", "acc") else "left")
-        for j in rows:
-            t.add_row(
-                str(j["id"]),
-                j["tenant"],
-                j["name"] or "-",
-                _status(j["status"]),
-                str(j["accelerators"]),
-                j["flavor"] or "-",
-                _when(j["submitted_at"]),
-                _when(j["started_at"]),
-                _when(j["finished_at"]),
-            )
-        console.print(t)
+        print_jobs(rows, output, _when, _age)
 
     @app.command()
-    def job(job_id: int, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    def job(
+        job_id: JobIdArg,
+        output: OutputOpt = Output.table,
+        url: UrlOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+    ) -> None:
         """One job: status, events, placements."""
-        j = Client(url, token).call("GET", f"/v1/jobs/{job_id}").json()
-        console.print(
-            f"job [bold]{j['id']}[/] {j['name'] or ''} tenant={j['tenant']} "
-            f"{_status(j['status'])} accelerators={j['accelerators']} flavor={j['flavor'] or '-'}"
-            + (f" exit={j['exit_code']}" if j["exit_code"] is not None else "")
-            + (f" reason={j['reason']}" if j["reason"] else "")
-        )
-        t = Table(title="events")
-        for col in ("at", "event", "detail"):
-            t.add_column(col)
-        for e in j["events"]:
-            t.add_row(_when(e["at"]), e["kind"], e["detail"])
-        console.print(t)
-        if j["allocations"]:
-            a = Table(title="placements")
-            for col in ("attempt", "flavor", "workers (node: devices)", "start", "end", "why"):
-                a.add_column(col)
-            for x in j["allocations"]:
-                workers = ", ".join(f"{n}:{','.join(map(str, d))}" for n, d in x["workers"])
-                a.add_row(
-                    str(x["attempt"]),
-                    x["flavor"],
-                    workers,
-                    _when(x["started_at"]),
-                    _when(x["ended_at"]),
-                    x["end_reason"] or "-",
-                )
-            console.print(a)
+        from computepool.cli.jobs_view import print_job
+
+        print_job(Client(url, token).call("GET", f"/v1/jobs/{job_id}").json(), output, _when)
 
     @app.command()
     def logs(
-        job_id: int,
+        job_id: JobIdArg,
         follow: Annotated[
-            bool, typer.Option("--follow", "-f", help="Stream until the job ends.")
+            bool,
+            typer.Option("--follow/--no-follow", "-f", help="Stream until the job ends."),
         ] = False,
         url: UrlOpt = DEFAULT_URL,
         token: TokenOpt = None,
@@ -200,7 +162,7 @@ def register(app: typer.Typer) -> None:
             raise fail(f"log stream ended: {exc}") from None
 
     @app.command()
-    def cancel(job_id: int, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    def cancel(job_id: JobIdArg, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
         """Cancel a job (SIGTERM, then SIGKILL after the server's grace period)."""
         Client(url, token).call("POST", f"/v1/jobs/{job_id}/cancel")
         console.print(f"job {job_id}: cancel requested")
@@ -211,23 +173,13 @@ def register(app: typer.Typer) -> None:
         since: Annotated[
             str | None, typer.Option("--since", help="ISO time or duration back: 90m, 24h, 7d.")
         ] = None,
+        output: OutputOpt = Output.table,
         url: UrlOpt = DEFAULT_URL,
         token: TokenOpt = None,
     ) -> None:
         """Accelerator-hours, energy, cost and carbon per tenant and flavor."""
+        from computepool.cli.jobs_view import print_usage
+
         params = {k: v for k, v in (("tenant", tenant), ("since", since)) if v}
         doc = Client(url, token).call("GET", "/v1/usage", params=params).json()
-        t = Table(title=f"usage since {_when(doc['since']) if doc['since'] else 'the start'}")
-        for col in ("tenant", "flavor", "jobs", "accel-h", "kWh", "USD", "kg CO2"):
-            t.add_column(col, justify="left" if col in ("tenant", "flavor") else "right")
-        for r in [*doc["rows"], doc["total"]]:
-            t.add_row(
-                r["tenant"],
-                r["flavor"],
-                str(r["jobs"]),
-                f"{r['accelerator_hours']:.4f}",
-                f"{r['energy_kwh']:.4f}",
-                f"{r['cost_usd']:.4f}",
-                f"{r['carbon_kg']:.4f}",
-            )
-        console.print(t)
+        print_usage(doc, output, _when)

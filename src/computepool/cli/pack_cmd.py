@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from computepool.cli.common import console, fail, load_or_exit, progress_bar
+from computepool.cli.conventions import alias
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -60,11 +61,15 @@ def summarise(runs: list, top: int) -> dict[str, object]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def pack(
-        nodes: Annotated[
-            str,
-            typer.Option("--nodes", help="Node list CSV (sn,cpu_milli,...) or a pool name."),
-        ],
         pods: Annotated[Path, typer.Option("--pods", help="Pod list CSV (openb layout).")],
+        pool: Annotated[
+            str | None,
+            typer.Option(
+                "--pool",
+                help="The nodes: a node list CSV (sn,cpu_milli,...) or a pool name. Required.",
+                show_default=False,
+            ),
+        ] = None,
         policy: Annotated[str, typer.Option("--policy", help="Placement policy.")] = "fgd",
         seeds: Annotated[str, typer.Option("--seeds", help="e.g. 42-51 or 42,43.")] = "42",
         tune: Annotated[
@@ -73,6 +78,9 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[
             Path | None, typer.Option("--json", help="Write per-seed curves and the summary.")
         ] = None,
+        nodes: Annotated[
+            str | None, typer.Option("--nodes", hidden=True, help="Old name of --pool.")
+        ] = None,
     ) -> None:
         """FGD's experiment: pods arrive (shuffled per seed) until their device request
         reaches TUNE x capacity; report allocation and fragmentation at each 1% arrived."""
@@ -80,6 +88,9 @@ def register(app: typer.Typer) -> None:
         from computepool.placement.pack import run_pack
         from computepool.placement.profiles import profile_names
 
+        nodes = alias(pool, nodes, "--pool", "--nodes")
+        if nodes is None:
+            raise fail("give the nodes: --pool POOL_NAME or --pool NODES.csv")
         if policy not in profile_names():
             raise fail(f"unknown placement policy {policy!r}; known: {', '.join(profile_names())}")
         if not 0 < tune <= 3:

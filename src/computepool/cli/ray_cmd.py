@@ -9,14 +9,27 @@ import typer
 from rich.table import Table
 
 from computepool.cli.common import console, fail, load_or_exit
+from computepool.cli.conventions import CpoolTyper
 
 PortOpt = Annotated[int, typer.Option("--port", help="The head's GCS port.")]
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def demo_port(address: str) -> int:
+    """The GCS port of a demo cluster on this machine from ``HOST:PORT`` (ValueError if it is
+    not one)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or host not in LOCAL_HOSTS or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--address {address!r}: expected 127.0.0.1:PORT (only a demo cluster on this "
+            "machine can be stopped here)"
+        )
+    return int(port)
 
 
 def register(app: typer.Typer) -> None:
-    ray_app = typer.Typer(
-        help="The Ray backend: a local demo cluster, and the pool a Ray cluster offers.",
-        no_args_is_help=True,
+    ray_app = CpoolTyper(
+        help="The Ray backend: a local demo cluster, and the pool a Ray cluster offers."
     )
     app.add_typer(ray_app, name="ray")
 
@@ -25,7 +38,7 @@ def register(app: typer.Typer) -> None:
         demo: Annotated[
             bool,
             typer.Option(
-                "--demo",
+                "--demo/--no-demo",
                 help="Start a head and 4 worker nodes with fake accelerators on this machine.",
             ),
         ] = False,
@@ -56,14 +69,23 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"serve it:  cpool serve --backend {client}\n"
             f"      or:  RAY_ADDRESS=127.0.0.1:{port} cpool serve --backend ray\n"
-            f"stop it:   cpool ray down --port {port}"
+            f"stop it:   cpool ray down --address 127.0.0.1:{port}"
         )
 
     @ray_app.command("down")
-    def down(port: PortOpt = 6379) -> None:
+    def down(
+        address: Annotated[
+            str, typer.Option("--address", help="The demo head's address, 127.0.0.1:PORT.")
+        ] = "127.0.0.1:6379",
+        port: Annotated[
+            int | None, typer.Option("--port", hidden=True, help="Old spelling: the GCS port.")
+        ] = None,
+    ) -> None:
         """Stop the demo cluster started by `cpool ray up --demo` (only that one)."""
         from computepool.backends import ray_demo
 
+        if port is None:
+            port = load_or_exit(lambda: demo_port(address))
         n = ray_demo.down(port)
         console.print(f"stopped {n} processes of the demo cluster on port {port}")
 

@@ -12,6 +12,18 @@ import typer
 from rich.table import Table
 
 from computepool.cli.common import console, fail, load_or_exit
+from computepool.cli.conventions import DEFAULT_URL, ServerAliasOpt, TokenOpt, UrlOpt, alias
+from computepool.cli.output import (
+    JsonFlagAliasOpt,
+    Output,
+    OutputOpt,
+    build_table,
+    emit,
+    output_of,
+    print_json,
+    print_json_lines,
+    print_table,
+)
 from computepool.model.pool import Pool
 from computepool.model.workload import Workload
 
@@ -46,14 +58,16 @@ def residency_checks(
     return () if check is None else (check,)
 
 
-def print_residency(checks: tuple[Any, ...], workload: Workload, audit: Path | None) -> None:
+def print_residency(
+    checks: tuple[Any, ...], workload: Workload, audit: Path | None, label: str = ""
+) -> None:
     if not checks:
         if audit is not None:
             raise fail("--audit: residency is off for this pool (use --rulebook default)")
         return
     check = checks[0]
     counts = check.audit.counts_by_rule()
-    t = Table(title=f"Residency · {check.rulebook.source}")
+    t = Table(title=" · ".join(x for x in ("Residency", label, check.rulebook.source) if x))
     t.add_column("rule")
     t.add_column("starts allowed", justify="right")
     t.add_column("jobs rejected", justify="right")
@@ -74,56 +88,6 @@ def print_residency(checks: tuple[Any, ...], workload: Workload, audit: Path | N
             audit, workload.ids, [workload.tenants[i] for i in workload.tenant]
         )
         console.print(f"wrote {n:,} audit records to {audit}")
-
-
-ServerOpt = Annotated[
-    str | None,
-    typer.Option("--server", envvar="CPOOL_URL", help="A live server (cpool serve) to ask."),
-]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="CPOOL_TOKEN", help="Bearer token for --server.")
-]
-
-
-def _when(r: dict[str, Any]) -> str:
-    """Live records carry a calendar time; simulated ones hours of simulated time."""
-    if r.get("at"):
-        from datetime import datetime
-
-        return datetime.fromisoformat(r["at"]).astimezone().strftime("%m-%d %H:%M:%S")
-    return f"{r['time'] / 3600:.2f}"
-
-
-def _audit_table(records: list[dict[str, Any]], limit: int) -> Table:
-    t = Table(
-        title=f"Audit records ({len(records):,}{', last ' + str(limit) if len(records) > limit else ''})"
-    )
-    live = any(r.get("at") for r in records)
-    for col in (
-        "time" if live else "time (h)",
-        "job",
-        "tenant",
-        "outcome",
-        "region",
-        "rules consulted",
-        "decided by",
-        "approvals",
-        "GB moved",
-    ):
-        t.add_column(col, justify="right" if col in ("time (h)", "GB moved") else "left")
-    for r in records[-limit:]:
-        t.add_row(
-            _when(r),
-            str(r["job"]),
-            r.get("tenant", ""),
-            r["outcome"],
-            r.get("region") or "-",
-            ", ".join(r.get("rules_consulted", [])) or "-",
-            ", ".join(r.get("decided_by", [])) or "-",
-            ", ".join(r.get("approvals", [])) or "-",
-            f"{r.get('transfer_gb', 0):,.0f}",
-        )
-    return t
 
 
 def _route_here(body: Any, pool: str, rulebook: str, approvals: Path | None) -> dict[str, Any]:
@@ -170,7 +134,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Argument(
                 help="Audit JSON lines (from `cpool simulate --audit`) or a server URL "
-                "(default: --server)."
+                "(default: --url)."
             ),
         ] = None,
         job: Annotated[str | None, typer.Option("--job", help="Only this job.")] = None,
@@ -181,9 +145,20 @@ def register(app: typer.Typer) -> None:
         outcome: Annotated[
             str | None, typer.Option("--outcome", help="allowed or rejected.")
         ] = None,
-        limit: Annotated[int, typer.Option("--limit", help="Rows to show.")] = 50,
-        json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-        server: ServerOpt = None,
+        limit: Annotated[int, typer.Option("--limit", help="Show the last N records.")] = 50,
+        output: Annotated[
+            Output,
+            typer.Option(
+                "--output",
+                "-o",
+                help="table (fits 80 columns), wide (every column) or json (one JSON object "
+                "per line, the audit file's format).",
+                case_sensitive=False,
+            ),
+        ] = Output.table,
+        json_flag: JsonFlagAliasOpt = False,
+        url: UrlOpt = DEFAULT_URL,
+        server: ServerAliasOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Show placement decisions: job, region, rules consulted, the rule that decided.
@@ -191,11 +166,12 @@ def register(app: typer.Typer) -> None:
         From a simulation's audit file, or from a live server (a tenant's token shows its own
         jobs' records, an admin's all)."""
         from computepool.admission.audit import read_jsonl
+        from computepool.cli.residency_view import audit_columns
 
+        url = alias(url, server, "--url", "--server", DEFAULT_URL)
+        output = output_of(output, json_flag)
         if outcome not in (None, "allowed", "rejected"):
             raise fail(f"--outcome {outcome!r}: expected allowed or rejected")
-        if source is None and server is None:
-            raise fail("give an audit file, a server URL, or --server URL (or set CPOOL_URL)")
         if source is None or source.startswith(("http://", "https://")):
             from computepool.cli.jobs_cmd import Client
 
@@ -203,22 +179,27 @@ def register(app: typer.Typer) -> None:
             for k, v in (("job", job), ("tenant", tenant), ("rule", rule), ("outcome", outcome)):
                 if v is not None:
                     params[k] = v
-            url = source or server or ""
-            records = Client(url, token).call("GET", "/v1/residency/audit", params=params).json()
+            base = source or url
+            records = Client(base, token).call("GET", "/v1/residency/audit", params=params).json()
         else:
             path = source
             records = load_or_exit(lambda: read_jsonl(path))
         records = _filter(records, job, tenant, rule, outcome)
-        if json_out:
-            for r in records[-limit:]:
-                console.print_json(json.dumps(r))
+        shown = records[-limit:] if limit > 0 else []
+        if output == Output.json:
+            print_json_lines(shown)
             return
-        console.print(_audit_table(records, limit))
+        more = f", last {limit:,}" if len(records) > limit else ""
+        wide = output == Output.wide
+        title = f"Audit records ({len(records):,}{more})"
+        print_table(build_table(audit_columns(shown), shown, wide, console.width, title), wide)
         by = Counter(d.split("/")[0] for r in records for d in r.get("decided_by", []))
-        console.print("by rule: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
+        if by:
+            console.print("by rule: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by.items())))
 
     @app.command()
     def route(
+        ctx: typer.Context,
         source: Annotated[
             str,
             typer.Option("--from", help="Site name (see `cpool rules --sites`) or LAT,LON[,JUR]."),
@@ -227,7 +208,14 @@ def register(app: typer.Typer) -> None:
         work_h100_ms: Annotated[
             float, typer.Option("--work-h100-ms", help="Compute the request needs, in H100-ms.")
         ],
-        pool: Annotated[str, typer.Option("--pool", help="Pool name or YAML.")] = "automotive-demo",
+        pool: Annotated[
+            str | None,
+            typer.Option(
+                "--pool",
+                help="Answer here, on this pool (name or YAML; default automotive-demo).",
+                show_default=False,
+            ),
+        ] = None,
         network: Annotated[str, typer.Option("--network", help="5g, 4g or wired.")] = "5g",
         data_class: Annotated[
             str, typer.Option("--data-class", help="Class of the request's data.")
@@ -237,23 +225,37 @@ def register(app: typer.Typer) -> None:
         prefer: Annotated[str, typer.Option("--prefer", help="latency or cost.")] = "latency",
         rulebook: RulebookOpt = "default",
         approvals: ApprovalsOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+        output: OutputOpt = Output.table,
+        json_flag: JsonFlagAliasOpt = False,
         handler: Annotated[
             str, typer.Option("--handler", help="Data controller (approvals are per handler).")
         ] = "",
-        server: Annotated[
+        url: Annotated[
             str | None,
             typer.Option(
-                "--server", help="Ask a live server (its pool, rules and approvals on record)."
+                "--url",
+                envvar="CPOOL_URL",
+                show_envvar=True,
+                help="Ask this live server (its pool, rules and approvals on record) instead "
+                "of answering here; an explicit --pool answers here even with $CPOOL_URL set.",
             ),
         ] = None,
+        server: ServerAliasOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Where should one latency-bound request run (region + flavor), or on the device?"""
+        from computepool.cli.residency_view import ROUTE_COLUMNS, route_verdict
         from computepool.routing.api import RouteIn
 
+        url = alias(url, server, "--url", "--server")
+        output = output_of(output, json_flag)
         if prefer not in ("latency", "cost"):
             raise fail(f"--prefer {prefer!r}: expected latency or cost")
+        if url is not None and pool is not None:
+            if ctx.get_parameter_source("url").name == "ENVIRONMENT":
+                url = None  # an explicit --pool beats $CPOOL_URL
+            else:
+                raise fail("give --pool (answer here) or --url (ask a server), not both")
         data = (
             [{"data_class": data_class, "origin": origin, "handler": handler}]
             if data_class != "general" or origin
@@ -263,64 +265,42 @@ def register(app: typer.Typer) -> None:
             source=source, deadline_ms=deadline_ms, work_h100_ms=work_h100_ms, network=network,
             data=data, stacks=[s for s in stacks.split(",") if s], prefer=prefer,
         )  # fmt: skip
-        if server is not None:
+        if url is not None:
             from computepool.cli.jobs_cmd import Client
 
             payload = body.model_dump()
-            ans = Client(server, token).call("POST", "/v1/residency/route", json=payload).json()
+            ans = Client(url, token).call("POST", "/v1/residency/route", json=payload).json()
         else:
-            ans = _route_here(body, pool, rulebook, approvals)
-        if json_out:
-            console.print_json(json.dumps(ans))
+            ans = _route_here(body, pool or "automotive-demo", rulebook, approvals)
+        if output == Output.json:
+            print_json(ans)
             return
-        t = Table(
-            title=f"Options for a request from {source} ({network}), deadline {deadline_ms:.0f} ms"
-        )
-        for col in (
-            "flavor",
-            "legal",
-            "rule",
-            "RTT ms",
-            "queue ms",
-            "compute ms",
-            "total ms",
-            "meets",
-        ):
-            t.add_column(col, justify="right" if "ms" in col else "left")
-        for o in sorted(ans["options"], key=lambda o: o["total_ms"]):
-            t.add_row(
-                o["flavor"], "yes" if o["legal"] else "no", o["rule"], f"{o['rtt_ms']:.0f}",
-                f"{o['queue_ms']:.0f}", f"{o['compute_ms']:.0f}", f"{o['total_ms']:.0f}",
-                "yes" if o["meets"] else "no",
-            )  # fmt: skip
-        console.print(t)
-        console.print(f"[bold]{ans['target']}[/]: {ans['reason']}")
+        title = f"Options for a request from {source} ({network}), deadline {deadline_ms:.0f} ms"
+        options = sorted(ans["options"], key=lambda o: o["total_ms"])
+        emit(output, ROUTE_COLUMNS, options, title)
+        console.print(route_verdict(ans), highlight=False)
 
     @app.command()
     def rules(
         rulebook: Annotated[
             str, typer.Option("--rulebook", help="default or a rulebook YAML to check.")
         ] = "default",
-        sites: Annotated[bool, typer.Option("--sites", help="List request sites.")] = False,
+        sites: Annotated[
+            bool, typer.Option("--sites/--no-sites", help="Also list request sites.")
+        ] = False,
+        output: OutputOpt = Output.table,
     ) -> None:
         """Show (and validate) a residency rulebook."""
         from computepool.admission.rulebook import load_rulebook
+        from computepool.cli.residency_view import RULE_COLUMNS, rule_doc
 
         rb = load_or_exit(lambda: load_rulebook(None if rulebook == "default" else rulebook))
-        t = Table(title=f"{rb.source} · automotive_strict={rb.automotive_strict}")
-        for col in ("id", "data classes", "origins", "allowed (conditions)", "basis"):
-            t.add_column(col)
-        for r in rb.rules:
-            grants = "; ".join(
-                "/".join(g.to)
-                + (f" if {'+'.join(g.requires)}" if g.requires else "")
-                + (f" <{g.persons_below:,} {g.counter}" if g.persons_below else "")
-                + (" (relaxed only)" if g.relaxed_only else "")
-                for g in r.allow
-            )
-            ciio = " [CIIO]" if r.ciio_only else ""
-            t.add_row(r.id + ciio, ", ".join(r.data_classes), ", ".join(r.origins), grants, r.basis)
-        console.print(t)
+        docs = [rule_doc(r) for r in rb.rules]
+        if output == Output.json:
+            print_json({"source": rb.source, "automotive_strict": rb.automotive_strict,
+                        "rules": docs})  # fmt: skip
+            return
+        emit(output, RULE_COLUMNS, docs, f"{rb.source} · automotive_strict={rb.automotive_strict}")
         if sites:
             from computepool.routing.latency import load_latency_model
 
@@ -342,28 +322,19 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--json", help="Write the figures as JSON.")
         ] = None,
         audit: AuditOpt = None,
+        output: OutputOpt = Output.table,
     ) -> None:
         """Run a multi-tenant residency scenario: jobs, approvals, an offload stream; report."""
+        from computepool.cli.residency_view import SCENARIO_COLUMNS
         from computepool.scenario.residency import load_scenario, run_scenario
 
         spec = load_or_exit(lambda: load_scenario(file))
         out = load_or_exit(lambda: run_scenario(spec))
-        t = Table(title=f"{spec.name} · pool {spec.pool} · policy {spec.policy}")
-        cols = ("tenant", "jobs", "done", "rejected", "regions (accel-h share)", "TB moved",
-                "avg JCT h", "cost USD", "t CO2", "deadline hit")  # fmt: skip
-        for col in cols:
-            t.add_column(
-                col, justify="left" if col in ("tenant", "regions (accel-h share)") else "right"
-            )
-        for row in out.tenants:
-            t.add_row(
-                row["tenant"], f"{row['jobs']:,}", f"{row['completed']:,}", f"{row['rejected']:,}",
-                ", ".join(f"{r} {'<1%' if 0 < s < 0.005 else f'{s:.0%}'}" for r, s in row["region_share"].items()) or "-",
-                f"{row['transfer_tb']:.2f}", "-" if row["avg_jct_hours"] is None else f"{row['avg_jct_hours']:.2f}",
-                f"{row['cost_usd']:,.0f}", f"{row['carbon_t']:.2f}",
-                "-" if row["deadline_hit_rate"] is None else f"{row['deadline_hit_rate']:.1%}",
-            )  # fmt: skip
-        console.print(t)
+        if output == Output.json:
+            print_json(out.figures())
+        else:
+            title = f"{spec.name} · pool {spec.pool} · policy {spec.policy}"
+            emit(output, SCENARIO_COLUMNS, out.tenants, title)
         if json_out is not None:
             json_out.write_text(json.dumps(out.figures(), indent=2, default=str) + "\n")
             console.print(f"wrote {json_out}")

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from computepool.cli.common import console, fail, load_or_exit
+from computepool.cli.conventions import CpoolTyper, alias
+from computepool.cli.output import Col, Output, OutputOpt, emit
 
 DataDirOpt = Annotated[
     Path | None,
@@ -29,9 +31,11 @@ DbOpt = Annotated[
 
 
 def _data_dir(d: Path | None) -> Path:
+    """``--data-dir``, else ``$CPOOL_HOME``, else ``./.cpool``, made absolute: workers run in
+    directories under it, so a relative path would name another place for each of them."""
     from computepool.server.runtime import default_data_dir
 
-    return d or default_data_dir()
+    return (d or default_data_dir()).resolve()
 
 
 def parse_quota(text: str) -> tuple[str, dict]:
@@ -53,14 +57,39 @@ def parse_quota(text: str) -> tuple[str, dict]:
     return key, {n: v for n, v in zip(names, nums, strict=False)}
 
 
+def _quotas(quotas: dict) -> str:
+    return ", ".join(
+        f"{k}={v['nominal']:g}"
+        + ("" if v.get("borrowing_limit") is None else f"+{v['borrowing_limit']:g}")
+        for k, v in quotas.items()
+    )
+
+
+def _opt(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+TENANT_COLUMNS = [
+    Col("NAME", lambda r: escape(r["name"]), key=True),
+    Col("WEIGHT", lambda r: f"{r['weight']:g}", key=True, right=True),
+    Col("COHORT", lambda r: escape(r["cohort"] or "-"), key=True),
+    Col("BUDGET H", lambda r: _opt(r["budget_accel_hours"]), key=True, right=True),
+    Col("BUDGET USD", lambda r: _opt(r["budget_usd"]), key=True, right=True),
+    Col("QUOTAS", lambda r: escape(_quotas(r["quotas"]) or "unlimited"), wrap=True),
+]
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        config: Annotated[
+        pool: Annotated[
             str | None,
             typer.Option(
-                "--config", help="Pool YAML or shipped pool name (default: the demo pool)."
+                "--pool", help="Shipped pool name or a pool YAML (default: the demo pool)."
             ),
+        ] = None,
+        config: Annotated[
+            str | None, typer.Option("--config", hidden=True, help="Old name of --pool.")
         ] = None,
         db: DbOpt = None,
         backend: Annotated[
@@ -79,8 +108,10 @@ def register(app: typer.Typer) -> None:
                 "write (default: DATA_DIR/checkpoints).",
             ),
         ] = None,
-        host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port")] = 8000,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
         data_dir: DataDirOpt = None,
         policy: Annotated[str, typer.Option("--policy", help="Scheduling policy.")] = "fifo-sticky",
         check: Annotated[
@@ -105,7 +136,9 @@ def register(app: typer.Typer) -> None:
                 help="Throughput table: shipped name (gavel) or a JSON file in Gavel's layout.",
             ),
         ] = "gavel",
-        round_seconds: Annotated[float, typer.Option("--round-seconds")] = 1.0,
+        round_seconds: Annotated[
+            float, typer.Option("--round-seconds", help="Seconds between scheduling rounds.")
+        ] = 1.0,
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
         ] = 10.0,
@@ -116,7 +149,9 @@ def register(app: typer.Typer) -> None:
                 help="On shutdown, stop running jobs (they are requeued) or leave them to be adopted.",
             ),
         ] = False,
-        log_level: Annotated[str, typer.Option("--log-level")] = "info",
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="debug, info, warning or error.")
+        ] = "info",
         services: Annotated[
             str | None,
             typer.Option(
@@ -138,7 +173,7 @@ def register(app: typer.Typer) -> None:
         settings = ServeSettings(
             data_dir=_data_dir(data_dir),
             db_url=db,
-            pool=config,
+            pool=alias(pool, config, "--pool", "--config"),
             backend=backend,
             policy=policy,
             checks=tuple(check) if check else DEFAULT_CHECKS,
@@ -166,13 +201,11 @@ def register(app: typer.Typer) -> None:
             api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
         )
 
-    admin = typer.Typer(
-        help="Manage tenants and API tokens directly in the store.", no_args_is_help=True
-    )
+    admin = CpoolTyper(help="Manage tenants and API tokens directly in the store.")
     app.add_typer(admin, name="admin")
-    tenant = typer.Typer(help="Tenants: weight, cohort, quotas, budget.", no_args_is_help=True)
+    tenant = CpoolTyper(help="Tenants: weight, cohort, quotas, budget.")
     admin.add_typer(tenant, name="tenant")
-    token = typer.Typer(help="Bearer tokens (shown once, stored hashed).", no_args_is_help=True)
+    token = CpoolTyper(help="Bearer tokens (shown once, stored hashed).")
     admin.add_typer(token, name="token")
 
     def _sessions(data_dir: Path | None, db: str | None):
@@ -197,7 +230,7 @@ def register(app: typer.Typer) -> None:
 
     @tenant.command("add")
     def tenant_add(
-        name: str,
+        name: Annotated[str, typer.Argument(help="Tenant name (an automaker or team).")],
         weight: Annotated[float, typer.Option("--weight", help="Fair-share weight.")] = 1.0,
         cohort: Annotated[
             str, typer.Option("--cohort", help="Tenants of a cohort lend and borrow.")
@@ -208,8 +241,13 @@ def register(app: typer.Typer) -> None:
                 "--quota", help="FLAVOR=NOMINAL[:BORROWING_LIMIT[:LENDING_LIMIT]] (repeatable)."
             ),
         ] = None,
-        budget_hours: Annotated[float | None, typer.Option("--budget-hours")] = None,
-        budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
+        budget_hours: Annotated[
+            float | None,
+            typer.Option("--budget-hours", help="Budget in accelerator-hours (default: none)."),
+        ] = None,
+        budget_usd: Annotated[
+            float | None, typer.Option("--budget-usd", help="Budget in USD (default: none).")
+        ] = None,
         data_dir: DataDirOpt = None,
         db: DbOpt = None,
     ) -> None:
@@ -239,28 +277,19 @@ def register(app: typer.Typer) -> None:
         console.print(f"{'created' if created else 'updated'} tenant {name!r}")
 
     @tenant.command("list")
-    def tenant_list(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
+    def tenant_list(
+        output: OutputOpt = Output.table, data_dir: DataDirOpt = None, db: DbOpt = None
+    ) -> None:
+        """Tenants with their weight, cohort, quotas and budget."""
         from computepool.server import store
 
-        t = Table(title="Tenants")
-        for col in ("name", "weight", "cohort", "quotas", "budget h", "budget USD"):
-            t.add_column(col)
         with _sessions(data_dir, db)() as s:
-            for r in store.tenants(s):
-                q = ", ".join(
-                    f"{k}={v['nominal']:g}"
-                    + ("" if v.get("borrowing_limit") is None else f"+{v['borrowing_limit']:g}")
-                    for k, v in (r.quotas or {}).items()
-                )
-                t.add_row(
-                    r.name,
-                    f"{r.weight:g}",
-                    r.cohort or "-",
-                    q or "unlimited",
-                    "-" if r.budget_accel_hours is None else f"{r.budget_accel_hours:g}",
-                    "-" if r.budget_usd is None else f"{r.budget_usd:g}",
-                )
-        console.print(t)
+            rows = [
+                {"name": r.name, "weight": r.weight, "cohort": r.cohort, "quotas": r.quotas or {},
+                 "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd}
+                for r in store.tenants(s)
+            ]  # fmt: skip
+        emit(output, TENANT_COLUMNS, rows, "Tenants")
 
     @token.command("create")
     def token_create(
@@ -268,7 +297,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Argument(metavar="TENANT", help="Tenant the token acts for.")
         ] = None,
         admin_role: Annotated[
-            bool, typer.Option("--admin", help="An admin token instead.")
+            bool, typer.Option("--admin/--no-admin", help="An admin token instead.")
         ] = False,
         data_dir: DataDirOpt = None,
         db: DbOpt = None,
@@ -289,7 +318,11 @@ def register(app: typer.Typer) -> None:
         print(tok)
 
     @token.command("revoke")
-    def token_revoke(token_id: int, data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
+    def token_revoke(
+        token_id: Annotated[int, typer.Argument(help="Token id (printed when it was made).")],
+        data_dir: DataDirOpt = None,
+        db: DbOpt = None,
+    ) -> None:
         """Revoke a token by id."""
         from computepool.server import store
 

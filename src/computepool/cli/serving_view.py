@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
+from rich.markup import escape
 
 from computepool.cli.common import console
+from computepool.cli.output import Col, build_table, print_table
 
 
 def _f(x: Any, pattern: str) -> str:
@@ -18,36 +19,40 @@ def _f(x: Any, pattern: str) -> str:
         return str(x)
 
 
+def _shape(r: dict[str, Any]) -> str:
+    by_shape = r["accelerator_hours_by_shape"]
+    if r["status"] != "ok" or not by_shape:
+        return "-"
+    main = max(by_shape, key=by_shape.get)
+    return main + (f" +{len(by_shape) - 1}" if len(by_shape) > 1 else "")
+
+
+def _ok(r: dict[str, Any], text: str) -> str:
+    return text if r["status"] == "ok" else "-"
+
+
+SERVICE_COLUMNS = [
+    Col("SERVICE", lambda r: escape(r["name"]), key=True),
+    Col("MODEL", lambda r: escape(r["model"]), key=True, optional=True),
+    Col("REQUESTS", lambda r: f"{r['requests']:,}", key=True, right=True),
+    Col("SLO ATT.", lambda r: _ok(r, _f(r["slo_attainment"], "{:.2%}")) if r["status"] == "ok"
+        else "rejected", key=True, right=True),
+    Col("TTFT P99", lambda r: _ok(r, _f(r["ttft_p99_s"], "{:.2f} s")), key=True, right=True),
+    Col("TBT P99", lambda r: _ok(r, _f(None if r["tbt_p99_s"] is None else r["tbt_p99_s"] * 1000,
+        "{:.0f} ms")), key=True, right=True, optional=True),
+    Col("ACC-H", lambda r: _ok(r, _f(r["accelerator_hours"], "{:,.1f}")), key=True, right=True),
+    Col("REPL", lambda r: _ok(r, str(r["replicas_max"])), key=True, right=True, optional=True),
+    Col("MAIN SHAPE", lambda r: escape(_shape(r)), wrap=True, min_free=22),
+]  # fmt: skip
+
+
 def print_services(rows: list[dict[str, Any]], total: dict[str, Any]) -> None:
-    table = Table(title=f"services ({total['mode']})")
-    for col in ("service", "model", "requests", "SLO att.", "TTFT p99", "TBT p99", "acc-h",
-                "max repl.", "main shape"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("service", "model", "shapes") else "right")
-    rejected = []
+    """One row per service; in 80 columns MODEL, TBT and REPL give way to the main shape."""
+    title = f"services ({total['mode']})"
+    print_table(build_table(SERVICE_COLUMNS, rows, False, console.width, title))
     for r in rows:
         if r["status"] != "ok":
-            table.add_row(r["name"], r["model"], f"{r['requests']:,}", "rejected", "-", "-", "-",
-                          "-", "-")  # fmt: skip
-            rejected.append(r)
-            continue
-        by_shape = r["accelerator_hours_by_shape"]
-        shapes = max(by_shape, key=by_shape.get) if by_shape else "-"
-        if len(by_shape) > 1:
-            shapes += f" +{len(by_shape) - 1}"
-        table.add_row(
-            r["name"],
-            r["model"],
-            f"{r['requests']:,}",
-            _f(r["slo_attainment"], "{:.2%}"),
-            _f(r["ttft_p99_s"], "{:.2f} s"),
-            _f(r["tbt_p99_s"] * 1000 if r["tbt_p99_s"] is not None else None, "{:.0f} ms"),
-            _f(r["accelerator_hours"], "{:,.1f}"),
-            str(r["replicas_max"]),
-            shapes,
-        )
-    console.print(table)
-    for r in rejected:
-        console.print(f"[bold red]rejected:[/] {r['reason']}", highlight=False)
+            console.print(f"[bold red]rejected:[/] {escape(r['reason'])}", highlight=False)
     console.print(
         f"services: {total['requests']:,} requests, SLO attainment {total['slo_attainment']:.2%}"
         f" (worst service {total['slo_attainment_min_service']:.2%}), "

@@ -129,6 +129,26 @@ def summary_table(results: list[SimResult], title: str) -> Table:
     return table
 
 
+def _load_with_serving(
+    pool: str, workload: str, fmt: str | None, seed: int | None, tput: str, serving: str | None
+):
+    """The inputs, with the services run as ``--serving`` says (checked first)."""
+    if serving is not None and serving not in SERVING_MODES:
+        raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
+    inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, tput))
+    if serving is not None and inputs.services is None:
+        raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
+    return with_serving_mode(inputs, serving)
+
+
+def _audit_path(audit: Path | None, policy: str, policies: int) -> Path | None:
+    """``--audit F``: F for one policy; F with the policy before the suffix for several
+    (``audit.jsonl`` -> ``audit.fifo.jsonl``)."""
+    if audit is None or policies == 1:
+        return audit
+    return audit.with_name(f"{audit.stem}.{policy}{audit.suffix}")
+
+
 def _check_policies(names: list[str]) -> None:
     known = set(policy_names())
     for n in names:
@@ -136,19 +156,29 @@ def _check_policies(names: list[str]) -> None:
             raise fail(f"unknown policy {n!r}; known: {', '.join(sorted(known))}")
 
 
-def _write_outputs(results: list[SimResult], json_out: Path | None, report: Path | None) -> None:
-    if json_out is not None:
-        from computepool.report.timeline import sim_timeline
+def result_docs(results: list[SimResult]) -> list[dict]:
+    """The results as ``--json`` writes them (plain JSON values), which the report draws."""
+    from computepool.report.timeline import sim_doc
+    from computepool.sim.metrics import _jsonable
 
-        # "timeline" (utilisation and queue over simulated time) is what `cpool report` draws
-        docs = [{**r.summary(), "timeline": sim_timeline(r)} for r in results]
+    return json.loads(json.dumps([sim_doc(r) for r in results], default=_jsonable))
+
+
+def _write_outputs(
+    results: list[SimResult], json_out: Path | None, report: Path | None, command: str
+) -> None:
+    """``--json`` and ``--report``: the report is the one ``cpool report`` draws from the JSON."""
+    if json_out is None and report is None:
+        return
+    docs = result_docs(results)
+    if json_out is not None:
         doc = docs[0] if len(docs) == 1 else docs
-        json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        json_out.write_text(json.dumps(doc, indent=2) + "\n")
         console.print(f"wrote {json_out}")
     if report is not None:
-        from computepool.report.sim_report import render_sim_report
+        from computepool.report.saved import render_simulation
 
-        report.write_text(render_sim_report(results))
+        report.write_text(render_simulation(docs, generator=command))
         console.print(f"wrote {report}")
 
 
@@ -218,12 +248,7 @@ def register(app: typer.Typer) -> None:
         _ftf_baseline(ftf_baseline)
         _check_placement(placement)
         win = parse_window(window)
-        if serving is not None and serving not in SERVING_MODES:
-            raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
-        inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
-        if serving is not None and inputs.services is None:
-            raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
-        inputs = with_serving_mode(inputs, serving)
+        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
         checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
         cfg = SimConfig(
             round_seconds=round_seconds,
@@ -247,7 +272,7 @@ def register(app: typer.Typer) -> None:
             from computepool.cli.serving_view import print_services
 
             print_services(res.extra["services"], res.extra["serving"])
-        _write_outputs([res], json_out, report)
+        _write_outputs([res], json_out, report, "cpool simulate")
 
     @app.command()
     def compare(
@@ -265,11 +290,21 @@ def register(app: typer.Typer) -> None:
         ] = None,
         fmt: FormatOpt = None,
         restart_penalty: PenaltyOpt = 0.0,
+        until_hours: UntilOpt = None,
         throughputs: TputOpt = "gavel",
         rulebook: RulebookOpt = "auto",
         approvals: ApprovalsOpt = None,
+        audit: Annotated[
+            Path | None,
+            typer.Option(
+                "--audit",
+                help="Write residency audit records as JSON lines, one file per policy "
+                "(audit.jsonl -> audit.POLICY.jsonl when there are several).",
+            ),
+        ] = None,
         sim_start: SimStartOpt = "2026-01-01",
         placement: PlacementOpt = None,
+        serving: ServingOpt = None,
         ftf_baseline: FtfBaselineOpt = "analytic",
         starvation_rounds: StarveOpt = 2.0,
     ) -> None:
@@ -281,19 +316,21 @@ def register(app: typer.Typer) -> None:
             raise fail("--policies is empty")
         _check_policies(names)
         win = parse_window(window)
-        inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, throughputs))
+        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
         cfg = SimConfig(
             round_seconds=round_seconds,
             restart_penalty_s=restart_penalty,
             window=win,
+            until=until_hours * 3600.0 if until_hours else float("inf"),
             placement=placement,
             starvation_rounds=_starvation(starvation_rounds),
         )
-        results = []
+        results, all_checks = [], []
         for name in names:
             checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
             with progress_bar(f"simulating {name}") as update:
                 results.append(run_policy(inputs, name, cfg, on_progress=update, checks=checks))
+            all_checks.append(checks)
         if ftf_baseline == "isolated":
             iso_checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
             with progress_bar("simulating isolated (rho baseline)"):
@@ -303,4 +340,12 @@ def register(app: typer.Typer) -> None:
         console.print(
             summary_table(results, f"{inputs.pool.name} · {inputs.workload.name or workload}")
         )
-        _write_outputs(results, json_out, report)
+        for name, checks in zip(names, all_checks, strict=True):
+            print_residency(checks, inputs.workload, _audit_path(audit, name, len(names)), name)
+        for r in results:
+            if "services" in r.extra:
+                from computepool.cli.serving_view import print_services
+
+                console.print(f"[bold]{r.policy}[/]", highlight=False)
+                print_services(r.extra["services"], r.extra["serving"])
+        _write_outputs(results, json_out, report, "cpool compare")

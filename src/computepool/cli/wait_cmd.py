@@ -14,7 +14,8 @@ import httpx
 import typer
 
 from computepool.cli.common import console, fail
-from computepool.cli.jobs_cmd import DEFAULT_URL, Client, TokenOpt, UrlOpt
+from computepool.cli.conventions import DEFAULT_URL, TokenOpt, UrlOpt
+from computepool.cli.jobs_cmd import Client
 
 ENDED = frozenset({"succeeded", "failed", "cancelled", "rejected"})
 CONDITIONS = ("running", "done")

@@ -131,9 +131,21 @@ def shell(title: str, body: str, head: str = "", header: str = "") -> str:
     )
 
 
-def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
-    """A self-contained report: heading, subtitle, then each section as a card."""
+def page(title: str, subtitle: str, sections: Iterable[str], generator: str = "") -> str:
+    """A self-contained report: heading, subtitle, then each section as a card.
+    ``generator`` (e.g. ``cpool report sim.json``) is recorded in a ``<meta>`` tag, so a
+    command can tell its own earlier output from another's before replacing a file."""
     body = f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>" + "".join(
         sections
     )
-    return shell(title, body)
+    head = f"<meta name='generator' content='{html.escape(generator)}'>" if generator else ""
+    return shell(title, body, head)
+
+
+def generator_of(text: str) -> str | None:
+    """The ``generator`` a page was written with (see ``page``), or None."""
+    import re
+
+    end = text.find("</head>")
+    m = re.search(r"<meta name='generator' content='([^']*)'>", text[: max(end, 0)])
+    return html.unescape(m.group(1)) if m else None

@@ -13,26 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from computepool.report.html import heat_grid, kpis, page, section, table
-from computepool.report.svg import Series, line_chart, number, percent, stacked_bars
-from computepool.report.theme import INK, colour
+from computepool.report.html import kpis, page, section, table
+from computepool.report.sim_page import fmt as _fmt
+from computepool.report.sim_page import sim_sections, subtitle
+from computepool.report.svg import Series, number, percent, stacked_bars
+from computepool.report.theme import colour
 
 SIM_FIELDS = {"policy": str, "pool": str, "utilization": dict}
 PLAN_FIELDS = {"scenario": str, "years": list, "schedule": list, "cost_by_year_usd": dict}
-SIM_ROWS = [
-    ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
-    ("p99_jct_hours", "p99 JCT (h)", "{:.2f}"),
-    ("makespan_hours", "makespan (h)", "{:.1f}"),
-    ("mean_queueing_delay_hours", "queueing delay (h)", "{:.2f}"),
-    ("jobs_completed", "jobs completed", "{:,}"),
-    ("jobs_rejected", "jobs rejected", "{:,}"),
-    ("utilization_overall", "utilisation", "{:.1%}"),
-    ("accelerator_hours", "accelerator-hours", "{:,.0f}"),
-    ("energy_mwh", "energy (MWh)", "{:,.2f}"),
-    ("cost_usd", "cost (USD)", "{:,.0f}"),
-    ("carbon_t", "carbon (t CO₂)", "{:,.2f}"),
-    ("preemptions", "preemptions", "{:,}"),
-]
 
 
 # ---- loading and checking --------------------------------------------------------------
@@ -104,73 +92,42 @@ def _check_sim(doc: Mapping, p: Path, where: str) -> None:
                     f"{p}: field '{where}timeline.utilization.{flavor}' should be a list as "
                     "long as timeline.t_hours"
                 )
+    _check_lists(doc, "jct", ("fraction", "hours"), p, where)
+    _check_lists(doc, "fragmentation", ("t", "fragmented_share", "allocated_share"), p, where)
+
+
+def _check_lists(doc: Mapping, name: str, keys: Sequence[str], p: Path, where: str) -> None:
+    """An optional ``name`` object whose ``keys`` are equally long lists of numbers."""
+    obj = doc.get(name)
+    if obj is None:
+        return
+    if not isinstance(obj, dict):
+        raise ValueError(f"{p}: field '{where}{name}' should be a JSON object")
+    lengths = set()
+    for k in keys:
+        v = obj.get(k)
+        if not isinstance(v, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in v
+        ):
+            raise ValueError(f"{p}: field '{where}{name}.{k}' should be a list of numbers")
+        lengths.add(len(v))
+    if len(lengths) > 1:
+        raise ValueError(
+            f"{p}: fields '{where}{name}.{'/'.join(keys)}' should be lists of the same length"
+        )
 
 
 # ---- simulation ------------------------------------------------------------------------
-def _fmt(v: object, pattern: str) -> str:
-    if v is None:
-        return "–"
-    try:
-        return pattern.format(v)
-    except (TypeError, ValueError):
-        return str(v)
-
-
-def _sim_sections(docs: Sequence[Mapping]) -> list[str]:
-    first = docs[0]
-    tiles = kpis(
-        [
-            ("utilisation", _fmt(first.get("utilization_overall"), "{:.1%}"), first["policy"]),
-            ("avg JCT", _fmt(first.get("avg_jct_hours"), "{:.2f} h"), "job completion time"),
-            ("jobs completed", _fmt(first.get("jobs_completed"), "{:,}"), ""),
-            ("energy", _fmt(first.get("energy_mwh"), "{:,.2f} MWh"), ""),
-            ("cost", _fmt(first.get("cost_usd"), "${:,.0f}"), ""),
-        ]
-    )
-    out = [tiles]
-    out.append(
-        section(
-            "Summary",
-            table(
-                ["metric", *(d["policy"] for d in docs)],
-                [[label, *(_fmt(d.get(k), pat) for d in docs)] for k, label, pat in SIM_ROWS],
-            ),
-        )
-    )
-    grids = "".join(
-        f"<h3 style='margin:.4rem 0'>{html.escape(d['policy'])}</h3>"
-        + heat_grid(
-            {
-                f: (float(u), f"of {d.get('timeline', {}).get('capacity', {}).get(f, '?')}")
-                for f, u in d["utilization"].items()
-            }
-        )
-        for d in docs
-    )
-    out.append(section("Utilisation by region × accelerator type (mean over the run)", grids))
-    for d in docs:
-        tl = d.get("timeline")
-        if not tl or not tl.get("t_hours"):
-            continue
-        x = tl["t_hours"]
-        flavors = list(tl["utilization"])
-        lines = [Series(f, tl["utilization"][f], colour(i)) for i, f in enumerate(flavors)]
-        cap = tl.get("capacity", {})
-        if cap and all(f in cap for f in flavors):
-            tot = sum(cap[f] for f in flavors) or 1
-            overall = [
-                sum(tl["utilization"][f][i] * cap[f] for f in flavors) / tot for i in range(len(x))
-            ]
-            lines.append(Series("whole pool", overall, INK))
-        hours = lambda v: f"{v:,.0f} h"  # noqa: E731
-        body = line_chart(x, lines, y_max=1.0, y_fmt=percent, x_fmt=hours, width=1160, height=280)
-        if tl.get("queued"):
-            body += "<h3 style='margin:1rem 0 .3rem'>Queue length</h3>" + line_chart(
-                x, [Series("jobs waiting", tl["queued"], "#d97706")], x_fmt=hours,
-                width=1160, height=200, fill=True, y_floor=1.0,
-            )  # fmt: skip
-        out.append(section(f"Utilisation over simulated time · {d['policy']}", body))
-    return out
+def render_simulation(
+    docs: Sequence[Mapping[str, Any]],
+    title: str | None = None,
+    source: str = "",
+    generator: str = "",
+) -> str:
+    """The simulation report (``report/sim_page.py``) of result documents."""
+    if not docs:
+        raise ValueError("no results to report")
+    return page(title or "Simulation", subtitle(docs, source), sim_sections(docs), generator)
 
 
 # ---- plan ------------------------------------------------------------------------------
@@ -266,14 +223,14 @@ def _plan_sections(doc: Mapping) -> list[str]:
     return out
 
 
-def render(path: str | Path, title: str | None = None) -> str:
+def render(path: str | Path, title: str | None = None, generator: str = "") -> str:
     kind, doc = load(path)
     name = Path(path).name
     if kind == "plan":
         return page(
-            title or f"Plan · {doc['scenario']}", f"capacity plan from {name}", _plan_sections(doc)
+            title or f"Plan · {doc['scenario']}",
+            f"capacity plan from {name}",
+            _plan_sections(doc),
+            generator,
         )
-    first = doc[0]
-    policies = ", ".join(d["policy"] for d in doc)
-    sub = f"pool {first['pool']} · workload {first.get('workload', '?')} · {policies} · from {name}"
-    return page(title or "Simulation", sub, _sim_sections(doc))
+    return render_simulation(doc, title, name, generator)

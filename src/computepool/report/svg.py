@@ -21,6 +21,8 @@ class Series:
     label: str
     values: Sequence[float]
     colour: str
+    #: SVG stroke-dasharray of a line ("" solid): tells apart series that share a colour.
+    dash: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,21 @@ def percent(v: float) -> str:
     return f"{v:.0%}"
 
 
-def legend(items: Sequence[tuple[str, str]]) -> str:
-    spans = "".join(f"<span><i style='background:{c}'></i>{_e(label)}</span>" for label, c in items)
+def _swatch(colour: str, dash: str) -> str:
+    if not dash:
+        return f"<i style='background:{colour}'></i>"
+    return (
+        "<svg width='22' height='10' style='margin-right:.3rem;vertical-align:0'>"
+        f"<line x1='0' x2='22' y1='5' y2='5' stroke='{colour}' stroke-width='2.2' "
+        f"stroke-dasharray='{dash}'/></svg>"
+    )
+
+
+def legend(items: Sequence[tuple[str, str] | tuple[str, str, str]]) -> str:
+    """Below the chart, never over it: (label, colour) or (label, colour, dash) per series."""
+    spans = "".join(
+        f"<span>{_swatch(it[1], it[2] if len(it) > 2 else '')}{_e(it[0])}</span>" for it in items
+    )
     return f"<div class='legend'>{spans}</div>" if items else ""
 
 
@@ -145,12 +160,15 @@ def line_chart(
         if fill and pts:
             area = f"{px(float(x[0])):.1f},{y0} {pts} {px(float(x[len(s.values) - 1])):.1f},{y0}"
             parts.append(f"<polygon points='{area}' fill='{s.colour}' fill-opacity='.12'/>")
+        dashed = f" stroke-dasharray='{s.dash}'" if s.dash else ""
         parts.append(
             f"<polyline points='{pts}' fill='none' stroke='{s.colour}' stroke-width='1.8' "
-            f"stroke-linejoin='round'><title>{_e(s.label)}</title></polyline>"
+            f"stroke-linejoin='round'{dashed}><title>{_e(s.label)}</title></polyline>"
         )
     body = "".join(parts)
-    return _frame(width, height, title, body) + legend([(s.label, s.colour) for s in series])
+    return _frame(width, height, title, body) + legend(
+        [(s.label, s.colour, s.dash) for s in series]
+    )
 
 
 def stacked_bars(

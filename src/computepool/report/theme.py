@@ -27,8 +27,18 @@ INK, MUTED, LINE, GRID = "#1f2933", "#616e7c", "#e4e7eb", "#eef1f4"
 FONT = "system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
 
 
+#: Line dash patterns (SVG ``stroke-dasharray``): after every colour of ``PALETTE_WIDE`` has
+#: been used once, lines repeat the colours with the next pattern, so no two series look alike.
+DASHES = ("", "7 3", "2 3", "9 3 2 3")
+
+
 def colour(i: int) -> str:
     return PALETTE_WIDE[i % len(PALETTE_WIDE)]
+
+
+def dash(i: int) -> str:
+    """The dash pattern of series ``i`` (solid for the first ``len(PALETTE_WIDE)``)."""
+    return DASHES[(i // len(PALETTE_WIDE)) % len(DASHES)]
 
 
 def heat(fraction: float) -> str:

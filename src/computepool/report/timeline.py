@@ -25,3 +25,23 @@ def sim_timeline(result: Any, points: int = 120) -> dict[str, Any]:
         "queued": [round(float(q), 2) for q in queued],
         "capacity": {f: int(c) for f, c in zip(result.flavors, result.capacity, strict=True)},
     }
+
+
+def jct_quantiles(result: Any, points: int = 101) -> dict[str, Any]:
+    """JCT of the completed jobs in the measured window at ``points`` evenly spaced
+    fractions (0 to 1): what the report draws the JCT distribution from."""
+    j = result.jct[result.window_slice()]
+    j = j[~np.isnan(j)] / 3600.0
+    q = np.linspace(0.0, 1.0, points)
+    hours = np.quantile(j, q) if len(j) else np.zeros(0)
+    return {
+        "jobs": int(len(j)),
+        "fraction": [round(float(x), 4) for x in q] if len(j) else [],
+        "hours": [float(f"{h:.6g}") for h in hours],
+    }
+
+
+def sim_doc(result: Any) -> dict[str, Any]:
+    """One simulation result as ``cpool simulate/compare --json`` writes it: the summary, the
+    timeline and the JCT distribution, everything the report draws."""
+    return {**result.summary(), "timeline": sim_timeline(result), "jct": jct_quantiles(result)}

@@ -83,7 +83,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     if is_ray(settings.backend):
         if settings.pool:
             raise ValueError(
-                "--config: with the Ray backend the pool is read from the Ray cluster "
+                "--pool: with the Ray backend the pool is read from the Ray cluster "
                 "(node resources accel:<TYPE> and labels cpool/region, cpool/island)"
             )
         from computepool.backends.ray_backend import open_ray

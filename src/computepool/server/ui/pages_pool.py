@@ -14,7 +14,7 @@ from computepool.admission.quota import quota_for
 from computepool.model.pool import Flavor, Pool
 from computepool.report.html import heat_grid, kpis
 from computepool.report.svg import Series, line_chart, number, percent, stacked_bars
-from computepool.report.theme import INK, colour
+from computepool.report.theme import INK, colour, dash
 from computepool.server import ledger, store
 from computepool.server.ui import queries as Q
 from computepool.server.ui.scope import WINDOWS, Viewer, edges, time_axis, window
@@ -86,7 +86,7 @@ def overview(s: Session, pool: Pool, viewer: Viewer, params: Mapping[str, str], 
     x = ed[:-1]
     util = busy / np.maximum(cap, 1)[None, :]
     overall = busy.sum(axis=1) / max(cap.sum(), 1)
-    lines = [Series(f, util[:, i].tolist(), colour(i)) for i, f in enumerate(flavors)]
+    lines = [Series(f, util[:, i].tolist(), colour(i), dash(i)) for i, f in enumerate(flavors)]
     lines.append(Series("whole pool", overall.tolist(), INK))
     fmt = time_axis(w)
     util_chart = line_chart(
