@@ -116,7 +116,7 @@ def fresh(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p),
         CPOOL_HOME=str(tmp_path / ".cpool"),
-        COLUMNS="200",
+        COLUMNS="80",  # the README promises every command at 80 columns
     )
     return tmp_path, env
 
@@ -197,7 +197,7 @@ def test_readme_quickstart_live_pool(fresh):
                 ["rank 0/2 on ulq-910b-0", "rank 1/2", "devices 0,1,2,3,4,5,6,7", "done"],
             ),
             ("cpool job 2", ["eu-frankfurt/H100", "fra-h100"]),
-            ("cpool usage", ["byd-auto", "accel-h", "kWh", "USD", "kg CO2"]),
+            ("cpool usage", ["byd-auto", "ACCEL-H", "KWH", "USD", "KG CO2"]),
         ],
         [("cpool jobs", ["planner-eval"]), ("cpool usage", ["europa-auto"])],
     )
