@@ -199,3 +199,26 @@ def test_residency_audit_scoped_and_counted(big):
     rejected = c.get("/residency?outcome=rejected", headers=bearer(f.admin)).text
     assert "allowed</span>" not in rejected and "stays in CN" in rejected
     assert TENANTS[0] in c.get("/", headers=bearer(f.tenant)).text
+
+
+def test_usage_chart_counts_running_jobs_as_the_tiles_do(pool):
+    """The cost chart once summed closed ledger entries only, so with a job running it showed
+    nothing while the tiles above it showed the running job's cost."""
+    from computepool.server.ui.pages_pool import calendar_edges
+
+    who = pool.tenant("chart")
+    job = pool.submit(who, name="runs", command="sleep 30").json()["id"]
+    pool.wait_status(who, job, "running")
+    ctx = pool.client.app.state.ctx
+    time.sleep(0.5)
+    now = time.time()
+    edges = calendar_edges("24h", now)
+    with sessions(ctx.engine)() as s:
+        tiles = Q.usage(s, ctx.service.pool, None, float(edges[0]), now)
+        labels, cost = Q.ledger_series(s, ctx.service.pool, edges, None, True, now)
+    tile = sum(u.cost_usd for u in tiles if u.tenant == "chart")
+    assert tile > 0
+    assert "chart" in labels
+    assert cost[:, labels.index("chart")].sum() == pytest.approx(tile, rel=1e-6)
+    assert cost[-1, labels.index("chart")] > 0  # booked in the bucket of now
+    pool.client.post(f"/v1/jobs/{job}/cancel", headers=who)

@@ -298,7 +298,7 @@ def usage_page(
         ]
     )
     ed = calendar_edges(w, now)
-    labels, cost = Q.ledger_series(s, ed, viewer.scope, viewer.is_admin)
+    labels, cost = Q.ledger_series(s, pool, ed, viewer.scope, viewer.is_admin, now)
     fmt = time_axis("24h" if w == "24h" else "7d")
     cats = [fmt(t) for t in ed[:-1]]
     chart = stacked_bars(

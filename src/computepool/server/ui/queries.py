@@ -235,10 +235,18 @@ def usage(
 
 
 def ledger_series(
-    s: Session, edges: np.ndarray, tenant_id: int | None, by_tenant: bool
+    s: Session,
+    pool: Pool,
+    edges: np.ndarray,
+    tenant_id: int | None,
+    by_tenant: bool,
+    now: float,
 ) -> tuple[list[str], np.ndarray]:
-    """Cost (USD) of closed ledger entries per bucket of their end time, per tenant (admin)
-    or per flavor: (labels, (buckets, labels))."""
+    """Cost (USD) per bucket, per tenant (admin) or per flavor: (labels, (buckets, labels)).
+
+    Closed ledger entries count in the bucket of their end; open placement intervals (running
+    jobs) count what they have used since the window opened, in the bucket of ``now``, as the
+    usage tiles above the chart count them."""
     t0, t1 = float(edges[0]), float(edges[-1])
     key = TenantRow.name if by_tenant else LedgerRow.flavor
     q = (
@@ -246,11 +254,30 @@ def ledger_series(
         .join(TenantRow, LedgerRow.tenant_id == TenantRow.id)
         .where(LedgerRow.end > t0, LedgerRow.end <= t1)
     )
-    rows = s.execute(_scoped(q, tenant_id, LedgerRow.tenant_id)).all()
-    labels = sorted({str(r[0]) for r in rows})
+    rows = [(str(k), float(end), float(cost)) for k, end, cost in s.execute(
+        _scoped(q, tenant_id, LedgerRow.tenant_id)
+    )]  # fmt: skip
+    open_key = TenantRow.name if by_tenant else AllocationRow.flavor
+    q2 = (
+        select(open_key, AllocationRow.flavor, AllocationRow.accelerators, AllocationRow.started_at)
+        .join(JobRow, AllocationRow.job_id == JobRow.id)
+        .join(TenantRow, JobRow.tenant_id == TenantRow.id)
+        .where(AllocationRow.ended_at.is_(None), AllocationRow.started_at < t1)
+    )
+    for k, flavor, n, start in s.execute(_scoped(q2, tenant_id)):
+        so_far = meter(pool, flavor, n, max(0.0, now - max(float(start), t0)))
+        rows.append((str(k), min(now, t1), so_far.cost_usd))
+    labels = sorted({r[0] for r in rows})
     out = np.zeros((len(edges) - 1, len(labels)))
     if not rows:
         return labels, out
+    ix = {k: i for i, k in enumerate(labels)}
+    grp = np.array([ix[r[0]] for r in rows], dtype=np.int64)
+    end = np.array([r[1] for r in rows], dtype=float)
+    cost = np.array([r[2] for r in rows], dtype=float)
+    b = np.clip(np.searchsorted(edges, end, side="left") - 1, 0, len(edges) - 2)
+    np.add.at(out, (b, grp), cost)
+    return labels, out
     ix = {k: i for i, k in enumerate(labels)}
     grp = np.array([ix[str(r[0])] for r in rows], dtype=np.int64)
     end = np.array([r[1] for r in rows], dtype=float)
