@@ -32,10 +32,17 @@ class Tiresias:
     def _thresholds(self, inp: PolicyInput) -> np.ndarray:
         return np.asarray(self.thresholds_hours) * 3600.0
 
+    @staticmethod
+    def _queue(thresholds: np.ndarray, attained: np.ndarray) -> np.ndarray:
+        """The queue of each job: a job whose service has reached a threshold is below it
+        (one rule for ``allocate`` and ``next_change``, so a crossing that falls exactly on a
+        round boundary is acted on then)."""
+        return np.searchsorted(thresholds, attained, side="right")
+
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
             return Allocation.empty()
-        queue = np.searchsorted(self._thresholds(inp), inp.attained / np.maximum(inp.weight, 1e-9))
+        queue = self._queue(self._thresholds(inp), inp.attained / np.maximum(inp.weight, 1e-9))
         order = np.lexsort((inp.job, inp.arrival, queue))
         return greedy_assign(inp, order, self.aware)
 
@@ -47,7 +54,7 @@ class Tiresias:
         th = self._thresholds(inp)
         w = np.maximum(inp.weight[run], 1e-9)
         att = inp.attained[run] / w
-        q = np.searchsorted(th, att, side="right")
+        q = self._queue(th, att)
         below = q < len(th)
         if not below.any():
             return float("inf")
