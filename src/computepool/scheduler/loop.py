@@ -60,6 +60,10 @@ __all__ = [
 ]
 
 
+#: Gavel's minimum time between counter resets in rounds (1,920 s / 360 s).
+GAVEL_RESET_ROUNDS = 1920.0 / 360.0
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     round_seconds: float = 360.0
@@ -74,6 +78,19 @@ class SchedulerConfig:
     #: deficit) goes ahead of rows ranked by Gavel's priority (``mechanism.assign_time_shares``),
     #: so large gangs with small shares are not starved. ``inf``: Gavel's order exactly.
     starvation_rounds: float = 2.0
+
+    @classmethod
+    def live(cls, round_seconds: float) -> SchedulerConfig:
+        """A live pool's defaults, tied to its round: the allocation is recomputed as soon as
+        the job set changes (a new job holds its share from the next round, not from the next
+        counter reset), and counters reset after as many rounds as Gavel's 1,920 s are of its
+        360 s rounds. With the simulator's defaults and 1 s live rounds a new job under a
+        max-min policy waited up to 32 minutes for its share."""
+        return cls(
+            round_seconds=round_seconds,
+            min_reset_seconds=round_seconds * GAVEL_RESET_ROUNDS,
+            recompute_on_change=True,
+        )
 
 
 class Scheduler:

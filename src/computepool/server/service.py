@@ -115,7 +115,7 @@ class LiveService:
             self.cluster,
             self.clock,
             self.source,
-            SchedulerConfig(round_seconds=cfg.round_seconds),
+            SchedulerConfig.live(cfg.round_seconds),
             checks=self.checks,
             sink=self.sink,
             placer=self.placer,
