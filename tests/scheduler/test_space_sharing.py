@@ -62,3 +62,25 @@ def test_mechanism_places_each_row_once_and_a_pair_on_one_device():
     assert mate[2] == -1
     assert np.count_nonzero(out == 0) == 3  # pair (0, 1) + one single on the other device
     assert out[3] == 0 or out[2] == 0
+
+
+def test_space_sharing_with_device_placement_is_refused_not_silently_dropped(tmp_path):
+    """`cpool serve --policy las-packed` once ran plain `las`: space sharing was switched off
+    whenever a placer existed, and the live pool always has one."""
+    from typer.testing import CliRunner
+
+    from computepool.cli.app import app
+    from computepool.server.runtime import ServeSettings, build_app
+
+    with pytest.raises(ValueError, match="'las-packed' shares devices"):
+        build_app(
+            ServeSettings(
+                data_dir=tmp_path / "d", db_url=f"sqlite:///{tmp_path / 'c.db'}",
+                pool="gavel-36x3", policy="las-packed",
+            )
+        )  # fmt: skip
+    args = ["--pool", "gavel-36x3", "--workload", "gavel:rate=4.0,jobs=50,seed=0"]
+    for cmd in (["simulate", *args, "--policy", "las-packed"],
+                ["compare", *args, "--policies", "las,las-packed"]):  # fmt: skip
+        res = CliRunner().invoke(app, [*cmd, "--placement", "bestfit"])
+        assert res.exit_code == 2 and "shares devices" in res.output, res.output

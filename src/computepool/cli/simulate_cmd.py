@@ -65,13 +65,17 @@ PlacementOpt = Annotated[
 ]
 
 
-def _check_placement(name: str | None) -> None:
+def _check_placement(name: str | None, policies: list[str]) -> None:
     if name is None:
         return
     from computepool.placement.profiles import profile_names
+    from computepool.policies.registry import get_policy
+    from computepool.scheduler.round import check_policy_placement
 
     if name not in profile_names():
         raise fail(f"unknown placement policy {name!r}; known: {', '.join(profile_names())}")
+    for policy in policies:
+        load_or_exit(lambda p=policy: check_policy_placement(get_policy(p), placed=True))
 
 
 SERVING_MODES = ("pooled", "dedicated")
@@ -246,7 +250,7 @@ def register(app: typer.Typer) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
         _check_policies([policy])
         _ftf_baseline(ftf_baseline)
-        _check_placement(placement)
+        _check_placement(placement, [policy])
         win = parse_window(window)
         inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
         checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
@@ -310,11 +314,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run several policies on the same pool and workload; show them side by side."""
         _ftf_baseline(ftf_baseline)
-        _check_placement(placement)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         if not names:
             raise fail("--policies is empty")
         _check_policies(names)
+        _check_placement(placement, names)
         win = parse_window(window)
         inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
         cfg = SimConfig(

@@ -51,6 +51,18 @@ from computepool.scheduler.starts import confirm_starts, count_starts, place_sta
 from computepool.scheduler.state import ActiveSet, JobHistory
 
 
+def check_policy_placement(policy: Policy, placed: bool) -> None:
+    """Refuse a policy that cannot work with device placement (it once ran silently as
+    another policy)."""
+    if placed and getattr(policy, "space_sharing", False):
+        raise ValueError(
+            f"policy {getattr(policy, 'name', policy)!r} shares devices between pairs of jobs "
+            "(space sharing), but device placement binds one job per device slot: use a "
+            "time-sharing policy such as 'las' with placement (the live pool always places), "
+            "or simulate it without --placement"
+        )
+
+
 class RoundMaker:
     """Decides and applies policy rounds (and services-only rounds) for one Scheduler."""
 
@@ -95,9 +107,10 @@ class RoundMaker:
         #: When an event-driven policy wants a round next (``Policy.next_change``).
         self.policy_next = math.inf
         self.speed_order = speed_order(admission.rates)
-        #: Space sharing (policies with ``space_sharing``; not with a Placer, which binds one
-        #: job per device slot): pair rates per class and the pairs the mechanism tracks.
-        self.space_sharing = bool(getattr(policy, "space_sharing", False)) and placer is None
+        #: Space sharing (policies with ``space_sharing``; refused with a Placer, which binds
+        #: one job per device slot): pair rates per class and the pairs the mechanism tracks.
+        check_policy_placement(policy, placer is not None)
+        self.space_sharing = bool(getattr(policy, "space_sharing", False))
         self._rates_of_pairs = pair_rates
 
     def _profile_masks(self) -> np.ndarray:
