@@ -34,16 +34,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _traversable(path: str) -> bool:
+    """Whether any user may walk down to ``path`` (execute bit for others on each part)."""
+    p = Path(path).resolve()
+    return all(os.stat(d).st_mode & 0o001 for d in (p, *p.parents))
+
+
 class ThrowawayPostgres:
     def __init__(self) -> None:
         self.bin = find_bin()
         if self.bin is None:
             raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-        self.root = Path(tempfile.mkdtemp(prefix="cpool-pg-"))
+        as_root = os.geteuid() == 0
+        # as root the server runs as 'postgres', which must reach its data dir: a private
+        # temp dir (mode 0700, e.g. from mktemp -d) is not traversable, /tmp is
+        where = None if not as_root or _traversable(tempfile.gettempdir()) else "/tmp"
+        self.root = Path(tempfile.mkdtemp(prefix="cpool-pg-", dir=where))
         self.data = self.root / "data"
         self.port = free_port()
         self._as: list[str] = []
-        if os.geteuid() == 0:
+        if as_root:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
