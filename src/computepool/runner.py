@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from computepool.catalog.pools import load_pool
 from computepool.catalog.throughputs import load_throughputs
 from computepool.model.pool import Pool
+from computepool.model.tenant import Tenant
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
@@ -28,6 +29,9 @@ class Inputs:
     throughputs: Throughputs
     #: Services read from the workload file's ``services:`` section, if any.
     services: ServingWorkload | None = None
+    #: Tenants (weights, quotas, cohorts, budgets) from the workload file's ``tenants:``
+    #: section, if any: the simulation is then gated by the live pool's ``QuotaGate``.
+    tenants: Mapping[str, Tenant] | None = None
 
 
 def with_seed(spec: str, seed: int | None) -> str:
@@ -50,12 +54,14 @@ def load_inputs(
     p = load_pool(pool)
     tp = load_throughputs(throughputs, accelerators=p.accelerators)
     w = load_workload(with_seed(workload, seed), fmt=fmt, throughputs=tp)
-    services = None
+    services = tenants = None
     if workload.endswith((".yaml", ".yml")) and fmt in (None, "yaml"):
         from computepool.serving.config import read_serving
+        from computepool.traces.jobfile import read_yaml_tenants
 
         services = read_serving(workload)
-    return Inputs(p, w, tp, services)
+        tenants = read_yaml_tenants(workload) or None
+    return Inputs(p, w, tp, services, tenants)
 
 
 def with_serving_mode(inputs: Inputs, mode: str | None) -> Inputs:
@@ -87,6 +93,7 @@ def run_policy(
         checks=checks,
         on_progress=on_progress,
         services=inputs.services,
+        tenants=inputs.tenants,
     )
     res.policy = policy
     return res

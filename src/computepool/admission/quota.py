@@ -22,7 +22,7 @@ runs (Kueue assigns one flavor at admission).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,19 @@ class QuotaTable:
     limited: np.ndarray  # (T,) bool; False: no quota configured, not gated
     weight: np.ndarray  # (T,)
     blocked: np.ndarray  # (T,) bool; over budget: nothing new starts
+
+
+def over_budget(spent: Mapping[str, tuple[float, float]], tenants: Iterable[Tenant]) -> set[str]:
+    """Names of the tenants whose spending, (accelerator-hours, USD) by name, has reached a
+    budget they have."""
+    out = set()
+    for t in tenants:
+        hours, usd = spent.get(t.name, (0.0, 0.0))
+        if t.budget_accel_hours is not None and hours >= t.budget_accel_hours:
+            out.add(t.name)
+        if t.budget_usd is not None and usd >= t.budget_usd:
+            out.add(t.name)
+    return out
 
 
 def quota_for(quotas: Mapping[str, FlavorQuota], flavor: Flavor) -> FlavorQuota:

@@ -26,3 +26,24 @@ class Tenant:
     quotas: Mapping[str, FlavorQuota] = field(default_factory=dict)
     budget_accel_hours: float | None = None
     budget_usd: float | None = None
+
+
+def parse_flavor_quota(text: str | float | int) -> FlavorQuota:
+    """``NOMINAL[:BORROWING_LIMIT[:LENDING_LIMIT]]`` (an empty limit means none), or a number
+    (nominal only). Raises ValueError naming the expected form."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r}: expected NOMINAL[:BORROWING_LIMIT[:LENDING_LIMIT]]")
+    parts = [str(text)] if isinstance(text, int | float) else str(text).split(":")
+    try:
+        if not 1 <= len(parts) <= 3:
+            raise ValueError
+        nums = [float(p) if p.strip() != "" else None for p in parts]
+        if nums[0] is None or any(v is not None and not (0 <= v < float("inf")) for v in nums):
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: expected NOMINAL[:BORROWING_LIMIT[:LENDING_LIMIT]] of numbers >= 0, "
+            "e.g. 8, '8:4' or '8::2'"
+        ) from None
+    nominal, borrow, lend = (nums + [None, None])[:3]
+    return FlavorQuota(float(nominal or 0.0), borrow, lend)

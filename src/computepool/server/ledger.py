@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from computepool.admission.quota import over_budget as quota_over_budget
 from computepool.model.pool import Flavor, Pool
 from computepool.server.db import AllocationRow, JobRow, LedgerRow, TenantRow
 
@@ -160,11 +161,5 @@ def spent_by_tenant(s: Session, pool: Pool) -> dict[str, tuple[float, float]]:
 
 
 def over_budget(spent: dict[str, tuple[float, float]], tenants: list[TenantRow]) -> set[str]:
-    out = set()
-    for t in tenants:
-        hours, usd = spent.get(t.name, (0.0, 0.0))
-        if t.budget_accel_hours is not None and hours >= t.budget_accel_hours:
-            out.add(t.name)
-        if t.budget_usd is not None and usd >= t.budget_usd:
-            out.add(t.name)
-    return out
+    """``admission.quota.over_budget`` over the store's tenant rows."""
+    return quota_over_budget(spent, tenants)  # type: ignore[arg-type]  # same attributes

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from computepool.admission.feasibility import class_feasibility
+from computepool.admission.quota import QuotaGate
 from computepool.model.pool import Pool
+from computepool.model.tenant import Tenant
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.base import Policy
 from computepool.scheduler.loop import COMPLETED, Scheduler, SchedulerConfig
 from computepool.scheduler.pairs import class_pair_rates
+from computepool.sim.budgets import BudgetWatch
 from computepool.sim.cluster import SimClock, SimulatedCluster, WorkloadSource
 from computepool.sim.metrics import SimResult, contention_per_job, isolated_seconds
 
@@ -52,9 +55,12 @@ def simulate(
     checks: tuple = (),
     on_progress: Callable[[float], None] | None = None,
     services: ServingWorkload | None = None,
+    tenants: Mapping[str, Tenant] | None = None,
 ) -> SimResult:
     """Run ``workload`` on ``pool``; with ``services``, LLM services share the pool (their
-    autoscaler runs every ``services.config.interval_s``; training keeps its own rounds)."""
+    autoscaler runs every ``services.config.interval_s``; training keeps its own rounds);
+    with ``tenants``, their quotas, cohorts and budgets gate every round through the live
+    pool's ``QuotaGate`` (a tenant over budget starts nothing new; its running jobs finish)."""
     cfg = config or SimConfig()
     wall0 = time.perf_counter()
     start = float(workload.arrival[0]) if len(workload) else 0.0
@@ -86,6 +92,10 @@ def simulate(
         from computepool.placement.placer import PoolPlacer
 
         placer = PoolPlacer(pool, workload, throughputs, cfg.placement)
+    gate = budgets = None
+    if tenants:
+        gate = QuotaGate(pool.flavors, tenants)
+        budgets = BudgetWatch(workload, tenants, gate)
     sched = Scheduler(
         pool,
         workload,
@@ -100,6 +110,7 @@ def simulate(
         pair_rates=pair_rates,
         serving=serving,
         placer=placer,
+        gate=gate,
     )
 
     n = len(workload)
@@ -117,6 +128,8 @@ def simulate(
     def on_round(s: Scheduler) -> None:
         if placer is not None:
             placer.record(clock.now())
+        if budgets is not None:
+            budgets.check(s.history)
         if on_progress is not None:
             done = float(np.count_nonzero(s.history.state[:n] == COMPLETED)) / max(n, 1)
             if horizon > 0:

@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from computepool.catalog import yaml_lines
 from computepool.model.job import Dataset, Job, JobKind
+from computepool.model.tenant import Tenant
 from computepool.model.throughput import GENERIC, Throughputs
 from computepool.model.workload import Workload
 from computepool.traces.columns import resolve_throughputs
 from computepool.traces.csvutil import read_text
 from computepool.traces.errors import TraceError
+from computepool.traces.tenants import read_tenants_section
 
 #: Top-level sections read by ``computepool.serving.config`` (services beside the jobs).
 SERVING_KEYS = ("services", "traffic", "serving")
@@ -187,15 +189,16 @@ def read_yaml_jobs(path: str | Path, throughputs: Throughputs | None = None) -> 
     data, root = parsed.data, parsed.root
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise TraceError(file, "top level must be a mapping with a 'jobs:' list", 1, "jobs")
-    unknown = set(data) - {"jobs", "defaults", "name", *SERVING_KEYS}
+    unknown = set(data) - {"jobs", "defaults", "name", "tenants", *SERVING_KEYS}
     if unknown:
         raise TraceError(
             file,
             f"unknown top-level key(s) {sorted(unknown)} "
-            f"(allowed: name, defaults, jobs, {', '.join(SERVING_KEYS)})",
+            f"(allowed: name, defaults, jobs, tenants, {', '.join(SERVING_KEYS)})",
             1,
             sorted(unknown)[0],
         )
+    read_tenants_section(data.get("tenants"), file, root)  # errors name their line
     defaults = data.get("defaults") or {}
     defaults_line, lines = _yaml_lines(root)
     if not isinstance(defaults, dict):
@@ -211,6 +214,19 @@ def read_yaml_jobs(path: str | Path, throughputs: Throughputs | None = None) -> 
         jobs.append(_build_job(merged, i, t, file, field_lines, job_line))
     _check_ids(jobs, file, [ln for ln, _ in lines])
     return jobs
+
+
+def read_yaml_tenants(path: str | Path) -> dict[str, Tenant]:
+    """The ``tenants:`` section of a YAML workload file (quotas, cohorts, budgets), by name;
+    empty when the file has none."""
+    file, text = str(path), read_text(path)
+    try:
+        parsed = yaml_lines.load(text, file)
+    except yaml_lines.YamlSyntaxError as exc:
+        raise TraceError(file, f"not valid YAML: {exc.reason}", exc.line, "yaml") from None
+    if not isinstance(parsed.data, dict):
+        return {}
+    return read_tenants_section(parsed.data.get("tenants"), file, parsed.root)
 
 
 def read_jsonl_jobs(path: str | Path, throughputs: Throughputs | None = None) -> list[Job]:
