@@ -49,7 +49,7 @@ class JobIndex:
             self.ids.append(job_id)
             self.of_id[job_id] = k
             self.tenant_id.append(tid)
-            self.launch[k] = to_launch(job_id, name, spec)
+            self.launch[k] = to_launch(job_id, name, spec, tid)
             self.shapes[k] = shape(spec)
         return idx
 
