@@ -285,8 +285,15 @@ def mark_closed(d: Path, outcome: str, rc: int | None = None) -> None:
 
 
 def kill_attempt(rec: AttemptRecord) -> None:
-    """SIGKILL every rank whose shim is alive (a sandboxed worker dies with its shim)."""
-    for r in rec.ranks:
+    """SIGKILL every rank whose shim is alive (a sandboxed worker dies with its shim); of an
+    attempt whose meta.json does not parse, every rank with a pid file that does."""
+    ranks = list(rec.ranks)
+    if rec.problem and not ranks:
+        for p in rec.dir.glob("rank-*.pid"):
+            n = p.name[len("rank-") : -len(".pid")]
+            if n.isdigit() and len(n) < 7:
+                ranks.append(rank_state(rec.dir, int(n)))
+    for r in ranks:
         if r.alive:
             signal_group(r.pgid, r.pid, signal.SIGKILL)
 
