@@ -43,16 +43,23 @@ def test_a_worker_that_writes_its_own_exit_record_is_not_believed(tmp_path):
         live.cleanup()
 
 
+TREE = """
+import os, subprocess, time
+subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"],
+                 start_new_session=True)
+for _ in range(500):
+    if os.path.exists("{pidfile}"):
+        break
+    time.sleep(0.01)
+"""
+
+
 def test_a_job_ends_when_its_whole_process_tree_is_gone(tmp_path):
     live = Live(tmp_path)
     try:
         pidfile = tmp_path / "leftover.pid"
-        # the command returns at once, leaving a detached grandchild behind
-        script = (
-            "import subprocess, sys; "
-            "p = subprocess.Popen(['sleep', '60'], start_new_session=True); "
-            f"open({str(pidfile)!r}, 'w').write(str(p.pid))"
-        )
+        # the command returns at once, leaving a detached tree behind (a shell and its child)
+        script = TREE.format(pidfile=str(pidfile))
         a = live.submit([PY, "-c", script], per=1, key="tree")
         live.run_until(lambda: live.state(a) == COMPLETED)
         leftover = int(pidfile.read_text())

@@ -93,6 +93,16 @@ def become_subreaper() -> None:
 
 
 def children_of(pid: int) -> list[int]:
+    """Child processes of ``pid`` (its threads' ``children`` files, else a scan of /proc)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return [
+            int(c)
+            for t in tasks
+            for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()
+        ]
+    except (OSError, ValueError):
+        pass
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -105,19 +115,24 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-def end_tree(max_rounds: int = 1000) -> None:
-    """Kill and reap every descendant left (the worker's leftovers): until none is left."""
+def end_tree(timeout_s: float = 60.0) -> None:
+    """Kill and reap every descendant left (the worker's leftovers) until none is left: a
+    killed process's own children become ours (we are a subreaper) and go the same way."""
     me = os.getpid()
-    for _ in range(max_rounds):
+    deadline = time.monotonic() + timeout_s
+    while True:
         for c in children_of(me):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(c, signal.SIGKILL)
         try:
-            while os.waitpid(-1, 0)[0] > 0:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
         except ChildProcessError:
             if not children_of(me):
                 return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
 
 
 def pid_namespace_members(init: int) -> list[int]:
