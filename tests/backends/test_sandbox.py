@@ -171,3 +171,27 @@ def test_paths_are_not_followed_out_of_a_checkpoint_dir(tmp_path):
     (d / "link").symlink_to("/etc/hostname")
     assert latest_checkpoint(d) == d / "a"
     assert latest_checkpoint(Path(tmp_path / "none")) is None
+
+
+@needs_sandbox
+def test_a_granted_dataset_is_read_only_and_others_are_absent(tmp_path):
+    maps, other = tmp_path / "maps", tmp_path / "other"
+    for d in (maps, other):
+        d.mkdir()
+        (d / "f").write_text(d.name)
+        d.chmod(0o755)
+        (d / "f").chmod(0o644)
+    cfg = SandboxConfig(datasets=(("maps", str(maps)), ("other", str(other))))
+    live = Live(tmp_path / "pool", sandbox=SandboxStatus(True, config=cfg))
+    try:
+        script = (
+            "cat /cpool/datasets/maps/f; echo; ls /cpool/datasets; "
+            "echo x > /cpool/datasets/maps/g || echo read-only"
+        )
+        a = live.submit(["/bin/sh", "-c", script], key="ds", datasets=("maps", "nope"))
+        live.run_until(lambda: live.state(a) == COMPLETED)
+        out = _log(live, "ds").split()
+        assert out[0] == "maps" and out[1] == "maps" and "other" not in out
+        assert out[-1] == "read-only" and not (maps / "g").exists()
+    finally:
+        live.cleanup()

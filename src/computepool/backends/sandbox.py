@@ -11,7 +11,7 @@ with no capabilities and ``no_new_privs`` before anything of the tenant's runs, 
 gives the worker exactly its environment (nothing of the tenant's reaches a root process).
 
 ``probe`` tells, once at start, whether this machine can do it (root, bwrap, setpriv, kernel
-namespaces) and which limit mechanism applies (cgroup v2 when delegated, rlimits otherwise).
+namespaces) and which limit mechanism applies (rlimits; whether cgroup v2 is delegated).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class SandboxStatus:
     enabled: bool
     #: Why it is off (empty when on).
     reason: str = ""
-    #: ``cgroup v2`` or ``rlimits``.
+    #: What enforces the workers' limits (``limits_mechanism``).
     limits: str = "rlimits"
     allow_unsandboxed: bool = False
     config: SandboxConfig = field(default_factory=SandboxConfig)
@@ -218,6 +218,8 @@ def bwrap_argv(
         out += ["--bind", work, SANDBOX_WORK]
     if checkpoint is not None:
         out += ["--bind", checkpoint, SANDBOX_CHECKPOINT]
+    if datasets:
+        out += ["--perms", "0755", "--dir", "/cpool/datasets"]
     for name, host in datasets:
         out += ["--ro-bind", host, f"/cpool/datasets/{name}"]
     for d in extra_rw:  # at its own path, its parents made traversable (bwrap makes them 0700)
