@@ -144,8 +144,10 @@ def test_a_workdir_inside_the_pool_data_is_refused(tmp_path):
     try:
         (tmp_path / "runs" / "other").mkdir()
         a = live.submit(["true"], key="sneak", workdir=str(tmp_path / "runs" / "other"))
-        live.run_until(lambda: live.state(a) != 0)
+        b = live.submit(["true"], key="above", workdir=str(tmp_path.parent))
+        live.run_until(lambda: live.state(a) != 0 and live.state(b) != 0)
         assert "inside the pool's data" in live.cluster.reasons[a]
+        assert "holds it" in live.cluster.reasons[b]
     finally:
         live.cleanup()
 

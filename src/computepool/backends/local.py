@@ -250,9 +250,11 @@ class LocalCluster:
         if why:
             raise StartError(why)
         if self.sandboxed and launch.workdir:
-            wd = Path(launch.workdir).resolve()
-            if wd == Path("/") or wd.is_relative_to(self.root.resolve()):
-                raise StartError(f"workdir {launch.workdir[:256]!r} is inside the pool's data")
+            wd, data = Path(launch.workdir).resolve(), self.root.resolve()
+            if wd.is_relative_to(data) or data.is_relative_to(wd):
+                raise StartError(
+                    f"workdir {launch.workdir[:256]!r} is inside the pool's data or holds it"
+                )
         sb = self.sandbox
         if sb is not None and not sb.enabled and not sb.allow_unsandboxed:
             if self.sole_tenant is None:

@@ -156,9 +156,13 @@ class Worker:
     def __init__(self, proc: subprocess.Popen, sandbox_init: int | None) -> None:
         self.proc, self.sandbox_init = proc, sandbox_init
 
-    def forward(self, sig: int) -> None:
+    def forward(self, sig: int, late: bool = False) -> None:
+        """Pass a stop on. ``late``: it came before the worker existed."""
         if self.sandbox_init is None:
-            return  # unsandboxed: the worker shares our process group, the signal reached it
+            if late:  # else the worker shares our process group: the signal reached it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.proc.pid, sig)
+            return
         for pid in pid_namespace_members(self.sandbox_init):
             if pid != self.sandbox_init:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -259,10 +263,13 @@ def main(argv: list[str]) -> int:
         write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
         return 0
     worker: list[Worker] = []
+    pending: list[int] = []  # a stop that came while the worker was being started
 
     def on_stop(sig: int, _frame: object) -> None:
         for w in worker:
             w.forward(sig)
+        if not worker:
+            pending.append(sig)
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
@@ -281,6 +288,8 @@ def main(argv: list[str]) -> int:
             write_json(d / f"rank-{rank}.exit", {"rc": 127, "at": time.time()})
             return 127
         worker.append(w)
+        for sig in pending:
+            w.forward(sig, late=True)
         rc = wait_watching(w.proc, parent, other) if watch else _wait(w.proc)
     end_tree()
     write_json(d / f"rank-{rank}.exit", {"rc": rc, "at": time.time()})
