@@ -4,8 +4,8 @@ Each worker of a started job runs its command under the shim (``backends/shim.py
 session of its own, with the device slots it was placed on exported in the stack's variable
 (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*`` variables
 (job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
-A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's process group,
-then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
+A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's shim (which passes
+it on to every process of the worker), then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
 them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
 another region first) holds its devices and spawns its workers when the delay is over. Nodes are the pool's nodes, simulated on this machine: the devices are only numbers.
 
@@ -152,11 +152,12 @@ class LocalCluster:
         if r is not None:
             if r in self.waiting:
                 self.waiting.remove(r)
-            self._kill_now(r, reason)
+            self._kill_now(r)
         self.failures[job] = (now, reason)
         self.reasons[job] = reason
 
-    def _kill_now(self, r: Running, reason: str) -> None:
+    def _kill_now(self, r: Running) -> None:
+        """Close ``r`` as failed, then kill whatever of it runs (its shims, and so its sandboxes)."""
         try:
             att.close_and_kill(r.dir, "failed", None)
         except OSError:
