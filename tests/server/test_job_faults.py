@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from computepool.backends import attempts as att
 from computepool.backends.shim import write_json
@@ -115,6 +115,35 @@ def test_a_bad_start_in_a_round_keeps_the_others_started_with_it(pool):
     assert kinds(job) == ["queued", "admitted", "running"]
     assert job["allocations"] and job["allocations"][0]["workers"]
     assert "does not exist" in live.wait_status(a, ids[1], "failed")["reason"]
+
+
+def test_a_stored_spec_that_cannot_be_read_fails_alone(tmp_path):
+    data, url = tmp_path / "data", f"sqlite:///{tmp_path / 'cpool.db'}"
+    unreadable = [{"workers": 1}, {"command": "true", "workers": "many"}, {"command": 5}]
+    try:
+        client, tok = open_live(data, url, stop_jobs_on_exit=False)
+        with client:
+            live = LivePool(client, bearer(tok), data)
+            a = live.tenant("acme")
+            ids = insert_jobs(url, "acme", [{"command": "echo fine"}, *unreadable])
+            live.wait_status(a, ids[0], "succeeded")
+            for j in ids[1:]:
+                job = live.wait_status(a, j, "failed")
+                assert "stored spec cannot be read" in job["reason"], job["reason"]
+            keep = live.submit(a, command="exec sleep 30").json()["id"]
+            live.wait_status(a, keep, "running")
+            # a job of the store left running whose spec became unreadable while down
+            engine = make_engine(url)
+            with engine.begin() as conn:
+                conn.execute(update(JobRow).where(JobRow.id == ids[1]).values(status="running"))
+            engine.dispose()
+        client, _ = open_live(data, url)
+        with client:  # the server starts, the readable job is adopted
+            live = LivePool(client, bearer(tok), data)
+            assert live.job(a, keep)["status"] == "running"
+            assert live.job(a, ids[1])["status"] == "failed"
+    finally:
+        kill_leftovers(data)
 
 
 def _running_attempt(data: Path, job_id: int) -> Path:

@@ -115,8 +115,13 @@ def recover(svc: LiveService) -> RecoveryReport:
             if rec.state != att.EXITED:
                 rep.killed_orphans += 1
             _discard(cluster, rec, "orphan")
-    idx = index.add([tuple(r[:6]) for r in rows])
-    by_id = {r[0]: (k, r[6], r[7]) for k, r in zip(idx, rows, strict=True)}
+    index.add([tuple(r[:6]) for r in rows])
+    for job_id, _ in index.broken:  # its spec cannot be read: it fails (in the flush below)
+        rec = latest.get(str(job_id))
+        if rec is not None and not rec.closed:
+            _discard(cluster, rec, "failed")
+        rep.failed.append(job_id)
+    by_id = {r[0]: (index.of_id[r[0]], r[6], r[7]) for r in rows if r[0] in index.of_id}
     deliver: list[int] = []
     adopt: list[tuple[int, att.AttemptRecord]] = []
     with svc.sessions() as s:
