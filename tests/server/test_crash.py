@@ -179,7 +179,10 @@ def test_job_that_ends_while_the_server_is_down_is_not_rerun(tmp_path):
         quick = acme.submit(
             "q", {"command": JOB.format(marks=marks, secs=0.5), "workdir": str(marks)}
         )
-        slow = acme.submit("s", {"command": JOB.format(marks=marks, secs=8), "workdir": str(marks)})
+        # long enough to outlast a restart on a busy machine (8 s did not always)
+        slow = acme.submit(
+            "s", {"command": JOB.format(marks=marks, secs=15), "workdir": str(marks)}
+        )
         end = time.time() + 20
         while len((marks / "starts").read_text().splitlines()) < 2:
             assert time.time() < end
@@ -192,7 +195,7 @@ def test_job_that_ends_while_the_server_is_down_is_not_rerun(tmp_path):
         assert q["status"] == "succeeded"
         assert s["status"] == "running"
         assert "adopted" in [e["kind"] for e in s["events"]]
-        end = time.time() + 20
+        end = time.time() + 30
         while acme.request("GET", f"/v1/jobs/{slow}").json()["status"] != "succeeded":
             assert time.time() < end
             time.sleep(0.1)
