@@ -197,3 +197,11 @@ def test_a_granted_dataset_is_read_only_and_others_are_absent(tmp_path):
         assert out[-1] == "read-only" and not (maps / "g").exists()
     finally:
         live.cleanup()
+
+
+def test_the_limit_mechanism_is_said_as_it_is(tmp_path):
+    from computepool.backends.sandbox import limits_mechanism
+
+    assert limits_mechanism(tmp_path) == "rlimits (no cgroup v2 delegation)"
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    assert "cgroup v2 is delegated" in limits_mechanism(tmp_path)
