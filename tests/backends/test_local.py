@@ -54,7 +54,7 @@ class Events:
 class Live:
     """A Scheduler on the local backend, with jobs given as (argv, workers, devices, accel)."""
 
-    def __init__(self, root: Path, grace_s: float = 2.0, gate=None) -> None:
+    def __init__(self, root: Path, grace_s: float = 2.0, gate=None, sandbox=None) -> None:
         self.pool = make_pool(
             {"N": (2, 4), "ASC": (1, 8)}, accels=[accel("N"), accel("ASC", stack="cann")]
         )
@@ -63,7 +63,9 @@ class Live:
         self.launch: dict[int, Launch] = {}
         self.shape: dict[int, tuple[int, int]] = {}
         self.root = root
-        self.cluster = LocalCluster(self.pool, root, self.launch.__getitem__, grace_s=grace_s)
+        self.cluster = LocalCluster(
+            self.pool, root, self.launch.__getitem__, grace_s=grace_s, sandbox=sandbox
+        )
         self.placer = SlotAssigner(self.pool, self.shape.__getitem__)
         self.source = ListSource()
         self.events = Events()
@@ -81,7 +83,9 @@ class Live:
             gate=gate,
         )
 
-    def submit(self, argv, workers=1, per=1, accel="N", key=None, tenant="t") -> int:
+    def submit(
+        self, argv, workers=1, per=1, accel="N", key=None, tenant="t", tenant_id=0, **launch
+    ) -> int:
         i = len(self.workload)
         job = Job(
             id=key or f"job{i}",
@@ -94,7 +98,7 @@ class Live:
             arrival=time.time(),
         )
         (idx,) = self.workload.append([job]).tolist()
-        self.launch[idx] = Launch(job.id, tuple(argv), tenant)
+        self.launch[idx] = Launch(job.id, tuple(argv), tenant, tenant_id=tenant_id, **launch)
         self.shape[idx] = (workers, per)
         self.source.pending.append(idx)
         return idx

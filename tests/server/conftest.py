@@ -109,6 +109,9 @@ def open_live(data_dir: Path, url: str, **kw) -> tuple[TestClient, str]:
         round_seconds=kw.pop("round_seconds", 0.1),
         grace_seconds=kw.pop("grace_seconds", 1.0),
         stop_jobs_on_exit=kw.pop("stop_jobs_on_exit", True),
+        # sandboxed where the machine can (root, bubblewrap); elsewhere the tests' tenants
+        # share the test user
+        allow_unsandboxed=kw.pop("allow_unsandboxed", True),
         **kw,
     )
     return TestClient(build_app(settings)), tok

@@ -30,6 +30,8 @@ class ServerProcess:
         cmd = [
             sys.executable, "-m", "computepool.cli.app", "serve",
             "--data-dir", str(self.data_dir), "--db", self.db_url, "--port", str(self.port),
+            # sandboxed where the machine can; elsewhere the tests' tenants share the test user
+            "--allow-unsandboxed",
             *self.extra,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("CPOOL_")}

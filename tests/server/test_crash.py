@@ -21,6 +21,17 @@ import pytest
 from tests.server.conftest import admin_token, bearer, kill_leftovers
 from tests.server.serverproc import ServerProcess
 
+
+def shared_marks(marks: Path) -> Path:
+    """A directory every tenant's (sandboxed) workers may append to: it is their ``workdir``."""
+    marks.mkdir()
+    marks.chmod(0o777)
+    for name in ("starts", "ends"):
+        (marks / name).touch()
+        (marks / name).chmod(0o666)
+    return marks
+
+
 JOB = (
     'echo "$CPOOL_JOB_ID $CPOOL_WORKER_RANK $CPOOL_ATTEMPT" >> {marks}/starts; '
     "sleep {secs}; "
@@ -69,8 +80,7 @@ def _setup_tenants(server: ServerProcess, admin: str) -> list[Tenant]:
 @pytest.mark.timeout(240)
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(db_url, tmp_path):
     rng = random.Random(7)
-    data, marks = tmp_path / "data", tmp_path / "marks"
-    marks.mkdir()
+    data, marks = tmp_path / "data", shared_marks(tmp_path / "marks")
     admin = admin_token(data, db_url)
     server = ServerProcess(
         data,
@@ -94,6 +104,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(db_url, tmp_path)
                 {
                     "name": f"j{i}",
                     "command": JOB.format(marks=marks, secs=secs),
+                    "workdir": str(marks),
                     "workers": workers,
                     "accelerators_per_worker": rng.choice([1, 2, 4]),
                 },
@@ -156,8 +167,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(db_url, tmp_path)
 
 @pytest.mark.timeout(120)
 def test_job_that_ends_while_the_server_is_down_is_not_rerun(tmp_path):
-    data, marks = tmp_path / "data", tmp_path / "marks"
-    marks.mkdir()
+    data, marks = tmp_path / "data", shared_marks(tmp_path / "marks")
     url = f"sqlite:///{tmp_path / 'cpool.db'}"
     admin = admin_token(data, url)
     server = ServerProcess(
@@ -166,12 +176,15 @@ def test_job_that_ends_while_the_server_is_down_is_not_rerun(tmp_path):
     try:
         server.start()
         (acme, _) = _setup_tenants(server, admin)
-        quick = acme.submit("q", {"command": JOB.format(marks=marks, secs=0.5)})
-        slow = acme.submit("s", {"command": JOB.format(marks=marks, secs=8)})
+        quick = acme.submit(
+            "q", {"command": JOB.format(marks=marks, secs=0.5), "workdir": str(marks)}
+        )
+        # long enough to outlast a restart on a busy machine (8 s did not always)
+        slow = acme.submit(
+            "s", {"command": JOB.format(marks=marks, secs=15), "workdir": str(marks)}
+        )
         end = time.time() + 20
-        while (
-            not (marks / "starts").exists() or len((marks / "starts").read_text().splitlines()) < 2
-        ):
+        while len((marks / "starts").read_text().splitlines()) < 2:
             assert time.time() < end
             time.sleep(0.05)
         server.kill9()
@@ -182,7 +195,7 @@ def test_job_that_ends_while_the_server_is_down_is_not_rerun(tmp_path):
         assert q["status"] == "succeeded"
         assert s["status"] == "running"
         assert "adopted" in [e["kind"] for e in s["events"]]
-        end = time.time() + 20
+        end = time.time() + 30
         while acme.request("GET", f"/v1/jobs/{slow}").json()["status"] != "succeeded":
             assert time.time() < end
             time.sleep(0.1)

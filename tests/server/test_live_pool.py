@@ -2,7 +2,6 @@
 cancellation, failures, logs, metering and metrics."""
 
 import json
-import os
 import time
 
 import pytest
@@ -94,7 +93,7 @@ def test_failed_job_keeps_its_exit_code_and_logs(live_sqlite):
 def test_job_sees_its_slots_and_cpool_variables(live_sqlite):
     live = live_sqlite
     a = live.tenant("acme")
-    dump = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('CPOOL_', 'CUDA_'))}))"
+    dump = "import json, os; e = {k: v for k, v in os.environ.items() if k.startswith(('CPOOL_', 'CUDA_'))}; e['ckpt_is_dir'] = os.path.isdir(e['CPOOL_CHECKPOINT_DIR']); print(json.dumps(e))"
     j = live.submit(
         a,
         command=["python3", "-c", dump],
@@ -112,7 +111,8 @@ def test_job_sees_its_slots_and_cpool_variables(live_sqlite):
     assert all(e["CPOOL_JOB_ID"] == str(j) and e["CPOOL_WORLD_SIZE"] == "2" for e in envs)
     placed = {(w[0], ",".join(map(str, w[1]))) for w in job["allocations"][0]["workers"]}
     assert {(e["CPOOL_NODE"], e["CUDA_VISIBLE_DEVICES"]) for e in envs} == placed
-    assert all(os.path.isdir(e["CPOOL_CHECKPOINT_DIR"]) for e in envs)
+    assert all(e["ckpt_is_dir"] for e in envs)  # as the worker sees it (in its sandbox)
+    assert (live.data_dir / "checkpoints" / str(j)).is_dir()
 
 
 def test_logs_follow_streams_until_the_job_ends(live_sqlite):

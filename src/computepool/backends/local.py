@@ -4,14 +4,21 @@ Each worker of a started job runs its command under the shim (``backends/shim.py
 session of its own, with the device slots it was placed on exported in the stack's variable
 (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*`` variables
 (job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
-A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's process group,
-then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
+A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's shim (which passes
+it on to every process of the worker), then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
 them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
 another region first) holds its devices and spawns its workers when the delay is over. Nodes are the pool's nodes, simulated on this machine: the devices are only numbers.
+
+With a ``SandboxStatus`` that is enabled, each worker runs as its tenant's user in a sandbox
+(``backends/sandbox.py``) that shows it only its own work and checkpoint directories. Without
+one, workers run as the server's user; unless the operator allowed it, the workers of only one
+tenant are run then. One job's trouble stays that job's: a start, stop or observation that
+fails for a job fails that job (with the reason), never the round.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -19,23 +26,52 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
+from computepool.backends.sandbox import Limits, SandboxStatus, tenant_uid
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import (
     Launch,
     inherited_env,
     job_env,
     latest_checkpoint,
+    launch_problem,
     resume_env,
+    workdir_problem,
 )
+from computepool.backends.worker_launch import JobDirs, job_dirs, make_private_dir, rank_launch
 from computepool.model.pool import Pool
 from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
 
 __all__ = ["Launch", "LocalCluster", "Running", "latest_checkpoint"]
+
+log = logging.getLogger("computepool.backends.local")
+
+
+def _close(d: Path, outcome: str, rc: int | None = None) -> None:
+    """Mark an attempt closed; a directory that cannot be written is logged, not raised."""
+    try:
+        att.mark_closed(d, outcome, rc)
+    except OSError:
+        log.warning("attempt %s: cannot mark it closed", d, exc_info=True)
+
+
+class StartError(Exception):
+    """A job cannot start; the message is the reason told to its tenant."""
+
+
+def merged_limits(default: Limits, asked: tuple[tuple[str, int], ...]) -> Limits:
+    """The job's limits: what it asked for, never above the pool's default (when one is set)."""
+    names = {f.name for f in fields(Limits)}
+    out = {f.name: getattr(default, f.name) for f in fields(Limits)}
+    for k, v in asked:
+        if k in names and isinstance(v, int) and v > 0:
+            cap = out[k]
+            out[k] = v if cap is None else min(v, cap)
+    return Limits(**out)
 
 
 @dataclass
@@ -65,59 +101,115 @@ class LocalCluster:
         describe: Callable[[int], Launch],
         grace_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        sandbox: SandboxStatus | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.pool, self.describe, self.grace_s, self.clock = pool, describe, grace_s, clock
+        #: None: unsandboxed, any number of tenants (a library user's own processes).
+        self.sandbox = sandbox
+        self.limits = limits or Limits()
+        self.root = root
         self.runs, self.checkpoints = root / "runs", root / "checkpoints"
-        self.runs.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.work = root / "work"
+        for d in (self.runs, self.checkpoints, self.work):
+            make_private_dir(d)
+        #: Unsandboxed and not allowed to mix tenants: the one tenant whose jobs run.
+        self.sole_tenant: str | None = None
         self.node_index = {n.name: i for i, n in enumerate(pool.nodes)}
         self.flavor_index = {f.name: i for i, f in enumerate(pool.flavors)}
         self.running: dict[int, Running] = {}
         self.stopping: list[Running] = []
         self.waiting: list[Running] = []  # placed, devices still held by a stopping attempt
         self.exit_codes: dict[int, int] = {}  # job -> return code of its last failed attempt
+        #: Jobs failed by the backend itself (start, stop, observation): (when, why), reported
+        #: by the next ``observe`` as errored with the reason.
+        self.failures: dict[int, tuple[float, str]] = {}
+        #: job -> why its last attempt failed (the event's and the API's ``reason``).
+        self.reasons: dict[int, str] = {}
 
     # ---- Cluster protocol ------------------------------------------------------------
     def apply(self, plan: RoundPlan) -> None:
         for j in plan.stop.tolist():
-            self._stop(int(j), "preempted")
+            self._guard(int(j), plan.now, "stopping it", self._stop, int(j), "preempted")
         for j in plan.kill.tolist():
-            self._stop(int(j), "cancelled")
+            self._guard(int(j), plan.now, "stopping it", self._stop, int(j), "cancelled")
         for j, f, p, delay in placed_starts(plan, "local"):
-            self._start(j, f, p, plan.now, delay)
+            self._guard(j, plan.now, "starting it", self._start, j, f, p, plan.now, delay)
+
+    def _guard(self, job: int, now: float, doing: str, fn: Callable, *args) -> None:
+        """Run one job's step; if it fails, that job fails (with the reason), nothing else."""
+        try:
+            fn(*args)
+        except StartError as exc:
+            self.fail(job, now, str(exc))
+        except Exception as exc:  # an OS error, a bad record: this job's trouble only
+            log.warning("job %s: error %s", job, doing, exc_info=True)
+            self.fail(job, now, f"error {doing}: {type(exc).__name__}: {exc}"[:1000])
+
+    def fail(self, job: int, now: float, reason: str) -> None:
+        """Fail ``job`` now with ``reason``: whatever of it runs is killed, its attempt closed."""
+        r = self.running.pop(job, None)
+        if r is not None:
+            if r in self.waiting:
+                self.waiting.remove(r)
+            self._kill_now(r)
+        self.failures[job] = (now, reason)
+        self.reasons[job] = reason
+
+    def _kill_now(self, r: Running) -> None:
+        """Close ``r`` as failed, then kill whatever of it runs (its shims, and so its sandboxes)."""
+        try:
+            att.close_and_kill(r.dir, "failed", None)
+        except OSError:
+            log.warning("attempt %s: cannot close", r.dir, exc_info=True)
+        for p in r.procs.values():
+            if p.poll() is None:
+                att.signal_group(p.pid, p.pid, signal.SIGKILL)
+        self._reap(r)
 
     def observe(self, now: float) -> Observation:
-        done, done_at, err, err_at, failed = [], [], [], [], []
+        done: list[tuple[int, float]] = []
+        err: list[tuple[int, float]] = []
+        failed: list[int] = []
         for r in list(self.running.values()):
             if not r.spawned:
                 continue
-            rec = att.read_attempt(r.dir)
-            self._reap(r)
-            if rec is None:
-                continue
-            state, rc = rec.state, rec.rc
-            if state in (att.LOST, att.PARTIAL) and self._starting(r, rec):
-                continue
-            if state == att.RUNNING and (rc is None or rc == 0):
-                continue
-            # The files may be newer than the round's ``now`` (read during the round): an
-            # end is never reported after the time the round starts others in its place.
-            end = min(rec.ended_at or now, now)
-            if state == att.EXITED and rc == 0:
-                done.append(r.job), done_at.append(end)
-                self._finish(r, "succeeded", 0)
-            elif rc not in (None, 0):
-                att.kill_attempt(rec)
-                err.append(r.job), err_at.append(end)
-                self._finish(r, "failed", rc)
-            else:
-                att.kill_attempt(rec)
-                failed.append(r.job)
-                self._finish(r, "lost", None)
+            self._guard(r.job, now, "observing it", self._observe_one, r, now, done, err, failed)
         self._progress_stops(now)
-        return Observation.of_exits(
-            now, list(zip(done, done_at, strict=True)), list(zip(err, err_at, strict=True)), failed
-        )
+        for j, (at, _) in self.failures.items():
+            err.append((j, min(at, now)))
+        self.failures = {}
+        why = {j: self.reasons[j] for j, _ in err if j in self.reasons}
+        return Observation.of_exits(now, done, err, failed, why)
+
+    def _observe_one(self, r: Running, now: float, done: list, err: list, failed: list) -> None:
+        rec = att.read_attempt(r.dir)
+        self._reap(r)
+        if rec is None:
+            raise StartError("its attempt record is gone")
+        if rec.state == att.CORRUPT:
+            att.kill_attempt(rec)
+            raise StartError(rec.problem)
+        state, rc = rec.state, rec.rc
+        if state in (att.LOST, att.PARTIAL) and self._starting(r, rec):
+            return
+        if state == att.RUNNING and (rc is None or rc == 0):
+            return
+        # The files may be newer than the round's ``now`` (read during the round): an
+        # end is never reported after the time the round starts others in its place.
+        end = min(rec.ended_at or now, now)
+        if state == att.EXITED and rc == 0:
+            done.append((r.job, end))
+            self._finish(r, "succeeded", 0)
+        elif rc not in (None, 0):
+            att.kill_attempt(rec)
+            err.append((r.job, end))
+            self.reasons[r.job] = f"exit code {rc}"
+            self._finish(r, "failed", rc)
+        else:
+            att.kill_attempt(rec)
+            failed.append(r.job)
+            self._finish(r, "lost", None)
 
     def next_event_time(self) -> float:
         return math.inf
@@ -125,13 +217,16 @@ class LocalCluster:
     # ---- starting ----------------------------------------------------------------------
     def _start(self, job: int, flavor: int, p: Placement, now: float, delay: float = 0.0) -> None:
         launch = self.describe(job)
+        self._check(launch)
         number = att.next_attempt_number(self.runs, launch.key)
         d = self.runs / launch.key / str(number)
-        d.mkdir(parents=True)
+        make_private_dir(d.parent)
+        d.mkdir(mode=0o700)
         r = Running(job, launch.key, number, d, flavor, p.workers, now)
         meta = {
             "key": launch.key,
             "attempt": number,
+            "tenant": launch.tenant,
             "flavor": self.pool.flavors[flavor].name,
             "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
             "started_at": now,
@@ -146,6 +241,40 @@ class LocalCluster:
         else:
             self.waiting.append(r)
 
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox is not None and self.sandbox.enabled
+
+    def _check(self, launch: Launch) -> None:
+        """Raise StartError with the reason if ``launch`` cannot start here."""
+        why = launch_problem(launch) or workdir_problem(launch.workdir)
+        if why:
+            raise StartError(why)
+        if self.sandboxed and launch.workdir:
+            wd, data = Path(launch.workdir).resolve(), self.root.resolve()
+            if wd.is_relative_to(data) or data.is_relative_to(wd):
+                raise StartError(
+                    f"workdir {launch.workdir[:256]!r} is inside the pool's data or holds it"
+                )
+        sb = self.sandbox
+        if sb is not None and not sb.enabled and not sb.allow_unsandboxed:
+            if self.sole_tenant is None:
+                self.sole_tenant = launch.tenant
+            elif launch.tenant != self.sole_tenant:
+                raise StartError(
+                    f"not started: {sb.warning} (this server runs tenant "
+                    f"{self.sole_tenant!r}'s jobs)"
+                )
+
+    def _uid(self, launch: Launch) -> int | None:
+        if not self.sandboxed:
+            return None
+        assert self.sandbox is not None
+        try:
+            return tenant_uid(self.sandbox.config, launch.tenant_id)
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
+
     def _busy(self) -> set[tuple[int, int]]:
         return {(n, d) for s in self.stopping for n, dev in s.workers for d in dev}
 
@@ -153,10 +282,14 @@ class LocalCluster:
         busy = self._busy()
         return not any((n, d) in busy for n, dev in r.workers for d in dev)
 
-    def worker_env(self, r: Running, launch: Launch, rank: int) -> dict[str, str]:
+    def worker_env(
+        self, r: Running, launch: Launch, rank: int, dirs: JobDirs | None = None
+    ) -> dict[str, str]:
+        """Rank ``rank``'s environment (host paths; the sandbox maps its own). Sandboxed: the
+        job's env, the CPOOL_* variables and the device variables only."""
         node, devices = r.workers[rank]
-        ckpt = self.checkpoints / launch.key
-        env = inherited_env(os.environ)
+        ckpt = dirs.checkpoint if dirs is not None else self.checkpoints / launch.key
+        env = {} if self.sandboxed else inherited_env(os.environ)
         env.update(
             job_env(
                 launch,
@@ -174,13 +307,21 @@ class LocalCluster:
         return env
 
     def _spawn(self, r: Running, launch: Launch, ranks: list[int] | None = None) -> None:
-        cwd = launch.workdir or str(r.dir)
+        self._check(launch)  # again: a workdir may be gone since (a delayed start, an adoption)
+        uid = self._uid(launch)
+        dirs = job_dirs(self.work, self.checkpoints, launch.key, uid)
+        limits = merged_limits(self.limits, launch.limits)
+        granted = dict(self.sandbox.config.datasets) if self.sandbox is not None else {}
+        datasets = [(n, granted[n]) for n in launch.datasets if n in granted]
         for rank in range(len(r.workers)) if ranks is None else ranks:
+            env = self.worker_env(r, launch, rank, dirs)
+            spec = rank_launch(launch, env, dirs, self.sandbox, uid, limits, datasets)
+            write_json(r.dir / f"rank-{rank}.launch", spec)
             argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
             r.procs[rank] = subprocess.Popen(
-                [*argv, "--", *launch.argv],
-                env=self.worker_env(r, launch, rank),
-                cwd=cwd,
+                [*argv, "--launch"],
+                env=inherited_env(os.environ),
+                cwd=str(r.dir),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -195,13 +336,17 @@ class LocalCluster:
             return
         if r in self.waiting:
             self.waiting.remove(r)
-        att.mark_stopping(r.dir, reason)
         r.stop_reason, r.kill_at = reason, self.clock() + self.grace_s
+        if r.spawned:  # kept track of before anything can fail: it is stopped in any case
+            self.stopping.append(r)
+        try:
+            att.mark_stopping(r.dir, reason)
+        except OSError:
+            log.warning("attempt %s: cannot mark it stopping", r.dir, exc_info=True)
         if r.spawned:
             self._signal(r, signal.SIGTERM)
-            self.stopping.append(r)
         else:
-            att.mark_closed(r.dir, reason)
+            _close(r.dir, reason)
 
     def _signal(self, r: Running, sig: int) -> None:
         rec = att.read_attempt(r.dir)
@@ -229,7 +374,7 @@ class LocalCluster:
             rec = att.read_attempt(r.dir)
             gone = rec is None or not any(x.alive for x in rec.ranks)
             if gone and all(p.poll() is not None for p in r.procs.values()):
-                att.mark_closed(r.dir, r.stop_reason or "stopped")
+                _close(r.dir, r.stop_reason or "stopped")
                 continue
             if self.clock() >= r.kill_at:
                 self._signal(r, signal.SIGKILL)
@@ -238,14 +383,14 @@ class LocalCluster:
         for r in list(self.waiting):
             if self.clock() >= r.spawn_at and self._devices_free(r):
                 self.waiting.remove(r)
-                self._spawn(r, self.describe(r.job))
+                self._guard(r.job, now, "starting it", self._spawn, r, self.describe(r.job))
 
     def _finish(self, r: Running, outcome: str, rc: int | None) -> None:
         self.running.pop(r.job, None)
         if rc:
             self.exit_codes[r.job] = rc
         self._reap(r)
-        att.mark_closed(r.dir, outcome, rc)
+        _close(r.dir, outcome, rc)
 
     # ---- after a restart ---------------------------------------------------------------
     def recover(self) -> list[att.AttemptRecord]:
@@ -278,6 +423,8 @@ class LocalCluster:
             spawn_at=rec.spawn_at,
         )
         self.running[job] = r
+        if self.sole_tenant is None and rec.tenant:
+            self.sole_tenant = rec.tenant
         if len(rec.unclaimed) == len(rec.ranks) and self.clock() < rec.spawn_at:
             r.spawned = False  # still copying its data in: spawned when the delay is over
             self.waiting.append(r)

@@ -1,14 +1,23 @@
-"""The per-worker shim: runs one worker's command and records its fate in files.
+"""The per-worker shim: the supervisor of one worker; runs its command and records its fate.
 
+    python -m computepool.backends.shim ATTEMPT_DIR RANK --launch
     python -m computepool.backends.shim ATTEMPT_DIR RANK [--watch-parent [--watch-pid PID]] -- ARGV...
 
 It claims the rank (``rank-R.claim``, created exclusively: a second shim for the same rank
 exits at once), writes ``rank-R.pid`` (its pid, process group and kernel start time), runs the
 command with stdout and stderr in ``rank-R.log``, and writes ``rank-R.exit`` (return code and
-end time) when the command ends. It lives in its own session, so it outlives a crashed
-control plane, which reads these files on restart to adopt or account for the worker
-(containerd-shim and slurmstepd play the same part). SIGTERM reaches the command through
-the process group; the shim itself only waits for the command to end.
+end time) once the worker's whole process tree is gone. It lives in its own session, so it
+outlives a crashed control plane, which reads these files on restart to adopt or account for
+the worker (containerd-shim and slurmstepd play the same part).
+
+With ``--launch`` (the local backend) the command, its environment, working directory, sandbox
+and limits come from ``rank-R.launch``, written by the control plane; a sandboxed worker runs
+under bubblewrap as its tenant's user in a pid namespace of its own, and sees none of the
+attempt directory: every record here is the supervisor's, none the worker's. SIGTERM (a
+preemption) is forwarded to the worker's processes; SIGKILL of the shim takes the sandbox
+with it (``--die-with-parent``). The shim is a child subreaper: when the worker's command ends,
+whatever it left behind is killed and reaped before the exit record is written, and the end
+time is that moment.
 
 With ``--watch-parent`` (the Ray backend, whose worker actor starts the shim) the shim's
 process group is killed as soon as its parent is gone, or the process ``--watch-pid`` names (the
@@ -18,19 +27,27 @@ must not run on unseen.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+PR_SET_CHILD_SUBREAPER = 36
+USAGE = "usage: shim ATTEMPT_DIR RANK (--launch | [--watch-parent [--watch-pid PID]] -- ARGV...)"
+
 
 def write_json(path: Path, doc: dict) -> None:
-    """Write atomically: a reader sees the whole file or none."""
+    """Write atomically (a reader sees the whole file or none), readable by its owner only."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w") as f:
+        f.write(json.dumps(doc))
     os.replace(tmp, path)
 
 
@@ -69,23 +86,172 @@ def wait_watching(
                 os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def main(argv: list[str]) -> int:
+def become_subreaper() -> None:
+    """Orphaned descendants of the worker become our children, so we can kill and reap them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def children_of(pid: int) -> list[int]:
+    """Child processes of ``pid`` (its threads' ``children`` files, else a scan of /proc)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return [
+            int(c)
+            for t in tasks
+            for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()
+        ]
+    except (OSError, ValueError):
+        pass
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def end_tree(timeout_s: float = 60.0) -> None:
+    """Kill and reap every descendant left (the worker's leftovers) until none is left: a
+    killed process's own children become ours (we are a subreaper) and go the same way."""
+    me = os.getpid()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for c in children_of(me):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(c, signal.SIGKILL)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            if not children_of(me):
+                return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
+def pid_namespace_members(init: int) -> list[int]:
+    """Every process in the pid namespace whose init (seen from here) is ``init``."""
+    try:
+        ns = os.readlink(f"/proc/{init}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{d}/ns/pid") == ns:
+                    out.append(int(d))
+    return out
+
+
+class Worker:
+    """The worker process as the shim sees it: how to forward a stop to it."""
+
+    def __init__(self, proc: subprocess.Popen, sandbox_init: int | None) -> None:
+        self.proc, self.sandbox_init = proc, sandbox_init
+
+    def forward(self, sig: int, late: bool = False) -> None:
+        """Pass a stop on. ``late``: it came before the worker existed."""
+        if self.sandbox_init is None:
+            if late:  # else the worker shares our process group: the signal reached it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.proc.pid, sig)
+            return
+        for pid in pid_namespace_members(self.sandbox_init):
+            if pid != self.sandbox_init:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+
+
+def set_rlimits(pairs: list) -> None:
+    for name, value in pairs:
+        lim = getattr(resource, str(name))
+        resource.setrlimit(lim, (int(value), int(value)))
+
+
+def start_launch(spec: dict, log) -> Worker:
+    """Start the command a ``rank-R.launch`` file describes (sandboxed or not)."""
+    argv = [str(a) for a in spec["argv"]]
+    env = {str(k): str(v) for k, v in spec["env"].items()}
+    limits = list(spec.get("rlimits", []))
+    if not spec.get("sandboxed"):
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=spec["cwd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: set_rlimits(limits)) if limits else None,
+        )
+        return Worker(proc, None)
+    r, w = os.pipe()
+    argv = [argv[0], "--info-fd", str(w), *argv[1:]]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(w,),
+            process_group=0,  # a SIGTERM for the shim must not reach bwrap (it would kill all)
+            preexec_fn=(lambda: set_rlimits(limits)) if limits else None,
+        )
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as info:
+        raw = info.read(65536)
+    try:
+        init = int(json.loads(raw)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        init = None  # bwrap failed before the sandbox existed: its exit code says so
+    return Worker(proc, init)
+
+
+def _wait(child: subprocess.Popen) -> int:
+    while True:
+        try:
+            return child.wait()
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+
+
+def _parse(argv: list[str]) -> tuple[str, str, bool, int | None, list[str] | None] | None:
+    """(attempt dir, rank, watch parent, watch pid, argv or None for --launch)."""
     if len(argv) < 3:
-        print("usage: shim ATTEMPT_DIR RANK [--watch-parent] -- ARGV...", file=sys.stderr)
-        return 2
+        return None
     attempt_dir, rank, *body = argv
+    if body == ["--launch"]:
+        return attempt_dir, rank, False, None, None
     watch = bool(body) and body[0] == "--watch-parent"
-    parent, other = os.getppid(), None
+    other = None
     body = body[1:] if watch else body
     if watch and len(body) > 1 and body[0] == "--watch-pid" and body[1].isdigit():
         other, body = int(body[1]), body[2:]
     command = body[1:]
     if not body or body[0] != "--" or not command:
-        print("usage: shim ATTEMPT_DIR RANK [--watch-parent] -- ARGV...", file=sys.stderr)
+        return None
+    return attempt_dir, rank, watch, other, command
+
+
+def main(argv: list[str]) -> int:
+    parsed = _parse(argv)
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
+    attempt_dir, rank, watch, other, command = parsed
+    parent = os.getppid()
     d = Path(attempt_dir)
     try:  # exactly one shim runs each rank, even if a recovering control plane spawns another
-        os.close(os.open(d / f"rank-{rank}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.close(os.open(d / f"rank-{rank}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         return 0
     me = os.getpid()
@@ -96,24 +262,36 @@ def main(argv: list[str]) -> int:
     if (d / "stopping").exists() or (d / "closed").exists():  # stopped before it began
         write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    signal.signal(signal.SIGINT, lambda *_: None)
-    with open(d / f"rank-{rank}.log", "ab", buffering=0) as log:
+    worker: list[Worker] = []
+    pending: list[int] = []  # a stop that came while the worker was being started
+
+    def on_stop(sig: int, _frame: object) -> None:
+        for w in worker:
+            w.forward(sig)
+        if not worker:
+            pending.append(sig)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    become_subreaper()
+    fd = os.open(d / f"rank-{rank}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(fd, "ab", buffering=0) as log:
         try:
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            log.write(f"cpool: cannot start {command[0]!r}: {exc}\n".encode())
+            if command is None:
+                spec = json.loads((d / f"rank-{rank}.launch").read_text())
+                w = start_launch(spec, log)
+            else:
+                w = Worker(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), None)
+        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as exc:
+            what = command[0] if command else "the worker"
+            log.write(f"cpool: cannot start {what!r}: {exc}\n".encode())
             write_json(d / f"rank-{rank}.exit", {"rc": 127, "at": time.time()})
             return 127
-        if watch:
-            rc = wait_watching(child, parent, other)
-        else:
-            while True:
-                try:
-                    rc = child.wait()
-                    break
-                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                    continue
+        worker.append(w)
+        for sig in pending:
+            w.forward(sig, late=True)
+        rc = wait_watching(w.proc, parent, other) if watch else _wait(w.proc)
+    end_tree()
     write_json(d / f"rank-{rank}.exit", {"rc": rc, "at": time.time()})
     return 0
 

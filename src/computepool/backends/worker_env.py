@@ -9,6 +9,8 @@ and the Ray backend build it with the same functions, so a job runs unchanged on
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,13 @@ if TYPE_CHECKING:  # kept out of a Ray worker's start-up imports
 
 #: Variables of the control plane (or of the Ray node) that a worker must not inherit.
 SERVER_ONLY_ENV = ("CPOOL_",)
+#: A job's command and environment together, and each single string (the kernel's own limit
+#: on one argument is 128 KiB): larger ones fail the job at its start.
+MAX_LAUNCH_BYTES = 1 << 20
+MAX_STRING_BYTES = (128 << 10) - 1
+#: Files looked at to find the newest checkpoint (a directory of millions is not walked).
+MAX_CHECKPOINT_FILES = 100_000
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -30,12 +39,72 @@ class Launch:
     tenant: str = ""
     env: tuple[tuple[str, str], ...] = ()
     workdir: str | None = None
+    #: The tenant's id in the store (its workers' uid in a sandbox); -1: unknown.
+    tenant_id: int = -1
+    #: Names of the shared datasets the job was granted.
+    datasets: tuple[str, ...] = ()
+    #: Per-worker limits the job asked for: (name, value) of ``sandbox.Limits``' fields.
+    limits: tuple[tuple[str, int], ...] = ()
 
 
-def latest_checkpoint(d: Path) -> Path | None:
-    """The newest file under ``d`` (partial ``*.tmp`` files aside), or None."""
-    files = [p for p in d.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
-    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)) if files else None
+def launch_problem(launch: Launch) -> str:
+    """Why ``launch`` cannot start (a stored spec is hostile input too); "" when it can."""
+    if not launch.argv:
+        return "the command is empty"
+    strings = [*launch.argv, *(k for k, _ in launch.env), *(v for _, v in launch.env)]
+    if any("\0" in a for a in strings) or "\0" in (launch.workdir or ""):
+        return "the command, environment or workdir contains a NUL byte"
+    sizes = [len(a.encode(errors="surrogateescape")) for a in strings]
+    if max(sizes) > MAX_STRING_BYTES:
+        return f"an argument or environment value is longer than {MAX_STRING_BYTES} bytes"
+    if sum(sizes) + 2 * len(sizes) > MAX_LAUNCH_BYTES:
+        return f"the command and environment together exceed {MAX_LAUNCH_BYTES} bytes"
+    bad = next((k for k, _ in launch.env if not _ENV_NAME.match(k)), None)
+    if bad is not None:
+        return f"environment variable name {bad[:64]!r} is not valid"
+    if "=" in launch.argv[0]:
+        return "the program name contains '='"
+    return ""
+
+
+def workdir_problem(workdir: str | None) -> str:
+    """Why the job's ``workdir`` cannot be its working directory; "" when it can."""
+    if workdir is None:
+        return ""
+    if not workdir.startswith("/"):
+        return f"workdir {workdir[:256]!r} is not an absolute path"
+    if not os.path.exists(workdir):
+        return f"workdir {workdir[:256]!r} does not exist"
+    if not os.path.isdir(workdir):
+        return f"workdir {workdir[:256]!r} is not a directory"
+    return ""
+
+
+def latest_checkpoint(d: Path, limit: int = MAX_CHECKPOINT_FILES) -> Path | None:
+    """The newest regular file under ``d`` (partial ``*.tmp`` files aside), or None. Symbolic
+    links are neither followed nor returned (the directory is the tenant's), and at most
+    ``limit`` entries are looked at."""
+    best: tuple[int, str] | None = None
+    found: Path | None = None
+    seen = 0
+    stack = [str(d)]
+    while stack and seen < limit:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False) and not e.name.endswith(".tmp"):
+                    key = (e.stat(follow_symlinks=False).st_mtime_ns, e.name)
+                    if best is None or key > best:
+                        best, found = key, Path(e.path)
+            except OSError:
+                continue
+    return found
 
 
 def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:

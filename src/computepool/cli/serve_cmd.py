@@ -79,6 +79,13 @@ TENANT_COLUMNS = [
 ]
 
 
+def _dataset(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path.startswith("/") or not Path(path).is_dir():
+        raise fail(f"--sandbox-dataset {text!r}: expected NAME=DIR with DIR an existing directory")
+    return name, path
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -160,6 +167,48 @@ def register(app: typer.Typer) -> None:
                 "processes, each at /services/NAME/v1/completions (docs/serving.md).",
             ),
         ] = None,
+        sandbox: Annotated[
+            str,
+            typer.Option(
+                "--sandbox",
+                help="Worker sandbox (local backend; docs/security.md): auto (when the machine "
+                "can: root, bubblewrap), on (refuse to start without), off.",
+            ),
+        ] = "auto",
+        allow_unsandboxed: Annotated[
+            bool,
+            typer.Option(
+                "--allow-unsandboxed",
+                help="Run several tenants' jobs even when workers cannot be sandboxed (they "
+                "can then read and change each other's files and the store).",
+            ),
+        ] = False,
+        sandbox_uid_base: Annotated[
+            int,
+            typer.Option(
+                "--sandbox-uid-base",
+                help="Tenant T's workers run as uid = gid = BASE + T (no passwd entry needed).",
+            ),
+        ] = 200_000,
+        sandbox_network: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox-network/--no-sandbox-network",
+                help="Share the host network with sandboxed workers (default: loopback only).",
+            ),
+        ] = False,
+        sandbox_ro: Annotated[
+            list[str] | None,
+            typer.Option("--sandbox-ro", help="Extra read-only directory in every sandbox."),
+        ] = None,
+        sandbox_dataset: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--sandbox-dataset",
+                help="NAME=DIR: a job that lists dataset NAME sees DIR read-only at "
+                "/cpool/datasets/NAME.",
+            ),
+        ] = None,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -170,6 +219,8 @@ def register(app: typer.Typer) -> None:
 
         if round_seconds <= 0 or grace_seconds < 0:
             raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
+        if sandbox_uid_base < 1000:
+            raise fail("--sandbox-uid-base must be at least 1000 (not a system user's uid)")
         settings = ServeSettings(
             data_dir=_data_dir(data_dir),
             db_url=db,
@@ -184,6 +235,12 @@ def register(app: typer.Typer) -> None:
             checkpoint_dir=checkpoint_dir,
             throughputs=throughputs,
             services=services,
+            sandbox=sandbox,
+            allow_unsandboxed=allow_unsandboxed,
+            sandbox_uid_base=sandbox_uid_base,
+            sandbox_network=sandbox_network,
+            sandbox_read_only=tuple(sandbox_ro or ()),
+            sandbox_datasets=tuple(_dataset(d) for d in sandbox_dataset or ()),
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
@@ -210,10 +267,9 @@ def register(app: typer.Typer) -> None:
 
     def _sessions(data_dir: Path | None, db: str | None):
         from computepool.server.db import sessions
-        from computepool.server.runtime import open_store
+        from computepool.server.runtime import open_store, private_data_dir
 
-        d = _data_dir(data_dir)
-        d.mkdir(parents=True, exist_ok=True)
+        d = private_data_dir(_data_dir(data_dir))
         return sessions(load_or_exit(lambda: open_store(d, db)))
 
     @admin.command("init")

@@ -67,6 +67,9 @@ class Observation:
     #: Steps done so far by jobs still running (whatever the cluster knows).
     progress_job: np.ndarray = field(default_factory=lambda: _EMPTY_I)
     progress_steps: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    #: Why each errored job failed (job -> reason), where the cluster knows more than "exited
+    #: with an error" (a start that failed, an exit code, records that do not parse).
+    errored_reason: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def of_exits(
@@ -75,8 +78,10 @@ class Observation:
         completed: list[tuple[int, float]],
         errored: list[tuple[int, float]],
         failed: list[int],
+        reasons: dict[int, str] | None = None,
     ) -> Observation:
-        """From a live backend's (job, end time) lists of exits and its failed jobs."""
+        """From a live backend's (job, end time) lists of exits and its failed jobs (and why
+        errored jobs failed)."""
 
         def split(pairs: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
             jobs = np.asarray([j for j, _ in pairs], dtype=np.int64)
@@ -84,7 +89,8 @@ class Observation:
 
         done, done_at = split(completed)
         err, err_at = split(errored)
-        return cls(now, done, done_at, np.asarray(failed, dtype=np.int64), err, err_at)
+        failed_ = np.asarray(failed, dtype=np.int64)
+        return cls(now, done, done_at, failed_, err, err_at, errored_reason=dict(reasons or {}))
 
 
 class Clock(Protocol):

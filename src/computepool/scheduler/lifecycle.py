@@ -122,8 +122,9 @@ def settle(
         remove(a, h, ended)
         for j, t in zip(obs.completed, obs.completed_at, strict=True):
             emit(sink, int(j), "succeeded", float(t))
+        why = obs.errored_reason
         for j, t in zip(obs.errored, obs.errored_at, strict=True):
-            emit(sink, int(j), "failed", float(t), "exited with an error")
+            emit(sink, int(j), "failed", float(t), why.get(int(j), "exited with an error"))
         changed = True
     return changed
 

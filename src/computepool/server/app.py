@@ -134,7 +134,7 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
-        return {"ok": True, "rounds": service.rounds}
+        return {"ok": True, "rounds": service.rounds, "sandbox": service.sandbox_public()}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

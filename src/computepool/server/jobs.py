@@ -35,13 +35,37 @@ def to_job(
     )
 
 
-def to_launch(job_id: int, tenant: str, spec: Mapping[str, Any]) -> Launch:
+_GIB = 1 << 30
+
+
+def launch_limits(raw: object) -> tuple[tuple[str, int], ...]:
+    """A stored spec's ``limits`` as ``sandbox.Limits`` fields (what does not parse is left
+    out: the pool's own limits still hold)."""
+    if not isinstance(raw, Mapping):
+        return ()
+    scale = {"memory_gib": ("memory_bytes", _GIB), "cpu_seconds": ("cpu_seconds", 1)}
+    scale |= {"pids": ("pids", 1), "file_size_gib": ("file_bytes", _GIB)}
+    out = []
+    for k, (name, unit) in scale.items():
+        v = raw.get(k)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 2**50:
+            out.append((name, max(1, int(v * unit))))
+    return tuple(out)
+
+
+def to_launch(job_id: int, tenant: str, spec: Mapping[str, Any], tenant_id: int = -1) -> Launch:
+    datasets = spec.get("datasets", ())
     return Launch(
         key=str(job_id),
         argv=_argv(spec["command"]),
         tenant=tenant,
         env=tuple(sorted(spec.get("env", {}).items())),
         workdir=spec.get("workdir"),
+        tenant_id=tenant_id,
+        datasets=tuple(
+            str(d.get("name")) for d in datasets if isinstance(d, Mapping) and d.get("name")
+        ),
+        limits=launch_limits(spec.get("limits")),
     )
 
 

@@ -9,6 +9,7 @@ an interval closes, its ledger entry.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from computepool.model.workload import Workload
-from computepool.server.db import AllocationRow, JobEventRow, JobRow, TenantRow
+from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow, TenantRow
 from computepool.server.jobs import shape, to_job, to_launch
 from computepool.server.ledger import close_allocation
 
@@ -37,20 +38,36 @@ class JobIndex:
     tenant_id: list[int] = field(default_factory=list)
     launch: dict[int, Launch] = field(default_factory=dict)
     shapes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Stored jobs whose spec could not be read: (job id, why); the sink fails them.
+    broken: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, rows: list[tuple[int, int, str, float, dict, float]]) -> list[int]:
-        """rows: (job id, tenant id, tenant name, tenant weight, spec, submitted_at)."""
+        """rows: (job id, tenant id, tenant name, tenant weight, spec, submitted_at). A row
+        whose stored spec cannot be read goes to ``broken`` (job id, why) instead."""
         fresh = [r for r in rows if r[0] not in self.of_id]
         if not fresh:
             return []
-        jobs = [to_job(i, name, w, spec, at) for i, _, name, w, spec, at in fresh]
+        ok, jobs, launches = [], [], []
+        for r in fresh:
+            job_id, tid, name, w, spec, at = r
+            try:
+                jobs.append(to_job(job_id, name, w, spec, at))
+                launches.append((to_launch(job_id, name, spec, tid), shape(spec)))
+            except Exception as exc:  # a stored spec is hostile input too: this job fails
+                del jobs[len(launches) :]
+                why = f"its stored spec cannot be read: {type(exc).__name__}: {exc}"
+                self.broken.append((job_id, why[:1000]))
+                continue
+            ok.append(r)
+        if not ok:
+            return []
         idx = self.workload.append(jobs).tolist()
-        for k, (job_id, tid, name, _, spec, _) in zip(idx, fresh, strict=True):
+        for k, (job_id, tid, *_), (launch, shp) in zip(idx, ok, launches, strict=True):
             self.ids.append(job_id)
             self.of_id[job_id] = k
             self.tenant_id.append(tid)
-            self.launch[k] = to_launch(job_id, name, spec)
-            self.shapes[k] = shape(spec)
+            self.launch[k] = launch
+            self.shapes[k] = shp
         return idx
 
     def shape(self, k: int) -> tuple[int, int]:
@@ -66,6 +83,22 @@ def job_rows_query():
         JobRow.spec,
         JobRow.submitted_at,
     ).join(TenantRow, JobRow.tenant_id == TenantRow.id)
+
+
+def fail_unreadable(s: Session, broken: list[tuple[int, str]]) -> None:
+    """Mark jobs whose stored spec cannot be read failed, with why (the caller commits)."""
+    now = time.time()
+    for job_id, why in broken:
+        done = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status.not_in(FINAL))
+            .values(status="failed", finished_at=now, reason=why)
+        ).rowcount
+        if done:
+            s.execute(
+                insert(JobEventRow),
+                [{"job_id": job_id, "at": now, "kind": "failed", "detail": why}],
+            )
 
 
 class DbJobSource:
@@ -144,15 +177,23 @@ class StoreSink:
         self.buffer.append(Event(job, kind, now, detail, attempt, workers, rc))
 
     def flush(self, s: Session) -> list[Event]:
-        """Write the buffered events in one transaction; if it fails they stay buffered."""
+        """Write the buffered events (and fail the jobs whose spec could not be read) in one
+        transaction; if it fails they stay buffered."""
         events, self.buffer = self.buffer, []
-        if not events:
+        broken, self.index.broken = self.index.broken, []
+        if not events and not broken:
             return events
         try:
-            self._write(s, events)
+            if broken:
+                fail_unreadable(s, broken)
+            if events:
+                self._write(s, events)
+            else:
+                s.commit()
         except Exception:
             s.rollback()
             self.buffer = events + self.buffer
+            self.index.broken = broken + self.index.broken
             raise
         for listener in self.listeners:
             listener(events)

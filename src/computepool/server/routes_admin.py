@@ -47,6 +47,7 @@ def pool(request: Request, _caller: Caller) -> dict:
             {"flavor": f.name, "capacity": int(c), "busy": busy.get(f.name, 0)}
             for f, c in zip(svc.pool.flavors, svc.pool.capacity, strict=True)
         ],
+        "sandbox": svc.sandbox_public(),
     }
 
 

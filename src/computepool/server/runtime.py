@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from sqlalchemy.engine import Engine
 
 from computepool.policies.registry import policy_names
 from computepool.server.db import make_engine, migrate, sessions
+
+log = logging.getLogger("computepool.server")
 
 FALLBACK_POOL = "gavel-36x3"
 PREFERRED_POOL = "automotive-demo"
@@ -40,6 +43,17 @@ class ServeSettings:
     checkpoint_dir: Path | None = None
     #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
     services: str | None = None
+    #: Worker sandbox (local backend): ``auto`` (when the machine can), ``on`` (or refuse to
+    #: start), ``off``.
+    sandbox: str = "auto"
+    #: Run several tenants' jobs even when workers are not sandboxed (logged as a warning).
+    allow_unsandboxed: bool = False
+    sandbox_uid_base: int = 200_000
+    sandbox_network: bool = False
+    #: Extra read-only directories in every sandbox (e.g. a Python installation).
+    sandbox_read_only: tuple[str, ...] = ()
+    #: Shared datasets (name, host directory) a job that lists them sees read-only.
+    sandbox_datasets: tuple[tuple[str, str], ...] = ()
 
 
 def is_ray(backend: str) -> bool:
@@ -60,10 +74,49 @@ def default_pool() -> str:
 
 
 def open_store(data_dir: Path, url: str | None = None) -> Engine:
-    """The engine for the store, its schema migrated to the newest revision."""
+    """The engine for the store, its schema migrated to the newest revision. An SQLite store
+    file (and its journal files) is the server's alone: mode 0600."""
     engine = make_engine(db_url(data_dir, url))
     migrate(engine)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        db = Path(engine.url.database)
+        for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if p.exists():
+                os.chmod(p, 0o600)
     return engine
+
+
+def private_data_dir(data_dir: Path) -> Path:
+    """Make the data directory (mode 0700: the store, runs, logs, checkpoints are in it)."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    return data_dir
+
+
+def sandbox_status(settings: ServeSettings):
+    """Probe the worker sandbox once, and say at start what workers get."""
+    from computepool.backends.sandbox import SandboxConfig, probe
+
+    cfg = SandboxConfig(
+        mode=settings.sandbox,
+        allow_unsandboxed=settings.allow_unsandboxed,
+        uid_base=settings.sandbox_uid_base,
+        share_network=settings.sandbox_network,
+        read_only=tuple(settings.sandbox_read_only),
+        datasets=tuple(settings.sandbox_datasets),
+    )
+    st = probe(cfg)
+    if st.enabled:
+        log.info(
+            "workers sandboxed: bubblewrap, one unprivileged user per tenant (uid %d + tenant "
+            "id), limits by %s",
+            cfg.uid_base,
+            st.limits,
+        )
+    else:
+        log.warning("%s", st.warning)
+    return st
 
 
 def build_app(settings: ServeSettings) -> FastAPI:
@@ -77,6 +130,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
 
     if settings.backend != "local" and not is_ray(settings.backend):
         raise ValueError(f"unknown backend {settings.backend!r}; known: {', '.join(BACKENDS)}")
+    if settings.sandbox not in ("auto", "on", "off"):
+        raise ValueError(f"unknown --sandbox {settings.sandbox!r}; known: auto, on, off")
     if settings.policy not in policy_names():
         raise ValueError(f"unknown policy {settings.policy!r}; known: {', '.join(policy_names())}")
     factory = None
@@ -99,8 +154,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
             f"unknown placement {settings.placement!r}; known: {', '.join(placements)}"
         )
     tp = load_throughputs(settings.throughputs, accelerators=pool.accelerators, with_pairs=False)
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_data_dir(settings.data_dir)
+    sandbox = None if is_ray(settings.backend) else sandbox_status(settings)
     engine = open_store(data_dir, settings.db_url)
     check = residency_check(checks)
     if check is not None:  # approvals and person counters on record survive a restart
@@ -130,6 +185,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         audit_records=audit_records,
         cluster_factory=factory,
         serving=serving,
+        sandbox=sandbox,
     )
     app = create_app(engine, service, data_dir)
     if serving is not None:

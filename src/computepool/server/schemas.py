@@ -32,6 +32,17 @@ class DatasetSpec(BaseModel):
     )  # fmt: skip
 
 
+class WorkerLimits(BaseModel):
+    """Per-worker limits a job asks for (enforced with cgroup v2 or rlimits: see
+    docs/security.md); the pool's own limits cap them."""
+
+    model_config = ConfigDict(extra="forbid")
+    memory_gib: float | None = Field(None, gt=0, le=65536, description="Address space.")
+    cpu_seconds: int | None = Field(None, ge=1, le=10**9, description="CPU time per process.")
+    pids: int | None = Field(None, ge=1, le=1 << 22, description="Processes of the tenant.")
+    file_size_gib: float | None = Field(None, gt=0, le=1 << 20, description="Largest file.")
+
+
 class JobSpec(BaseModel):
     """A job as a tenant submits it (``cpool submit JOB.yaml`` sends this)."""
 
@@ -57,6 +68,7 @@ class JobSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = Field(None, max_length=4096)
     datasets: list[DatasetSpec] = Field(default_factory=list)
+    limits: WorkerLimits | None = None
     idempotency_key: str | None = Field(
         None, min_length=1, max_length=128, description="Or the Idempotency-Key header."
     )

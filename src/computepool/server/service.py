@@ -25,6 +25,7 @@ from computepool.admission.quota import QuotaGate
 from computepool.backends.clock import WallClock
 from computepool.backends.engine_placer import LivePlacer
 from computepool.backends.local import Launch, LocalCluster
+from computepool.backends.sandbox import SandboxStatus
 from computepool.backends.slots import SlotAssigner
 from computepool.model.pool import Pool
 from computepool.model.throughput import Throughputs
@@ -45,9 +46,13 @@ ClusterFactory = Callable[[Pool, Path, Callable[[int], Launch], float], object]
 
 
 def local_cluster(
-    pool: Pool, root: Path, describe: Callable[[int], Launch], grace_s: float
+    pool: Pool,
+    root: Path,
+    describe: Callable[[int], Launch],
+    grace_s: float,
+    sandbox: SandboxStatus | None = None,
 ) -> LocalCluster:
-    return LocalCluster(pool, root, describe, grace_s=grace_s)
+    return LocalCluster(pool, root, describe, grace_s=grace_s, sandbox=sandbox)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class LiveService:
         audit_records: deque | None = None,
         cluster_factory: ClusterFactory | None = None,
         serving: object | None = None,
+        sandbox: SandboxStatus | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
         self.config = cfg = config or LoopConfig()
@@ -96,10 +102,16 @@ class LiveService:
         self.feasibility = Feasibility(pool, throughputs)
         self.index = JobIndex(Workload.empty("live"))
         self.clock = WallClock()
-        make_cluster = cluster_factory or local_cluster
-        self.cluster: Any = make_cluster(
-            pool, Path(data_dir), self.index.launch.__getitem__, cfg.grace_seconds
-        )
+        #: How workers are isolated (None: not told; the local backend then runs them as
+        #: the server's user, any tenant).
+        self.sandbox = sandbox
+        describe = self.index.launch.__getitem__
+        if cluster_factory is None:
+            self.cluster: Any = local_cluster(
+                pool, Path(data_dir), describe, cfg.grace_seconds, sandbox
+            )
+        else:
+            self.cluster = cluster_factory(pool, Path(data_dir), describe, cfg.grace_seconds)
         self.placer = make_placer(cfg.placement, pool, self.index, throughputs)
         bind = getattr(self.cluster, "bind_placer", None)
         if bind is not None:  # a backend that loses nodes cordons them in the placer
@@ -134,6 +146,14 @@ class LiveService:
         self._thread: threading.Thread | None = None
         self.recovery: RecoveryReport | None = None
         self.rounds = 0
+
+    def sandbox_public(self) -> dict | None:
+        """How workers are isolated, for ``/healthz`` and ``/v1/pool`` (None: not local)."""
+        return None if self.sandbox is None else self.sandbox.public()
+
+    @property
+    def sandbox_warning(self) -> str:
+        return "" if self.sandbox is None else self.sandbox.warning
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from importlib import resources
@@ -32,7 +33,7 @@ from computepool.server.schemas import JobSpec
 from computepool.server.ui import pages_jobs, pages_pool
 from computepool.server.ui import queries as Q
 from computepool.server.ui.scope import Viewer
-from computepool.server.ui.views import Page, login_page, render_page
+from computepool.server.ui.views import Page, e, login_page, render_page
 
 COOKIE = "cpool_token"
 LOG_TAIL_BYTES = 64 * 1024
@@ -158,6 +159,10 @@ def overview(request: Request, who: Who) -> Response:
     ctx = _ctx(request)
     with ctx.sessions() as s:
         page = pages_pool.overview(s, ctx.service.pool, who, _params(request), time.time())
+    warning = getattr(ctx.service, "sandbox_warning", "")
+    if warning:  # workers not sandboxed: every viewer should know
+        alert = f"<div class='alert' role='alert' id='sandbox-warning'>{e(warning)}</div>"
+        page = dataclasses.replace(page, intro=alert + page.intro)
     return _answer(request, page, who)
 
 
