@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -125,16 +127,34 @@ def register(app: typer.Typer) -> None:
                 "processes, each at /services/NAME/v1/completions (docs/serving.md).",
             ),
         ] = None,
+        lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--lease-seconds",
+                help="One server writes to a store: it holds a lease it renews; another server "
+                "may take the store over this long after the holder stopped renewing.",
+            ),
+        ] = 15.0,
+        standby: Annotated[
+            bool,
+            typer.Option(
+                "--standby",
+                help="If another server holds the store, wait for its lease instead of exiting.",
+            ),
+        ] = False,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
 
         from computepool.server.checks import DEFAULT_CHECKS
+        from computepool.server.lease import LeaseHeld
         from computepool.server.logs import configure
         from computepool.server.runtime import ServeSettings, build_app
 
         if round_seconds <= 0 or grace_seconds < 0:
             raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
+        if not 1.0 <= lease_seconds <= 3600.0:
+            raise fail("--lease-seconds must be between 1 and 3600")
         settings = ServeSettings(
             data_dir=_data_dir(data_dir),
             db_url=db,
@@ -149,6 +169,7 @@ def register(app: typer.Typer) -> None:
             checkpoint_dir=checkpoint_dir,
             throughputs=throughputs,
             services=services,
+            lease_seconds=lease_seconds,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
@@ -158,6 +179,12 @@ def register(app: typer.Typer) -> None:
         # objects, and each collection is a pause every request in flight waits for.
         gc.set_threshold(50_000, 20, 20)
         api = load_or_exit(lambda: build_app(settings))
+        service = api.state.ctx.service
+        try:  # one writer per store: refuse (or, --standby, wait) while another serves it
+            service.lease.acquire(wait=standby)
+        except LeaseHeld as exc:
+            raise fail(str(exc), code=1) from None
+        service.on_fenced = lambda: os.kill(os.getpid(), signal.SIGTERM)
         # What start-up loaded (catalog, throughput tables, ORM metadata) lives as long as
         # the server: keep it out of the collector's scans, whose pauses were the p99.
         gc.collect()
@@ -165,6 +192,8 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(
             api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
         )
+        if service.fenced is not None:
+            raise fail(str(service.fenced), code=1)
 
     admin = typer.Typer(
         help="Manage tenants and API tokens directly in the store.", no_args_is_help=True

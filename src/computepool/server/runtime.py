@@ -40,6 +40,8 @@ class ServeSettings:
     checkpoint_dir: Path | None = None
     #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
     services: str | None = None
+    #: Time to live of the store's writer lease (one server per store; ``server/lease.py``).
+    lease_seconds: float = 15.0
 
 
 def is_ray(backend: str) -> bool:
@@ -66,12 +68,20 @@ def open_store(data_dir: Path, url: str | None = None) -> Engine:
     return engine
 
 
+def store_label(url: str) -> str:
+    """The store's URL as a message may show it (no password)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.catalog.pools import load_pool
     from computepool.catalog.throughputs import load_throughputs
     from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
+    from computepool.server.lease import StoreLease
     from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
@@ -130,6 +140,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
         audit_records=audit_records,
         cluster_factory=factory,
         serving=serving,
+        lease=StoreLease(
+            sessions(engine), store_label(db_url(data_dir, settings.db_url)), settings.lease_seconds
+        ),
     )
     app = create_app(engine, service, data_dir)
     if serving is not None:

@@ -33,6 +33,7 @@ from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
 from computepool.server.db import FINAL, JobEventRow, JobRow
+from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
@@ -86,8 +87,16 @@ class LiveService:
         audit_records: deque | None = None,
         cluster_factory: ClusterFactory | None = None,
         serving: object | None = None,
+        lease: StoreLease | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
+        #: The store's writer lease (one writer per store); None: not checked (unit tests).
+        self.lease = lease
+        #: Set when the lease was lost: the loop has stopped and nothing more is written.
+        self.fenced: LeaseLost | None = None
+        #: Called (once, from the thread that noticed) when the lease is lost; ``cpool serve``
+        #: shuts the process down.
+        self.on_fenced: Callable[[], None] | None = None
         self.config = cfg = config or LoopConfig()
         self.checks = tuple(checks)
         #: Decisions the admission checks record (residency verdicts), written to the audit log.
@@ -137,26 +146,74 @@ class LiveService:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
+        if self.lease is not None and not self.lease.held:
+            self.lease.acquire()  # LeaseHeld: another server writes to this store
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
         self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
         self._thread.start()
+        if self.lease is not None:
+            threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
+
+    def _renew(self) -> None:
+        """Renew the writer lease every third of its time to live, whatever rounds take."""
+        assert self.lease is not None
+        while not self._stop.wait(self.lease.renew_every_s):
+            try:
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+                return
+            except Exception:  # the store is unreachable for a moment: the next try decides
+                log.exception("renewing the writer lease failed")
+
+    def _fence(self, exc: LeaseLost) -> None:
+        """The lease is lost: stop scheduling, write nothing more, tell ``on_fenced``."""
+        if self.fenced is not None:
+            return
+        self.fenced = exc
+        log.critical(str(exc))
+        self._stop.set()
+        self.clock.wake()
+        if self.on_fenced is not None:
+            self.on_fenced()
 
     def stop(self) -> None:
         self._stop.set()
         self.clock.wake()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         if self.serving is not None:
             self.serving.stop()
+        if self.fenced is not None:  # another server owns the store and its jobs now
+            self.cluster.shutdown(stop_jobs=False)
+            return
         self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
         if self.config.stop_jobs_on_exit:
             now = self.clock.now()
             for k in list(self.scheduler.active.job[self.scheduler.active.running >= 0]):
                 self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
         with self.write_lock, self.sessions() as s:
+            try:
+                self._fence_in(s)
+            except LeaseLost:
+                return
             self.sink.flush(s)
+        if self.lease is not None and self.fenced is None:
+            self.lease.release()
+
+    def _fence_in(self, s: Session) -> None:
+        """First statement of a transaction that writes: renew the lease in it, or stop."""
+        if self.lease is None:
+            return
+        try:
+            self.lease.fence(s)
+        except LeaseLost as exc:
+            s.rollback()
+            self._fence(exc)
+            raise
 
     def wake(self) -> None:
         self.clock.wake()
@@ -167,6 +224,8 @@ class LiveService:
             t0 = time.time()
             try:
                 self.round()
+            except LeaseLost:
+                return
             except Exception:  # a bad round must not stop the pool; it is logged
                 log.exception("scheduler round failed")
             self.clock.sleep_until(t0 + cfg.round_seconds)
@@ -177,10 +236,15 @@ class LiveService:
     # ---- one round ---------------------------------------------------------------------
     def round(self) -> None:
         t0 = time.perf_counter()
+        if self.lease is not None:  # never act on the cluster without the lease
+            with self.write_lock, self.sessions() as s:
+                self._fence_in(s)
+                s.commit()
         self.refresh_tenants()
         self._cancellations()
         self.scheduler.step()
         with self.write_lock, self.sessions() as s:
+            self._fence_in(s)
             self._write_audit(s)
             events = self.sink.flush(s)
             s.commit()  # audit records of a round without events
