@@ -53,19 +53,20 @@ def test_borrowing_and_reclaim_with_real_processes(live):
 
 def test_budget_is_enforced_at_admission(live_sqlite):
     live = live_sqlite
-    a = live.tenant("acme", budget_accel_hours=0.0005)  # 1.8 accelerator-seconds
-    j = live.submit(a, command="sleep 1", accelerators_per_worker=4).json()["id"]
+    a = live.tenant("acme", budget_accel_hours=0.01)  # 36 accelerator-seconds
+    # reserves 4 x 3.6 s; uses 4 x about 1 s
+    j = live.submit(a, command="sleep 1", accelerators_per_worker=4, max_hours=0.001).json()["id"]
     live.wait_status(a, j, "succeeded")
-    live.client.post(
+    live.client.post(  # the budget is lowered below what it used
         "/v1/tenants", json={"name": "acme", "budget_accel_hours": 0.0005}, headers=live.admin
     )
-    r = live.submit(a, command="true")
+    r = live.submit(a, command="true", max_hours=0.0001)
     assert r.status_code == 403 and r.json()["errors"][0]["field"] == "tenant"
     # raising the budget lets it submit again
     live.client.post(
         "/v1/tenants", json={"name": "acme", "budget_accel_hours": 10}, headers=live.admin
     )
-    assert live.submit(a, command="true").status_code == 201
+    assert live.submit(a, command="true", max_hours=0.1).status_code == 201
 
 
 def test_cancel_a_running_job_kills_its_processes(live):

@@ -239,6 +239,21 @@ def register(app: typer.Typer) -> None:
         ] = None,
         budget_hours: Annotated[float | None, typer.Option("--budget-hours")] = None,
         budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
+        default_max_hours: Annotated[
+            float | None,
+            typer.Option(
+                "--default-max-hours",
+                help="Time limit of its jobs that give no max_hours (a budget needs limits).",
+            ),
+        ] = None,
+        handler: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--handler",
+                help="A data handler it owns besides its name (repeatable; replaces those on "
+                "record; none given: keep them).",
+            ),
+        ] = None,
         data_dir: DataDirOpt = None,
         db: DbOpt = None,
     ) -> None:
@@ -257,13 +272,18 @@ def register(app: typer.Typer) -> None:
                 quotas=quotas,
                 budget_accel_hours=budget_hours,
                 budget_usd=budget_usd,
+                default_max_hours=default_max_hours,
+                handlers=handler,
             )
         except ValidationError as exc:
             e = exc.errors()[0]
             raise fail(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}") from None
         S = _sessions(data_dir, db)
         with S() as s:
-            _, created = store.upsert_tenant(s, body, "cli")
+            try:
+                _, created = store.upsert_tenant(s, body, "cli")
+            except store.Conflict as exc:
+                raise fail(f"{exc.field}: {exc.reason}") from None
             s.commit()
         console.print(f"{'created' if created else 'updated'} tenant {name!r}")
 

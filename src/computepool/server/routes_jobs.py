@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from computepool.server import ledger, store
 from computepool.server.app import ApiError, AppContext
+from computepool.server.budget import BudgetExceeded, dearest_price
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.schemas import (
     AllocationOut,
@@ -100,10 +101,13 @@ async def submit(
         raise ApiError(422, field, reason)
     if caller.tenant in ctx.service.over_budget:
         raise ApiError(403, "tenant", f"tenant {caller.tenant!r} has used up its budget")
+    price = dearest_price(spec, ctx.service.feasibility)
     try:
-        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key))
+        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key, price))
     except store.Conflict as exc:
         raise ApiError(409, exc.field, exc.reason) from None
+    except BudgetExceeded as exc:
+        raise ApiError(exc.status, exc.field, exc.reason) from None
     if created:
         ctx.service.metrics.submissions.labels(caller.tenant or "").inc()
         ctx.service.wake()

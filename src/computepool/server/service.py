@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from computepool.admission.quota import QuotaGate
@@ -32,7 +32,7 @@ from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
-from computepool.server.db import FINAL, JobEventRow, JobRow
+from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
@@ -40,6 +40,8 @@ from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
 
 log = logging.getLogger("computepool.server")
+
+TIME_LIMIT = "time limit: it held its accelerators for its max_hours"
 
 #: Builds the backend: (pool, data dir, launch of a workload index, grace seconds) -> Cluster.
 ClusterFactory = Callable[[Pool, Path, Callable[[int], Launch], float], object]
@@ -242,6 +244,7 @@ class LiveService:
                 s.commit()
         self.refresh_tenants()
         self._cancellations()
+        self._time_limits()
         self.scheduler.step()
         with self.write_lock, self.sessions() as s:
             self._fence_in(s)
@@ -292,6 +295,23 @@ class LiveService:
                 self._cancel_unknown(s, unknown)
         if known:
             self.scheduler.cancel(np.asarray(known, dtype=np.int64))
+
+    def _time_limits(self) -> None:
+        """Stop running jobs that have held their accelerators for their time limit (all
+        attempts together): they fail with reason "time limit", so a reservation bounds use."""
+        now = time.time()
+        held = func.sum(func.coalesce(AllocationRow.ended_at, now) - AllocationRow.started_at)
+        with self.sessions() as s:
+            ids = s.scalars(
+                select(JobRow.id)
+                .join(AllocationRow, AllocationRow.job_id == JobRow.id)
+                .where(JobRow.status == "running", JobRow.time_limit_s.is_not(None))
+                .group_by(JobRow.id, JobRow.time_limit_s)
+                .having(held >= JobRow.time_limit_s)
+            ).all()
+        ks = [self.index.of_id[i] for i in ids if i in self.index.of_id]
+        if ks:
+            self.scheduler.cancel(np.asarray(ks, dtype=np.int64), reason=TIME_LIMIT, kind="failed")
 
     def _cancel_unknown(self, s: Session, unknown: list[int]) -> None:
         now = time.time()
