@@ -216,7 +216,7 @@ def test_residency_check_refuses_data_that_may_not_leave_its_jurisdiction(tmp_pa
             adm = bearer(tok)
             c.post("/v1/tenants", json={"name": "auto-cn"}, headers=adm)
             t = bearer(c.post("/v1/tenants/auto-cn/tokens", headers=adm).json()["token"])
-            ds = {"name": "drives", "data_class": "personal", "origin": "CN", "persons": 2_000_000}
+            ds = {"name": "drives", "data_class": "cn.pi", "origin": "CN", "persons": 2_000_000}
             r = c.post(
                 "/v1/jobs",
                 json={"command": "true", "accelerator_types": ["H100"], "datasets": [ds]},
