@@ -137,3 +137,23 @@ def test_a_server_that_lost_its_lease_stops_scheduling_and_writes_nothing(live):
         row = s.get(JobRow, j)
         assert row.status == "queued" and row.started_at is None
     assert not svc._thread.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_real_server_that_loses_its_lease_exits_non_zero_saying_so(tmp_path):
+    data = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'cpool.db'}"
+    admin_token(data, url)
+    server = ServerProcess(data, url, "--config", "gavel-36x3", "--lease-seconds", "3")
+    try:
+        server.start()
+        engine = open_store(data, url)
+        with engine.begin() as conn:  # another server took the store over
+            conn.execute(update(LeaseRow).values(holder="another", epoch=LeaseRow.epoch + 1))
+        engine.dispose()
+        assert server.proc.wait(timeout=20) == 1
+    finally:
+        server.stop()
+        kill_leftovers(data)
+    said = server.log.read_text()
+    assert "lost the writer lease of store" in said and "writes nothing more" in said

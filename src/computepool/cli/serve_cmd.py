@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -184,16 +183,22 @@ def register(app: typer.Typer) -> None:
             service.lease.acquire(wait=standby)
         except LeaseHeld as exc:
             raise fail(str(exc), code=1) from None
-        service.on_fenced = lambda: os.kill(os.getpid(), signal.SIGTERM)
         # What start-up loaded (catalog, throughput tables, ORM metadata) lives as long as
         # the server: keep it out of the collector's scans, whose pauses were the p99.
         gc.collect()
         gc.freeze()
-        uvicorn.run(
-            api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
+        server = uvicorn.Server(
+            uvicorn.Config(
+                api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
+            )
         )
+        service.on_fenced = lambda: setattr(server, "should_exit", True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
         if service.fenced is not None:
             raise fail(str(service.fenced), code=1)
+        if not server.started:  # as uvicorn.run: the port was taken, or start-up failed
+            raise typer.Exit(3)
 
     admin = typer.Typer(
         help="Manage tenants and API tokens directly in the store.", no_args_is_help=True
@@ -292,7 +297,9 @@ def register(app: typer.Typer) -> None:
         from computepool.server import store
 
         t = Table(title="Tenants")
-        for col in ("name", "weight", "cohort", "quotas", "budget h", "budget USD"):
+        cols = ("name", "weight", "cohort", "quotas", "budget h", "budget USD", "max h/job",
+                "handlers")  # fmt: skip
+        for col in cols:
             t.add_column(col)
         with _sessions(data_dir, db)() as s:
             for r in store.tenants(s):
@@ -308,6 +315,8 @@ def register(app: typer.Typer) -> None:
                     q or "unlimited",
                     "-" if r.budget_accel_hours is None else f"{r.budget_accel_hours:g}",
                     "-" if r.budget_usd is None else f"{r.budget_usd:g}",
+                    "-" if r.default_max_hours is None else f"{r.default_max_hours:g}",
+                    ", ".join([r.name, *store.handlers_of(s, r.id)]),
                 )
         console.print(t)
 

@@ -148,15 +148,15 @@ class LiveService:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        if self.lease is not None and not self.lease.held:
-            self.lease.acquire()  # LeaseHeld: another server writes to this store
+        if self.lease is not None:
+            if not self.lease.held:
+                self.lease.acquire()  # LeaseHeld: another server writes to this store
+            threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
         self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
         self._thread.start()
-        if self.lease is not None:
-            threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
 
     def _renew(self) -> None:
         """Renew the writer lease every third of its time to live, whatever rounds take."""
