@@ -81,15 +81,35 @@ def begin_exclusive(s: Session) -> None:
         s.execute(text("BEGIN IMMEDIATE"))
 
 
-def lock_tenants(s: Session, tenant_ids: Iterable[int]) -> dict[int, TenantRow]:
-    """The tenants' rows, locked until commit on PostgreSQL (in id order: no deadlocks)."""
+@dataclass(frozen=True)
+class TenantLimits:
+    id: int
+    name: str
+    budget_accel_hours: float | None
+    budget_usd: float | None
+    default_max_hours: float | None
+
+
+def lock_tenants(s: Session, tenant_ids: Iterable[int]) -> dict[int, TenantLimits]:
+    """The tenants' budgets and default limits, their rows locked until commit on
+    PostgreSQL (in id order: no deadlocks)."""
     ids = sorted(set(tenant_ids))
     if not ids:
         return {}
-    q = select(TenantRow).where(TenantRow.id.in_(ids)).order_by(TenantRow.id)
+    q = (
+        select(
+            TenantRow.id,
+            TenantRow.name,
+            TenantRow.budget_accel_hours,
+            TenantRow.budget_usd,
+            TenantRow.default_max_hours,
+        )
+        .where(TenantRow.id.in_(ids))
+        .order_by(TenantRow.id)
+    )
     if s.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
-    return {r.id: r for r in s.scalars(q)}
+    return {r[0]: TenantLimits(*r) for r in s.execute(q)}
 
 
 def committed(s: Session, pool: Pool, tenant_id: int, now: float) -> Committed:
@@ -132,7 +152,7 @@ def _refusal(what: str, budget: float, used: float, reserved: float, asked: floa
 class Reserver:
     """Decides submissions of one transaction in order, each seeing the ones before it."""
 
-    def __init__(self, s: Session, pool: Pool, tenants: dict[int, TenantRow], now: float):
+    def __init__(self, s: Session, pool: Pool, tenants: dict[int, TenantLimits], now: float):
         self.s, self.pool, self.tenants, self.now = s, pool, tenants, now
         self._committed: dict[int, list[float]] = {}
 
