@@ -157,3 +157,22 @@ def test_a_real_server_that_loses_its_lease_exits_non_zero_saying_so(tmp_path):
         kill_leftovers(data)
     said = server.log.read_text()
     assert "lost the writer lease of store" in said and "writes nothing more" in said
+
+
+def test_a_standby_waits_for_the_lease_and_takes_it_when_released(db_url, tmp_path):
+    import threading
+
+    engine, _S, lease = _leases(db_url, tmp_path, ttl=1.0)
+    try:
+        a, b = lease(), lease()
+        a.acquire()
+        waiter = threading.Thread(target=b.acquire, kwargs={"wait": True})
+        waiter.start()
+        time.sleep(0.5)
+        assert not b.held and waiter.is_alive()  # a renews, b keeps waiting
+        a.renew()
+        a.release()
+        waiter.join(timeout=5)
+        assert b.held and b.epoch == 2
+    finally:
+        engine.dispose()
