@@ -176,3 +176,24 @@ def test_a_standby_waits_for_the_lease_and_takes_it_when_released(db_url, tmp_pa
         assert b.held and b.epoch == 2
     finally:
         engine.dispose()
+
+
+def test_a_holder_is_presumed_dead_only_when_its_process_on_this_machine_is_gone():
+    import os
+    import subprocess
+    import sys
+
+    from computepool.server.lease import Holder, holder_dead, machine_identity
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        h = Holder("x", "here", child.pid, machine_identity(child.pid), 0.0, 1e18, 1)
+        assert h.machine and not holder_dead(h)
+        other = Holder("x", "there", child.pid, "other-boot|pid:[1]|1", 0.0, 1e18, 1)
+        assert not holder_dead(other)  # another machine's pid says nothing here
+        reused = Holder("x", "here", os.getpid(), h.machine, 0.0, 1e18, 1)
+        assert holder_dead(reused)  # that pid is another process now (started elsewhen)
+    finally:
+        child.kill()
+        child.wait()
+    assert holder_dead(h)

@@ -124,9 +124,15 @@ def holder_dead(h: Holder) -> bool:
     hb, hns, hstart = h.machine.split("|") if h.machine.count("|") == 2 else ("", "", "")
     if (hb, hns) != (boot, ns):
         return False
-    stat = _read(f"/proc/{h.pid}/stat")
-    if not stat:
+    try:
+        os.kill(h.pid, 0)
+    except ProcessLookupError:
         return True
+    except PermissionError:  # it exists (another user's)
+        pass
+    stat = _read(f"/proc/{h.pid}/stat")
+    if not stat:  # hidden from us: presume it alive
+        return False
     state = stat.rsplit(")", 1)[-1].split()[:1]
     return state == ["Z"] or _start_ticks(h.pid) != hstart
 
