@@ -189,7 +189,17 @@ class LiveService:
             self._thread.join(timeout=60)
         if self.serving is not None:
             self.serving.stop()
-        if self.fenced is not None:  # another server owns the store and its jobs now
+        ours = True
+        if self.lease is not None and self.fenced is None:
+            try:  # before stopping any job: are they still ours?
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+            except Exception:  # the store is unreachable: leave the jobs to be adopted
+                log.exception("could not confirm the writer lease at shutdown")
+                ours = False
+        if self.fenced is not None or not ours:  # another server may own them now
             self.cluster.shutdown(stop_jobs=False)
             return
         self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
