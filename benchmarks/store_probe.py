@@ -91,6 +91,9 @@ def probe(db: str, work: Path) -> dict:
         t0 = time.time()
         third.start()
         out["takeover_s"] = round(time.time() - t0, 2)
+        took = [ln for ln in (work / "third.log").read_text().splitlines() if "took over" in ln]
+        # the holder was known dead (same machine, pid gone) before its lease expired
+        out["before_expiry"] = bool(took) and "expires in" in took[0]
         end = time.time() + 60
         while time.time() < end:
             got = [httpx.get(f"{third.url}/v1/jobs/{i}", headers=t).json() for i in ids]
@@ -122,7 +125,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="cpool-probe-") as tmp:
             rows.append(probe(db, Path(tmp)))
     cols = ("db", "second_server", "attempts", "accepted", "refused_403", "takeover_s",
-            "outcomes", "max_starts_per_job", "used_accel_hours")  # fmt: skip
+            "before_expiry", "outcomes", "max_starts_per_job", "used_accel_hours")  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + " --- |" * len(cols))
     for r in rows:
