@@ -169,8 +169,10 @@ class SubmissionWriter:
         self._thread.start()
 
     def submit(
-        self, principal: store.Principal, spec: JobSpec, key: str | None, price: float = 0.0
+        self, principal: store.Principal, spec: JobSpec, key: str | None, price: float
     ) -> Future:
+        """Queue a submission; ``price``: USD per accelerator-hour of the dearest flavor it may
+        run on (``budget.dearest_price``), for its USD reservation."""
         fut: Future = Future()
         self._q.put(Submission(principal, spec, key, fut, price))
         return fut
