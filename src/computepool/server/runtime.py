@@ -31,6 +31,8 @@ class ServeSettings:
     checks: tuple[str, ...] = ("residency",)
     round_seconds: float = 1.0
     grace_seconds: float = 10.0
+    #: Time to live of the store's writer lease (one server per store; ``server/lease.py``).
+    lease_seconds: float = 15.0
     stop_jobs_on_exit: bool = False
     throughputs: str = "gavel"
     #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
@@ -40,8 +42,6 @@ class ServeSettings:
     checkpoint_dir: Path | None = None
     #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
     services: str | None = None
-    #: Time to live of the store's writer lease (one server per store; ``server/lease.py``).
-    lease_seconds: float = 15.0
 
 
 def is_ray(backend: str) -> bool:
@@ -140,10 +140,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
         audit_records=audit_records,
         cluster_factory=factory,
         serving=serving,
-        lease=StoreLease(
-            sessions(engine), store_label(db_url(data_dir, settings.db_url)), settings.lease_seconds
-        ),
     )
+    label = store_label(db_url(data_dir, settings.db_url))
+    service.lease = StoreLease(sessions(engine), label, settings.lease_seconds)
     app = create_app(engine, service, data_dir)
     if serving is not None:
         mount_services(app, serving)

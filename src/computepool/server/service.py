@@ -89,16 +89,8 @@ class LiveService:
         audit_records: deque | None = None,
         cluster_factory: ClusterFactory | None = None,
         serving: object | None = None,
-        lease: StoreLease | None = None,
     ) -> None:
         self.pool, self.throughputs, self.sessions = pool, throughputs, sessions
-        #: The store's writer lease (one writer per store); None: not checked (unit tests).
-        self.lease = lease
-        #: Set when the lease was lost: the loop has stopped and nothing more is written.
-        self.fenced: LeaseLost | None = None
-        #: Called (once, from the thread that noticed) when the lease is lost; ``cpool serve``
-        #: shuts the process down.
-        self.on_fenced: Callable[[], None] | None = None
         self.config = cfg = config or LoopConfig()
         self.checks = tuple(checks)
         #: Decisions the admission checks record (residency verdicts), written to the audit log.
@@ -137,6 +129,14 @@ class LiveService:
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
+        #: The store's writer lease (one writer per store; ``build_app`` sets it); None: not
+        #: checked (unit tests of the service alone).
+        self.lease: StoreLease | None = None
+        #: Set when the lease was lost: the loop has stopped and nothing more is written.
+        self.fenced: LeaseLost | None = None
+        #: Called (once, from the thread that noticed) when the lease is lost; ``cpool serve``
+        #: shuts the process down.
+        self.on_fenced: Callable[[], None] | None = None
         self._tenants_at = -1e18
         #: Held by every writer of this process (scheduler round, submission writer): with
         #: SQLite, threads then never wait on the database's own lock and its back-off.
