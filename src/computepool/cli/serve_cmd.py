@@ -110,6 +110,21 @@ def register(app: typer.Typer) -> None:
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
         ] = 10.0,
+        lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--lease-seconds",
+                help="One server writes to a store: it holds a lease it renews; another server "
+                "may take the store over this long after the holder stopped renewing.",
+            ),
+        ] = 15.0,
+        standby: Annotated[
+            bool,
+            typer.Option(
+                "--standby",
+                help="If another server holds the store, wait for its lease instead of exiting.",
+            ),
+        ] = False,
         stop_jobs_on_exit: Annotated[
             bool,
             typer.Option(
@@ -126,21 +141,6 @@ def register(app: typer.Typer) -> None:
                 "processes, each at /services/NAME/v1/completions (docs/serving.md).",
             ),
         ] = None,
-        lease_seconds: Annotated[
-            float,
-            typer.Option(
-                "--lease-seconds",
-                help="One server writes to a store: it holds a lease it renews; another server "
-                "may take the store over this long after the holder stopped renewing.",
-            ),
-        ] = 15.0,
-        standby: Annotated[
-            bool,
-            typer.Option(
-                "--standby",
-                help="If another server holds the store, wait for its lease instead of exiting.",
-            ),
-        ] = False,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -150,10 +150,10 @@ def register(app: typer.Typer) -> None:
         from computepool.server.logs import configure
         from computepool.server.runtime import ServeSettings, build_app
 
-        if round_seconds <= 0 or grace_seconds < 0:
-            raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
         if not 1.0 <= lease_seconds <= 3600.0:
             raise fail("--lease-seconds must be between 1 and 3600")
+        if round_seconds <= 0 or grace_seconds < 0:
+            raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
         settings = ServeSettings(
             data_dir=_data_dir(data_dir),
             db_url=db,
@@ -163,12 +163,12 @@ def register(app: typer.Typer) -> None:
             checks=tuple(check) if check else DEFAULT_CHECKS,
             round_seconds=round_seconds,
             grace_seconds=grace_seconds,
+            lease_seconds=lease_seconds,
             stop_jobs_on_exit=stop_jobs_on_exit,
             placement=placement,
             checkpoint_dir=checkpoint_dir,
             throughputs=throughputs,
             services=services,
-            lease_seconds=lease_seconds,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +39,11 @@ log = logging.getLogger("computepool.server")
 
 WRITER = "writer"
 DEFAULT_TTL_S = 15.0
+
+
+def store_label(url: str) -> str:
+    """The store's URL as a message may show it (no password)."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _iso(t: float) -> str:

@@ -68,20 +68,13 @@ def open_store(data_dir: Path, url: str | None = None) -> Engine:
     return engine
 
 
-def store_label(url: str) -> str:
-    """The store's URL as a message may show it (no password)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.catalog.pools import load_pool
     from computepool.catalog.throughputs import load_throughputs
     from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
-    from computepool.server.lease import StoreLease
+    from computepool.server.lease import StoreLease, store_label
     from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
