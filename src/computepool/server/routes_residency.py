@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import String, cast, literal, select
-from sqlalchemy import or_ as any_of
 
 from computepool.admission.residency import ResidencyCheck
 from computepool.routing.api import (
@@ -103,7 +102,7 @@ def audit(
         if tenant_id is not None:  # its jobs' records, and its refused submissions'
             own = select(_job_target()).where(JobRow.tenant_id == tenant_id)
             name = tenant if tenant is not None else caller.tenant
-            q = q.where(any_of(AuditRow.target.in_(own), AuditRow.target == f"submission:{name}"))
+            q = q.where(AuditRow.target.in_(own) | (AuditRow.target == f"submission:{name}"))
         if job is not None:
             q = q.where(AuditRow.target == f"job{job}")
         if outcome is not None:

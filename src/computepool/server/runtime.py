@@ -134,11 +134,12 @@ def build_app(settings: ServeSettings) -> FastAPI:
         cluster_factory=factory,
         serving=serving,
     )
-    label = store_label(db_url(data_dir, settings.db_url))
-    service.lease = StoreLease(sessions(engine), label, settings.lease_seconds)
     app = create_app(engine, service, data_dir)
     if serving is not None:
         mount_services(app, serving)
+    # one writer per store: taken when the service starts (``cpool serve``: before uvicorn)
+    label = store_label(db_url(data_dir, settings.db_url))
+    service.lease = StoreLease(sessions(engine), label, settings.lease_seconds)
     return app
 
 
