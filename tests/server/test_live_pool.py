@@ -52,19 +52,20 @@ def test_borrowing_and_reclaim_with_real_processes(live):
 
 def test_budget_is_enforced_at_admission(live_sqlite):
     live = live_sqlite
-    a = live.tenant("acme", budget_accel_hours=0.0005)  # 1.8 accelerator-seconds
-    j = live.submit(a, command="sleep 1", accelerators_per_worker=4).json()["id"]
+    a = live.tenant("acme", budget_accel_hours=0.01)  # 36 accelerator-seconds
+    # reserves 4 x 3.6 s; uses 4 x about 1 s
+    j = live.submit(a, command="sleep 1", accelerators_per_worker=4, max_hours=0.001).json()["id"]
     live.wait_status(a, j, "succeeded")
-    live.client.post(
+    live.client.post(  # the budget is lowered below what it used
         "/v1/tenants", json={"name": "acme", "budget_accel_hours": 0.0005}, headers=live.admin
     )
-    r = live.submit(a, command="true")
+    r = live.submit(a, command="true", max_hours=0.0001)
     assert r.status_code == 403 and r.json()["errors"][0]["field"] == "tenant"
     # raising the budget lets it submit again
     live.client.post(
         "/v1/tenants", json={"name": "acme", "budget_accel_hours": 10}, headers=live.admin
     )
-    assert live.submit(a, command="true").status_code == 201
+    assert live.submit(a, command="true", max_hours=0.1).status_code == 201
 
 
 def test_cancel_a_running_job_kills_its_processes(live):
@@ -215,7 +216,7 @@ def test_residency_check_refuses_data_that_may_not_leave_its_jurisdiction(tmp_pa
             adm = bearer(tok)
             c.post("/v1/tenants", json={"name": "auto-cn"}, headers=adm)
             t = bearer(c.post("/v1/tenants/auto-cn/tokens", headers=adm).json()["token"])
-            ds = {"name": "drives", "data_class": "personal", "origin": "CN", "persons": 2_000_000}
+            ds = {"name": "drives", "data_class": "cn.pi", "origin": "CN", "persons": 2_000_000}
             r = c.post(
                 "/v1/jobs",
                 json={"command": "true", "accelerator_types": ["H100"], "datasets": [ds]},

@@ -47,7 +47,7 @@ def test_approvals_are_stored_checked_and_change_admission_at_once(db_url, tmp_p
     data = tmp_path / "data"
     try:
         with demo_pool(data, db_url) as (live, tok):
-            t = live.tenant("lion-motors")
+            t = live.tenant("lion-motors", handlers=["lion"])
             spec = {"command": "true", "accelerator_types": CN_ONLY, "datasets": [SG_FLEET]}
             r = live.submit(t, **spec)
             assert r.status_code == 422, r.text
@@ -73,7 +73,7 @@ def test_approvals_are_stored_checked_and_change_admission_at_once(db_url, tmp_p
             assert recs[0]["decided_by"] == ["SG-1/allow[1]"]
         # a restart loads the approval from the store
         with demo_pool(data, db_url, tok) as (live, _):
-            t = live.tenant("lion-motors")
+            t = live.tenant("lion-motors", handlers=["lion"])
             listed = live.client.get("/v1/residency/approvals", headers=live.admin).json()
             assert [a["id"] for a in listed] == ["lion-contract"]
             j = live.submit(t, **spec).json()["id"]
@@ -97,7 +97,7 @@ def test_expiry_and_revocation_stop_jobs_that_depended_on_an_approval(tmp_path):
         with demo_pool(data, url) as (live, _):
             # one H800 node's worth of quota: the second job waits behind the first
             q = {"quotas": {"cn-ulanqab/H800": {"nominal": 8}}}
-            t = live.tenant("lion-motors", **q)
+            t = live.tenant("lion-motors", handlers=["lion"], **q)
             soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
             approval(live, id="short", kind="sg_transfer_contract", handler="lion", to=["CN"],
                      expires=soon)  # fmt: skip

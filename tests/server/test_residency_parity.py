@@ -81,7 +81,12 @@ def live(tmp: Path, db_url: str) -> tuple[dict[str, dict], dict[str, str], str, 
         for job in doc["jobs"]:
             tenant = job["tenant"]
             if tenant not in tokens:
-                assert http.post("/v1/tenants", json={"name": tenant}, headers=adm).is_success
+                owns = sorted(  # the handlers its datasets name are its own
+                    {d["handler"] for x in doc["jobs"] if x["tenant"] == tenant
+                     for d in x.get("datasets", ()) if d.get("handler")} - {tenant}
+                )  # fmt: skip
+                body = {"name": tenant, "handlers": owns}
+                assert http.post("/v1/tenants", json=body, headers=adm).is_success
                 tok = http.post(f"/v1/tenants/{tenant}/tokens", headers=adm).json()["token"]
                 tokens[tenant] = bearer(tok)
             r = http.post("/v1/jobs", json=live_spec(job, doc["defaults"]), headers=tokens[tenant])
@@ -110,7 +115,10 @@ def live(tmp: Path, db_url: str) -> tuple[dict[str, dict], dict[str, str], str, 
         assert "by rule: CN-1 1, CN-5 1" in cpool("audit", "--server", server.url, "--token", token)
         shown = cpool("audit", server.url, "--token", token, "--rule", "SG-1", "--json")
         assert '"SG-1/allow[1]"' in shown and '"lion-sg-contract"' in shown
-        return {names[r["job"]]: r for r in recs}, refused, server.url, token
+        # submissions refused for their data are in the audit too, with their reasons
+        at_submission = [r for r in recs if r.get("stage") == "submission"]
+        assert sorted(r["reason"] for r in at_submission) == sorted(refused.values())
+        return {names[r["job"]]: r for r in recs if r["job"]}, refused, server.url, token
     finally:
         server.stop()
         kill_leftovers(data)

@@ -100,7 +100,7 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
         d = Dashboard(server.url, admin, {})
         for name, body in (
             ("acme", {"cohort": "c", "quotas": {"*": {"nominal": 12, "borrowing_limit": 12}}}),
-            ("bolt", {"cohort": "c", "budget_usd": 1000}),
+            ("bolt", {"cohort": "c", "budget_usd": 1000, "default_max_hours": 1}),
         ):
             r = d.api(admin, "POST", "/v1/tenants", json={"name": name, **body})
             assert r.status_code == 201, r.text

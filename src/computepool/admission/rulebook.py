@@ -12,7 +12,7 @@ so they win the first-match, top-level settings override).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -114,6 +114,24 @@ class Rulebook:
     @cached_property
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+    @cached_property
+    def data_classes(self) -> frozenset[str]:
+        """Data classes some rule names (``*`` among them: every class is known)."""
+        return frozenset(c for r in self.rules for c in r.data_classes)
+
+    def knows_class(self, data_class: str) -> bool:
+        return ANY in self.data_classes or data_class in self.data_classes
+
+    def unknown_classes(self, classes: Sequence[str]) -> list[tuple[int, str]]:
+        """(position, reason) of each class no rule names: such data would be decided by the
+        ``unmatched`` fallback, so a submission naming one is refused instead."""
+        known = ", ".join(sorted(self.data_classes))
+        return [
+            (i, f"unknown data class {c!r}; the residency rules know: {known}")
+            for i, c in enumerate(classes)
+            if not self.knows_class(c)
+        ]
 
     def match(self, data_class: str, origin: str, handler: str = "") -> Rule | None:
         """The first rule governing data of ``data_class`` from ``origin`` held by ``handler``."""

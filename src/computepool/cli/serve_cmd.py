@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -75,6 +76,8 @@ TENANT_COLUMNS = [
     Col("COHORT", lambda r: escape(r["cohort"] or "-"), key=True),
     Col("BUDGET H", lambda r: _opt(r["budget_accel_hours"]), key=True, right=True),
     Col("BUDGET USD", lambda r: _opt(r["budget_usd"]), key=True, right=True),
+    Col("MAX H/JOB", lambda r: _opt(r["default_max_hours"]), key=True, right=True, wide=True),
+    Col("HANDLERS", lambda r: escape(", ".join(r["handlers"])), wide=True, wrap=True),
     Col("QUOTAS", lambda r: escape(_quotas(r["quotas"]) or "unlimited"), wrap=True),
 ]
 
@@ -149,6 +152,21 @@ def register(app: typer.Typer) -> None:
         grace_seconds: Annotated[
             float, typer.Option("--grace-seconds", help="SIGTERM to SIGKILL on preemption.")
         ] = 10.0,
+        lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--lease-seconds",
+                help="One server writes to a store: it holds a lease it renews; another server "
+                "may take the store over this long after the holder stopped renewing.",
+            ),
+        ] = 15.0,
+        standby: Annotated[
+            bool,
+            typer.Option(
+                "--standby",
+                help="If another server holds the store, wait for its lease instead of exiting.",
+            ),
+        ] = False,
         stop_jobs_on_exit: Annotated[
             bool,
             typer.Option(
@@ -214,9 +232,12 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from computepool.server.checks import DEFAULT_CHECKS
+        from computepool.server.lease import LeaseHeld
         from computepool.server.logs import configure
         from computepool.server.runtime import ServeSettings, build_app
 
+        if not 1.0 <= lease_seconds <= 3600.0:
+            raise fail("--lease-seconds must be between 1 and 3600")
         if round_seconds <= 0 or grace_seconds < 0:
             raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
         if sandbox_uid_base < 1000:
@@ -230,6 +251,7 @@ def register(app: typer.Typer) -> None:
             checks=tuple(check) if check else DEFAULT_CHECKS,
             round_seconds=round_seconds,
             grace_seconds=grace_seconds,
+            lease_seconds=lease_seconds,
             stop_jobs_on_exit=stop_jobs_on_exit,
             placement=placement,
             checkpoint_dir=checkpoint_dir,
@@ -250,13 +272,27 @@ def register(app: typer.Typer) -> None:
         # objects, and each collection is a pause every request in flight waits for.
         gc.set_threshold(50_000, 20, 20)
         api = load_or_exit(lambda: build_app(settings))
+        service = api.state.ctx.service
+        try:  # one writer per store: refuse (or, --standby, wait) while another serves it
+            service.lease.acquire(wait=standby)
+        except LeaseHeld as exc:
+            raise fail(str(exc), code=1) from None
         # What start-up loaded (catalog, throughput tables, ORM metadata) lives as long as
         # the server: keep it out of the collector's scans, whose pauses were the p99.
         gc.collect()
         gc.freeze()
-        uvicorn.run(
-            api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
+        server = uvicorn.Server(
+            uvicorn.Config(
+                api, host=host, port=port, log_config=None, access_log=False, log_level=log_level
+            )
         )
+        service.on_fenced = lambda: setattr(server, "should_exit", True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if service.fenced is not None:
+            raise fail(str(service.fenced), code=1)
+        if not server.started:  # as uvicorn.run: the port was taken, or start-up failed
+            raise typer.Exit(3)
 
     admin = CpoolTyper(help="Manage tenants and API tokens directly in the store.")
     app.add_typer(admin, name="admin")
@@ -304,6 +340,21 @@ def register(app: typer.Typer) -> None:
         budget_usd: Annotated[
             float | None, typer.Option("--budget-usd", help="Budget in USD (default: none).")
         ] = None,
+        default_max_hours: Annotated[
+            float | None,
+            typer.Option(
+                "--default-max-hours",
+                help="Time limit of its jobs that give no max_hours (a budget needs limits).",
+            ),
+        ] = None,
+        handler: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--handler",
+                help="A data handler it owns besides its name (repeatable; replaces those on "
+                "record; none given: keep them).",
+            ),
+        ] = None,
         data_dir: DataDirOpt = None,
         db: DbOpt = None,
     ) -> None:
@@ -322,13 +373,18 @@ def register(app: typer.Typer) -> None:
                 quotas=quotas,
                 budget_accel_hours=budget_hours,
                 budget_usd=budget_usd,
+                default_max_hours=default_max_hours,
+                handlers=handler,
             )
         except ValidationError as exc:
             e = exc.errors()[0]
             raise fail(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}") from None
         S = _sessions(data_dir, db)
         with S() as s:
-            _, created = store.upsert_tenant(s, body, "cli")
+            try:
+                _, created = store.upsert_tenant(s, body, "cli")
+            except store.Conflict as exc:
+                raise fail(f"{exc.field}: {exc.reason}") from None
             s.commit()
         console.print(f"{'created' if created else 'updated'} tenant {name!r}")
 
@@ -342,7 +398,9 @@ def register(app: typer.Typer) -> None:
         with _sessions(data_dir, db)() as s:
             rows = [
                 {"name": r.name, "weight": r.weight, "cohort": r.cohort, "quotas": r.quotas or {},
-                 "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd}
+                 "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd,
+                 "default_max_hours": r.default_max_hours,
+                 "handlers": [r.name, *store.handlers_of(s, r.id)]}
                 for r in store.tenants(s)
             ]  # fmt: skip
         emit(output, TENANT_COLUMNS, rows, "Tenants")

@@ -162,11 +162,13 @@ def withdraw(
     now: float,
     sink: JobSink | None,
     reason: str,
+    kind: str = "cancelled",
 ) -> None:
-    """Cancel ``jobs`` (pending or active; running ones already killed): they leave now."""
+    """Cancel ``jobs`` (pending or active; running ones already killed): they leave now, as
+    ``kind`` (``cancelled``, or ``failed`` when the pool stopped them, e.g. a time limit)."""
     pairs.drop_jobs(jobs)
     remove(active, history, jobs)
-    history.state[jobs] = CANCELLED
+    history.state[jobs] = FAILED if kind == "failed" else CANCELLED
     history.end[jobs] = now
     for j in jobs:
-        emit(sink, int(j), "cancelled", now, reason)
+        emit(sink, int(j), kind, now, reason)

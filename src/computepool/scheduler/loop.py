@@ -276,10 +276,13 @@ class Scheduler:
             emit(self.sink, int(j), "adopted", self._t_prev)
         return ok
 
-    def cancel(self, jobs: np.ndarray, reason: str = "cancelled") -> np.ndarray:
+    def cancel(
+        self, jobs: np.ndarray, reason: str = "cancelled", kind: str = "cancelled"
+    ) -> np.ndarray:
         """Withdraw jobs; running ones are killed through the cluster. Returns those withdrawn.
 
-        Jobs already finished, failed, rejected or cancelled are left alone.
+        Jobs already finished, failed, rejected or cancelled are left alone. ``kind``: the
+        event they leave with (``failed`` when the pool stops them, e.g. at a time limit).
         """
         jobs = np.asarray(jobs, dtype=np.int64)
         if len(jobs) == 0:
@@ -293,7 +296,7 @@ class Scheduler:
                 RoundPlan(now=now, round_seconds=self.config.round_seconds, kill=kill)
             )
         lifecycle.withdraw(
-            self.active, self.history, self._counters.pairs, jobs, now, self.sink, reason
+            self.active, self.history, self._counters.pairs, jobs, now, self.sink, reason, kind
         )
         return jobs
 

@@ -110,7 +110,7 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
-        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock)
+        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock, pool=service.pool)
         try:
             yield
         finally:

@@ -45,6 +45,36 @@ class TenantRow(Base):
     budget_accel_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
     budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    #: Time limit of a job that gives none (``max_hours``); a budgeted tenant's jobs need one.
+    default_max_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class HandlerRow(Base):
+    """A data handler (controller) a tenant owns: its datasets may name it, and approvals and
+    person counters scoped to it serve that tenant only. A handler belongs to one tenant."""
+
+    __tablename__ = "tenant_handlers"
+    handler: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+
+
+class LeaseRow(Base):
+    """Who writes to this store (one writer): the holder renews ``expires_at`` every few
+    seconds; another server takes the lease over only once it has expired."""
+
+    __tablename__ = "store_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: Boot and PID-namespace identity of the holder's machine: a holder whose pid is gone
+    #: on this very machine is known dead before its lease expires.
+    machine: Mapped[str] = mapped_column(String(255), default="")
+    since: Mapped[float] = mapped_column(Float)
+    renewed_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    #: Bumped at every take-over: a fencing token.
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class TokenRow(Base):
@@ -78,6 +108,13 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     preemptions: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Seconds it may hold its accelerators, all attempts together (``max_hours`` or its tenant's
+    #: default); the scheduler stops it there. None: no limit.
+    time_limit_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Budget reserved at submission (accelerators x time limit; x the dearest price it may
+    #: run at): counted instead of its use while it is not finished.
+    reserved_accel_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reserved_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
         Index("ix_jobs_status_id", "status", "id"),

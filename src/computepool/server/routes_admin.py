@@ -24,7 +24,7 @@ Admin = Annotated[store.Principal, Depends(admin)]
 router = APIRouter(prefix="/v1", responses=ERRORS)
 
 
-def tenant_out(row) -> TenantOut:
+def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
     return TenantOut(
         name=row.name,
         weight=row.weight,
@@ -32,6 +32,8 @@ def tenant_out(row) -> TenantOut:
         quotas={k: QuotaIn(**v) for k, v in (row.quotas or {}).items()},
         budget_accel_hours=row.budget_accel_hours,
         budget_usd=row.budget_usd,
+        default_max_hours=row.default_max_hours,
+        handlers=handlers,
         created_at=iso(row.created_at),
     )
 
@@ -68,18 +70,22 @@ def put_tenant(body: TenantIn, request: Request, response: Response, caller: Adm
                 "not a flavor (region/accelerator), accelerator, region/* or *",
             )
     with ctx.sessions() as s:
-        row, created = store.upsert_tenant(s, body, caller.actor)
+        try:
+            row, created = store.upsert_tenant(s, body, caller.actor)
+        except store.Conflict as exc:
+            raise ApiError(409, exc.field, exc.reason) from None
         s.commit()
+        handlers = store.handlers_of(s, row.id)
     ctx.service.refresh_tenants(force=True)
     if not created:
         response.status_code = 200
-    return tenant_out(row)
+    return tenant_out(row, handlers)
 
 
 @router.get("/tenants", response_model=list[TenantOut], tags=["admin"])
 def list_tenants(request: Request, _caller: Admin) -> list[TenantOut]:
     with ctx_of(request).sessions() as s:
-        return [tenant_out(r) for r in store.tenants(s)]
+        return [tenant_out(r, store.handlers_of(s, r.id)) for r in store.tenants(s)]
 
 
 @router.post("/tenants/{name}/tokens", status_code=201, response_model=TokenOut, tags=["admin"])

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
-from computepool.server import ledger, store
+from computepool.server import ledger, store, tenancy
 from computepool.server.app import ApiError, AppContext
+from computepool.server.budget import BudgetExceeded, dearest_price
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.schemas import (
     AllocationOut,
@@ -94,16 +95,30 @@ async def submit(
     key = idempotency_key or spec.idempotency_key
     if idempotency_key and spec.idempotency_key and idempotency_key != spec.idempotency_key:
         raise ApiError(422, "idempotency_key", "differs from the Idempotency-Key header")
-    errors = submission_errors(spec, ctx.service.feasibility, ctx.service.checks)
+    try:  # its datasets' handlers must be its own (an empty one becomes its name)
+        owned: list[str] = []
+        if tenancy.foreign_handlers(spec, caller.tenant or ""):
+            owned = await asyncio.to_thread(tenancy.owned_handlers, ctx.sessions, caller.tenant_id)
+        spec = tenancy.own_datasets(spec, caller.tenant or "", owned)
+        errors = submission_errors(spec, ctx.service.feasibility, ctx.service.checks)
+    except tenancy.NotOwned as exc:
+        errors, status = [(exc.field, exc.reason)], 403
+    else:
+        status = 422
     if errors:
         field, reason = errors[0]
-        raise ApiError(422, field, reason)
+        if field.startswith("datasets"):  # refused for its data: the residency audit says so
+            await asyncio.to_thread(_audit_refusal, ctx, caller, spec, field, reason)
+        raise ApiError(status, field, reason)
     if caller.tenant in ctx.service.over_budget:
         raise ApiError(403, "tenant", f"tenant {caller.tenant!r} has used up its budget")
+    price = dearest_price(spec, ctx.service.feasibility)
     try:
-        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key))
+        row, created = await asyncio.wrap_future(ctx.writer.submit(caller, spec, key, price))
     except store.Conflict as exc:
         raise ApiError(409, exc.field, exc.reason) from None
+    except BudgetExceeded as exc:
+        raise ApiError(exc.status, exc.field, exc.reason) from None
     if created:
         ctx.service.metrics.submissions.labels(caller.tenant or "").inc()
         ctx.service.wake()
@@ -112,6 +127,15 @@ async def submit(
         job_out(ctx, row).model_dump_json(), status_code=201 if created else 200,
         media_type="application/json",
     )  # fmt: skip
+
+
+def _audit_refusal(
+    ctx: AppContext, caller: store.Principal, spec: JobSpec, field: str, reason: str
+) -> None:
+    svc = ctx.service
+    rule = tenancy.decided_by_of(field, reason, svc.checks, spec, svc.pool)
+    rec = tenancy.refusal_record(caller.tenant or "", spec, field, reason, rule, time.time())
+    tenancy.write_refusal(ctx.sessions, svc.write_lock, rec)
 
 
 @router.get("/jobs", response_model=JobList)

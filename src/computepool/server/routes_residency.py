@@ -99,9 +99,10 @@ def audit(
             if t is None:
                 raise ApiError(404, "tenant", f"no tenant {tenant!r}")
             tenant_id = t.id
-        if tenant_id is not None:
+        if tenant_id is not None:  # its jobs' records, and its refused submissions'
             own = select(_job_target()).where(JobRow.tenant_id == tenant_id)
-            q = q.where(AuditRow.target.in_(own))
+            name = tenant if tenant is not None else caller.tenant
+            q = q.where(AuditRow.target.in_(own) | (AuditRow.target == f"submission:{name}"))
         if job is not None:
             q = q.where(AuditRow.target == f"job{job}")
         if outcome is not None:

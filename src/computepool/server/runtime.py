@@ -34,6 +34,8 @@ class ServeSettings:
     checks: tuple[str, ...] = ("residency",)
     round_seconds: float = 1.0
     grace_seconds: float = 10.0
+    #: Time to live of the store's writer lease (one server per store; ``server/lease.py``).
+    lease_seconds: float = 15.0
     stop_jobs_on_exit: bool = False
     throughputs: str = "gavel"
     #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
@@ -125,6 +127,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.placement.profiles import profile_names
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
+    from computepool.server.lease import StoreLease, store_label
     from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
@@ -190,6 +193,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
     app = create_app(engine, service, data_dir)
     if serving is not None:
         mount_services(app, serving)
+    # one writer per store: taken when the service starts (``cpool serve``: before uvicorn)
+    label = store_label(db_url(data_dir, settings.db_url))
+    service.lease = StoreLease(sessions(engine), label, settings.lease_seconds)
     return app
 
 

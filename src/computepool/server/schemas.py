@@ -64,6 +64,11 @@ class JobSpec(BaseModel):
         3600.0, gt=0, description="Estimated work (H100-seconds for the generic job type)."
     )
     priority: int = Field(0, ge=-1000, le=1000)
+    max_hours: float | None = Field(
+        None, gt=0, le=8760, description="Time limit: hours the job may hold its accelerators, "
+        "all attempts together; it is stopped (failed, 'time limit') there. Default: the "
+        "tenant's; a tenant with a budget reserves accelerators x max_hours at submission.",
+    )  # fmt: skip
     weight: float = Field(1.0, gt=0, le=1000)
     env: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = Field(None, max_length=4096)
@@ -200,6 +205,16 @@ class TenantIn(BaseModel):
     )
     budget_accel_hours: float | None = Field(None, ge=0)
     budget_usd: float | None = Field(None, ge=0)
+
+    # isolation and limits (docs/security-store.md)
+    default_max_hours: float | None = Field(
+        None, gt=0, le=8760, description="Time limit of its jobs that give no max_hours."
+    )
+    handlers: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, max_length=64, description="Data handlers (controllers) it owns besides its own "
+        "name: its datasets may name them, and approvals scoped to them serve it alone. "
+        "None: keep those on record.",
+    )  # fmt: skip
 
     @field_validator("name")
     @classmethod

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from computepool.admission.quota import QuotaGate
@@ -33,13 +33,16 @@ from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
-from computepool.server.db import FINAL, JobEventRow, JobRow
+from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
+from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
 
 log = logging.getLogger("computepool.server")
+
+TIME_LIMIT = "time limit: it held its accelerators for its max_hours"
 
 #: Builds the backend: (pool, data dir, launch of a workload index, grace seconds) -> Cluster.
 ClusterFactory = Callable[[Pool, Path, Callable[[int], Launch], float], object]
@@ -138,6 +141,14 @@ class LiveService:
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
+        #: The store's writer lease (one writer per store; ``build_app`` sets it); None: not
+        #: checked (unit tests of the service alone).
+        self.lease: StoreLease | None = None
+        #: Set when the lease was lost: the loop has stopped and nothing more is written.
+        self.fenced: LeaseLost | None = None
+        #: Called (once, from the thread that noticed) when the lease is lost; ``cpool serve``
+        #: shuts the process down.
+        self.on_fenced: Callable[[], None] | None = None
         self._tenants_at = -1e18
         #: Held by every writer of this process (scheduler round, submission writer): with
         #: SQLite, threads then never wait on the database's own lock and its back-off.
@@ -157,26 +168,84 @@ class LiveService:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
+        if self.lease is not None:
+            if not self.lease.held:
+                self.lease.acquire()  # LeaseHeld: another server writes to this store
+            threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
         self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
         self._thread.start()
 
+    def _renew(self) -> None:
+        """Renew the writer lease every third of its time to live, whatever rounds take."""
+        assert self.lease is not None
+        while not self._stop.wait(self.lease.renew_every_s):
+            try:
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+                return
+            except Exception:  # the store is unreachable for a moment: the next try decides
+                log.exception("renewing the writer lease failed")
+
+    def _fence(self, exc: LeaseLost) -> None:
+        """The lease is lost: stop scheduling, write nothing more, tell ``on_fenced``."""
+        if self.fenced is not None:
+            return
+        self.fenced = exc
+        log.critical(str(exc))
+        self._stop.set()
+        self.clock.wake()
+        if self.on_fenced is not None:
+            self.on_fenced()
+
     def stop(self) -> None:
         self._stop.set()
         self.clock.wake()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         if self.serving is not None:
             self.serving.stop()
+        ours = True
+        if self.lease is not None and self.fenced is None:
+            try:  # before stopping any job: are they still ours?
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+            except Exception:  # the store is unreachable: leave the jobs to be adopted
+                log.exception("could not confirm the writer lease at shutdown")
+                ours = False
+        if self.fenced is not None or not ours:  # another server may own them now
+            self.cluster.shutdown(stop_jobs=False)
+            return
         self.cluster.shutdown(stop_jobs=self.config.stop_jobs_on_exit)
         if self.config.stop_jobs_on_exit:
             now = self.clock.now()
             for k in list(self.scheduler.active.job[self.scheduler.active.running >= 0]):
                 self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
         with self.write_lock, self.sessions() as s:
+            try:
+                self._fence_in(s)
+            except LeaseLost:
+                return
             self.sink.flush(s)
+        if self.lease is not None and self.fenced is None:
+            self.lease.release()
+
+    def _fence_in(self, s: Session) -> None:
+        """First statement of a transaction that writes: renew the lease in it, or stop."""
+        if self.lease is None:
+            return
+        try:
+            self.lease.fence(s)
+        except LeaseLost as exc:
+            s.rollback()
+            self._fence(exc)
+            raise
 
     def wake(self) -> None:
         self.clock.wake()
@@ -187,6 +256,8 @@ class LiveService:
             t0 = time.time()
             try:
                 self.round()
+            except LeaseLost:
+                return
             except Exception:  # a bad round must not stop the pool; it is logged
                 log.exception("scheduler round failed")
             self.clock.sleep_until(t0 + cfg.round_seconds)
@@ -197,10 +268,16 @@ class LiveService:
     # ---- one round ---------------------------------------------------------------------
     def round(self) -> None:
         t0 = time.perf_counter()
+        if self.lease is not None:  # never act on the cluster without the lease
+            with self.write_lock, self.sessions() as s:
+                self._fence_in(s)
+                s.commit()
         self.refresh_tenants()
         self._cancellations()
+        self._time_limits()
         self.scheduler.step()
         with self.write_lock, self.sessions() as s:
+            self._fence_in(s)
             self._write_audit(s)
             events = self.sink.flush(s)
             s.commit()  # audit records of a round without events
@@ -248,6 +325,23 @@ class LiveService:
                 self._cancel_unknown(s, unknown)
         if known:
             self.scheduler.cancel(np.asarray(known, dtype=np.int64))
+
+    def _time_limits(self) -> None:
+        """Stop running jobs that have held their accelerators for their time limit (all
+        attempts together): they fail with reason "time limit", so a reservation bounds use."""
+        now = time.time()
+        held = func.sum(func.coalesce(AllocationRow.ended_at, now) - AllocationRow.started_at)
+        with self.sessions() as s:
+            ids = s.scalars(
+                select(JobRow.id)
+                .join(AllocationRow, AllocationRow.job_id == JobRow.id)
+                .where(JobRow.status == "running", JobRow.time_limit_s.is_not(None))
+                .group_by(JobRow.id, JobRow.time_limit_s)
+                .having(held >= JobRow.time_limit_s)
+            ).all()
+        ks = [self.index.of_id[i] for i in ids if i in self.index.of_id]
+        if ks:
+            self.scheduler.cancel(np.asarray(ks, dtype=np.int64), reason=TIME_LIMIT, kind="failed")
 
     def _cancel_unknown(self, s: Session, unknown: list[int]) -> None:
         now = time.time()

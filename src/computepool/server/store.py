@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from computepool.model.tenant import FlavorQuota, Tenant
-from computepool.server.db import AuditRow, JobEventRow, JobRow, TenantRow, TokenRow
+from computepool.server.db import AuditRow, HandlerRow, JobEventRow, JobRow, TenantRow, TokenRow
 from computepool.server.schemas import JobSpec, TenantIn
 
 TOKEN_PREFIX = "cpool_"
@@ -62,16 +62,58 @@ def tenant_by_name(s: Session, name: str) -> TenantRow | None:
 
 
 def upsert_tenant(s: Session, t: TenantIn, actor: str) -> tuple[TenantRow, bool]:
+    """Create or replace a tenant; ``Conflict`` when a handler it names (or its name) is
+    another tenant's handler."""
     row = tenant_by_name(s, t.name)
     created = row is None
     if row is None:
+        owner = s.get(HandlerRow, t.name)
+        if owner is not None:
+            raise Conflict("name", f"{t.name!r} is a data handler of another tenant")
         row = TenantRow(name=t.name, created_at=time.time())
         s.add(row)
     row.weight, row.cohort = t.weight, t.cohort
     row.quotas = {k: q.model_dump() for k, q in t.quotas.items()}
     row.budget_accel_hours, row.budget_usd = t.budget_accel_hours, t.budget_usd
+    row.default_max_hours = t.default_max_hours
+    s.flush()
+    if t.handlers is not None:
+        set_handlers(s, row, t.handlers)
     audit(s, actor, "tenant.create" if created else "tenant.update", t.name, **t.model_dump())
     return row, created
+
+
+def set_handlers(s: Session, tenant: TenantRow, handlers: Sequence[str]) -> None:
+    """Make ``handlers`` the tenant's own (besides its name); each belongs to one tenant."""
+    wanted = sorted(set(handlers) - {tenant.name})
+    if wanted:
+        taken = s.execute(
+            select(HandlerRow.handler, TenantRow.name)
+            .join(TenantRow, HandlerRow.tenant_id == TenantRow.id)
+            .where(HandlerRow.handler.in_(wanted), HandlerRow.tenant_id != tenant.id)
+        ).first()
+        if taken is not None:
+            raise Conflict("handlers", f"handler {taken[0]!r} belongs to tenant {taken[1]!r}")
+        named = s.scalars(
+            select(TenantRow.name).where(TenantRow.name.in_(wanted), TenantRow.id != tenant.id)
+        ).first()
+        if named is not None:
+            raise Conflict("handlers", f"handler {named!r} is another tenant's own name")
+    for h in s.scalars(select(HandlerRow).where(HandlerRow.tenant_id == tenant.id)):
+        s.delete(h)
+    s.flush()
+    s.add_all(HandlerRow(handler=h, tenant_id=tenant.id) for h in wanted)
+
+
+def handlers_of(s: Session, tenant_id: int) -> list[str]:
+    """Handlers a tenant owns besides its own name."""
+    return list(
+        s.scalars(
+            select(HandlerRow.handler)
+            .where(HandlerRow.tenant_id == tenant_id)
+            .order_by(HandlerRow.handler)
+        )
+    )
 
 
 def to_tenant(row: TenantRow) -> Tenant:

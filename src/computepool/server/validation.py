@@ -90,6 +90,13 @@ def submission_errors(
                 f"{spec.accelerators_per_worker} per worker, but the nodes it may use hold at most {largest}",
             )
         ]
+    for check in checks:  # data no rule names would be decided by the fallback: refuse it
+        rulebook = getattr(check, "rulebook", None)
+        unknown = (
+            rulebook.unknown_classes([d.data_class for d in spec.datasets]) if rulebook else []
+        )
+        if unknown:
+            return [(f"datasets[{unknown[0][0]}].data_class", unknown[0][1])]
     datasets = tuple(Dataset(**d.model_dump()) for d in spec.datasets)
     for check in checks:
         mask, status = check.flavor_mask(datasets, pool)

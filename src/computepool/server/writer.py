@@ -21,7 +21,9 @@ from types import SimpleNamespace
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from computepool.model.pool import Pool
 from computepool.server import store
+from computepool.server.budget import BudgetExceeded, Reserver, begin_exclusive, lock_tenants
 from computepool.server.db import JobEventRow, JobRow
 from computepool.server.schemas import JobSpec
 
@@ -32,6 +34,8 @@ class Submission:
     spec: JobSpec
     key: str | None
     future: Future
+    #: USD per accelerator-hour of the dearest flavor it may run on (its USD reservation).
+    price: float = 0.0
 
 
 def _row(sub: Submission, now: float) -> dict:
@@ -52,8 +56,14 @@ def _row(sub: Submission, now: float) -> dict:
     }
 
 
-def write_batch(s: Session, batch: list[Submission]) -> list[tuple[JobRow, bool] | Exception]:
-    """Store a batch of submissions in the session's transaction (the caller commits)."""
+def write_batch(
+    s: Session, batch: list[Submission], pool: Pool | None = None
+) -> list[tuple[JobRow, bool] | Exception]:
+    """Store a batch of submissions in the session's transaction (the caller commits).
+
+    New jobs get their time limit and, for a tenant with a budget, their reservation; one the
+    budget cannot hold is answered with ``BudgetExceeded`` and not stored (``budget.py``)."""
+    begin_exclusive(s)
     now = time.time()
     rows = [_row(b, now) for b in batch]
     out: list[tuple[JobRow, bool] | Exception | None] = [None] * len(batch)
@@ -85,6 +95,8 @@ def write_batch(s: Session, batch: list[Submission]) -> list[tuple[JobRow, bool]
             if k is not None:
                 first_in_batch[k] = i
             new.append(i)
+    if new and pool is not None:
+        new = _reserve(s, pool, batch, rows, new, out, now)
     if new:
         ids = s.scalars(
             insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True),
@@ -112,18 +124,57 @@ def write_batch(s: Session, batch: list[Submission]) -> list[tuple[JobRow, bool]
     return out  # type: ignore[return-value]
 
 
+def _reserve(
+    s: Session,
+    pool: Pool,
+    batch: list[Submission],
+    rows: list[dict],
+    new: list[int],
+    out: list,
+    now: float,
+) -> list[int]:
+    """Limits and reservations onto the new rows, in order; the refused ones drop out."""
+    tenants = lock_tenants(s, (batch[i].principal.tenant_id for i in new))
+    r = Reserver(s, pool, tenants, now)
+    kept = []
+    for i in new:
+        b = batch[i]
+        try:
+            lim = r.limits(b.principal.tenant_id, b.spec, b.price)
+        except BudgetExceeded as exc:
+            out[i] = exc
+            continue
+        rows[i].update(
+            time_limit_s=lim.time_limit_s,
+            reserved_accel_hours=lim.reserved_accel_hours,
+            reserved_usd=lim.reserved_usd,
+        )
+        kept.append(i)
+    return kept
+
+
 class SubmissionWriter:
     def __init__(
-        self, sessions: sessionmaker, write_lock: threading.Lock, max_batch: int = 256
+        self,
+        sessions: sessionmaker,
+        write_lock: threading.Lock,
+        max_batch: int = 256,
+        pool: Pool | None = None,
     ) -> None:
         self.sessions, self.lock, self.max_batch = sessions, write_lock, max_batch
+        #: Meters open placement intervals for budgets; None: no limits, no reservations.
+        self.pool = pool
         self._q: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="cpool-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, principal: store.Principal, spec: JobSpec, key: str | None) -> Future:
+    def submit(
+        self, principal: store.Principal, spec: JobSpec, key: str | None, price: float
+    ) -> Future:
+        """Queue a submission; ``price``: USD per accelerator-hour of the dearest flavor it may
+        run on (``budget.dearest_price``), for its USD reservation."""
         fut: Future = Future()
-        self._q.put(Submission(principal, spec, key, fut))
+        self._q.put(Submission(principal, spec, key, fut, price))
         return fut
 
     def close(self) -> None:
@@ -153,7 +204,7 @@ class SubmissionWriter:
     def _write(self, batch: list[Submission]) -> None:
         try:
             with self.lock, self.sessions() as s:
-                results = write_batch(s, batch)
+                results = write_batch(s, batch, self.pool)
                 s.commit()
         except Exception:  # the batch as a whole failed: each on its own
             results = [self._one(b) for b in batch]
@@ -166,6 +217,8 @@ class SubmissionWriter:
     def _one(self, b: Submission) -> tuple[JobRow, bool] | Exception:
         try:
             with self.lock, self.sessions() as s:
-                return store.submit_job(s, b.principal, b.spec, b.key)
+                result = write_batch(s, [b], self.pool)[0]
+                s.commit()
+                return result
         except Exception as exc:
             return exc
