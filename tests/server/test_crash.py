@@ -19,18 +19,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import admin_token, bearer, kill_leftovers
-from tests.server.serverproc import ServerProcess
-
-
-def shared_marks(marks: Path) -> Path:
-    """A directory every tenant's (sandboxed) workers may append to: it is their ``workdir``."""
-    marks.mkdir()
-    marks.chmod(0o777)
-    for name in ("starts", "ends"):
-        (marks / name).touch()
-        (marks / name).chmod(0o666)
-    return marks
-
+from tests.server.serverproc import ServerProcess, shared_marks
 
 JOB = (
     'echo "$CPOOL_JOB_ID $CPOOL_WORKER_RANK $CPOOL_ATTEMPT" >> {marks}/starts; '

@@ -14,7 +14,7 @@ from computepool.server.db import JobRow, LeaseRow, sessions
 from computepool.server.lease import LeaseHeld, StoreLease
 from computepool.server.runtime import open_store
 from tests.server.conftest import admin_token, bearer, kill_leftovers
-from tests.server.serverproc import ServerProcess
+from tests.server.serverproc import ServerProcess, shared_marks
 
 MARK = 'echo "$CPOOL_JOB_ID" >> {marks}/starts; sleep {secs}'
 
@@ -27,10 +27,9 @@ def _tenant(url: str, admin: str, name: str) -> dict[str, str]:
 
 @pytest.mark.timeout(180)
 def test_second_server_refuses_and_a_crashed_holder_is_taken_over(db_url, tmp_path):
-    data, marks = tmp_path / "data", tmp_path / "marks"
-    marks.mkdir()
+    data, marks = tmp_path / "data", shared_marks(tmp_path / "marks")
     admin = admin_token(data, db_url)
-    args = ("--config", "gavel-36x3", "--policy", "fifo-agnostic", "--round-seconds", "0.1",
+    args = ("--pool", "gavel-36x3", "--policy", "fifo-agnostic", "--round-seconds", "0.1",
             "--grace-seconds", "1", "--lease-seconds", "3")  # fmt: skip
     first = ServerProcess(data, db_url, *args)
     second = ServerProcess(data, db_url, *args, log=tmp_path / "second.log")
@@ -40,7 +39,8 @@ def test_second_server_refuses_and_a_crashed_holder_is_taken_over(db_url, tmp_pa
         a = _tenant(first.url, admin, "acme")
         ids = []
         for i in range(12):
-            spec = {"command": MARK.format(marks=marks, secs=0.3 + 0.1 * (i % 5)), "workers": 2}
+            cmd = MARK.format(marks=marks, secs=0.3 + 0.1 * (i % 5))
+            spec = {"command": cmd, "workers": 2, "workdir": str(marks)}
             r = httpx.post(first.url + "/v1/jobs", json=spec, headers=a)
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
