@@ -44,3 +44,47 @@ def test_new_job_gets_its_share_within_rounds_not_at_the_next_reset(las_pool):
     assert time.time() - t0 < 20
     for who, job in ((a, gang), (b, small)):
         p.client.post(f"/v1/jobs/{job}/cancel", headers=who)
+
+
+@pytest.fixture
+def sticky_pool(tmp_path):
+    data = tmp_path / "data"
+    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", policy="fifo-sticky")
+    try:
+        with client:
+            yield LivePool(client, bearer(tok), data)
+    finally:
+        kill_leftovers(data)
+
+
+def _two_k80_jobs(p: LivePool, who: dict[str, str]) -> tuple[int, int]:
+    spec = {"command": "sleep 60", "workers": 1, "accelerators_per_worker": 4}
+    first = p.submit(who, accelerator_types=["K80"], **spec).json()["id"]
+    p.wait_status(who, first, "running")
+    second = p.submit(who, accelerator_types=["K80"], **spec).json()["id"]
+    time.sleep(1.0)  # many rounds: it waits for quota
+    assert p.job(who, second)["status"] in ("queued", "admitted")
+    return first, second
+
+
+def test_quota_raise_starts_a_waiting_job_without_another_event(sticky_pool):
+    """The loop re-decided only when the job set changed: a quota raise left a job that only
+    quota held back waiting until an unrelated submission."""
+    p = sticky_pool
+    who = p.tenant("grow", quotas={"K80": {"nominal": 4}})
+    first, second = _two_k80_jobs(p, who)
+    r = p.client.post("/v1/tenants", json={"name": "grow", "quotas": {"K80": {"nominal": 8}}},
+                      headers=p.admin)  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    p.wait_status(who, second, "running", timeout=15)
+    for j in (first, second):
+        p.client.post(f"/v1/jobs/{j}/cancel", headers=who)
+
+
+def test_cancelled_neighbour_frees_room_within_a_round(sticky_pool):
+    p = sticky_pool
+    who = p.tenant("pair", quotas={"K80": {"nominal": 4}})
+    first, second = _two_k80_jobs(p, who)
+    assert p.client.post(f"/v1/jobs/{first}/cancel", headers=who).status_code == 202
+    p.wait_status(who, second, "running", timeout=15)
+    p.client.post(f"/v1/jobs/{second}/cancel", headers=who)

@@ -147,6 +147,8 @@ class RayCluster:
             raise ValueError(f"pool nodes not in the Ray inventory: {', '.join(missing)}")
         self.node_ids = [by_name[n.name].node_id for n in pool.nodes]
         self.down: set[int] = set()
+        #: A node went down or came back since the last observation.
+        self._nodes_changed = False
         self.health_every_s, self.start_timeout_s = health_every_s, start_timeout_s
         self.list_nodes = list_nodes or ray.nodes
         self._checked = -math.inf
@@ -191,9 +193,11 @@ class RayCluster:
                 done.append(r.job), done_at.append(end)
                 self._finish(r, "succeeded", 0)
         self._progress_stops()
-        return Observation.of_exits(
+        obs = Observation.of_exits(
             now, list(zip(done, done_at, strict=True)), list(zip(err, err_at, strict=True)), failed
         )
+        changed, self._nodes_changed = self._nodes_changed, False
+        return replace(obs, capacity_changed=changed)
 
     def next_event_time(self) -> float:
         return math.inf
@@ -355,11 +359,13 @@ class RayCluster:
                 if i in self.down:
                     self.down.discard(i)
                     log.info("Ray node back", extra={"fields": {"detail": node.name}})
+                    self._nodes_changed = True
                     if self.placer is not None and hasattr(self.placer, "uncordon"):
                         self.placer.uncordon(i)
             elif not alive and i not in self.down:
                 self.down.add(i)
                 log.warning("Ray node down", extra={"fields": {"detail": node.name}})
+                self._nodes_changed = True
                 if self.placer is not None and hasattr(self.placer, "cordon"):
                     self.placer.cordon(i)
                 for r in self.running.values():

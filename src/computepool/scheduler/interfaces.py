@@ -70,6 +70,8 @@ class Observation:
     #: Why each errored job failed (job -> reason), where the cluster knows more than "exited
     #: with an error" (a start that failed, an exit code, records that do not parse).
     errored_reason: dict[int, str] = field(default_factory=dict)
+    #: The cluster's capacity changed (a node lost or back): waiting jobs are re-decided.
+    capacity_changed: bool = False
 
     @classmethod
     def of_exits(

@@ -155,6 +155,8 @@ class Scheduler:
         self._first = True
         self._next_round = -math.inf
         self._deferred = False
+        #: Set by ``wake`` (and withdrawals, capacity changes): the next round re-decides.
+        self._woken = False
 
     # ---- admission (scheduler/admission_masks.py) -------------------------------------
     @property
@@ -222,6 +224,7 @@ class Scheduler:
         """Observe the cluster, charge usage since the last round, settle ended and failed
         jobs; True when the job set changed."""
         obs = self.cluster.observe(now)
+        self._woken = self._woken or obs.capacity_changed
         ended, ended_at = lifecycle.ended_jobs(obs)
         t0 = self._t_prev
         usage = charge_usage(
@@ -298,7 +301,14 @@ class Scheduler:
         lifecycle.withdraw(
             self.active, self.history, self._counters.pairs, jobs, now, self.sink, reason, kind
         )
+        self._woken = self._woken or len(jobs) > 0  # their capacity is free for others
         return jobs
+
+    def wake(self) -> None:
+        """Something the loop does not watch changed (tenants' quotas or budgets, the pool's
+        capacity): the next round re-decides as if the job set had changed, so a waiting job
+        starts within one round of the change rather than at the next unrelated event."""
+        self._woken = True
 
     # ---- the policy's round (scheduler/round.py) ---------------------------------------
     def pair_rates(self) -> np.ndarray:
@@ -320,7 +330,8 @@ class Scheduler:
     def step(self) -> bool:
         """Run one round at the clock's current time. Returns False when all work is done."""
         now = self.clock.now()
-        changed = self._account(now)
+        changed = self._account(now) or self._woken
+        self._woken = False
         self._t_prev = now
         if self._sync_checks(now):
             self._reject_stranded(now)

@@ -141,6 +141,7 @@ class LiveService:
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
         self.over_budget: frozenset[str] = frozenset()
+        self._tenants_seen: dict = {}
         #: The store's writer lease (one writer per store; ``build_app`` sets it); None: not
         #: checked (unit tests of the service alone).
         self.lease: StoreLease | None = None
@@ -305,8 +306,13 @@ class LiveService:
         with self.sessions() as s:
             rows = store.tenants(s)
             spent = ledger.spent_by_tenant(s, self.pool)
-        self.over_budget = frozenset(ledger.over_budget(spent, rows))
-        self.gate.update({r.name: store.to_tenant(r) for r in rows}, self.over_budget)
+        over = frozenset(ledger.over_budget(spent, rows))
+        tenants = {r.name: store.to_tenant(r) for r in rows}
+        if (tenants, over) != (self._tenants_seen, self.over_budget):
+            # quotas, weights or budgets changed: jobs they held back may start now
+            self._tenants_seen, self.over_budget = tenants, over
+            self.gate.update(tenants, over)
+            self.scheduler.wake()
 
     def _cancellations(self) -> None:
         with self.sessions() as s:
