@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from computepool.model.pool import Flavor
+from computepool.model.status import Status
 from computepool.model.tenant import FlavorQuota, Tenant
 from computepool.policies.base import PolicyInput
 
@@ -294,3 +295,12 @@ class QuotaGate:
     def eligible(self, inp: PolicyInput) -> np.ndarray:
         names = inp.extras["workload"].tenants
         return gate_rows(inp, self.table_for(names))
+
+    def explain(self, inp: PolicyInput, row: int) -> Status:
+        """Why the gate holds row ``row`` of ``inp`` back (a status naming the quota)."""
+        from computepool.admission.quota_why import explain_row
+
+        names = inp.extras["workload"].tenants
+        table = self.table_for(names)
+        cohorts = [getattr(self._tenants.get(n), "cohort", "") for n in self._names]
+        return explain_row(inp, table, row, self.flavors, self._names, cohorts)

@@ -304,6 +304,11 @@ class Scheduler:
         self._woken = self._woken or len(jobs) > 0  # their capacity is free for others
         return jobs
 
+    def pending_reason(self, job: int) -> Status | None:
+        """Why ``job`` waits after the last round: a status naming the quota, placement,
+        check or capacity that held it back (None: it is not waiting)."""
+        return self._round.explain(job)
+
     def wake(self) -> None:
         """Something the loop does not watch changed (tenants' quotas or budgets, the pool's
         capacity): the next round re-decides as if the job set had changed, so a waiting job

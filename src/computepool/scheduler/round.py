@@ -19,6 +19,7 @@ import numpy as np
 
 from computepool.model.allocation import PairShares
 from computepool.model.pool import Pool
+from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.base import Policy, PolicyInput
@@ -46,6 +47,15 @@ from computepool.scheduler.policy_view import (
     flavor_order,
     gate_input,
     hold_back,
+)
+from computepool.scheduler.reasons import (
+    CHECK,
+    PLACEMENT,
+    RoundRefusals,
+    capacity_status,
+    check_status,
+    free_per_flavor,
+    placement_status,
 )
 from computepool.scheduler.starts import confirm_starts, count_starts, place_starts
 from computepool.scheduler.state import ActiveSet, JobHistory
@@ -110,6 +120,8 @@ class RoundMaker:
         #: Space sharing (policies with ``space_sharing``; refused with a Placer, which binds
         #: one job per device slot): pair rates per class and the pairs the mechanism tracks.
         check_policy_placement(policy, placer is not None)
+        #: What the last round refused, for ``explain``.
+        self.refusals = RoundRefusals()
         self.space_sharing = bool(getattr(policy, "space_sharing", False))
         self._rates_of_pairs = pair_rates
 
@@ -176,10 +188,14 @@ class RoundMaker:
         inp: PolicyInput | None = None
         allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
         held_back = self.serving is not None or not self.workload.preemptible.all()
+        self.refusals.clear()
         if recompute or self.gate is not None or held_back:
             inp = self.policy_input(now)
             if self.gate is not None:
+                full = inp
                 inp, rows, allowed = gate_input(self.gate, inp)
+                self.refusals.gate_input = full
+                self.refusals.let_in = frozenset(a.job[rows].tolist())
         pinned = np.zeros(0, dtype=np.int64)
         capacity = self.pool.capacity
         if held_back:
@@ -289,6 +305,45 @@ class RoundMaker:
             new[evict] = -1
             self._apply(now, at, new)
 
+    def _refused(self, proposed: dict[int, int], kept_rows: np.ndarray, kind: str) -> None:
+        kept = set(self.active.job[kept_rows].tolist())
+        for j, f in proposed.items():
+            if j not in kept:
+                self.refusals.refused[j] = (kind, f)
+
+    def explain(self, job: int) -> Status | None:
+        """Why ``job`` waits after the last round (None: it is not waiting in the pool)."""
+        a, w = self.active, self.workload
+        row = int(self.history.row_of[job]) if job < len(self.history.row_of) else -1
+        if row < 0 or row >= len(a) or a.running[row] >= 0:
+            return None
+        sf = self.admission.scale_factor[w.job_class[a.job]]
+        free = free_per_flavor(self.pool, a.running, sf)
+        cls = w.classes[int(w.job_class[job])]
+        if job in self.refusals.refused:
+            kind, f = self.refusals.refused[job]
+            if kind == CHECK:
+                return check_status(self.pool, f)
+            # the placer's shape of the job (workers x accelerators each), when it has one
+            shape = getattr(self.placer, "shape", None)
+            workers, per = shape(job) if callable(shape) else (1, cls.scale_factor)
+            return placement_status(self.pool, f, float(free[f]), int(workers), float(per))
+        full, let_in = self.refusals.gate_input, self.refusals.let_in
+        if let_in is not None and job not in let_in and full is not None:
+            rows = np.nonzero(full.job == job)[0]
+            why = getattr(self.gate, "explain", None)
+            if len(rows) and why is not None:
+                return why(full, int(rows[0]))
+            return Status.unschedulable("held back by the round gate (quotas)", "quota")
+        usable = usable_flavors(
+            self.admission.rates,
+            self._profile_masks(),
+            w.job_class[[job]],
+            w.data_profile[[job]],
+        )[0]
+        name = str(getattr(self.policy, "name", self.policy))
+        return capacity_status(self.pool, usable, free, float(cls.scale_factor), name)
+
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its
         data profile's mask forbids (and a running one is stopped)."""
@@ -312,13 +367,17 @@ class RoundMaker:
             return
         stop_jobs = a.job[stop_rows]
         placements: list[Placement] = []
+        proposed = {int(a.job[r]): int(new[r]) for r in start_rows}
         if self.placer is not None:
             placements, start_rows = place_starts(
                 self.placer, a.job, new, stop_jobs, start_rows, now
             )
+            self._refused(proposed, start_rows, PLACEMENT)
+            proposed = {j: f for j, f in proposed.items() if j not in self.refusals.refused}
         start_rows, start_delay = confirm_starts(
             self.checks, self.placer, self.workload, h, a.job, new, start_rows, now
         )
+        self._refused(proposed, start_rows, CHECK)
         if self.placer is not None and len(placements) and len(start_rows) < len(placements):
             keep = set(a.job[start_rows].tolist())
             placements = [p for p in placements if p.job in keep]

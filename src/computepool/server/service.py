@@ -28,6 +28,7 @@ from computepool.backends.local import Launch, LocalCluster
 from computepool.backends.sandbox import SandboxStatus
 from computepool.backends.slots import SlotAssigner
 from computepool.model.pool import Pool
+from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.registry import get_policy
@@ -297,6 +298,14 @@ class LiveService:
         tenant_of = {k: names.get(index.tenant_id[k], "") for k in jobs if k < len(index.ids)}
         moved = residency_store.write_records(s, self.audit_records, index.ids, tenant_of)
         self.sink.transfers.update(moved)
+
+    def pending_reason(self, job_id: int) -> Status | None:
+        """Why a stored job waits (the scheduler's status after its last round), or None."""
+        j = self.index.of_id.get(job_id)
+        if j is None:
+            return None
+        with self.write_lock:  # the round mutates what the answer reads
+            return self.scheduler.pending_reason(j)
 
     def refresh_tenants(self, force: bool = False) -> None:
         now = time.time()
