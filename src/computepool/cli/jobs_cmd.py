@@ -6,6 +6,7 @@ is ``--token`` or ``$CPOOL_TOKEN``.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from rich import box
 from rich.table import Table
 
+from computepool.bounds import JOB_FILE_MAX_BYTES
 from computepool.cli.common import console, fail
 
 UrlOpt = Annotated[str, typer.Option("--url", envvar="CPOOL_URL", help="Server URL.")]
@@ -75,6 +77,40 @@ def _status(s: str) -> str:
     return f"[{STATUS_STYLE.get(s, 'white')}]{s}[/]"
 
 
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's fields, refused before anything is built from it when it is over
+    ``JOB_FILE_MAX_BYTES`` or uses YAML anchors or aliases (a few lines of aliases can
+    expand to gigabytes: the "billion laughs")."""
+    try:
+        with file.open("rb") as f:
+            raw = f.read(JOB_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > JOB_FILE_MAX_BYTES:
+        raise fail(f"{file}: over {JOB_FILE_MAX_BYTES} bytes; a job file is at most 1 MiB")
+    try:
+        text = raw.decode("utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise fail(
+                    f"{file}: line {line}: YAML anchors and aliases (&name, *name) are not "
+                    "accepted in job files; write the values out"
+                )
+        doc = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise fail(f"{file}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise fail(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
+    try:
+        json.dumps(doc, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"{file}: a value cannot be sent as JSON ({exc}); quote it") from None
+    return doc
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def submit(
@@ -88,12 +124,7 @@ def register(app: typer.Typer) -> None:
         """Submit a job."""
         if not file.exists():
             raise fail(f"{file}: no such file")
-        try:
-            doc = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            raise fail(f"{file}: not valid YAML: {exc}") from None
-        if not isinstance(doc, dict):
-            raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
+        doc = read_job_file(file)
         headers = {"Idempotency-Key": key} if key else {}
         r = Client(url, token).call("POST", "/v1/jobs", json=doc, headers=headers)
         j = r.json()
@@ -186,7 +217,14 @@ def register(app: typer.Typer) -> None:
         """A job's output (every worker and attempt)."""
         c = Client(url, token, timeout=None if follow else 30.0)
         if not follow:
-            sys.stdout.write(c.call("GET", f"/v1/jobs/{job_id}/logs").text)
+            r = c.call("GET", f"/v1/jobs/{job_id}/logs")
+            sys.stdout.write(r.text)
+            start = int(r.headers.get("x-log-offset", "0") or 0)
+            if start > 0:
+                sys.stderr.write(
+                    f"(the last {len(r.content):,} of {r.headers.get('x-log-size')} bytes; "
+                    "--follow streams the whole log)\n"
+                )
             return
         try:
             with c.http.stream("GET", f"/v1/jobs/{job_id}/logs", params={"follow": True}) as r:

@@ -125,6 +125,14 @@ def register(app: typer.Typer) -> None:
                 "processes, each at /services/NAME/v1/completions (docs/serving.md).",
             ),
         ] = None,
+        public_metrics: Annotated[
+            bool,
+            typer.Option(
+                "--public-metrics",
+                help="Show per-tenant series of /metrics (tenant names, queue lengths) without "
+                "a token; by default only an admin token sees them all, a tenant's its own.",
+            ),
+        ] = False,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -149,6 +157,7 @@ def register(app: typer.Typer) -> None:
             checkpoint_dir=checkpoint_dir,
             throughputs=throughputs,
             services=services,
+            public_metrics=public_metrics,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more

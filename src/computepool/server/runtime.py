@@ -40,6 +40,8 @@ class ServeSettings:
     checkpoint_dir: Path | None = None
     #: A workload YAML whose ``services:`` run as (emulated) replicas beside the jobs.
     services: str | None = None
+    #: Per-tenant series of /metrics without a token (default: admin token only).
+    public_metrics: bool = False
 
 
 def is_ray(backend: str) -> bool:
@@ -131,7 +133,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         cluster_factory=factory,
         serving=serving,
     )
-    app = create_app(engine, service, data_dir)
+    app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
     if serving is not None:
         mount_services(app, serving)
     return app
