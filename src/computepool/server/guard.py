@@ -49,7 +49,8 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
         (b"content-security-policy", csp.encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
+        # not no-referrer: under it a browser sends "Origin: null" with same-origin form posts
+        (b"referrer-policy", b"same-origin"),
     ]
 
 
