@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from computepool.server import store
-from computepool.server.auth import principal_for_token
+from computepool.server.auth import TokenLookup
 from computepool.server.db import JobRow
 from computepool.server.db import sessions as make_sessions
 from computepool.server.guard import Guard, store_id_max
@@ -44,11 +44,14 @@ class AppContext:
     #: The largest job id this store can hold (PostgreSQL INTEGER: 2^31-1).
     id_max: int = 2**63 - 1
     _tenant_names: dict[int, str] = field(default_factory=dict)
+    _tokens: TokenLookup | None = None
 
     def principal(self, token: str) -> store.Principal | None:
         """The token's principal, read from the store on every call: a revoked token is
         refused from the next request on, whichever process revoked it."""
-        return principal_for_token(self.engine, token)
+        if self._tokens is None:
+            self._tokens = TokenLookup(self.engine)
+        return self._tokens(token)
 
     def tenant_name(self, tenant_id: int) -> str:
         name = self._tenant_names.get(tenant_id)
@@ -133,6 +136,8 @@ def create_app(
             yield
         finally:
             ctx.writer.close()
+            if ctx._tokens is not None:
+                ctx._tokens.close()
             service.stop()
             engine.dispose()
 

@@ -2,33 +2,79 @@
 
 No cache: a token revoked by ``cpool admin token revoke`` (another process, straight to the
 store) or by ``DELETE /v1/tokens/{id}`` is refused from the very next request. The lookup is
-one indexed query through SQLAlchemy Core (no ORM session): tens of microseconds on SQLite.
+one indexed query on a connection of its own (autocommit, behind a lock: a few tens of
+microseconds on SQLite), so it takes nothing from the pool the request handlers share.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+import threading
+from typing import Any
+
 from sqlalchemy.engine import Engine
 
-from computepool.server.db import TenantRow, TokenRow
 from computepool.server.store import Principal, hash_token
 
-_BY_HASH = (
-    select(TokenRow.id, TokenRow.role, TokenRow.tenant_id, TenantRow.name)
-    .outerjoin(TenantRow, TokenRow.tenant_id == TenantRow.id)
-    .where(TokenRow.token_hash == bindparam("digest"), TokenRow.revoked_at.is_(None))
-)
 #: Longer than any token this server hands out (``cpool_`` + 43 characters).
 TOKEN_MAX = 256
+_SQL = (
+    "SELECT t.id, t.role, t.tenant_id, n.name FROM api_tokens t "
+    "LEFT OUTER JOIN tenants n ON t.tenant_id = n.id "
+    "WHERE t.token_hash = {p} AND t.revoked_at IS NULL"
+)
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
-def principal_for_token(engine: Engine, token: str) -> Principal | None:
-    """The active token's principal, or None (unknown, revoked, or not a token at all)."""
-    if not token or len(token) > TOKEN_MAX or "\x00" in token:
-        return None
-    with engine.connect() as conn:
-        row = conn.execute(_BY_HASH, {"digest": hash_token(token)}).first()
-    if row is None:
-        return None
-    token_id, role, tenant_id, tenant = row
-    return Principal(int(token_id), str(role), tenant_id, tenant)
+class TokenLookup:
+    """The active token's principal, from the store, on one dedicated DBAPI connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        mark = _MARKS.get(engine.dialect.paramstyle)
+        if mark is None:
+            raise ValueError(f"unsupported DBAPI paramstyle {engine.dialect.paramstyle!r}")
+        self.engine, self.sql = engine, _SQL.format(p=mark)
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        proxied = self.engine.raw_connection()
+        proxied.detach()  # ours until closed: never returned to the pool in autocommit
+        driver = proxied.driver_connection
+        if hasattr(driver, "autocommit"):
+            driver.rollback()  # (a pre-ping may have opened one)
+            driver.autocommit = True  # psycopg: no transaction left open between lookups
+        elif hasattr(driver, "isolation_level"):
+            driver.isolation_level = None  # sqlite3: autocommit
+        return proxied
+
+    def __call__(self, token: str) -> Principal | None:
+        if not token or len(token) > TOKEN_MAX or "\x00" in token:
+            return None
+        digest = hash_token(token)
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    cur = self._conn.cursor()
+                    try:
+                        cur.execute(self.sql, (digest,))
+                        row = cur.fetchone()
+                    finally:
+                        cur.close()
+                    break
+                except self.engine.dialect.loaded_dbapi.Error:
+                    self.close()  # a dropped connection: open another, once
+                    if attempt == 2:
+                        raise
+        if row is None:
+            return None
+        token_id, role, tenant_id, tenant = row
+        return Principal(int(token_id), str(role), tenant_id, tenant)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
