@@ -43,15 +43,16 @@ class AppContext:
     public_metrics: bool = False
     #: The largest job id this store can hold (PostgreSQL INTEGER: 2^31-1).
     id_max: int = 2**63 - 1
+    #: Bearer token -> principal, read from the store on every request (no cache).
+    tokens: TokenLookup | None = None
     _tenant_names: dict[int, str] = field(default_factory=dict)
-    _tokens: TokenLookup | None = None
 
     def principal(self, token: str) -> store.Principal | None:
         """The token's principal, read from the store on every call: a revoked token is
         refused from the next request on, whichever process revoked it."""
-        if self._tokens is None:
-            self._tokens = TokenLookup(self.engine)
-        return self._tokens(token)
+        if self.tokens is None:
+            self.tokens = TokenLookup(self.engine)
+        return self.tokens(token)
 
     def tenant_name(self, tenant_id: int) -> str:
         name = self._tenant_names.get(tenant_id)
@@ -125,6 +126,7 @@ def create_app(
         make_sessions(engine),
         Path(data_dir),
         public_metrics=public_metrics,
+        tokens=TokenLookup(engine),
         id_max=store_id_max(engine, JobRow.__table__.c.id),
     )
 
@@ -136,8 +138,8 @@ def create_app(
             yield
         finally:
             ctx.writer.close()
-            if ctx._tokens is not None:
-                ctx._tokens.close()
+            if ctx.tokens is not None:
+                ctx.tokens.close()
             service.stop()
             engine.dispose()
 
