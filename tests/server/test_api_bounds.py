@@ -161,6 +161,13 @@ def test_a_job_at_every_cap_is_accepted(live_sqlite):
     }
     r = live.client.post("/v1/jobs", json=body, headers=a)
     assert r.status_code == 201, r.text[:300]
+    # caps above the default string cap: a long shell line, a long argv item, a long value
+    for body in (
+        {"command": "x" * B.COMMAND_MAX, "env": {"A": "y" * B.ENV_VALUE_MAX}},
+        {"command": ["x" * B.ARGV_ITEM_MAX, "y" * B.ARGV_ITEM_MAX]},
+    ):
+        r = live.client.post("/v1/jobs", json=body, headers=a)
+        assert r.status_code == 201, r.text[:300]
 
 
 def test_a_body_over_the_cap_is_413_declared_or_chunked(live_shared):
