@@ -205,3 +205,21 @@ def test_an_empty_idempotency_key_header_is_refused(acme):
         "/v1/jobs", json={"command": "true"}, headers={**a, "Idempotency-Key": "ok-1"}
     )
     assert r.status_code == 201
+
+
+def test_dashboard_pages_take_hostile_parameters(acme):
+    live, a = acme
+    live.submit(a, command="true")
+    huge = str(10**30)
+    for path, params in [
+        ("/jobs", {"page": huge}),
+        ("/jobs", {"page": "²"}),  # a digit to str.isdigit, not to int()
+        ("/jobs", {"page": "9" * 5000}),
+        ("/jobs", {"status": "x" * 5000, "flavor": "f" * 5000, "q": "%" * 100}),
+        ("/residency", {"page": huge, "outcome": "x"}),
+        ("/usage", {"w": "x" * 100}),
+        ("/", {"w": huge}),
+        (f"/jobs/{2**70}", {}),
+    ]:
+        r = live.client.get(path, params=params, headers=a)
+        assert r.status_code in (200, 404), (path, r.status_code)
