@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -63,8 +64,16 @@ class AppContext:
         return name
 
 
+#: Names pydantic gives the branches of a union in an error's location (not field names).
+_UNION_TAG = re.compile(r"^(constrained-str|str|int|list\[.*\]|function-\w+\[.*\])$")
+
+
 def _field(loc: tuple) -> str:
-    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    parts = [
+        str(x)
+        for x in loc
+        if x not in ("body", "query", "path", "header") and not _UNION_TAG.match(str(x))
+    ]
     return ".".join(parts) or str(loc[-1] if loc else "body")
 
 
