@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -128,3 +129,23 @@ def test_several_workers_prefixed_tails_and_one_chosen(live_sqlite):
     with live.client.stream("GET", url, params={"follow": True}, headers=a) as s:
         followed = sorted("".join(s.iter_text()).splitlines())
     assert followed == lines
+
+
+def test_a_follow_stream_ends_when_its_token_is_revoked(live_sqlite):
+    live = live_sqlite
+    live.tenant("acme")
+    tok = live.client.post("/v1/tenants/acme/tokens", headers=live.admin).json()
+    a = {"Authorization": f"Bearer {tok['token']}"}
+    j = live.submit(a, command="echo started; sleep 30").json()["id"]
+    live.wait_status(a, j, "running")
+    url = f"/v1/jobs/{j}/logs"
+    with live.client.stream("GET", url, params={"follow": True}, headers=a) as s:
+        chunks = s.iter_text()
+        text = next(chunks)
+        while "started" not in text:
+            text += next(chunks)
+        assert live.client.delete(f"/v1/tokens/{tok['id']}", headers=live.admin).status_code == 204
+        t0 = time.monotonic()
+        rest = "".join(chunks)  # ends at the next poll, not when the job does
+    assert time.monotonic() - t0 < 5 and rest == ""
+    assert live.job(live.admin, j)["status"] == "running"
