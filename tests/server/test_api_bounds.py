@@ -223,3 +223,26 @@ def test_dashboard_pages_take_hostile_parameters(acme):
     ]:
         r = live.client.get(path, params=params, headers=a)
         assert r.status_code in (200, 404), (path, r.status_code)
+
+
+def test_the_guard_answers_absurd_content_lengths_itself():
+    import asyncio
+
+    from computepool.server.guard import Guard
+
+    async def app(scope, receive, send):
+        raise AssertionError("the guard should have answered")
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    for length, status in [(b"9" * 5000, 413), (b"12x", 400), (b"-1", 400)]:
+        sent: list = []
+
+        async def send(m, sent=sent):
+            sent.append(m)
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/jobs", "headers": [(b"content-length", length)]}  # fmt: skip
+        asyncio.run(Guard(app)(scope, receive, send))
+        assert sent[0]["status"] == status, length
+        assert (b"x-frame-options", b"DENY") in sent[0]["headers"]

@@ -135,7 +135,7 @@ class Guard:
         if length is not None:
             if not length.isdigit():
                 return _error(400, "content-length", "not a byte count"), receive
-            if int(length) > self.max_body:
+            if len(length) > 15 or int(length) > self.max_body:
                 return self._too_large(), receive
             return None, receive  # the server holds the body to its declared length
         # no length declared (chunked): read at most max_body + 1 bytes, then replay them
