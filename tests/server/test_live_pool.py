@@ -166,7 +166,7 @@ def test_metrics_endpoint(live_sqlite):
     a = live.tenant("acme")
     j = live.submit(a, command="true").json()["id"]
     live.wait_status(a, j, "succeeded")
-    text = live.client.get("/metrics").text
+    text = live.client.get("/metrics", headers=live.admin).text  # per-tenant series: admin
     for name in (
         'cpool_queue_length{tenant="acme"}',
         'cpool_flavor_utilisation{flavor="us-central/V100"}',

@@ -6,6 +6,7 @@ is ``--token`` or ``$CPOOL_TOKEN``.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from computepool.bounds import JOB_FILE_MAX_BYTES
 from computepool.catalog import yaml_lines
 from computepool.cli.common import console, fail
 from computepool.cli.conventions import DEFAULT_URL, TokenOpt, UrlOpt
@@ -78,6 +80,46 @@ def _status(s: str) -> str:
     return status_markup(s)
 
 
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's fields, refused before anything is built from it when it is over
+    ``JOB_FILE_MAX_BYTES`` or uses YAML anchors or aliases (a few lines of aliases can
+    expand to gigabytes: the "billion laughs")."""
+    try:
+        with file.open("rb") as f:
+            raw = f.read(JOB_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > JOB_FILE_MAX_BYTES:
+        raise fail(f"{file}: over {JOB_FILE_MAX_BYTES} bytes; a job file is at most 1 MiB")
+    try:
+        text = raw.decode("utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise fail(
+                    f"{file}: line {line}: YAML anchors and aliases (&name, *name) are not "
+                    "accepted in job files; write the values out"
+                )
+        doc = yaml_lines.load(text, str(file)).data
+    except UnicodeDecodeError:
+        raise fail(f"{file}: not UTF-8 text") from None
+    except yaml_lines.YamlSyntaxError as exc:
+        raise fail(str(exc)) from None
+    except yaml.YAMLError:  # the anchor scan met a syntax error: say it with file and line
+        try:
+            yaml_lines.load(text, str(file))
+        except yaml_lines.YamlSyntaxError as exc:
+            raise fail(str(exc)) from None
+        raise
+    if not isinstance(doc, dict):
+        raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
+    try:
+        json.dumps(doc, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"{file}: a value cannot be sent as JSON ({exc}); quote it") from None
+    return doc
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def submit(
@@ -91,12 +133,7 @@ def register(app: typer.Typer) -> None:
         """Submit a job."""
         if not file.exists():
             raise fail(f"{file}: no such file")
-        try:
-            doc = yaml_lines.read(file).data
-        except yaml_lines.YamlSyntaxError as exc:
-            raise fail(str(exc)) from None
-        if not isinstance(doc, dict):
-            raise fail(f"{file}: expected a mapping of job fields (command, workers, ...)")
+        doc = read_job_file(file)
         headers = {"Idempotency-Key": key} if key else {}
         r = Client(url, token).call("POST", "/v1/jobs", json=doc, headers=headers)
         j = r.json()
@@ -148,7 +185,14 @@ def register(app: typer.Typer) -> None:
         """A job's output (every worker and attempt)."""
         c = Client(url, token, timeout=None if follow else 30.0)
         if not follow:
-            sys.stdout.write(c.call("GET", f"/v1/jobs/{job_id}/logs").text)
+            r = c.call("GET", f"/v1/jobs/{job_id}/logs")
+            sys.stdout.write(r.text)
+            start = int(r.headers.get("x-log-offset", "0") or 0)
+            if start > 0:
+                sys.stderr.write(
+                    f"(the last {len(r.content):,} of {r.headers.get('x-log-size')} bytes; "
+                    "--follow streams the whole log)\n"
+                )
             return
         try:
             with c.http.stream("GET", f"/v1/jobs/{job_id}/logs", params={"follow": True}) as r:

@@ -227,6 +227,14 @@ def register(app: typer.Typer) -> None:
                 "/cpool/datasets/NAME.",
             ),
         ] = None,
+        public_metrics: Annotated[
+            bool,
+            typer.Option(
+                "--public-metrics",
+                help="Show per-tenant series of /metrics (tenant names, queue lengths) without "
+                "a token; by default only an admin token sees them all, a tenant's its own.",
+            ),
+        ] = False,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -263,6 +271,7 @@ def register(app: typer.Typer) -> None:
             sandbox_network=sandbox_network,
             sandbox_read_only=tuple(sandbox_ro or ()),
             sandbox_datasets=tuple(_dataset(d) for d in sandbox_dataset or ()),
+            public_metrics=public_metrics,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more

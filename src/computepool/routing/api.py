@@ -14,55 +14,57 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from computepool import bounds as B
 from computepool.admission.approvals import Approval, TimeBase, parse_approvals
 from computepool.admission.residency import ResidencyCheck
 from computepool.admission.rulebook import Rulebook, RulebookError
+from computepool.bounds import BoundedModel
 from computepool.model.job import Dataset
 from computepool.routing.latency import LatencyModel, Request, route
 
+Short = Annotated[str, Field(max_length=B.SHORT_MAX)]
+Name = Annotated[str, Field(max_length=B.NAME_MAX)]
 
-class DatasetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = "request"
-    data_class: str = "general"
-    origin: str = ""
-    stored_in: str = ""
-    size_gb: float = Field(0.0, ge=0)
-    persons: int | None = Field(None, ge=0)
+
+class DatasetIn(BoundedModel):
+    name: Name = "request"
+    data_class: Short = "general"
+    origin: Short = ""
+    stored_in: Short = ""
+    size_gb: float = Field(0.0, ge=0, le=B.SIZE_GB_MAX)
+    persons: int | None = Field(None, ge=0, le=B.PERSONS_MAX)
     anonymised: bool = False
-    handler: str = ""
+    handler: Name = ""
 
 
-class RouteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    source: str = Field(description="site name or 'LAT,LON[,JURISDICTION]'")
-    deadline_ms: float = Field(gt=0)
-    work_h100_ms: float = Field(gt=0)
-    network: str = "5g"
-    data: list[DatasetIn] = []
-    stacks: list[str] = []
+class RouteIn(BoundedModel):
+    source: str = Field(max_length=256, description="site name or 'LAT,LON[,JURISDICTION]'")
+    deadline_ms: float = Field(gt=0, le=1e9)
+    work_h100_ms: float = Field(gt=0, le=1e12)
+    network: Short = "5g"
+    data: list[DatasetIn] = Field([], max_length=B.DATASETS_MAX)
+    stacks: list[Short] = Field([], max_length=B.STACKS_MAX)
     prefer: Literal["latency", "cost"] = "latency"
 
 
-class ApprovalIn(BaseModel):
+class ApprovalIn(BoundedModel):
     """An approval on record: kind, scope (``*`` = any), validity (ISO dates or times)."""
 
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=128)
-    kind: str
-    handler: str = "*"
-    origin: str = "*"
-    data_class: str = "*"
-    to: list[str] = ["*"]
-    datasets: list[str] = []
+    id: str = Field(min_length=1, max_length=B.NAME_MAX)
+    kind: Short
+    handler: Name = "*"
+    origin: Short = "*"
+    data_class: Short = "*"
+    to: list[Short] = Field(["*"], max_length=64)
+    datasets: list[Name] = Field([], max_length=1024)
     valid_from: datetime | None = None
     expires: datetime | None = None
-    note: str = ""
+    note: str = Field("", max_length=B.STR_MAX)
 
 
 class FieldError(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,11 +16,12 @@ from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from computepool.server import store
+from computepool.server.auth import TokenLookup
+from computepool.server.db import JobRow
 from computepool.server.db import sessions as make_sessions
+from computepool.server.guard import Guard, store_id_max
 from computepool.server.service import LiveService
 from computepool.server.writer import SubmissionWriter
-
-AUTH_CACHE_SECONDS = 5.0
 
 
 class ApiError(Exception):
@@ -38,26 +39,21 @@ class AppContext:
     sessions: sessionmaker
     data_dir: Path
     writer: SubmissionWriter | None = None
-    _auth: dict[str, tuple[store.Principal, float]] = field(default_factory=dict)
+    #: Per-tenant series of /metrics to anyone (else: an admin token sees all of them, a
+    #: tenant's token its own, no token only the pool-wide ones).
+    public_metrics: bool = False
+    #: The largest job id this store can hold (PostgreSQL INTEGER: 2^31-1).
+    id_max: int = 2**63 - 1
+    #: Bearer token -> principal, read from the store on every request (no cache).
+    tokens: TokenLookup | None = None
     _tenant_names: dict[int, str] = field(default_factory=dict)
 
     def principal(self, token: str) -> store.Principal | None:
-        hit = self._auth.get(token)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with self.sessions() as s:
-            p = store.principal_for(s, token)
-        if p is None:
-            self._auth.pop(token, None)
-            return None
-        if len(self._auth) > 10_000:
-            self._auth.clear()
-        self._auth[token] = (p, now + AUTH_CACHE_SECONDS)
-        return p
-
-    def forget_tokens(self) -> None:
-        self._auth.clear()
+        """The token's principal, read from the store on every call: a revoked token is
+        refused from the next request on, whichever process revoked it."""
+        if self.tokens is None:
+            self.tokens = TokenLookup(self.engine)
+        return self.tokens(token)
 
     def tenant_name(self, tenant_id: int) -> str:
         name = self._tenant_names.get(tenant_id)
@@ -68,8 +64,16 @@ class AppContext:
         return name
 
 
+#: Names pydantic gives the branches of a union in an error's location (not field names).
+_UNION_TAG = re.compile(r"^(constrained-str|str|int|list\[.*\]|function-\w+\[.*\])$")
+
+
 def _field(loc: tuple) -> str:
-    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    parts = [
+        str(x)
+        for x in loc
+        if x not in ("body", "query", "path", "header") and not _UNION_TAG.match(str(x))
+    ]
     return ".".join(parts) or str(loc[-1] if loc else "body")
 
 
@@ -101,11 +105,39 @@ def install_errors(app: FastAPI) -> None:
         )
 
 
-def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
-    """The REST API over a store and a live service; the service starts with the app."""
-    from computepool.server import routes_admin, routes_jobs, routes_residency, ui
+class GuardedApp(FastAPI):
+    """FastAPI with ``Guard`` outermost: its headers go on every answer, a 500 included."""
 
-    ctx = AppContext(engine, service, make_sessions(engine), Path(data_dir))
+    def build_middleware_stack(self):  # noqa: ANN201 - Starlette's ASGI app type
+        return Guard(super().build_middleware_stack())
+
+
+def metrics_scope(ctx: AppContext, request: Request) -> str | bool:
+    """Which per-tenant series a /metrics caller sees: True all, False none, or one tenant."""
+    if ctx.public_metrics:
+        return True
+    auth = request.headers.get("authorization", "")
+    p = ctx.principal(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+    if p is None:
+        return False
+    return True if p.is_admin else (p.tenant or False)
+
+
+def create_app(
+    engine: Engine, service: LiveService, data_dir: Path, public_metrics: bool = False
+) -> FastAPI:
+    """The REST API over a store and a live service; the service starts with the app."""
+    from computepool.server import routes_admin, routes_jobs, routes_logs, routes_residency, ui
+
+    ctx = AppContext(
+        engine,
+        service,
+        make_sessions(engine),
+        Path(data_dir),
+        public_metrics=public_metrics,
+        tokens=TokenLookup(engine),
+        id_max=store_id_max(engine, JobRow.__table__.c.id),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -115,10 +147,12 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
             yield
         finally:
             ctx.writer.close()
+            if ctx.tokens is not None:
+                ctx.tokens.close()
             service.stop()
             engine.dispose()
 
-    app = FastAPI(
+    app = GuardedApp(
         title="computepool",
         version="0.1.0",
         description="Live control plane of a heterogeneous accelerator pool: submit jobs, "
@@ -128,6 +162,7 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
     app.state.ctx = ctx
     install_errors(app)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_logs.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_residency.router)
     ui.install(app)  # the web dashboard at /
@@ -137,9 +172,12 @@ def create_app(engine: Engine, service: LiveService, data_dir: Path) -> FastAPI:
         return {"ok": True, "rounds": service.rounds, "sandbox": service.sandbox_public()}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics. Per-tenant series: all to an admin token, a tenant's own to its
+        token, none without one (unless the server runs with ``--public-metrics``)."""
         return Response(
-            service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+            service.metrics.render(metrics_scope(ctx, request)),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
     return app

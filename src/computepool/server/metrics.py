@@ -1,4 +1,9 @@
-"""Prometheus metrics of the live pool, in a registry of its own (no global state)."""
+"""Prometheus metrics of the live pool, in registries of its own (no global state).
+
+Series labelled with a tenant's name are kept in a registry of their own, so ``/metrics``
+can leave them out for a caller who may not see other tenants (``render(scope)``); the
+pool-wide series (queue length, jobs running, submissions in all) are public.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
+from prometheus_client.metrics_core import Metric
 
 if TYPE_CHECKING:
     from computepool.server.live_io import Event
@@ -22,15 +28,21 @@ class Metrics:
         #: Accelerators busy per flavor after the last round (read by the API).
         self.busy_now: dict[str, int] = {}
         self.registry = r = CollectorRegistry()
+        #: Series labelled with a tenant (shown only to callers who may see that tenant).
+        self.tenant_registry = t = CollectorRegistry()
         self.queued = Gauge(
             "cpool_queue_length",
             "Jobs waiting for accelerators, per tenant",
             ["tenant"],
-            registry=r,
+            registry=t,
         )
         self.running = Gauge(
-            "cpool_jobs_running", "Jobs running, per tenant", ["tenant"], registry=r
+            "cpool_jobs_running", "Jobs running, per tenant", ["tenant"], registry=t
         )
+        self.queued_all = Gauge(
+            "cpool_pool_queue_length", "Jobs waiting for accelerators, all tenants", registry=r
+        )
+        self.running_all = Gauge("cpool_pool_jobs_running", "Jobs running, all tenants", registry=r)
         self.busy = Gauge(
             "cpool_flavor_busy_accelerators",
             "Accelerators held by running jobs",
@@ -57,8 +69,15 @@ class Metrics:
         )
         self.events = PromCounter("cpool_job_events", "Job lifecycle events", ["kind"], registry=r)
         self.submissions = PromCounter(
-            "cpool_submissions", "Jobs accepted by the API", ["tenant"], registry=r
+            "cpool_submissions", "Jobs accepted by the API", ["tenant"], registry=t
         )
+        self.submissions_all = PromCounter(
+            "cpool_pool_submissions", "Jobs accepted by the API, all tenants", registry=r
+        )
+
+    def submitted(self, tenant: str) -> None:
+        self.submissions.labels(tenant).inc()
+        self.submissions_all.inc()
 
     def observe_round(self, svc: LiveService, seconds: float, events: list[Event]) -> None:
         self.round.observe(seconds)
@@ -77,6 +96,8 @@ class Metrics:
         for i, name in enumerate(w.tenants):
             self.queued.labels(name).set(int(q[i]))
             self.running.labels(name).set(int(rn[i]))
+        self.queued_all.set(int(np.sum(q)))
+        self.running_all.set(int(np.sum(rn)))
         F = len(svc.pool.flavors)
         sf = w.scale_factor[a.job[run]] if run.any() else np.zeros(0)
         used = np.bincount(a.running[run], weights=sf, minlength=F) if run.any() else np.zeros(F)
@@ -85,5 +106,25 @@ class Metrics:
             self.busy.labels(flavor.name).set(float(used[f]))
             self.util.labels(flavor.name).set(float(used[f]) / max(int(svc.pool.capacity[f]), 1))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, tenants: bool | str = True) -> bytes:
+        """The exposition text: pool-wide series, and per-tenant ones for ``tenants``: True
+        all, False none, a name only that tenant's."""
+        text = generate_latest(self.registry)
+        if tenants is True:
+            return text + generate_latest(self.tenant_registry)
+        if tenants:
+            return text + generate_latest(OneTenant(self.tenant_registry, tenants))
+        return text
+
+
+class OneTenant:
+    """A registry's series narrowed to one tenant's label (a collector for ``generate_latest``)."""
+
+    def __init__(self, registry: CollectorRegistry, tenant: str) -> None:
+        self.registry, self.tenant = registry, tenant
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        for m in self.registry.collect():
+            out = Metric(m.name, m.documentation, m.type, m.unit)
+            out.samples = [x for x in m.samples if x.labels.get("tenant") == self.tenant]
+            yield out

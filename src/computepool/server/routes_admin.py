@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 
+from computepool.bounds import ID_MAX
 from computepool.server import store
 from computepool.server.app import ApiError
 from computepool.server.db import AuditRow
@@ -89,7 +90,9 @@ def list_tenants(request: Request, _caller: Admin) -> list[TenantOut]:
 
 
 @router.post("/tenants/{name}/tokens", status_code=201, response_model=TokenOut, tags=["admin"])
-def new_token(name: str, request: Request, caller: Admin) -> TokenOut:
+def new_token(
+    name: Annotated[str, Path(max_length=64)], request: Request, caller: Admin
+) -> TokenOut:
     """A new bearer token for a tenant (shown once)."""
     ctx = ctx_of(request)
     with ctx.sessions() as s:
@@ -102,13 +105,15 @@ def new_token(name: str, request: Request, caller: Admin) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["admin"])
-def revoke(token_id: int, request: Request, caller: Admin) -> Response:
+def revoke(
+    token_id: Annotated[int, Path(ge=1, le=ID_MAX)], request: Request, caller: Admin
+) -> Response:
+    """Revoke a token: refused from the next request on (tokens are not cached)."""
     ctx = ctx_of(request)
     with ctx.sessions() as s:
-        if not store.revoke_token(s, token_id, caller.actor):
+        if token_id > ctx.id_max or not store.revoke_token(s, token_id, caller.actor):
             raise ApiError(404, "token_id", f"no active token {token_id}")
         s.commit()
-    ctx.forget_tokens()
     return Response(status_code=204)
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy import select
 
+from computepool.bounds import ID_MAX
 from computepool.server import ledger, store, tenancy
 from computepool.server.app import ApiError, AppContext
 from computepool.server.budget import BudgetExceeded, dearest_price
-from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
+from computepool.server.db import ACTIVE, FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.schemas import (
     AllocationOut,
     ErrorOut,
@@ -27,6 +26,7 @@ from computepool.server.schemas import (
     JobSpec,
     UsageOut,
     UsageRow,
+    idempotency_key_error,
     iso,
 )
 from computepool.server.validation import submission_errors
@@ -39,6 +39,11 @@ ERRORS = {
     422: {"model": ErrorOut},
 }
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=ERRORS)
+JobId = Annotated[int, Path(ge=1, le=ID_MAX, description="A job's id.")]
+#: Ids given as a cursor (``before``): the same range.
+Cursor = Annotated[int | None, Query(ge=1, le=ID_MAX)]
+Tenant = Annotated[str | None, Query(max_length=64)]
+STATUSES = (*ACTIVE, *FINAL)
 
 
 def ctx_of(request: Request) -> AppContext:
@@ -48,7 +53,7 @@ def ctx_of(request: Request) -> AppContext:
 async def principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> store.Principal:
-    """The caller behind the bearer token (cached for a few seconds; async: no thread hop)."""
+    """The caller behind the bearer token (checked against the store on every request)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "authorization", "missing 'Authorization: Bearer <token>' header")
     p = ctx_of(request).principal(authorization[7:].strip())
@@ -86,12 +91,15 @@ async def submit(
     spec: JobSpec,
     request: Request,
     caller: Caller,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Submit a job. With an idempotency key (header or body), a retry returns the same job."""
     ctx = ctx_of(request)
     if caller.tenant_id is None:
         raise ApiError(403, "authorization", "admin tokens own no jobs; use a tenant's token")
+    why = None if idempotency_key is None else idempotency_key_error(idempotency_key)
+    if why:
+        raise ApiError(422, "Idempotency-Key", f"header {why}")
     key = idempotency_key or spec.idempotency_key
     if idempotency_key and spec.idempotency_key and idempotency_key != spec.idempotency_key:
         raise ApiError(422, "idempotency_key", "differs from the Idempotency-Key header")
@@ -120,7 +128,7 @@ async def submit(
     except BudgetExceeded as exc:
         raise ApiError(exc.status, exc.field, exc.reason) from None
     if created:
-        ctx.service.metrics.submissions.labels(caller.tenant or "").inc()
+        ctx.service.metrics.submitted(caller.tenant or "")
         ctx.service.wake()
     # the hot path: serialise once (returning the model would validate it a second time)
     return Response(
@@ -142,13 +150,18 @@ def _audit_refusal(
 def jobs(
     request: Request,
     caller: Caller,
-    status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI query list
-    tenant: str | None = None,
+    status: Annotated[list[str], Query(max_length=len(STATUSES))] = [],  # noqa: B006
+    tenant: Tenant = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: int | None = None,
+    before: Cursor = None,
 ) -> JobList:
     """Jobs, newest first: the caller's tenant's own (an admin may pass ``tenant``)."""
     ctx = ctx_of(request)
+    unknown = [x for x in status if x not in STATUSES]
+    if unknown:
+        raise ApiError(422, "status", f"unknown status; use any of {', '.join(STATUSES)}")
+    if before is not None and before > ctx.id_max:
+        before = None  # every id this store can hold is smaller
     tenant_id = None
     with ctx.sessions() as s:
         if tenant is not None:
@@ -162,7 +175,9 @@ def jobs(
     return JobList(jobs=[job_out(ctx, r) for r in rows])
 
 
-def _visible(ctx: AppContext, caller: store.Principal, job_id: int) -> JobRow:
+def visible_or_404(ctx: AppContext, caller: store.Principal, job_id: int) -> JobRow:
+    if job_id > ctx.id_max:  # beyond what the store's id column holds: no such job
+        raise ApiError(404, "id", f"no job {job_id}")
     with ctx.sessions() as s:
         row = store.visible_job(s, caller, job_id)
     if row is None:
@@ -171,10 +186,10 @@ def _visible(ctx: AppContext, caller: store.Principal, job_id: int) -> JobRow:
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail)
-def job(job_id: int, request: Request, caller: Caller) -> JobDetail:
+def job(job_id: JobId, request: Request, caller: Caller) -> JobDetail:
     """One job with its lifecycle events and placement intervals."""
     ctx = ctx_of(request)
-    row = _visible(ctx, caller, job_id)
+    row = visible_or_404(ctx, caller, job_id)
     with ctx.sessions() as s:
         events = s.scalars(
             select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
@@ -202,11 +217,11 @@ def job(job_id: int, request: Request, caller: Caller) -> JobDetail:
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut)
-def cancel(job_id: int, request: Request, caller: Caller) -> JobOut:
+def cancel(job_id: JobId, request: Request, caller: Caller) -> JobOut:
     """Ask for a job to be cancelled; its workers get SIGTERM, then SIGKILL after the grace."""
     ctx = ctx_of(request)
     with ctx.sessions() as s:
-        row = store.visible_job(s, caller, job_id)
+        row = None if job_id > ctx.id_max else store.visible_job(s, caller, job_id)
         if row is None:
             raise ApiError(404, "id", f"no job {job_id}")
         if row.status in FINAL:
@@ -216,57 +231,6 @@ def cancel(job_id: int, request: Request, caller: Caller) -> JobOut:
         s.commit()
     ctx.service.wake()
     return job_out(ctx, row)
-
-
-def _log_text(ctx: AppContext, job_id: int, offsets: dict) -> str:
-    files = ctx.service.cluster.log_files(str(job_id))
-    parts = []
-    for attempt, rank, path in files:
-        start = offsets.get(path, 0)
-        try:
-            with open(path, "rb") as f:
-                f.seek(start)
-                data = f.read()
-        except OSError:
-            continue
-        if len(files) > 1:
-            # only whole lines, each prefixed with where it came from
-            cut = data.rfind(b"\n") + 1
-            data = data[:cut]
-            text = data.decode(errors="replace")
-            text = "".join(f"[attempt {attempt} rank {rank}] {ln}\n" for ln in text.splitlines())
-        else:
-            text = data.decode(errors="replace")
-        offsets[path] = start + len(data)
-        parts.append(text)
-    return "".join(parts)
-
-
-@router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
-async def logs(job_id: int, request: Request, caller: Caller, follow: bool = False) -> Response:
-    """The job's output (stdout and stderr of every worker and attempt); ``follow`` streams."""
-    ctx = ctx_of(request)
-    _visible(ctx, caller, job_id)
-    offsets: dict = {}
-    if not follow:
-        return PlainTextResponse(_log_text(ctx, job_id, offsets))
-
-    async def stream() -> AsyncIterator[bytes]:
-        while True:
-            chunk = _log_text(ctx, job_id, offsets)
-            if chunk:
-                yield chunk.encode()
-            row = _visible(ctx, caller, job_id)
-            if row.status in FINAL:
-                rest = _log_text(ctx, job_id, offsets)
-                if rest:
-                    yield rest.encode()
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(0.3)
-
-    return StreamingResponse(stream(), media_type="text/plain")
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -289,7 +253,10 @@ def parse_since(text: str | None, now: float) -> float | None:
 
 @router.get("/usage", response_model=UsageOut)
 def usage(
-    request: Request, caller: Caller, tenant: str | None = None, since: str | None = None
+    request: Request,
+    caller: Caller,
+    tenant: Tenant = None,
+    since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> UsageOut:
     """Accelerator-hours, energy, cost and carbon per tenant and flavor (a tenant: its own)."""
     ctx = ctx_of(request)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import String, cast, literal, select
 
 from computepool.admission.residency import ResidencyCheck
+from computepool.bounds import ID_MAX, NAME_MAX
 from computepool.routing.api import (
     ApprovalIn,
     FieldError,
@@ -77,12 +78,12 @@ def _job_target():
 def audit(
     request: Request,
     caller: Caller,
-    job: int | None = None,
-    tenant: str | None = None,
-    rule: str | None = None,
-    outcome: str | None = None,
+    job: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    rule: Annotated[str | None, Query(max_length=NAME_MAX)] = None,
+    outcome: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> list[dict[str, Any]]:
     """Residency decisions, oldest first (the newest ``limit``; ``before``: records with a
     smaller ``seq``). A tenant sees only those of its own jobs."""
@@ -107,7 +108,7 @@ def audit(
             q = q.where(AuditRow.target == f"job{job}")
         if outcome is not None:
             q = q.where(AuditRow.action == f"residency.{outcome}")
-        if before is not None:
+        if before is not None and before <= ctx.id_max:  # else: every id is smaller
             q = q.where(AuditRow.id < before)
         out: list[dict[str, Any]] = []
         cursor = None
@@ -173,7 +174,9 @@ def add_approval(body: ApprovalIn, request: Request, caller: Admin) -> dict[str,
 
 
 @router.delete("/approvals/{approval_id}")
-def revoke_approval(approval_id: str, request: Request, caller: Admin) -> dict[str, Any]:
+def revoke_approval(
+    approval_id: Annotated[str, Path(max_length=NAME_MAX)], request: Request, caller: Admin
+) -> dict[str, Any]:
     """Revoke an approval now (it stays on record): jobs that needed it are no longer started
     where it allowed them, and queued jobs left with no legal region are rejected."""
     ctx, check = ctx_of(request), check_of(request)

@@ -56,6 +56,8 @@ class ServeSettings:
     sandbox_read_only: tuple[str, ...] = ()
     #: Shared datasets (name, host directory) a job that lists them sees read-only.
     sandbox_datasets: tuple[tuple[str, str], ...] = ()
+    #: Per-tenant series of /metrics without a token (default: admin token only).
+    public_metrics: bool = False
 
 
 def is_ray(backend: str) -> bool:
@@ -190,7 +192,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         serving=serving,
         sandbox=sandbox,
     )
-    app = create_app(engine, service, data_dir)
+    app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
     if serving is not None:
         mount_services(app, serving)
     # one writer per store: taken when the service starts (``cpool serve``: before uvicorn)

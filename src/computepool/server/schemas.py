@@ -6,62 +6,87 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from computepool import bounds as B
+from computepool.bounds import BoundedModel
 from computepool.model.accelerator import STACKS
 from computepool.model.job import JobKind
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-Name = Annotated[str, Field(max_length=128)]
+Name = Annotated[str, Field(max_length=B.NAME_MAX)]
+Short = Annotated[str, Field(max_length=B.SHORT_MAX)]
+Shell = Annotated[str, Field(max_length=B.COMMAND_MAX)]
+Argv = Annotated[
+    list[Annotated[str, Field(max_length=B.ARGV_ITEM_MAX)]],
+    Field(min_length=1, max_length=B.ARGV_MAX_ITEMS),
+]
+EnvName = Annotated[str, Field(max_length=B.ENV_NAME_MAX)]
+EnvValue = Annotated[str, Field(max_length=B.ENV_VALUE_MAX)]
 
 
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def idempotency_key_error(key: str) -> str | None:
+    """Why ``key`` is not a usable idempotency key (header or body), or None."""
+    if not key.strip():
+        return "must not be empty"
+    if len(key) > B.IDEMPOTENCY_KEY_MAX:
+        return f"must be at most {B.IDEMPOTENCY_KEY_MAX} characters"
+    if _CONTROL.search(key):
+        return "must not contain control characters"
+    return B.bad_char(key)
+
+
+class DatasetSpec(BoundedModel):
     name: Name
-    data_class: str = "general"
-    origin: str = ""
-    stored_in: str = ""
-    size_gb: float = Field(0.0, ge=0)
-    persons: int | None = Field(None, ge=0)
+    data_class: Short = "general"
+    origin: Short = ""
+    stored_in: Short = ""
+    size_gb: float = Field(0.0, ge=0, le=B.SIZE_GB_MAX)
+    persons: int | None = Field(None, ge=0, le=B.PERSONS_MAX)
     anonymised: bool = False
     handler: str = Field(
-        "", max_length=128, description="Data controller (e.g. the automaker): approvals and "
-        "per-year person counters are kept per handler.",
+        "", max_length=B.NAME_MAX, description="Data controller (e.g. the automaker): approvals "
+        "and per-year person counters are kept per handler.",
     )  # fmt: skip
 
 
-class WorkerLimits(BaseModel):
+class WorkerLimits(BoundedModel):
     """Per-worker limits a job asks for (enforced with cgroup v2 or rlimits: see
     docs/security.md); the pool's own limits cap them."""
 
-    model_config = ConfigDict(extra="forbid")
     memory_gib: float | None = Field(None, gt=0, le=65536, description="Address space.")
     cpu_seconds: int | None = Field(None, ge=1, le=10**9, description="CPU time per process.")
     pids: int | None = Field(None, ge=1, le=1 << 22, description="Processes of the tenant.")
     file_size_gib: float | None = Field(None, gt=0, le=1 << 20, description="Largest file.")
 
 
-class JobSpec(BaseModel):
+class JobSpec(BoundedModel):
     """A job as a tenant submits it (``cpool submit JOB.yaml`` sends this)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     name: Name = ""
-    command: str | list[str] = Field(
+    command: Shell | Argv = Field(
         description="A shell command line (run with /bin/sh -c) or an argv list."
     )
     workers: int = Field(1, ge=1, le=4096)
     accelerators_per_worker: int = Field(1, ge=1, le=64)
-    accelerator_types: list[str] = Field(
-        default_factory=list, description="Accelerator types the job may use; empty: any."
+    accelerator_types: list[Short] = Field(
+        default_factory=list,
+        max_length=B.ACCELERATOR_TYPES_MAX,
+        description="Accelerator types the job may use; empty: any.",
     )
-    stacks: list[str] = Field(default_factory=list, description=f"Any of {', '.join(STACKS)}.")
+    stacks: list[Short] = Field(
+        default_factory=list, max_length=B.STACKS_MAX, description=f"Any of {', '.join(STACKS)}."
+    )
     kind: JobKind = JobKind.TRAIN
-    job_type: str = Field("generic", max_length=64)
+    job_type: Short = "generic"
     work: float = Field(
-        3600.0, gt=0, description="Estimated work (H100-seconds for the generic job type)."
+        3600.0,
+        gt=0,
+        le=B.WORK_MAX,
+        description="Estimated work (H100-seconds for the generic job type).",
     )
     priority: int = Field(0, ge=-1000, le=1000)
     max_hours: float | None = Field(
@@ -70,12 +95,19 @@ class JobSpec(BaseModel):
         "tenant's; a tenant with a budget reserves accelerators x max_hours at submission.",
     )  # fmt: skip
     weight: float = Field(1.0, gt=0, le=1000)
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = Field(None, max_length=4096)
-    datasets: list[DatasetSpec] = Field(default_factory=list)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=B.ENV_MAX_VARS)
+    workdir: str | None = Field(
+        None,
+        max_length=B.WORKDIR_MAX_BYTES,
+        description="Absolute path the workers start in (checked to exist when the job starts).",
+    )
+    datasets: list[DatasetSpec] = Field(default_factory=list, max_length=B.DATASETS_MAX)
     limits: WorkerLimits | None = None
     idempotency_key: str | None = Field(
-        None, min_length=1, max_length=128, description="Or the Idempotency-Key header."
+        None,
+        min_length=1,
+        max_length=B.IDEMPOTENCY_KEY_MAX,
+        description="Or the Idempotency-Key header.",
     )
 
     @field_validator("command")
@@ -83,8 +115,19 @@ class JobSpec(BaseModel):
     def _command(cls, v: str | list[str]) -> str | list[str]:
         if isinstance(v, str) and not v.strip():
             raise ValueError("must not be empty")
-        if isinstance(v, list) and (not v or not all(isinstance(a, str) and a for a in v)):
-            raise ValueError("must be a non-empty list of non-empty strings")
+        if isinstance(v, list):
+            if not all(v):
+                raise ValueError("must be a non-empty list of non-empty strings")
+            if sum(len(a) for a in v) > B.COMMAND_MAX:
+                raise ValueError(f"argv items must total at most {B.COMMAND_MAX} characters")
+        return v
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        why = None if v is None else idempotency_key_error(v)
+        if why:
+            raise ValueError(why)
         return v
 
     @field_validator("stacks")
@@ -103,13 +146,16 @@ class JobSpec(BaseModel):
                 raise ValueError(f"{k!r} is not a valid environment variable name")
             if k.startswith("CPOOL_"):
                 raise ValueError(f"{k!r}: CPOOL_* variables are set by the pool")
+        if sum(len(k) + len(x) for k, x in v.items()) > B.ENV_TOTAL_MAX:
+            raise ValueError(f"names and values must total at most {B.ENV_TOTAL_MAX} characters")
         return v
 
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith("/"):
-            raise ValueError("must be an absolute path")
+        why = None if v is None else B.workdir_error(v)
+        if why:
+            raise ValueError(why)
         return v
 
     @property
@@ -188,23 +234,23 @@ class UsageOut(BaseModel):
     total: UsageRow
 
 
-class QuotaIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    nominal: float = Field(0.0, ge=0)
-    borrowing_limit: float | None = Field(None, ge=0)
-    lending_limit: float | None = Field(None, ge=0)
+class QuotaIn(BoundedModel):
+    nominal: float = Field(0.0, ge=0, le=B.QUOTA_MAX)
+    borrowing_limit: float | None = Field(None, ge=0, le=B.QUOTA_MAX)
+    lending_limit: float | None = Field(None, ge=0, le=B.QUOTA_MAX)
 
 
-class TenantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
+class TenantIn(BoundedModel):
+    name: Short
     weight: float = Field(1.0, gt=0, le=1000)
-    cohort: str = Field("", max_length=64)
-    quotas: dict[str, QuotaIn] = Field(
-        default_factory=dict, description="Flavor (region/accel), accelerator type, or '*'."
+    cohort: Short = ""
+    quotas: dict[Name, QuotaIn] = Field(
+        default_factory=dict,
+        max_length=B.QUOTA_KEYS_MAX,
+        description="Flavor (region/accel), accelerator type, or '*'.",
     )
-    budget_accel_hours: float | None = Field(None, ge=0)
-    budget_usd: float | None = Field(None, ge=0)
+    budget_accel_hours: float | None = Field(None, ge=0, le=B.MONEY_MAX)
+    budget_usd: float | None = Field(None, ge=0, le=B.MONEY_MAX)
 
     # isolation and limits (docs/security-store.md)
     default_max_hours: float | None = Field(

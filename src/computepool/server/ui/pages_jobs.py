@@ -25,6 +25,7 @@ from computepool.server.ui.views import (
     duration,
     e,
     link,
+    page_of,
     pager,
     pill,
     rows_table,
@@ -148,9 +149,7 @@ def jobs_page(
         flavor=params.get("flavor", ""),
         name=params.get("q", ""),
     )
-    page = max(
-        int(params.get("page", "1") or 1) if str(params.get("page", "1")).isdigit() else 1, 1
-    )
+    page = page_of(params)
     rows, total = Q.jobs_page(s, f, PER_PAGE, (page - 1) * PER_PAGE)
     states = tenant_states(s, pool, over_budget, names)
     out = []
@@ -366,11 +365,7 @@ def _residency_cells(r: Mapping, now: float, tenant: str = "") -> list[str]:
 
 def residency_page(s: Session, viewer: Viewer, params: Mapping[str, str], now: float) -> Page:
     outcome = params.get("outcome", "") if params.get("outcome") in ("allowed", "rejected") else ""
-    page = (
-        int(params["page"])
-        if str(params.get("page", "")).isdigit() and int(params["page"]) > 0
-        else 1
-    )
+    page = page_of(params)
     recs, total, counts = Q.residency_page(
         s, viewer.scope, PER_PAGE, (page - 1) * PER_PAGE, outcome
     )

@@ -13,11 +13,10 @@ import dataclasses
 import json
 import time
 from importlib import resources
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -27,6 +26,8 @@ from fastapi.responses import (
 )
 from pydantic import ValidationError
 
+from computepool.bounds import ID_MAX
+from computepool.server import log_view as lv
 from computepool.server import routes_jobs
 from computepool.server.app import ApiError, AppContext
 from computepool.server.schemas import JobSpec
@@ -103,9 +104,12 @@ def _answer(request: Request, page: Page, who: Viewer) -> Response:
 
 
 def _same_origin(request: Request) -> None:
-    """Forms post with the cookie: refuse a post whose Origin is another site."""
+    """Forms post with the cookie: refuse a post from another site, or from an opaque origin
+    (``Origin: null``: a sandboxed frame, a ``data:`` page, some redirects)."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc != request.url.netloc):
+        raise ApiError(403, "origin", "cross-site form posts are refused")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise ApiError(403, "origin", "cross-site form posts are refused")
 
 
@@ -178,27 +182,20 @@ def jobs(request: Request, who: Who) -> Response:
 
 def _tail(paths: list[tuple[int, int, str]]) -> str:
     """The last bytes of each worker's log (prefixed when there are several)."""
-    parts = []
-    for attempt, rank, path in paths:
-        try:
-            p = Path(path)
-            size = p.stat().st_size
-            with p.open("rb") as f:
-                f.seek(max(size - LOG_TAIL_BYTES, 0))
-                text = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if len(paths) > 1:
-            text = "".join(f"[attempt {attempt} rank {rank}] {ln}\n" for ln in text.splitlines())
-        parts.append(text)
-    return "".join(parts)[-LOG_TAIL_BYTES:]
+    files = lv.log_files(paths, None, None)
+    if len(files) == 1:
+        size = lv.size_of(files[0].path)
+        chunks = lv.read_range(files[0].path, max(size - LOG_TAIL_BYTES, 0), size)
+    else:
+        chunks = lv.tails(files, LOG_TAIL_BYTES)
+    return b"".join(chunks)[-LOG_TAIL_BYTES:].decode(errors="replace")
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job(job_id: int, request: Request, who: Who) -> Response:
     ctx = _ctx(request)
     with ctx.sessions() as s:
-        row = s.get(Q.JobRow, job_id)
+        row = s.get(Q.JobRow, job_id) if 1 <= job_id <= ctx.id_max else None
         if row is None or not who.owns(row.tenant_id):
             return HTMLResponse(
                 render_page(
@@ -296,7 +293,7 @@ async def submit(request: Request, who: Who) -> Response:
 
 
 @router.post("/ui/jobs/{job_id}/cancel")
-def cancel(job_id: int, request: Request, who: Who) -> Response:
+def cancel(job_id: Annotated[int, Path(ge=1, le=ID_MAX)], request: Request, who: Who) -> Response:
     _same_origin(request)
     try:
         routes_jobs.cancel(job_id, request, _principal(request))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -120,6 +120,18 @@ def rows_table(
     if not body:
         body = f"<tr><td class='l muted' colspan='{len(headers)}'>nothing here yet</td></tr>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+#: Pages of a listing a URL may ask for (beyond: the last one is empty anyway).
+MAX_PAGE = 1_000_000
+
+
+def page_of(params: Mapping[str, str]) -> int:
+    """The ``page`` parameter as 1..MAX_PAGE (anything else: 1)."""
+    text = str(params.get("page", "") or "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 7):
+        return 1
+    return min(max(int(text), 1), MAX_PAGE)
 
 
 def link(path: str, params: dict[str, object], **change: object) -> str:
