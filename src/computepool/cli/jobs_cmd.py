@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import yaml
 
 from computepool.bounds import JOB_FILE_MAX_BYTES
 from computepool.catalog import yaml_lines
