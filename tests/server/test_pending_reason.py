@@ -66,3 +66,26 @@ def test_fragmentation_reason_from_the_placer(pool):
     why = _reason(pool, two)
     assert why.startswith("placement:") and "us-central/K80 has 9 free" in why
     assert "fragmented" in why
+
+
+def test_reason_reaches_the_api_the_cli_and_the_dashboard(pool):
+    from computepool.cli.common import console
+    from computepool.cli.jobs_view import print_job
+    from computepool.cli.output import Output
+
+    who = pool.tenant("shown", quotas={"K80": {"nominal": 4}})
+    first = _k80(pool, who, 4)
+    pool.wait_status(who, first, "running")
+    second = _k80(pool, who, 4)
+    _reason(pool, second)
+    doc = pool.job(who, second)
+    assert doc["pending_reason"]["source"] == "quota:shown"
+    assert "needs 4, uses 4 of nominal 4" in doc["pending_reason"]["reason"]
+    assert pool.job(who, first)["pending_reason"] is None  # running: nothing to explain
+    page = pool.client.get(f"/jobs/{second}", headers=who).text
+    assert "needs 4, uses 4 of nominal 4" in page and "[quota:shown]" in page
+    listing = pool.client.get("/jobs", headers=who).text
+    assert "[quota:shown]" in listing
+    with console.capture() as cap:
+        print_job(doc, Output.table, lambda t: t or "-")
+    assert "[quota:shown] quota of tenant 'shown'" in cap.get()

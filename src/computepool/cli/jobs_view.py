@@ -78,6 +78,7 @@ def print_job(j: dict[str, Any], fmt: Output, when: Callable[[str | None], str])
         ("ended", when(j.get("finished_at"))),
         ("exit", _opt(j.get("exit_code"))),
         ("reason", _esc(j.get("reason") or "-")),
+        ("waiting", _pending(j.get("pending_reason"))),
     ):
         if v not in ("-", "") or k in ("flavor",):
             facts.add_row(k, v)
@@ -101,6 +102,11 @@ def print_job(j: dict[str, Any], fmt: Output, when: Callable[[str | None], str])
     ]
     console.print()
     print_table(build_table(placements, j["allocations"], wide, console.width, "placements"), wide)
+
+
+def _pending(p: dict[str, Any] | None) -> str:
+    """Why a waiting job waits, as the scheduler said: ``[source] reason``."""
+    return "-" if not p else _esc(f"[{p['source']}] {p['reason']}")
 
 
 def _workers(workers: list[Any]) -> str:

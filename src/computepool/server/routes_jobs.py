@@ -24,6 +24,7 @@ from computepool.server.schemas import (
     JobList,
     JobOut,
     JobSpec,
+    PendingReason,
     UsageOut,
     UsageRow,
     idempotency_key_error,
@@ -198,8 +199,14 @@ def job(job_id: JobId, request: Request, caller: Caller) -> JobDetail:
             select(AllocationRow).where(AllocationRow.job_id == job_id).order_by(AllocationRow.id)
         ).all()
     base = job_out(ctx, row, with_spec=True).model_dump()
+    pending = None
+    if row.status not in FINAL and row.status != "running":
+        st = ctx.service.pending_reason(job_id)
+        if st is not None:
+            pending = PendingReason(code=st.code.value, source=st.source, reason=st.reason)
     return JobDetail(
         **base,
+        pending_reason=pending,
         events=[EventOut(at=iso(e.at), kind=e.kind, detail=e.detail) for e in events],
         allocations=[
             AllocationOut(

@@ -212,9 +212,23 @@ class AllocationOut(BaseModel):
     end_reason: str | None
 
 
+class PendingReason(BaseModel):
+    """Why a waiting job waits after the scheduler's last round."""
+
+    code: str = Field(description="unschedulable (may run later) or unresolvable.")
+    source: str = Field(
+        description="What held it back: quota:TENANT, budget:TENANT, placement, check, "
+        "capacity, policy:NAME."
+    )
+    reason: str
+
+
 class JobDetail(JobOut):
     events: list[EventOut]
     allocations: list[AllocationOut]
+    pending_reason: PendingReason | None = Field(
+        None, description="Why it waits (queued or admitted jobs the scheduler holds back)."
+    )
 
 
 class UsageRow(BaseModel):

@@ -4,13 +4,14 @@ placement, events and logs, and the residency audit."""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from computepool.admission.quota import quota_for
 from computepool.model.pool import Pool
+from computepool.model.status import Status
 from computepool.report.html import kpis
 from computepool.report.svg import Lane, Span, timeline
 from computepool.report.theme import STATUS_COLOURS, colour
@@ -46,6 +47,10 @@ class TenantState:
     limit: float
 
 
+#: The scheduler's reason a job (by id) waits, or None (``LiveService.pending_reason``).
+Pending = Callable[[int], Status | None]
+
+
 def tenant_states(
     s: Session, pool: Pool, over_budget: Collection[str], names: Mapping[int, str]
 ) -> dict[int, TenantState]:
@@ -65,11 +70,16 @@ def tenant_states(
     return out
 
 
-def why(job: Mapping, state: TenantState | None) -> str:
-    """A short reason for a job's state: why it waits, or why it ended as it did."""
+def why(job: Mapping, state: TenantState | None, pending: Pending | None = None) -> str:
+    """A short reason for a job's state: why it waits (the scheduler's own reason when it
+    has one: quota, placement, check, capacity), or why it ended as it did."""
     st = job["status"]
     if job.get("cancel_requested") and st not in FINAL:
         return "cancel requested"
+    if st in ("queued", "admitted") and pending is not None:
+        said = pending(int(job["id"]))
+        if said is not None:
+            return f"{said.reason} [{said.source}]"
     if st == "queued":
         return "stored; the scheduler admits it next round"
     if st == "admitted":
@@ -136,6 +146,7 @@ def jobs_page(
     params: Mapping[str, str],
     over_budget: Collection[str],
     now: float,
+    pending: Pending | None = None,
 ) -> Page:
     names = store.tenant_names(s)
     tenant_id = viewer.scope
@@ -167,7 +178,7 @@ def jobs_page(
             when(j["submitted_at"], now),
             duration(waited),
             duration(ran),
-            f"<span class='muted'>{e(why(j, states.get(j['tenant_id'])))}</span>",
+            f"<span class='muted'>{e(why(j, states.get(j['tenant_id']), pending))}</span>",
         ]
         out.append(cells)
     headers = ["id", "name", *(["tenant"] if viewer.is_admin else []), "state", "accel.",
@@ -259,6 +270,7 @@ def job_page(
     pool: Pool,
     now: float,
     params: Mapping[str, str],
+    pending: Pending | None = None,
 ) -> Page:
     names = store.tenant_names(s)
     events = Q.job_events(s, job["id"])
@@ -277,7 +289,7 @@ def job_page(
     end = job["finished_at"] if job["finished_at"] is not None else now
     kv = [
         ("tenant", e(names.get(job["tenant_id"], "?"))),
-        ("state", pill(job["status"]) + f" <span class='muted'>{e(why(job, states.get(job['tenant_id'])))}</span>"),
+        ("state", pill(job["status"]) + f" <span class='muted'>{e(why(job, states.get(job['tenant_id']), pending))}</span>"),
         ("command", f"<code>{e(spec.get('command', ''))}</code>"),
         ("shape", f"{spec.get('workers', 1)} worker(s) × {spec.get('accelerators_per_worker', 1)} accelerator(s)"),
         ("accepts", e(", ".join(spec.get("accelerator_types") or []) or "any accelerator type")

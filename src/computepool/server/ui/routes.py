@@ -175,8 +175,9 @@ def jobs(request: Request, who: Who) -> Response:
     ctx = _ctx(request)
     with ctx.sessions() as s:
         page = pages_jobs.jobs_page(
-            s, ctx.service.pool, who, _params(request), ctx.service.over_budget, time.time()
-        )
+            s, ctx.service.pool, who, _params(request), ctx.service.over_budget, time.time(),
+            ctx.service.pending_reason,
+        )  # fmt: skip
     return _answer(request, page, who)
 
 
@@ -209,7 +210,7 @@ def job(job_id: int, request: Request, who: Who) -> Response:
         files = getattr(ctx.service.cluster, "log_files", lambda _j: [])(str(job_id))
         page = pages_jobs.job_page(
             s, job_, who, _tail(list(files)), ctx.service.over_budget, ctx.service.pool,
-            time.time(), _params(request),
+            time.time(), _params(request), ctx.service.pending_reason,
         )  # fmt: skip
     return _answer(request, page, who)
 
