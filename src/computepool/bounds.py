@@ -3,7 +3,7 @@
 Every request body of the REST API is a ``BoundedModel``: unknown fields, NaN and Infinity,
 NUL characters and unpaired surrogates are refused in every field (PostgreSQL cannot store
 NUL in text, and neither store can encode a lone surrogate), and any string without a tighter
-cap is at most ``STR_MAX`` characters. The caps below are listed in docs/security-api.md.
+cap is at most ``STR_MAX`` characters. The caps below are listed in docs/security.md.
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ class TenantIn(BoundedModel):
     budget_accel_hours: float | None = Field(None, ge=0, le=B.MONEY_MAX)
     budget_usd: float | None = Field(None, ge=0, le=B.MONEY_MAX)
 
-    # isolation and limits (docs/security-store.md)
+    # isolation and limits (docs/security.md)
     default_max_hours: float | None = Field(
         None, gt=0, le=8760, description="Time limit of its jobs that give no max_hours."
     )
