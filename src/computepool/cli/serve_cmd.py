@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
         standby: Annotated[
             bool,
             typer.Option(
-                "--standby",
+                "--standby/--no-standby",
                 help="If another server holds the store, wait for its lease instead of exiting.",
             ),
         ] = False,
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
         allow_unsandboxed: Annotated[
             bool,
             typer.Option(
-                "--allow-unsandboxed",
+                "--allow-unsandboxed/--no-allow-unsandboxed",
                 help="Run several tenants' jobs even when workers cannot be sandboxed (they "
                 "can then read and change each other's files and the store).",
             ),
@@ -230,7 +230,7 @@ def register(app: typer.Typer) -> None:
         public_metrics: Annotated[
             bool,
             typer.Option(
-                "--public-metrics",
+                "--public-metrics/--no-public-metrics",
                 help="Show per-tenant series of /metrics (tenant names, queue lengths) without "
                 "a token; by default only an admin token sees them all, a tenant's its own.",
             ),
