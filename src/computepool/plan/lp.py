@@ -21,6 +21,8 @@ from scipy.sparse import csc_array
 from computepool.highs import new_highs
 
 INF = math.inf
+#: HiGHS's random seed for every solve (its default, set explicitly: plans are reproducible).
+SEED = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class Model:
         h = quiet_highs()
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        # Same input, same plan: a fixed seed (the thread count is fixed in computepool.highs).
+        h.setOptionValue("random_seed", SEED)
         h.passModel(self._highs_lp(c))
         t0 = time.perf_counter()
         h.run()

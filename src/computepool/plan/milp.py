@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from computepool.plan.buyable import add_fabric_vars, add_order_vars
 from computepool.plan.lp import INF, Model
 from computepool.plan.scenario import Chip, Scenario, Site
 
@@ -123,6 +124,11 @@ class Layout:
     x: np.ndarray  # (C, S, T)
     a: np.ndarray  # (C, S, T, K)
     o: np.ndarray  # (S, T), -1 where none
+    #: Binaries of buyable.py, -1 where none: orders (C, S, T), chip families at sites (C, S),
+    #: fabrics that hold a target's largest job (C, S, T, K).
+    z: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))
+    y: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    f: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), dtype=np.int64))
     caps: list[Cap] = field(default_factory=list)
     targets: list[TargetRow] = field(default_factory=list)
     elastic: bool = False
@@ -289,6 +295,9 @@ def spend_terms(sc: Scenario, lay: Layout, t: int, with_energy: bool) -> list:
     for s, site in enumerate(sc.sites):
         if lay.o[s, t] >= 0:
             terms.append((int(lay.o[s, t]), site.build_cost_usd))
+        for c, chip in enumerate(sc.chips):
+            if t == 0 and lay.y.size and lay.y[c, s] >= 0:
+                terms.append((int(lay.y[c, s]), chip.fixed_cost_usd))
     return terms
 
 
@@ -339,10 +348,15 @@ def build_model(sc: Scenario, elastic: bool = False) -> tuple[Model, Layout]:
         x=np.full((C, S, T), -1, dtype=np.int64),
         a=np.full((C, S, T, K), -1, dtype=np.int64),
         o=np.full((S, T), -1, dtype=np.int64),
+        z=np.full((C, S, T), -1, dtype=np.int64),
+        y=np.full((C, S), -1, dtype=np.int64),
+        f=np.full((C, S, T, K), -1, dtype=np.int64),
         elastic=elastic,
     )
     _site_open_vars(m, sc, lay)
     _fleet_vars(m, sc, lay)
+    add_order_vars(m, sc, lay)
+    add_fabric_vars(m, sc, lay)
     _target_rows(m, sc, lay)
     _site_caps(m, sc, lay)
     _supply_caps(m, sc, lay)
