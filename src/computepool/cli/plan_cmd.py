@@ -166,12 +166,24 @@ def register(app: typer.Typer) -> None:
         ] = None,
         days: Annotated[float | None, typer.Option("--days", help="Window length in days.")] = None,
         policy: Annotated[str | None, typer.Option("--policy", help="Scheduling policy.")] = None,
+        peak_quantile: Annotated[
+            float | None,
+            typer.Option(
+                "--peak-quantile",
+                help="Size each silo at this quantile of its demand (1.0: its true peak).",
+            ),
+        ] = None,
         json_out: JsonOpt = None,
         report: ReportOpt = None,
     ) -> None:
         """Rent vs build: each tenant's own cluster vs one pool vs a smaller pool, simulated."""
         from computepool.plan.silos import run_study
-        from computepool.plan.silos_report import SHORT_HEADERS, render_silos_report, summary_rows
+        from computepool.plan.silos_report import (
+            SHORT_HEADERS,
+            render_silos_report,
+            summary_rows,
+            tenant_table,
+        )
         from computepool.plan.silos_study import build_input, load_study
 
         overrides = {
@@ -180,6 +192,7 @@ def register(app: typer.Typer) -> None:
             "start_day": start_day,
             "days": days,
             "policy": policy,
+            "peak_quantile": peak_quantile,
         }
         st, base = load_or_exit(lambda: load_study(study, overrides))
         inp, facts = load_or_exit(lambda: build_input(st, base))
@@ -191,11 +204,14 @@ def register(app: typer.Typer) -> None:
         for row in summary_rows(res, short=True):
             t.add_row(*row)
         console.print(t)
+        console.print(f"silo sizing: {res.sizing_rule}")
+        console.print(tenant_table(res))
         for n in res.notes:
             console.print(n)
         if json_out is not None:
             doc = {
                 "study": st.model_dump(),
+                "sizing_rule": res.sizing_rule,
                 "facts": facts,
                 "jct_target_hours": res.jct_target_hours,
                 "arrangements": {

@@ -86,6 +86,7 @@ def add_order_vars(m: Model, sc: Scenario, lay: Layout) -> None:
 def add_fabric_vars(m: Model, sc: Scenario, lay: Layout) -> None:
     """Cards count toward a kind with a largest job only in a fabric that holds the job."""
     jobs = largest_jobs(sc)
+    prev_t = -1
     for (t, k), job in sorted(jobs.items()):
         kind = sc.kinds[k]
         for c, chip in enumerate(sc.chips):
@@ -101,3 +102,17 @@ def add_fabric_vars(m: Model, sc: Scenario, lay: Layout) -> None:
                 lay.f[c, s, t, k] = f
                 m.row(f"fabric_holds[{tag}]", [(int(lay.x[c, s, t]), 1.0), (f, -float(need))], lo=0)
                 m.row(f"fabric_gate[{tag}]", [(a, 1.0), (f, -float(cap))], hi=0.0)
+    # Cards are never retired, so a fabric that holds a job keeps holding it (tightens the LP).
+    C, S, T, K = lay.f.shape
+    for c in range(C):
+        for s in range(S):
+            for k in range(K):
+                prev = -1
+                for t in range(T):
+                    f = int(lay.f[c, s, t, k])
+                    if f < 0:
+                        continue
+                    need_now = jobs.get((t, k), 0.0)
+                    if prev >= 0 and need_now <= jobs.get((prev_t, k), 0.0):
+                        m.row(f"fabric_keeps[{c},{s},{t},{k}]", [(prev, 1.0), (f, -1.0)], hi=0.0)
+                    prev, prev_t = f, t
