@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from computepool.plan.result import solve_plan
@@ -122,3 +123,21 @@ def test_same_bytes_across_processes_with_other_hash_seeds(tmp_path: Path):
         subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_resale_credits_the_npv_and_the_objective():
+    plain = solve(targets=[{"year": 2026, "h100e": 100}])
+    resold = solve(
+        targets=[{"year": 2026, "h100e": 100}],
+        chips=[chip(resale_fraction=0.2)],
+        discount_rate=0.1,
+        defaults={"tail_years": 2},
+    )
+    # 100 cards x $10,000 x 0.2, sold after 3 + 2 years at 10 %
+    credit = 100 * 10000.0 * 0.2 / 1.1**5
+    assert resold.resale_pv_usd() == pytest.approx(credit)
+    base = solve(
+        targets=[{"year": 2026, "h100e": 100}], discount_rate=0.1, defaults={"tail_years": 2}
+    )
+    assert resold.npv_usd() == pytest.approx(base.npv_usd() - credit)
+    assert plain.resale_pv_usd() == 0.0

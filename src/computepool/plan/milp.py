@@ -71,6 +71,15 @@ def opex_per_card_year(sc: Scenario, chip: Chip, site: Site) -> float:
     )
 
 
+def resale_value(sc: Scenario, chip: Chip, t: int) -> float:
+    """Present value of selling one node bought in year t when the fleet retires (after the
+    horizon and ``tail_years``): ``resale_fraction`` x its all-in capex, discounted."""
+    if chip.resale_fraction <= 0:
+        return 0.0
+    end = len(sc.years) + sc.tail_years
+    return chip.resale_fraction * chip.capex_usd[t] * chip.per_node * discount(sc, end)
+
+
 def can_buy(sc: Scenario, c: int, s: int, t: int) -> bool:
     chip, site = sc.chips[c], sc.sites[s]
     if not chip.available[site.jurisdiction][t]:
@@ -172,7 +181,7 @@ def _fleet_vars(m: Model, sc: Scenario, lay: Layout) -> None:
                     f"nodes[{tag}]",
                     ub=node_upper_bound(sc, c, s, t),
                     integer=True,
-                    cost=capex * discount(sc, t) / COST_UNIT,
+                    cost=(capex * discount(sc, t) - resale_value(sc, chip, t)) / COST_UNIT,
                 )
                 w = discount(sc, t) + (tail_factor(sc) if t == T - 1 else 0.0)
                 lay.x[c, s, t] = m.var(f"cards[{tag}]", cost=opex * w / COST_UNIT)

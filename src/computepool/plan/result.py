@@ -21,6 +21,7 @@ from computepool.plan.milp import (
     energy_kwh_per_card_year,
     opex_per_card_year,
     power_mw_per_card,
+    resale_value,
     tail_factor,
 )
 from computepool.plan.scenario import Scenario
@@ -109,11 +110,23 @@ class Plan:
             self.capex_by_year() + self.build_by_year() + self.fixed_by_year() + self.opex_by_year()
         )
 
+    def resale_pv_usd(self) -> float:
+        """Present value of selling the bought cards when the fleet retires."""
+        sc = self.scenario
+        return float(
+            sum(
+                self.nodes[c, s, t] * resale_value(sc, chip, t)
+                for c, chip in enumerate(sc.chips)
+                for s in range(len(sc.sites))
+                for t in range(len(sc.years))
+            )
+        )
+
     def npv_usd(self) -> float:
         sc = self.scenario
         df = np.array([discount(sc, t) for t in range(len(sc.years))])
         tail = self.opex_by_year()[-1] * tail_factor(sc)
-        return float((self.total_by_year() * df).sum() + tail)
+        return float((self.total_by_year() * df).sum() + tail - self.resale_pv_usd())
 
     # ---- capacity ----------------------------------------------------------------------
     def power_mw(self) -> np.ndarray:
@@ -171,6 +184,7 @@ class Plan:
                 "capex": self.capex_by_year().tolist(),
                 "site_build": self.build_by_year().tolist(),
                 "chip_site_fixed": self.fixed_by_year().tolist(),
+                "resale_credit_present_value": self.resale_pv_usd(),
                 "energy_and_carbon": self.opex_by_year().tolist(),
                 "total": self.total_by_year().tolist(),
             },

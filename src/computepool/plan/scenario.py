@@ -79,6 +79,8 @@ class Chip:
     #: Largest cluster built with this chip: cards in one training fabric (0: none known).
     scale_out_cards: int = 0
     fabric_source: str = ""
+    #: Share of the all-in capex recovered by selling the cards when the fleet retires.
+    resale_fraction: float = 0.0
 
     @property
     def min_order_cards(self) -> int:
@@ -261,6 +263,9 @@ def resolve_chip(
         available=avail,
         source=row.source or (base.source if base else ""),
         min_order_nodes=max(1, math.ceil(lot / row.per_node)),
+        resale_fraction=(
+            doc.defaults.resale_fraction if row.resale_fraction is None else row.resale_fraction
+        ),
         fixed_cost_usd=float(doc.defaults.chip_site_fixed_usd if fixed is None else fixed),
         interconnect=row.interconnect or (fab.interconnect if fab else "unknown"),
         scale_up_cards=row.scale_up_cards or (fab.scale_up_cards if fab else row.per_node),

@@ -86,6 +86,9 @@ class ChipIn(_Strict):
     interconnect: Annotated[str, Field(max_length=200)] | None = None
     scale_up_cards: Annotated[int, Field(ge=1, le=100_000)] | None = None
     scale_out_cards: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    #: Share of the all-in capex recovered by selling the cards when the fleet retires (after
+    #: the horizon and ``defaults.tail_years``); default ``defaults.resale_fraction``.
+    resale_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     source: str = ""
 
     _price = field_validator("price_usd", "fixed_cost_usd", mode="before")(_money)
@@ -180,6 +183,8 @@ class DefaultsIn(_Strict):
     min_order_cards: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     #: Default one-off cost per (chip family, site) bought at.
     chip_site_fixed_usd: NonNeg = 0.0
+    #: Default share of capex recovered by resale when the fleet retires (0: none).
+    resale_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
     _usd = field_validator(
         "facility_usd_per_it_mw", "carbon_usd_per_t", "chip_site_fixed_usd", mode="before"
