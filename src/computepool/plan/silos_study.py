@@ -112,9 +112,9 @@ def resolve_path(text: str, base: Path) -> Path:
         if p.exists():
             return p
     raise FileNotFoundError(
-        f"workload {text!r} not found (looked in {base} and the current directory). The Philly "
-        "trace lives in the shared data folder next to the repository "
-        "(../shared/data/philly/philly_jobs_pollux_sia.csv); see docs/planner.md"
+        f"workload {text!r} not found (looked in {base} and the current directory). The "
+        "shipped studies' traces live in the shared data folder next to the repository "
+        "(../shared/data/philly/, ../shared/data/alibaba-openb-v2023/); see docs/planner.md"
     )
 
 
