@@ -217,7 +217,8 @@ def build_input(study: StudyIn, base: Path) -> tuple[StudyInput, dict[str, Any]]
     econ = Economics(
         capex_per_card_usd=float(capex),
         lifetime_years=study.lifetime_years,
-        busy_kw=a.tdp_w * study.it_overhead * r.pue / 1000.0,
+        # a system-level TDP (tdp_scope: system) already includes the host and network
+        busy_kw=a.tdp_w * (1.0 if a.tdp_scope == "system" else study.it_overhead) * r.pue / 1000.0,
         idle_power_fraction=study.idle_power_fraction,
         electricity_usd_per_kwh=r.electricity_usd_per_kwh,
     )
