@@ -21,19 +21,31 @@ def _usd(v: float) -> str:
     return usd(v)
 
 
+def purchase_cells(line: dict) -> list[str]:
+    """A purchase line as table cells: its lot, its fabric's size and what its cards do."""
+    fab = line["fabric"]
+    return [
+        str(line["year"]),
+        line["site"],
+        line["chip"],
+        f"{line['nodes']:,}",
+        f"{line['cards']:,}",
+        f"{line['min_order']:,}",
+        f"{fab['cards']:,}",
+        ", ".join(fab["counts_toward"]) or "idle",
+    ]
+
+
 def _plan_tables(p) -> list[Table]:
+    from computepool.plan.lines import schedule_lines
+
     sc = p.scenario
     sched = Table(title=f"build schedule · {sc.name}")
-    for col in ("year", "site", "chip", "nodes", "cards"):
-        sched.add_column(col, justify="left" if col in ("site", "chip") else "right")
-    for t, year in enumerate(sc.years):
-        for s, site in enumerate(sc.sites):
-            for c, chip in enumerate(sc.chips):
-                n = int(p.nodes[c, s, t])
-                if n:
-                    sched.add_row(
-                        str(year), site.name, chip.name, f"{n:,}", f"{n * chip.per_node:,}"
-                    )
+    for col in ("year", "site", "chip", "nodes", "cards", "min order", "fabric", "serves"):
+        sched.add_column(col, justify="left" if col in ("site", "chip", "serves") else "right")
+    for line in schedule_lines(p):
+        if line["nodes"]:
+            sched.add_row(*purchase_cells(line))
     years = Table(title="per year")
     for col in ("year", "spend", "energy", "MW", "t CO2", "vendor mix"):
         years.add_column(col, justify="right")
