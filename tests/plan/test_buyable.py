@@ -141,3 +141,11 @@ def test_resale_credits_the_npv_and_the_objective():
     )
     assert resold.npv_usd() == pytest.approx(base.npv_usd() - credit)
     assert plain.resale_pv_usd() == 0.0
+
+
+def test_explanation_names_chips_whose_fabric_cannot_hold_the_job():
+    chips = [chip("X", scale_out_cards=100)]
+    p = solve(targets=[{"year": 2026, "h100e": 1000, "largest_job_h100e": 500}], chips=chips)
+    assert not p.feasible
+    text = "\n".join(p.explanation.lines())
+    assert "X (needs 500 cards, largest built 100)" in text
