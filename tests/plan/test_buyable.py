@@ -172,3 +172,15 @@ def test_vendor_rows_do_not_follow_the_hash_seed():
         for seed in ("1", "2", "3", "4")
     }
     assert len(orders) == 1
+
+
+def test_fixed_cost_is_paid_in_the_year_the_family_arrives():
+    p = solve(
+        targets=[{"year": 2027, "h100e": 100}],
+        chips=[chip(fixed_cost_usd=1e6)],
+        discount_rate=0.1,
+    )
+    assert cards_of(p, "X", 0) == 0 and cards_of(p, "X", 1) == 100
+    assert list(p.fixed_by_year()) == [0.0, 1e6, 0.0]
+    nofix = solve(targets=[{"year": 2027, "h100e": 100}], discount_rate=0.1)
+    assert p.npv_usd() == pytest.approx(nofix.npv_usd() + 1e6 / 1.1)

@@ -3,8 +3,9 @@ could sign"). Added to the capacity MILP by ``milp.build_model``:
 
 - **minimum order**: ``z[c,s,t]`` binary, an order of chip c at site s in year t; nodes bought
   ``n`` are 0 or between ``min_order_nodes`` and the node bound: ``lot * z <= n <= ub * z``;
-- **fixed cost per (chip family, site)**: ``y[c,s]`` binary, chip c is brought into site s (cost
-  ``fixed_cost_usd`` once, at first-year value); every order needs it: ``n[c,s,t] <= ub * y``;
+- **fixed cost per (chip family, site)**: ``y[c,s,t]`` binary, chip c is at site s by year t
+  (``y[t-1] <= y[t]``); ``fixed_cost_usd`` is paid once, in the year it arrives; every order
+  needs it: ``z[c,s,t] <= y[c,s,t]`` (``n <= ub * y`` without lots);
 - **fabric**: for a target kind k with a largest job of J peak H100e in year t, ``f[c,s,t,k]``
   binary says the fabric of chip c at site s (its cards in service) holds that job:
   ``x >= ceil(J / h100_equiv) * f`` and ``alloc[c,s,t,k] <= cap * f``. A chip whose scale-out
@@ -48,24 +49,48 @@ def max_cards_at(sc: Scenario, c: int, s: int) -> float:
     return math.floor(cards + 1e-9) + site.existing.get(chip.name, 0)
 
 
+def _family_vars(m: Model, sc: Scenario, lay: Layout, c: int, s: int) -> None:
+    """``y[c,s,t]``: chip family c is at site s by year t (monotone). Its fixed cost is paid in
+    the year it arrives: coefficient ``fixed * (d_t - d_{t+1})`` telescopes to ``fixed * d_t``
+    of the first year with ``y = 1``."""
+    from computepool.plan.milp import discount
+
+    chip, site = sc.chips[c], sc.sites[s]
+    T = len(sc.years)
+    buy = [t for t in range(T) if m.ub[int(lay.n[c, s, t])] >= chip.min_order_nodes]
+    if chip.fixed_cost_usd <= 0 or not buy:
+        return
+    prev = -1
+    for t in range(buy[0], T):
+        d_next = discount(sc, t + 1) if t < T - 1 else 0.0
+        cost = chip.fixed_cost_usd * (discount(sc, t) - d_next)
+        y = m.var(
+            f"family[{chip.name},{site.name},{sc.years[t]}]",
+            ub=1,
+            integer=True,
+            cost=cost / COST_UNIT,
+        )
+        lay.y[c, s, t] = y
+        if prev >= 0:
+            m.row(
+                f"family_stays[{chip.name},{site.name},{sc.years[t]}]",
+                [(prev, 1.0), (y, -1.0)],
+                hi=0,
+            )
+        prev = y
+
+
 def add_order_vars(m: Model, sc: Scenario, lay: Layout) -> None:
     """Minimum order lots (``z``) and the fixed cost per chip family and site (``y``)."""
     C, S, T = lay.n.shape
     for c, chip in enumerate(sc.chips):
         lot = chip.min_order_nodes
         for s, site in enumerate(sc.sites):
-            y = -1
-            if chip.fixed_cost_usd > 0 and any(m.ub[int(lay.n[c, s, t])] > 0 for t in range(T)):
-                y = m.var(
-                    f"family[{chip.name},{site.name}]",
-                    ub=1,
-                    integer=True,
-                    cost=chip.fixed_cost_usd / COST_UNIT,
-                )
-                lay.y[c, s] = y
+            _family_vars(m, sc, lay, c, s)
             for t in range(T):
                 n = int(lay.n[c, s, t])
                 ub = m.ub[n]
+                y = int(lay.y[c, s, t])
                 if ub <= 0:
                     continue
                 if ub < lot:

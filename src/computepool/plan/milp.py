@@ -133,10 +133,10 @@ class Layout:
     x: np.ndarray  # (C, S, T)
     a: np.ndarray  # (C, S, T, K)
     o: np.ndarray  # (S, T), -1 where none
-    #: Binaries of buyable.py, -1 where none: orders (C, S, T), chip families at sites (C, S),
+    #: Binaries of buyable.py, -1 where none: orders (C, S, T), chip families at sites (C, S, T),
     #: fabrics that hold a target's largest job (C, S, T, K).
     z: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))
-    y: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    y: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))
     f: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), dtype=np.int64))
     caps: list[Cap] = field(default_factory=list)
     targets: list[TargetRow] = field(default_factory=list)
@@ -305,8 +305,11 @@ def spend_terms(sc: Scenario, lay: Layout, t: int, with_energy: bool) -> list:
         if lay.o[s, t] >= 0:
             terms.append((int(lay.o[s, t]), site.build_cost_usd))
         for c, chip in enumerate(sc.chips):
-            if t == 0 and lay.y.size and lay.y[c, s] >= 0:
-                terms.append((int(lay.y[c, s]), chip.fixed_cost_usd))
+            # the fixed cost of a family arriving in year t: fixed * (y[t] - y[t-1])
+            if lay.y.size and lay.y[c, s, t] >= 0:
+                terms.append((int(lay.y[c, s, t]), chip.fixed_cost_usd))
+                if t > 0 and lay.y[c, s, t - 1] >= 0:
+                    terms.append((int(lay.y[c, s, t - 1]), -chip.fixed_cost_usd))
     return terms
 
 
@@ -358,7 +361,7 @@ def build_model(sc: Scenario, elastic: bool = False) -> tuple[Model, Layout]:
         a=np.full((C, S, T, K), -1, dtype=np.int64),
         o=np.full((S, T), -1, dtype=np.int64),
         z=np.full((C, S, T), -1, dtype=np.int64),
-        y=np.full((C, S), -1, dtype=np.int64),
+        y=np.full((C, S, T), -1, dtype=np.int64),
         f=np.full((C, S, T, K), -1, dtype=np.int64),
         elastic=elastic,
     )

@@ -52,7 +52,7 @@ class Plan:
     stats: SolveStats
     binding: tuple[Binding, ...] = ()
     explanation: Explanation | None = None
-    #: (C, S) chip families brought into each site (their fixed cost is paid).
+    #: (C, S, T) chip families at each site by each year (their fixed cost is paid on arrival).
     families: np.ndarray | None = None
 
     # ---- money -----------------------------------------------------------------------
@@ -97,12 +97,14 @@ class Plan:
         return np.einsum("cst,cs,s->t", self.cards, kwh, g) / 1e6
 
     def fixed_by_year(self) -> np.ndarray:
-        """Fixed costs of bringing chip families into sites (charged in the first year)."""
+        """Fixed costs of bringing chip families into sites, in the year each arrives."""
         sc = self.scenario
         out = np.zeros(len(sc.years))
         if self.families is not None:
             fixed = np.array([c.fixed_cost_usd for c in sc.chips])
-            out[0] = float((self.families * fixed[:, None]).sum())
+            fam = self.families.astype(float)
+            arrive = np.diff(fam, axis=2, prepend=0.0)  # 1 in the year a family arrives
+            out = np.einsum("cst,c->t", arrive, fixed)
         return out
 
     def total_by_year(self) -> np.ndarray:
