@@ -2,11 +2,15 @@
 
     python benchmarks/plan_solve.py            # 3y x 4 sites x 12 chips and 5y x 10 x 20, 3 seeds
     python benchmarks/plan_solve.py --seeds 5 --json out.json
+    python benchmarks/plan_solve.py --no-buyable   # without the binaries of plan/buyable.py
 
 Scenarios are random but seeded: chips with H100e 0.1-2.3, prices proportional to compute
 (+-40%), yearly supply limits, some chips unavailable in CN from a random year; sites in CN, SG
 and EU with power caps, build costs and lead times of 0-2 years; targets rising to 60% of what
-the sites could hold; a 60% vendor cap. Times are wall-clock of the HiGHS solve (scipy.milp).
+the sites could hold; a 60% vendor cap. With ``--buyable`` (default): minimum orders of 256 or
+384 cards, a fixed cost of $2-10M per (chip family, site), a largest training job of 2,048 H100e
+and per-chip scale-out limits of 1,024-100,000 cards (plan/buyable.py's binaries). Times are
+wall-clock of the HiGHS solve (highspy, one thread, fixed seed).
 """
 
 from __future__ import annotations
@@ -21,8 +25,22 @@ from computepool.plan.milp import build_model
 from computepool.plan.result import solve_plan
 from computepool.plan.scenario import parse_scenario
 
+TIME_LIMIT = 60.0
 VENDORS = ("nvidia", "huawei", "cambricon", "hygon")
 JURIS = ("CN", "CN", "SG", "EU")
+
+
+def buyable(doc: dict, seed: int) -> dict:
+    """Add minimum orders, fixed costs per family and site, fabrics and a largest job."""
+    rng = np.random.default_rng(1000 + seed)
+    for row in doc["chips"]:
+        row["min_order"] = int(rng.choice([256, 384]))
+        row["fixed_cost_usd"] = float(rng.integers(2, 11)) * 1e6
+        row["scale_out_cards"] = int(rng.choice([1024, 8192, 16384, 100000]))
+    for tg in doc["targets"]:
+        if tg.get("kind", "train") == "train":
+            tg["largest_job_h100e"] = 2048
+    return doc
 
 
 def synthetic(years: int, sites: int, chips: int, seed: int) -> dict:
@@ -86,17 +104,19 @@ def synthetic(years: int, sites: int, chips: int, seed: int) -> dict:
     }
 
 
-def run(years: int, sites: int, chips: int, seeds: int, gap: float) -> list[dict]:
+def run(years: int, sites: int, chips: int, seeds: int, gap: float, real: bool) -> list[dict]:
     out = []
     for seed in range(seeds):
-        sc = parse_scenario(synthetic(years, sites, chips, seed), "synthetic")
+        doc = synthetic(years, sites, chips, seed)
+        sc = parse_scenario(buyable(doc, seed) if real else doc, "synthetic")
         m, _ = build_model(sc)
         t0 = time.perf_counter()
-        p = solve_plan(sc, time_limit=60.0, mip_rel_gap=gap)
+        p = solve_plan(sc, time_limit=TIME_LIMIT, mip_rel_gap=gap)
         wall = time.perf_counter() - t0
         out.append(
             {
                 "size": f"{years}y x {sites} sites x {chips} chips",
+                "buyable": real,
                 "seed": seed,
                 "variables": m.num_vars,
                 "integers": m.num_integer,
@@ -107,6 +127,7 @@ def run(years: int, sites: int, chips: int, seeds: int, gap: float) -> list[dict
                 "wall_s": round(wall, 3),
                 "gap": p.stats.gap,
                 "npv_busd": round(p.npv_usd() / 1e9, 3),
+                "purchase_lines": p.to_dict()["purchase_lines"],
             }
         )
         print(json.dumps(out[-1]), flush=True)
@@ -118,8 +139,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--gap", type=float, default=1e-3, help="HiGHS relative MIP gap to stop at")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--buyable", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--time-limit", type=float, default=60.0)
     a = ap.parse_args()
-    rows = run(3, 4, 12, a.seeds, a.gap) + run(5, 10, 20, a.seeds, a.gap)
+    rows = run(3, 4, 12, a.seeds, a.gap, a.buyable) + run(5, 10, 20, a.seeds, a.gap, a.buyable)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -105,10 +105,36 @@ def test_export_status_realism(accels: dict[str, AcceleratorType]) -> None:
 
 def test_prices_in_other_currencies_are_converted() -> None:
     cat = load_accelerator_catalog()
-    # "250000 CNY" at 7.0 CNY/USD.
-    assert cat.types["H800"].purchase_usd == pytest.approx(250000 / 7.0, rel=1e-4)
+    # Ascend 910B: "120000 CNY" at 7.0 CNY/USD.
+    assert cat.types["Ascend910B"].purchase_usd == pytest.approx(120000 / 7.0, rel=1e-4)
     assert cat.stack_efficiency["cuda"] == 1.0
 
 
 def test_types_are_plain_dataclasses(accels: dict[str, AcceleratorType]) -> None:
     assert dataclasses.is_dataclass(accels["H100"])
+
+
+def test_every_shipped_price_states_its_basis_and_dies_agree():
+    from computepool.catalog.accelerators import load_accelerators
+
+    accs = load_accelerators()
+    for a in accs.values():
+        if a.price_per_hour is not None:
+            assert a.price_basis in ("cloud_list", "derived"), a.name
+        if a.purchase_usd is not None:
+            assert a.purchase_basis is not None, a.name
+    # same die, same hourly price (H800 = H100 die; A800 = A100 die)
+    assert accs["H800"].hourly_price == accs["H100"].hourly_price
+    assert accs["A800"].hourly_price == accs["A100"].hourly_price
+    assert accs["Ascend910C"].tdp_scope == "system"
+
+
+def test_every_fabric_row_names_a_catalog_accelerator():
+    from computepool.catalog.accelerators import load_accelerators
+    from computepool.catalog.fabrics import load_fabrics
+
+    accs = load_accelerators()
+    fabrics = load_fabrics()
+    assert set(fabrics) <= set(accs)
+    assert fabrics["H100"].scale_out_cards >= 100_000
+    assert all(f.source for f in fabrics.values())

@@ -7,7 +7,7 @@ exchange rates passed in the validation context (``context={"fx": {...}}``).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -80,6 +80,15 @@ class AcceleratorRow(_Strict):
     purchase_usd: NonNeg | None = None
     stack_efficiency: Annotated[float, Field(gt=0, le=1)] | None = None
     export_status: str = ""
+    #: What ``tdp_w`` covers: ``chip`` (the card or package alone) or ``system`` (per chip at
+    #: system level, host, switches and optics included).
+    tdp_scope: Literal["chip", "system"] = "chip"
+    #: Basis of ``price_per_hour``: ``cloud_list`` (a public on-demand list price) or
+    #: ``derived`` (see AcceleratorType.price_and_basis); null price_per_hour: derived.
+    price_basis: Literal["cloud_list", "derived"] | None = None
+    #: Basis of ``purchase_usd``: ``card`` (one card/package), ``server_share`` (an 8-card
+    #: server price / 8: host share included), ``same_die`` (another row's card price).
+    purchase_basis: Literal["card", "server_share", "same_die", "assumption"] | None = None
     source: str = Field(min_length=1)
 
     @field_validator("price_per_hour", "purchase_usd", mode="before")

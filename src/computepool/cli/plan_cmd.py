@@ -21,19 +21,31 @@ def _usd(v: float) -> str:
     return usd(v)
 
 
+def purchase_cells(line: dict) -> list[str]:
+    """A purchase line as table cells: its lot, its fabric's size and what its cards do."""
+    fab = line["fabric"]
+    return [
+        str(line["year"]),
+        line["site"],
+        line["chip"],
+        f"{line['nodes']:,}",
+        f"{line['cards']:,}",
+        f"{line['min_order']:,}",
+        f"{fab['cards']:,}",
+        ", ".join(fab["counts_toward"]) or "idle",
+    ]
+
+
 def _plan_tables(p) -> list[Table]:
+    from computepool.plan.lines import schedule_lines
+
     sc = p.scenario
     sched = Table(title=f"build schedule · {sc.name}")
-    for col in ("year", "site", "chip", "nodes", "cards"):
-        sched.add_column(col, justify="left" if col in ("site", "chip") else "right")
-    for t, year in enumerate(sc.years):
-        for s, site in enumerate(sc.sites):
-            for c, chip in enumerate(sc.chips):
-                n = int(p.nodes[c, s, t])
-                if n:
-                    sched.add_row(
-                        str(year), site.name, chip.name, f"{n:,}", f"{n * chip.per_node:,}"
-                    )
+    for col in ("year", "site", "chip", "nodes", "cards", "min order", "fabric", "serves"):
+        sched.add_column(col, justify="left" if col in ("site", "chip", "serves") else "right")
+    for line in schedule_lines(p):
+        if line["nodes"]:
+            sched.add_row(*purchase_cells(line))
     years = Table(title="per year")
     for col in ("year", "spend", "energy", "MW", "t CO2", "vendor mix"):
         years.add_column(col, justify="right")
@@ -166,12 +178,24 @@ def register(app: typer.Typer) -> None:
         ] = None,
         days: Annotated[float | None, typer.Option("--days", help="Window length in days.")] = None,
         policy: Annotated[str | None, typer.Option("--policy", help="Scheduling policy.")] = None,
+        peak_quantile: Annotated[
+            float | None,
+            typer.Option(
+                "--peak-quantile",
+                help="Size each silo at this quantile of its demand (1.0: its true peak).",
+            ),
+        ] = None,
         json_out: JsonOpt = None,
         report: ReportOpt = None,
     ) -> None:
         """Rent vs build: each tenant's own cluster vs one pool vs a smaller pool, simulated."""
         from computepool.plan.silos import run_study
-        from computepool.plan.silos_report import SHORT_HEADERS, render_silos_report, summary_rows
+        from computepool.plan.silos_report import (
+            SHORT_HEADERS,
+            render_silos_report,
+            summary_rows,
+            tenant_table,
+        )
         from computepool.plan.silos_study import build_input, load_study
 
         overrides = {
@@ -180,6 +204,7 @@ def register(app: typer.Typer) -> None:
             "start_day": start_day,
             "days": days,
             "policy": policy,
+            "peak_quantile": peak_quantile,
         }
         st, base = load_or_exit(lambda: load_study(study, overrides))
         inp, facts = load_or_exit(lambda: build_input(st, base))
@@ -191,11 +216,14 @@ def register(app: typer.Typer) -> None:
         for row in summary_rows(res, short=True):
             t.add_row(*row)
         console.print(t)
+        console.print(f"silo sizing: {res.sizing_rule}")
+        console.print(tenant_table(res))
         for n in res.notes:
             console.print(n)
         if json_out is not None:
             doc = {
                 "study": st.model_dump(),
+                "sizing_rule": res.sizing_rule,
                 "facts": facts,
                 "jct_target_hours": res.jct_target_hours,
                 "arrangements": {

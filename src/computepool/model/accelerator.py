@@ -17,9 +17,11 @@ VISIBLE_DEVICES_ENV = {
 }
 
 
-#: When no rental price is public, a price per hour is derived (see ``hourly_price``):
-#: purchase price amortised straight-line over this many hours of use (3 years at 70 %)...
-AMORTISATION_HOURS = 3 * 8760 * 0.7
+#: When no rental price is public, a price per hour is derived on the same basis as the list
+#: prices (see ``hourly_price``): the purchase price divided by the reference H100's ratio of
+#: card price to on-demand list price (27,500 USD / 6.88 USD/h, both in the catalog), so a derived
+#: price is what a cloud would list for that card; the same die gets the same price...
+LIST_HOURS_PER_PURCHASE = 27500 / 6.88
 #: ...or, without a purchase price either, this many USD per effective H100-hour (the H100's
 #: own on-demand price in the catalog, 6.88 USD/h) times the chip's H100-equivalence.
 USD_PER_H100_HOUR = 6.88
@@ -48,6 +50,12 @@ class AcceleratorType:
     #: ``banned``, ``china_special`` (designed under the limits), ``domestic`` (made in China),
     #: or empty when not assessed.
     export_status: str = ""
+    #: What ``tdp_w`` covers: ``chip`` or ``system`` (per chip, host/switches/optics included).
+    tdp_scope: str = "chip"
+    #: ``cloud_list`` or ``derived`` (basis of ``price_per_hour``); None when no hourly price.
+    price_basis: str | None = None
+    #: ``card``, ``server_share``, ``same_die`` or ``assumption`` (basis of ``purchase_usd``).
+    purchase_basis: str | None = None
 
     @property
     def hourly_price(self) -> float:
@@ -59,7 +67,7 @@ class AcceleratorType:
         if self.price_per_hour is not None:
             return float(self.price_per_hour), "catalog"
         if self.purchase_usd:
-            return float(self.purchase_usd) / AMORTISATION_HOURS, "amortised purchase"
+            return float(self.purchase_usd) / LIST_HOURS_PER_PURCHASE, "derived from purchase"
         return self.h100_equiv * self.stack_efficiency * USD_PER_H100_HOUR, "H100-equivalent"
 
     @property

@@ -176,6 +176,18 @@ def context_notes(sc: Scenario, found: tuple[Violation, ...]) -> tuple[str, ...]
                 f"for {tg.name}: not purchasable in {'/'.join(juris)} by {tg.year}: "
                 + ", ".join(blocked)
             )
+        if tg.largest_job_h100e is not None:
+            small = [
+                f"{c.name} (needs {c.job_cards(tg.largest_job_h100e):,} cards, largest built "
+                f"{c.scale_out_cards:,})"
+                for c in sc.chips
+                if c.job_cards(tg.largest_job_h100e) > c.scale_out_cards
+            ]
+            if small:
+                notes.append(
+                    f"for {tg.name}: no fabric of these chips holds its largest job of "
+                    f"{tg.largest_job_h100e:,.0f} H100e: " + ", ".join(small)
+                )
     return tuple(notes)
 
 

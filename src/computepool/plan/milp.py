@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from computepool.plan.buyable import add_fabric_vars, add_order_vars
 from computepool.plan.lp import INF, Model
 from computepool.plan.scenario import Chip, Scenario, Site
 
@@ -68,6 +69,15 @@ def opex_per_card_year(sc: Scenario, chip: Chip, site: Site) -> float:
     return (
         kwh * site.electricity_usd_per_kwh + kwh * site.carbon_g_per_kwh / 1e6 * sc.carbon_usd_per_t
     )
+
+
+def resale_value(sc: Scenario, chip: Chip, t: int) -> float:
+    """Present value of selling one node bought in year t when the fleet retires (after the
+    horizon and ``tail_years``): ``resale_fraction`` x its all-in capex, discounted."""
+    if chip.resale_fraction <= 0:
+        return 0.0
+    end = len(sc.years) + sc.tail_years
+    return chip.resale_fraction * chip.capex_usd[t] * chip.per_node * discount(sc, end)
 
 
 def can_buy(sc: Scenario, c: int, s: int, t: int) -> bool:
@@ -123,6 +133,11 @@ class Layout:
     x: np.ndarray  # (C, S, T)
     a: np.ndarray  # (C, S, T, K)
     o: np.ndarray  # (S, T), -1 where none
+    #: Binaries of buyable.py, -1 where none: orders (C, S, T), chip families at sites (C, S, T),
+    #: fabrics that hold a target's largest job (C, S, T, K).
+    z: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))
+    y: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))
+    f: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), dtype=np.int64))
     caps: list[Cap] = field(default_factory=list)
     targets: list[TargetRow] = field(default_factory=list)
     elastic: bool = False
@@ -166,7 +181,7 @@ def _fleet_vars(m: Model, sc: Scenario, lay: Layout) -> None:
                     f"nodes[{tag}]",
                     ub=node_upper_bound(sc, c, s, t),
                     integer=True,
-                    cost=capex * discount(sc, t) / COST_UNIT,
+                    cost=(capex * discount(sc, t) - resale_value(sc, chip, t)) / COST_UNIT,
                 )
                 w = discount(sc, t) + (tail_factor(sc) if t == T - 1 else 0.0)
                 lay.x[c, s, t] = m.var(f"cards[{tag}]", cost=opex * w / COST_UNIT)
@@ -289,6 +304,12 @@ def spend_terms(sc: Scenario, lay: Layout, t: int, with_energy: bool) -> list:
     for s, site in enumerate(sc.sites):
         if lay.o[s, t] >= 0:
             terms.append((int(lay.o[s, t]), site.build_cost_usd))
+        for c, chip in enumerate(sc.chips):
+            # the fixed cost of a family arriving in year t: fixed * (y[t] - y[t-1])
+            if lay.y.size and lay.y[c, s, t] >= 0:
+                terms.append((int(lay.y[c, s, t]), chip.fixed_cost_usd))
+                if t > 0 and lay.y[c, s, t - 1] >= 0:
+                    terms.append((int(lay.y[c, s, t - 1]), -chip.fixed_cost_usd))
     return terms
 
 
@@ -339,10 +360,15 @@ def build_model(sc: Scenario, elastic: bool = False) -> tuple[Model, Layout]:
         x=np.full((C, S, T), -1, dtype=np.int64),
         a=np.full((C, S, T, K), -1, dtype=np.int64),
         o=np.full((S, T), -1, dtype=np.int64),
+        z=np.full((C, S, T), -1, dtype=np.int64),
+        y=np.full((C, S, T), -1, dtype=np.int64),
+        f=np.full((C, S, T, K), -1, dtype=np.int64),
         elastic=elastic,
     )
     _site_open_vars(m, sc, lay)
     _fleet_vars(m, sc, lay)
+    add_order_vars(m, sc, lay)
+    add_fabric_vars(m, sc, lay)
     _target_rows(m, sc, lay)
     _site_caps(m, sc, lay)
     _supply_caps(m, sc, lay)

@@ -7,6 +7,7 @@ import html
 import numpy as np
 from matplotlib import pyplot as plt
 
+from computepool.plan.lines import schedule_lines
 from computepool.plan.result import Plan
 from computepool.plan.scenario import Scenario
 from computepool.plan.sweep import SweepPoint, SweepSpec
@@ -206,28 +207,33 @@ def _targets(p: Plan) -> str:
 def _schedule(p: Plan) -> str:
     sc = p.scenario
     rows = []
-    for t, year in enumerate(sc.years):
-        for s, site in enumerate(sc.sites):
-            for c, chip in enumerate(sc.chips):
-                n = int(p.nodes[c, s, t])
-                if n:
-                    rows.append(
-                        [
-                            year,
-                            site.name,
-                            chip.name,
-                            f"{n:,}",
-                            f"{n * chip.per_node:,}",
-                            usd(n * chip.per_node * chip.capex_usd[t]),
-                        ]
-                    )
+    for line in schedule_lines(p):
+        if not line["nodes"]:
+            continue
+        c = [x.name for x in sc.chips].index(line["chip"])
+        t = sc.year_index(line["year"])
+        fab = line["fabric"]
+        rows.append(
+            [
+                line["year"],
+                line["site"],
+                line["chip"],
+                f"{line['nodes']:,}",
+                f"{line['cards']:,}",
+                usd(line["cards"] * sc.chips[c].capex_usd[t]),
+                f"{line['min_order']:,}",
+                f"{fab['name']} ({fab['interconnect']}): {fab['cards']:,} cards",
+                ", ".join(fab["counts_toward"]) or "idle",
+            ]
+        )
     starts = [
         f"{site.name}: construction starts {p.site_start[site.name]}"
         for site in sc.sites
         if not site.built and p.site_start.get(site.name) is not None
     ]
     head = _box(starts, OK_STYLE) if starts else ""
-    return head + table(["year", "site", "chip", "nodes", "cards", "card capex"], rows)
+    cols = ["year", "site", "chip", "nodes", "cards", "card capex", "min order", "fabric", "serves"]
+    return head + table(cols, rows)
 
 
 def _per_year(p: Plan) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from computepool.plan.explain import Binding, Explanation, binding_caps, elastic_solve, explain
+from computepool.plan.lines import chip_mix, schedule_lines
 from computepool.plan.lp import Model, Solution
 from computepool.plan.milp import (
     COST_UNIT,
@@ -20,6 +21,7 @@ from computepool.plan.milp import (
     energy_kwh_per_card_year,
     opex_per_card_year,
     power_mw_per_card,
+    resale_value,
     tail_factor,
 )
 from computepool.plan.scenario import Scenario
@@ -50,6 +52,8 @@ class Plan:
     stats: SolveStats
     binding: tuple[Binding, ...] = ()
     explanation: Explanation | None = None
+    #: (C, S, T) chip families at each site by each year (their fixed cost is paid on arrival).
+    families: np.ndarray | None = None
 
     # ---- money -----------------------------------------------------------------------
     def _per_card(self, fn) -> np.ndarray:
@@ -92,14 +96,39 @@ class Plan:
         kwh = self._per_card(lambda c, s: energy_kwh_per_card_year(sc, c, s))
         return np.einsum("cst,cs,s->t", self.cards, kwh, g) / 1e6
 
+    def fixed_by_year(self) -> np.ndarray:
+        """Fixed costs of bringing chip families into sites, in the year each arrives."""
+        sc = self.scenario
+        out = np.zeros(len(sc.years))
+        if self.families is not None:
+            fixed = np.array([c.fixed_cost_usd for c in sc.chips])
+            fam = self.families.astype(float)
+            arrive = np.diff(fam, axis=2, prepend=0.0)  # 1 in the year a family arrives
+            out = np.einsum("cst,c->t", arrive, fixed)
+        return out
+
     def total_by_year(self) -> np.ndarray:
-        return self.capex_by_year() + self.build_by_year() + self.opex_by_year()
+        return (
+            self.capex_by_year() + self.build_by_year() + self.fixed_by_year() + self.opex_by_year()
+        )
+
+    def resale_pv_usd(self) -> float:
+        """Present value of selling the bought cards when the fleet retires."""
+        sc = self.scenario
+        return float(
+            sum(
+                self.nodes[c, s, t] * resale_value(sc, chip, t)
+                for c, chip in enumerate(sc.chips)
+                for s in range(len(sc.sites))
+                for t in range(len(sc.years))
+            )
+        )
 
     def npv_usd(self) -> float:
         sc = self.scenario
         df = np.array([discount(sc, t) for t in range(len(sc.years))])
         tail = self.opex_by_year()[-1] * tail_factor(sc)
-        return float((self.total_by_year() * df).sum() + tail)
+        return float((self.total_by_year() * df).sum() + tail - self.resale_pv_usd())
 
     # ---- capacity ----------------------------------------------------------------------
     def power_mw(self) -> np.ndarray:
@@ -143,30 +172,21 @@ class Plan:
     # ---- export ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         sc = self.scenario
-        schedule = [
-            {
-                "year": sc.years[t],
-                "site": site.name,
-                "chip": chip.name,
-                "nodes": int(self.nodes[c, s, t]),
-                "cards": int(self.nodes[c, s, t]) * chip.per_node,
-                "cards_in_service": int(round(self.cards[c, s, t])),
-            }
-            for t in range(len(sc.years))
-            for s, site in enumerate(sc.sites)
-            for c, chip in enumerate(sc.chips)
-            if self.cards[c, s, t] > 0.5
-        ]
+        schedule = schedule_lines(self)
         return {
             "scenario": sc.name,
             "feasible": self.feasible,
             "npv_usd": self.npv_usd(),
             "years": list(sc.years),
+            "purchase_lines": sum(1 for r in schedule if r["nodes"] > 0),
+            "chip_mix_cards": chip_mix(self),
             "schedule": schedule,
             "site_start": self.site_start,
             "cost_by_year_usd": {
                 "capex": self.capex_by_year().tolist(),
                 "site_build": self.build_by_year().tolist(),
+                "chip_site_fixed": self.fixed_by_year().tolist(),
+                "resale_credit_present_value": self.resale_pv_usd(),
                 "energy_and_carbon": self.opex_by_year().tolist(),
                 "total": self.total_by_year().tolist(),
             },
@@ -182,8 +202,8 @@ class Plan:
             "explanation": self.explanation.lines() if self.explanation else None,
             "solve": {
                 "status": self.stats.status,
-                "seconds": self.stats.seconds,
-                "gap": self.stats.gap,
+                # no wall-clock seconds here: the same input gives the same bytes
+                "gap": None if self.stats.gap is None else round(self.stats.gap, 6),
                 "variables": self.stats.variables,
                 "rows": self.stats.rows,
                 "integers": self.stats.integers,
@@ -191,7 +211,7 @@ class Plan:
         }
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def _plan_from(
@@ -212,7 +232,11 @@ def _plan_from(
     stats = SolveStats(
         sol.status, sol.seconds, sol.gap, m.num_vars, m.num_rows, m.num_integer, sol.message
     )
-    return Plan(sc, feasible, nodes, cards, alloc, start, stats, binding_caps(sc, m, lay, x), expl)
+    fam = np.zeros(lay.y.shape, dtype=bool)
+    on = lay.y >= 0
+    fam[on] = x[lay.y[on]] > 0.5
+    binding = binding_caps(sc, m, lay, x)
+    return Plan(sc, feasible, nodes, cards, alloc, start, stats, binding, expl, fam)
 
 
 class PlanError(RuntimeError):

@@ -8,6 +8,7 @@ field and the reason (``ScenarioFileError``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from computepool.catalog.accelerators import load_accelerators, load_fx
 from computepool.catalog.errors import CatalogFileError, Problem, problems_from_validation
+from computepool.catalog.fabrics import Fabric, load_fabrics
 from computepool.catalog.files import read_yaml_mapping
 from computepool.catalog.regions import load_regions
 from computepool.model.accelerator import AcceleratorType
@@ -68,6 +70,25 @@ class Chip:
     #: Jurisdiction -> purchasable in each year.
     available: Mapping[str, tuple[bool, ...]]
     source: str = ""
+    #: Smallest purchase per site and year, whole nodes.
+    min_order_nodes: int = 1
+    #: One-off cost per site that buys this chip, USD.
+    fixed_cost_usd: float = 0.0
+    interconnect: str = ""
+    scale_up_cards: int = 8
+    #: Largest cluster built with this chip: cards in one training fabric (0: none known).
+    scale_out_cards: int = 0
+    fabric_source: str = ""
+    #: Share of the all-in capex recovered by selling the cards when the fleet retires.
+    resale_fraction: float = 0.0
+
+    @property
+    def min_order_cards(self) -> int:
+        return self.min_order_nodes * self.per_node
+
+    def job_cards(self, h100e: float) -> int:
+        """Cards of this chip one job of ``h100e`` peak H100-equivalents needs."""
+        return max(1, math.ceil(h100e / self.h100_equiv - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,8 @@ class Target:
     sites: frozenset[str]
     effective: bool = True
     source: str = ""
+    #: Largest single job, peak H100e; None: any card counts.
+    largest_job_h100e: float | None = None
 
     def coefficient(self, chip: Chip) -> float:
         """Target units per card of ``chip`` allocated to this target's kind."""
@@ -160,6 +183,7 @@ def resolve_chip(
     jurisdictions: Sequence[str],
     catalog: Mapping[str, AcceleratorType],
     problems: list[Problem],
+    fabrics: Mapping[str, Fabric] | None = None,
 ) -> Chip | None:
     path = f"chips[{i}]"
     name = row.accelerator or row.name
@@ -220,7 +244,11 @@ def resolve_chip(
         else:
             banned = base is not None and base.export_status == "banned"
             avail[j] = (not (banned and j == EXPORT_CONTROLLED_IN),) * len(years)
-    it_power = row.it_power_w or tdp * doc.defaults.it_overhead
+    system_tdp = row.tdp_w is None and base is not None and base.tdp_scope == "system"
+    it_power = row.it_power_w or (tdp if system_tdp else tdp * doc.defaults.it_overhead)
+    fab = (fabrics or {}).get(name)
+    lot = row.min_order or doc.defaults.min_order_cards
+    fixed = row.fixed_cost_usd
     return Chip(
         name=row.name,
         accelerator=name,
@@ -234,6 +262,21 @@ def resolve_chip(
         supply=tuple(None if s is None else float(s) for s in supply),
         available=avail,
         source=row.source or (base.source if base else ""),
+        min_order_nodes=max(1, math.ceil(lot / row.per_node)),
+        resale_fraction=(
+            doc.defaults.resale_fraction if row.resale_fraction is None else row.resale_fraction
+        ),
+        fixed_cost_usd=float(doc.defaults.chip_site_fixed_usd if fixed is None else fixed),
+        interconnect=row.interconnect or (fab.interconnect if fab else "unknown"),
+        scale_up_cards=row.scale_up_cards or (fab.scale_up_cards if fab else row.per_node),
+        scale_out_cards=(
+            row.scale_out_cards
+            if row.scale_out_cards is not None
+            else (fab.scale_out_cards if fab else 0)
+        ),
+        fabric_source=(
+            "scenario" if row.scale_out_cards is not None else (fab.source if fab else "")
+        ),
     )
 
 
@@ -330,6 +373,7 @@ def resolve_target(
         sites=frozenset(chosen) if row.where else frozenset(s.name for s in sites),
         effective=row.effective,
         source=row.source,
+        largest_job_h100e=row.largest_job_h100e,
     )
 
 
@@ -346,6 +390,7 @@ def resolve(
     file: str,
     accelerators: Mapping[str, AcceleratorType],
     regions: Mapping[str, Region],
+    fabrics: Mapping[str, Fabric] | None = None,
 ) -> Scenario:
     problems: list[Problem] = []
     years = tuple(range(doc.start_year, doc.start_year + doc.horizon_years))
@@ -361,7 +406,7 @@ def resolve(
     chips = [
         c
         for i, row in enumerate(doc.chips)
-        if (c := resolve_chip(i, row, doc, years, jurisdictions, accelerators, problems))
+        if (c := resolve_chip(i, row, doc, years, jurisdictions, accelerators, problems, fabrics))
     ]
     targets = [
         t
@@ -371,7 +416,7 @@ def resolve(
     caps: dict[str, float] = {}
     cap_from = None
     if doc.vendor_cap is not None:
-        vendors = {c.vendor for c in chips}
+        vendors = sorted({c.vendor for c in chips})  # sorted: the model row order is fixed
         caps = {v: doc.vendor_cap.share for v in vendors}
         for v, share in doc.vendor_cap.per_vendor.items():
             if v not in vendors:
@@ -424,6 +469,7 @@ def parse_scenario(
         file,
         accelerators if accelerators is not None else load_accelerators(),
         regions if regions is not None else load_regions(),
+        load_fabrics() if accelerators is None else None,
     )
 
 

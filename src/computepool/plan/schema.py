@@ -74,9 +74,24 @@ class ChipIn(_Strict):
     #: Jurisdiction -> true / false / {from_year, until_year}. Default: banned in CN when the
     #: catalog's export_status is ``banned``, else available everywhere.
     availability: dict[str, bool | Window] = {}
+    #: Smallest purchase of this chip at one site in one year, cards (rounded up to whole
+    #: nodes); default ``defaults.min_order_cards``. A year's buy is 0 or at least this.
+    min_order: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    #: One-off cost of bringing this chip family into a site (qualification, integration,
+    #: spares, vendor support set-up), charged once per site that buys it; default
+    #: ``defaults.chip_site_fixed_usd``.
+    fixed_cost_usd: NonNeg | None = None
+    #: Fabric facts (default: catalog fabrics.yaml): interconnect class, cards in one scale-up
+    #: domain, and the largest cluster built with this chip (cards in one training fabric).
+    interconnect: Annotated[str, Field(max_length=200)] | None = None
+    scale_up_cards: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    scale_out_cards: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    #: Share of the all-in capex recovered by selling the cards when the fleet retires (after
+    #: the horizon and ``defaults.tail_years``); default ``defaults.resale_fraction``.
+    resale_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     source: str = ""
 
-    _price = field_validator("price_usd", mode="before")(_money)
+    _price = field_validator("price_usd", "fixed_cost_usd", mode="before")(_money)
 
 
 class ExistingIn(_Strict):
@@ -121,6 +136,10 @@ class TargetIn(_Strict):
     where: list[str] = []
     #: False: count peak compute, ignoring software-stack efficiency.
     effective: bool = True
+    #: The target's largest single job, in peak H100-equivalents (cards x h100_equiv). Cards
+    #: count toward this target only in a fabric (one chip at one site) that holds that job:
+    #: at least ceil(largest_job_h100e / h100_equiv) cards, within the chip's scale-out limit.
+    largest_job_h100e: Positive | None = None
     name: str | None = None
     source: str = ""
 
@@ -160,8 +179,16 @@ class DefaultsIn(_Strict):
     carbon_usd_per_t: NonNeg = 0.0
     #: Years after the horizon whose energy the final fleet is charged for (discounted).
     tail_years: Annotated[int, Field(ge=0, le=30)] = 0
+    #: Default smallest purchase per chip, site and year, cards (1: one node).
+    min_order_cards: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    #: Default one-off cost per (chip family, site) bought at.
+    chip_site_fixed_usd: NonNeg = 0.0
+    #: Default share of capex recovered by resale when the fleet retires (0: none).
+    resale_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
-    _usd = field_validator("facility_usd_per_it_mw", "carbon_usd_per_t", mode="before")(_money)
+    _usd = field_validator(
+        "facility_usd_per_it_mw", "carbon_usd_per_t", "chip_site_fixed_usd", mode="before"
+    )(_money)
 
 
 class ScenarioIn(_Strict):

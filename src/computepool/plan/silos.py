@@ -3,8 +3,9 @@
 Given a workload with tenants (for Philly: the virtual clusters), a measurement window of
 arrival times and one accelerator type:
 
-(a) **silos**: each tenant gets a cluster sized for its peak demand (the most accelerators its
-    jobs would hold at once if each started on arrival), rounded up to whole nodes;
+(a) **silos**: each tenant gets a cluster sized by a stated rule: a quantile of its demand (the
+    accelerators its jobs would hold at once if each started on arrival, time-weighted; default
+    the 95th percentile, 1.0 = its true peak) or the cards it actually bought, in whole nodes;
 (b) **pool**: one cluster with the same total cards, shared by every tenant;
 (c) **smaller pool**: the fewest nodes whose average JCT is no worse than the silos' (times
     ``1 + jct_tolerance``), found by bisection over the pool size with the simulator.
@@ -69,8 +70,21 @@ class StudyInput:
     round_seconds: float = 360.0
     jct_tolerance: float = 0.0
     jct_target_hours: float | None = None
-    peak_quantile: float = 1.0
+    #: Silo sizing: each tenant's time-weighted demand quantile (1.0 = its true peak)...
+    peak_quantile: float = 0.95
+    #: ...unless the tenant is listed here with the cards it actually bought.
+    silo_cards: dict[str, int] = field(default_factory=dict)
     max_search_steps: int = 12
+
+    def sizing_rule(self) -> str:
+        rule = (
+            "its true peak"
+            if self.peak_quantile >= 1.0
+            else f"its {self.peak_quantile:.0%} demand quantile (time-weighted)"
+        )
+        if self.silo_cards:
+            rule += f"; {len(self.silo_cards)} tenant(s) at the cards they bought"
+        return "each tenant's silo holds " + rule
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,19 @@ class TenantRow:
     name: str
     jobs: int
     work_hours: float
+    #: The tenant's demand at the sizing quantile (its true peak at 1.0).
     peak: float
     cards: int
     utilisation: float
     avg_jct_hours: float
+    #: The tenant's true peak (demand at quantile 1.0), for comparison with ``cards``.
+    true_peak: float = math.nan
+    #: Average JCT of this tenant's jobs in (b) the pool of the same cards, (c) the smaller pool.
+    pool_jct_hours: float = math.nan
+    smaller_jct_hours: float = math.nan
+    #: Cost of the silo; and the tenant's share of (c)'s cost by its busy hours there.
+    silo_cost_usd: float = math.nan
+    smaller_cost_share_usd: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class SilosResult:
     pooled_peak: float
     wall_seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    sizing_rule: str = ""
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -246,7 +270,10 @@ def run_study(inp: StudyInput, on_step: Callable[[str, float], None] | None = No
     for i, k in enumerate(present):
         mask = w.tenant == k
         peak = peak_demand(w.arrival[mask], dur[mask], sf[mask], inp.peak_quantile)
-        nodes = nodes_for(max(peak, sf[mask].max()), inp.per_node)
+        true_peak = peak_demand(w.arrival[mask], dur[mask], sf[mask], 1.0)
+        bought = inp.silo_cards.get(w.tenants[k])
+        size = bought if bought is not None else peak
+        nodes = nodes_for(max(size, sf[mask].max()), inp.per_node)
         res = simulate_nodes(inp, subset(w, mask, w.tenants[k]), nodes, f"silo-{w.tenants[k]}")
         silo_results.append(res)
         silo_nodes += nodes
@@ -262,6 +289,8 @@ def run_study(inp: StudyInput, on_step: Callable[[str, float], None] | None = No
                 nodes * inp.per_node,
                 a.utilisation,
                 a.avg_jct_hours,
+                true_peak=true_peak,
+                silo_cost_usd=a.cost_usd,
             )
         )
         step(f"silo {w.tenants[k]}", (i + 1) / (len(present) + 3))
@@ -273,18 +302,54 @@ def run_study(inp: StudyInput, on_step: Callable[[str, float], None] | None = No
     in_win = (w.arrival >= t0) & (w.arrival < t1)
     avg_demand = float((sf[in_win] * dur[in_win]).sum() / HOUR / hours) if hours > 0 else 0.0
     lo = nodes_for(max(avg_demand, sf.max()), inp.per_node)
-    smaller, search, notes = _bisect(inp, w, lo, silo_nodes, pool, target, step, len(present))
+    smaller, search, notes, small_res = _bisect(
+        inp, w, lo, silo_nodes, pool, target, step, len(present), pooled
+    )
+    rows = [
+        _with_pool_outcomes(row, k, w, pooled, small_res, smaller, sum(r.work_hours for r in rows))
+        for row, k in zip(rows, present, strict=True)
+    ]
     return SilosResult(
         silos=silos,
         pool=pool,
         smaller=smaller,
         tenants=tuple(rows),
+        sizing_rule=inp.sizing_rule(),
         jct_target_hours=target,
         search=tuple(search),
         window_hours=hours,
         pooled_peak=peak_demand(w.arrival, dur, sf, inp.peak_quantile),
         wall_seconds=time.perf_counter() - wall0,
         notes=tuple(notes),
+    )
+
+
+def tenant_jct_hours(res: SimResult, w: Workload, k: int) -> float:
+    """Average JCT of tenant k's measured jobs in a simulation of the whole workload ``w``."""
+    sl = res.window_slice() if res.window is not None else slice(0, 0)
+    jct = res.jct[sl]
+    mine = (w.tenant[sl] == k) & ~np.isnan(jct)
+    return float(jct[mine].mean() / HOUR) if mine.any() else math.nan
+
+
+def _with_pool_outcomes(
+    row: TenantRow,
+    k: int,
+    w: Workload,
+    pooled: SimResult,
+    small: SimResult | None,
+    smaller: Arrangement | None,
+    total_work_hours: float,
+) -> TenantRow:
+    return dataclasses.replace(
+        row,
+        pool_jct_hours=tenant_jct_hours(pooled, w, k),
+        smaller_jct_hours=tenant_jct_hours(small, w, k) if small is not None else math.nan,
+        smaller_cost_share_usd=(
+            smaller.cost_usd * row.work_hours / total_work_hours
+            if smaller is not None and total_work_hours > 0
+            else math.nan
+        ),
     )
 
 
@@ -297,7 +362,8 @@ def _bisect(
     target: float,
     step: Callable[[str, float], None],
     n_tenants: int,
-) -> tuple[Arrangement | None, list[tuple[int, float]], list[str]]:
+    hi_res: SimResult,
+) -> tuple[Arrangement | None, list[tuple[int, float]], list[str], SimResult | None]:
     """Fewest nodes in [lo, hi] with average JCT <= target (JCT assumed monotone in size)."""
     search = [(at_hi.cards, at_hi.avg_jct_hours)]
     if not at_hi.avg_jct_hours <= target * (1 + 1e-9):
@@ -308,8 +374,9 @@ def _bisect(
                 f"even the pool with the silos' {at_hi.cards:,} cards misses the "
                 f"JCT target of {target:.2f} h"
             ],
+            None,
         )
-    best = at_hi
+    best, best_res = at_hi, hi_res
     lo = min(lo, hi)
     steps = 0
     while lo < hi and steps < inp.max_search_steps:
@@ -318,7 +385,7 @@ def _bisect(
         a = measure("smaller pool", inp, mid * inp.per_node, [res])
         search.append((a.cards, a.avg_jct_hours))
         if a.avg_jct_hours <= target * (1 + 1e-9):
-            hi, best = mid, a
+            hi, best, best_res = mid, a, res
         else:
             lo = mid + 1
         steps += 1
@@ -328,4 +395,4 @@ def _bisect(
         notes.append(f"search stopped after {steps} steps; the answer is within {hi - lo} nodes")
     if best is at_hi:
         best = dataclasses.replace(at_hi, name="smaller pool")
-    return best, search, notes
+    return best, search, notes, best_res

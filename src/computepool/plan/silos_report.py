@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib import pyplot as plt
+from rich.table import Table
 
 from computepool.plan.silos import Arrangement, SilosResult, StudyInput
 from computepool.report.html import PALETTE, figure_png, page, section, table
@@ -101,12 +102,12 @@ def _fig_tenants(r: SilosResult) -> str:
     t = sorted(r.tenants, key=lambda x: -x.cards)
     fig, ax = plt.subplots(figsize=(8, 3.2))
     x = np.arange(len(t))
-    ax.bar(x, [row.cards for row in t], color=PALETTE[0], label="silo size (peak)")
+    ax.bar(x, [row.cards for row in t], color=PALETTE[0], label="silo size")
     avg = [row.work_hours / r.window_hours for row in t]
     ax.bar(x, avg, color=PALETTE[2], width=0.5, label="average demand")
     ax.set_xticks(x, [row.name for row in t], rotation=45, fontsize=8)
     ax.set_ylabel("cards")
-    ax.set_title("each tenant's peak against its average demand", fontsize=10)
+    ax.set_title("each tenant's silo against its average demand", fontsize=10)
     ax.legend(fontsize=8)
     return figure_png(fig)
 
@@ -118,10 +119,15 @@ def render_silos_report(r: SilosResult, inp: StudyInput, facts: dict[str, Any], 
             row.name,
             f"{row.jobs:,}",
             f"{row.work_hours:,.0f}",
+            f"{row.true_peak:,.0f}",
             f"{row.peak:,.0f}",
             f"{row.cards:,}",
             f"{row.utilisation:.1%}",
             f"{row.avg_jct_hours:.2f}",
+            f"{row.pool_jct_hours:.2f}",
+            f"{row.smaller_jct_hours:.2f}",
+            f"${row.silo_cost_usd:,.0f}",
+            f"${row.smaller_cost_share_usd:,.0f}",
         ]
         for row in sorted(r.tenants, key=lambda x: -x.work_hours)
     ]
@@ -163,16 +169,23 @@ def render_silos_report(r: SilosResult, inp: StudyInput, facts: dict[str, Any], 
     sections = [
         section("Summary", saving + table(HEADERS, summary_rows(r)) + _fig_bars(r)),
         section(
-            "Tenants (silos sized for their peak)",
-            table(
+            "Tenants",
+            f"<p>Silo sizing: {r.sizing_rule}. Each tenant's outcome in its silo, in the pool of "
+            "the same cards and in the smaller pool; the smaller pool's cost is shared by work.</p>"
+            + table(
                 [
                     "tenant",
                     "jobs",
                     "work (accel-h)",
-                    "peak",
+                    "true peak",
+                    "demand at sizing quantile",
                     "silo cards",
-                    "utilisation",
-                    "avg JCT (h)",
+                    "silo utilisation",
+                    "JCT silo (h)",
+                    "JCT pool (h)",
+                    "JCT smaller pool (h)",
+                    "silo cost",
+                    "share of smaller pool cost",
                 ],
                 t_rows,
             )
@@ -192,3 +205,22 @@ def render_silos_report(r: SilosResult, inp: StudyInput, facts: dict[str, Any], 
         f"{len(r.tenants)} tenants · {r.window_hours / 24:.0f}-day window · {inp.accelerator.name}"
     )
     return page(f"Pool vs silos · {name}", sub, sections)
+
+
+def tenant_table(r: SilosResult) -> Table:
+    """Per-tenant outcomes: silo size vs peak, and each tenant's JCT in silo, pool, smaller pool."""
+    t = Table(title="per tenant")
+    for h in ("tenant", "jobs", "true peak", "silo", "util", "JCT silo", "pool", "smaller"):
+        t.add_column(h, justify="left" if h == "tenant" else "right")
+    for row in sorted(r.tenants, key=lambda x: -x.work_hours):
+        t.add_row(
+            row.name[:24],
+            f"{row.jobs:,}",
+            f"{row.true_peak:,.0f}",
+            f"{row.cards:,}",
+            f"{row.utilisation:.0%}",
+            f"{row.avg_jct_hours:.2f} h",
+            f"{row.pool_jct_hours:.2f} h",
+            f"{row.smaller_jct_hours:.2f} h",
+        )
+    return t

@@ -7,7 +7,7 @@ current directory (so ``../shared/data/...`` works from the repository root).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -62,7 +62,16 @@ class StudyIn(BaseModel):
     #: default 1% absorbs the scheduler's round granularity (a job starts at a round boundary).
     jct_tolerance: Annotated[float, Field(ge=0)] = 0.01
     jct_target_hours: Annotated[float, Field(gt=0)] | None = None
-    peak_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0
+    #: Silo sizing rule: each tenant's silo holds this time-weighted quantile of its demand
+    #: (0.95: its 95th-percentile concurrent cards; 1.0: its true peak)...
+    peak_quantile: Annotated[float, Field(gt=0, le=1)] = 0.95
+    #: ...or, per tenant, the cards it actually bought (overrides the quantile for that tenant).
+    silo_cards: dict[Annotated[str, Field(max_length=128)], Annotated[int, Field(ge=1)]] = {}
+    #: Who is a tenant: ``trace`` (the trace's own tenant column, e.g. Philly's virtual clusters);
+    #: for openb, which has none: ``qos`` (one tenant per QoS class: LS, BE, Burstable,
+    #: Guaranteed) or ``qos_shape`` (per QoS class and request shape: shared < 1 GPU, 1 GPU,
+    #: multi-GPU).
+    tenant_rule: Literal["trace", "qos", "qos_shape"] = "trace"
     max_search_steps: Annotated[int, Field(ge=1, le=40)] = 12
 
     @field_validator("capex_per_card_usd", mode="before")
@@ -103,10 +112,37 @@ def resolve_path(text: str, base: Path) -> Path:
         if p.exists():
             return p
     raise FileNotFoundError(
-        f"workload {text!r} not found (looked in {base} and the current directory). The Philly "
-        "trace lives in the shared data folder next to the repository "
-        "(../shared/data/philly/philly_jobs_pollux_sia.csv); see docs/planner.md"
+        f"workload {text!r} not found (looked in {base} and the current directory). The "
+        "shipped studies' traces live in the shared data folder next to the repository "
+        "(../shared/data/philly/, ../shared/data/alibaba-openb-v2023/); see docs/planner.md"
     )
+
+
+def pod_tenant(qos: str, num_gpu: int, gpu_milli: int, rule: str) -> str:
+    """The tenant an openb pod is assigned to by ``rule`` (``qos`` or ``qos_shape``)."""
+    q = (qos or "none").strip()[:32] or "none"
+    if rule == "qos":
+        return q
+    shape = "multi" if num_gpu > 1 else ("shared" if gpu_milli < 1000 else "whole")
+    return f"{q}-{shape}"
+
+
+def openb_with_tenants(path: Path, tp, accelerator: str, rule: str) -> Workload:
+    """openb pods as jobs (durations kept on ``accelerator``), tenants assigned by ``rule``."""
+    from computepool.traces.openb import pods_to_workload, read_openb_pods
+
+    pods = read_openb_pods(path)
+    w = pods_to_workload(pods, tp, reference=accelerator)
+    by_name = {
+        str(n): pod_tenant(str(q), int(g), int(m), rule)
+        for n, q, g, m in zip(pods.name, pods.qos, pods.num_gpu, pods.gpu_milli, strict=True)
+    }
+    labels = [by_name[i] for i in (w.ids or [])]
+    names = sorted(set(labels))
+    index = {n: k for k, n in enumerate(names)}
+    w.tenants = names
+    w.tenant = np.asarray([index[x] for x in labels], dtype=np.int32)
+    return w
 
 
 def _read(study: StudyIn, base: Path, tp) -> Workload:
@@ -115,6 +151,13 @@ def _read(study: StudyIn, base: Path, tp) -> Workload:
 
     path = resolve_path(study.workload or "", base)
     fmt = study.format or detect_format(path)
+    if study.tenant_rule != "trace":
+        if fmt != "openb":
+            raise StudyFileError(
+                study.name,
+                [Problem("tenant_rule", f"{study.tenant_rule!r} needs an openb pod list")],
+            )
+        return openb_with_tenants(path, tp, study.accelerator, study.tenant_rule)
     if fmt == "philly":
         # durations as in the trace, on the study's accelerator
         return read_philly(path, tp, reference=study.accelerator)
@@ -174,7 +217,8 @@ def build_input(study: StudyIn, base: Path) -> tuple[StudyInput, dict[str, Any]]
     econ = Economics(
         capex_per_card_usd=float(capex),
         lifetime_years=study.lifetime_years,
-        busy_kw=a.tdp_w * study.it_overhead * r.pue / 1000.0,
+        # a system-level TDP (tdp_scope: system) already includes the host and network
+        busy_kw=a.tdp_w * (1.0 if a.tdp_scope == "system" else study.it_overhead) * r.pue / 1000.0,
         idle_power_fraction=study.idle_power_fraction,
         electricity_usd_per_kwh=r.electricity_usd_per_kwh,
     )
@@ -191,6 +235,7 @@ def build_input(study: StudyIn, base: Path) -> tuple[StudyInput, dict[str, Any]]
         jct_tolerance=study.jct_tolerance,
         jct_target_hours=study.jct_target_hours,
         peak_quantile=study.peak_quantile,
+        silo_cards=dict(study.silo_cards),
         max_search_steps=study.max_search_steps,
     )
     return inp, facts

@@ -165,7 +165,7 @@ def _plan_sections(doc: Mapping) -> list[str]:
             ("feasible", "yes" if doc.get("feasible") else "no", "meets every target" if doc.get("feasible") else "see below"),
             ("cards in service", f"{sum(last.values()):,.0f}", f"in {years[-1]}" if years else ""),
             ("peak power", f"{peak:,.1f} MW", "all sites"),
-            ("years", f"{years[0]}–{years[-1]}" if years else "–", f"{len(doc['schedule'])} purchases"),
+            ("years", f"{years[0]}–{years[-1]}" if years else "–", f"{doc.get('purchase_lines', len(doc['schedule']))} purchases"),
         ]
     )  # fmt: skip
     out = [tiles]
@@ -178,7 +178,8 @@ def _plan_sections(doc: Mapping) -> list[str]:
         )
         out.append(section(title, f"<div class='{box}'><ul style='margin:0'>{items}</ul></div>"))
     parts = {
-        k: cost.get(k, [0.0] * len(years)) for k in ("capex", "site_build", "energy_and_carbon")
+        k: cost.get(k, [0.0] * len(years))
+        for k in ("capex", "site_build", "chip_site_fixed", "energy_and_carbon")
     }
     usd = lambda v: "$" + number(v)  # noqa: E731
     out.append(section("Cost by year (USD)", _bars(years, parts, usd)))
