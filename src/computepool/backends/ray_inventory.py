@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from computepool.catalog.catalog import Catalog
-from computepool.catalog.regions import bandwidth_matrix, links_for, rtt_matrix
+from computepool.catalog.node_pool import node_list_problems, pool_of_nodes
 from computepool.model.pool import Node, Pool
 
 ACCEL_PREFIX = "accel:"
@@ -179,39 +179,12 @@ def pool_from_nodes(
             f"--labels={LABEL_REGION}=ap-singapore (see `cpool ray up --demo`)"
         )
     cat = catalog or Catalog.load()
-    problems: list[str] = []
-    for n in live:
-        if n.accelerator not in cat.accelerators:
-            problems.append(
-                f"Ray node {n.name}: unknown accelerator type {n.accelerator!r}; known: "
-                + ", ".join(sorted(cat.accelerators))
-            )
-        if n.region not in cat.regions:
-            problems.append(
-                f"Ray node {n.name}: unknown region {n.region!r}; known: "
-                + ", ".join(sorted(cat.regions))
-            )
-    names = [n.name for n in live]
-    problems += [
-        f"Ray node name {x!r} is used by several nodes"
-        for x in sorted(set(names))
-        if names.count(x) > 1
+    nodes = [
+        Node(n.name, n.region, n.accelerator, n.count, n.island, int(n.cpu * 1000), n.memory_mib)
+        for n in live
     ]
+    problems = node_list_problems(nodes, cat, what="Ray node")
     if problems:
         raise RayBackendError("unusable Ray inventory:\n  " + "\n  ".join(problems))
-    regions = {r: cat.regions[r] for r in sorted({n.region for n in live})}
-    links = links_for(regions.values(), cat.network)
-    return Pool(
-        name=name,
-        accelerators=dict(cat.accelerators),
-        regions=regions,
-        nodes=tuple(
-            Node(
-                n.name, n.region, n.accelerator, n.count, n.island, int(n.cpu * 1000), n.memory_mib
-            )
-            for n in live
-        ),
-        rtt_ms=rtt_matrix(links),
-        bandwidth_gbps=bandwidth_matrix(links),
-        description=f"read from a Ray cluster: {len(live)} accelerator nodes",
-    )
+    desc = f"read from a Ray cluster: {len(live)} accelerator nodes"
+    return pool_of_nodes(name, nodes, cat, desc)

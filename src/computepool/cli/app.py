@@ -19,6 +19,7 @@ from computepool.cli import (
     simulate_cmd,
     validate_cmd,
     wait_cmd,
+    whatif_cmd,
 )
 from computepool.cli.conventions import CpoolTyper
 
@@ -75,6 +76,7 @@ pack_cmd.register(app)
 serve_cmd.register(app)
 jobs_cmd.register(app)
 wait_cmd.register(app)
+whatif_cmd.register(app)
 ray_cmd.register(app)
 report_cmd.register(app)
 

@@ -222,9 +222,40 @@ def _ftf_baseline(name: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
-        pool: PoolOpt,
-        workload: WorkloadOpt,
-        policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "fifo",
+        pool: Annotated[
+            str | None,
+            typer.Option(
+                "--pool", help="Shipped pool name (see `cpool catalog`) or a pool YAML path."
+            ),
+        ] = None,
+        workload: Annotated[
+            str | None,
+            typer.Option(
+                "--workload",
+                help="Trace path (format detected) or generator spec, e.g. "
+                "gavel:rate=5.6,jobs=6000,seed=0",
+            ),
+        ] = None,
+        policy: Annotated[
+            str | None,
+            typer.Option("--policy", help="Policy name (default fifo; with --from the pool's)."),
+        ] = None,
+        from_snapshot: Annotated[
+            Path | None,
+            typer.Option(
+                "--from",
+                help="A live pool's snapshot (`cpool snapshot`): predict when each queued job "
+                "starts and ends (instead of --pool and --workload).",
+            ),
+        ] = None,
+        add: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--add",
+                help="With --from: add nodes, REGION/ACCEL=NxPER, e.g. cn-ulanqab/H800=4x8 "
+                "(repeatable).",
+            ),
+        ] = None,
         seed: SeedOpt = None,
         round_seconds: RoundOpt = 360.0,
         window: WindowOpt = None,
@@ -248,6 +279,18 @@ def register(app: typer.Typer) -> None:
         starvation_rounds: StarveOpt = 2.0,
     ) -> None:
         """Simulate a workload on a pool under one policy and print the figures."""
+        if from_snapshot is not None:
+            if pool or workload:
+                raise fail("--from replaces --pool and --workload: give one or the other")
+            from computepool.cli.whatif_cmd import simulate_from
+
+            simulate_from(from_snapshot, policy, add or [], round_seconds, throughputs, json_out)
+            return
+        if not pool or not workload:
+            raise fail("give --pool and --workload (or --from SNAPSHOT.json)")
+        if add:
+            raise fail("--add goes with --from")
+        policy = policy or "fifo"
         _check_policies([policy])
         _ftf_baseline(ftf_baseline)
         _check_placement(placement, [policy])

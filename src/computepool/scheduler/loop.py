@@ -304,6 +304,11 @@ class Scheduler:
         self._woken = self._woken or len(jobs) > 0  # their capacity is free for others
         return jobs
 
+    def steps_done(self, job: int) -> float:
+        """Work a job still in the pool has done so far (0 when it has not run yet)."""
+        row = int(self.history.row_of[job]) if job < len(self.history.row_of) else -1
+        return float(self.active.steps_done[row]) if 0 <= row < len(self.active) else 0.0
+
     def pending_reason(self, job: int) -> Status | None:
         """Why ``job`` waits after the last round: a status naming the quota, placement,
         check or capacity that held it back (None: it is not waiting)."""

@@ -133,3 +133,21 @@ def audit(
         }
         for r in rows
     ]
+
+
+@router.get("/snapshot", tags=["admin"])
+def pool_snapshot(request: Request, _caller: Admin) -> dict:
+    """The live pool as it stands (nodes and cordoned ones, tenants with quotas, budgets and
+    spending, queued and running jobs with their progress) for ``cpool simulate --from``."""
+    from computepool.server.snapshot import snapshot
+
+    ctx = ctx_of(request)
+    svc = ctx.service
+    cfg = svc.config
+    settings = {
+        "policy": cfg.policy,
+        "placement": cfg.placement,
+        "round_seconds": cfg.round_seconds,
+    }
+    with ctx.sessions() as s, svc.write_lock:
+        return snapshot(svc, s, settings)

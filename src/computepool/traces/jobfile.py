@@ -153,6 +153,12 @@ def _build_job(
     return job
 
 
+def job_from_record(record: object, index: int, throughputs: Throughputs, file: str) -> Job:
+    """One job record (a workload file's job fields) as a ``Job``; TraceError names the file,
+    the job index and the field."""
+    return _build_job(record, index, throughputs, file, {}, 1)
+
+
 def _check_ids(jobs: list[Job], file: str, lines: list[int]) -> None:
     seen: dict[str, int] = {}
     for i, j in enumerate(jobs):
