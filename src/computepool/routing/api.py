@@ -24,22 +24,17 @@ from computepool.admission.approvals import Approval, TimeBase, parse_approvals
 from computepool.admission.residency import ResidencyCheck
 from computepool.admission.rulebook import Rulebook, RulebookError
 from computepool.bounds import BoundedModel
-from computepool.model.job import Dataset
+from computepool.model.dataset_spec import DatasetSpec
 from computepool.routing.latency import LatencyModel, Request, route
 
 Short = Annotated[str, Field(max_length=B.SHORT_MAX)]
 Name = Annotated[str, Field(max_length=B.NAME_MAX)]
 
 
-class DatasetIn(BoundedModel):
+class DatasetIn(DatasetSpec):
+    """A dataset a routing request reads (named ``request`` when unnamed)."""
+
     name: Name = "request"
-    data_class: Short = "general"
-    origin: Short = ""
-    stored_in: Short = ""
-    size_gb: float = Field(0.0, ge=0, le=B.SIZE_GB_MAX)
-    persons: int | None = Field(None, ge=0, le=B.PERSONS_MAX)
-    anonymised: bool = False
-    handler: Name = ""
 
 
 class RouteIn(BoundedModel):
@@ -111,7 +106,7 @@ def route_one(body: RouteIn, check: ResidencyCheck, model: LatencyModel) -> dict
     pool = check.pool
     if pool is None:
         raise ValueError("the residency check has no pool")
-    data = tuple(Dataset(**d.model_dump()) for d in body.data)
+    data = tuple(d.dataset() for d in body.data)
     verdicts = check.region_verdicts(data, pool) if data else {}
     legal = [verdicts[f.region].allowed if data else True for f in pool.flavors]
     rules = [

@@ -24,6 +24,7 @@ from computepool.admission.rulebook import RulebookError, field_path
 from computepool.catalog import yaml_lines
 from computepool.catalog.pools import load_pool
 from computepool.catalog.throughputs import load_throughputs
+from computepool.model.dataset_spec import DatasetSpec
 from computepool.model.job import Dataset, Job, JobKind
 from computepool.model.pool import Pool
 from computepool.model.workload import Workload
@@ -42,16 +43,6 @@ from computepool.sim.run import SimConfig, simulate
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class DatasetSpec(_Spec):
-    name: str = Field(min_length=1)
-    data_class: str = "general"
-    origin: str = ""
-    stored_in: str = ""
-    size_gb: float = Field(0.0, ge=0)
-    persons: int | None = Field(None, ge=0)
-    anonymised: bool = False
 
 
 class Duration(_Spec):
@@ -150,7 +141,7 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
 
 
 def _dataset(d: DatasetSpec, handler: str) -> Dataset:
-    return Dataset(**d.model_dump(), handler=handler)
+    return Dataset(**{**d.model_dump(), "handler": handler})
 
 
 def generate_jobs(spec: ScenarioSpec, pool: Pool) -> list[Job]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from computepool import bounds as B
 from computepool.bounds import BoundedModel
 from computepool.model.accelerator import STACKS
+from computepool.model.dataset_spec import DatasetSpec
 from computepool.model.job import JobKind
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -37,20 +38,6 @@ def idempotency_key_error(key: str) -> str | None:
     if _CONTROL.search(key):
         return "must not contain control characters"
     return B.bad_char(key)
-
-
-class DatasetSpec(BoundedModel):
-    name: Name
-    data_class: Short = "general"
-    origin: Short = ""
-    stored_in: Short = ""
-    size_gb: float = Field(0.0, ge=0, le=B.SIZE_GB_MAX)
-    persons: int | None = Field(None, ge=0, le=B.PERSONS_MAX)
-    anonymised: bool = False
-    handler: str = Field(
-        "", max_length=B.NAME_MAX, description="Data controller (e.g. the automaker): approvals "
-        "and per-year person counters are kept per handler.",
-    )  # fmt: skip
 
 
 class WorkerLimits(BoundedModel):

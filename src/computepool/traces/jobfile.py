@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from computepool.catalog import yaml_lines
-from computepool.model.job import Dataset, Job, JobKind
+from computepool.model.dataset_spec import DatasetSpec
+from computepool.model.job import Job, JobKind
 from computepool.model.tenant import Tenant
 from computepool.model.throughput import GENERIC, Throughputs
 from computepool.model.workload import Workload
@@ -28,19 +29,6 @@ from computepool.traces.tenants import read_tenants_section
 
 #: Top-level sections read by ``computepool.serving.config`` (services beside the jobs).
 SERVING_KEYS = ("services", "traffic", "serving")
-
-
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    data_class: str = "general"
-    origin: str = ""
-    stored_in: str = ""
-    size_gb: float = Field(0.0, ge=0)
-    persons: int | None = Field(None, ge=0)
-    anonymised: bool = False
-    handler: str = ""
 
 
 class JobSpec(BaseModel):
@@ -122,7 +110,7 @@ def _to_job(spec: JobSpec, index: int, t: Throughputs) -> tuple[Job | None, str,
         weight=spec.weight,
         deadline=deadline,
         preemptible=spec.preemptible,
-        datasets=tuple(Dataset(**d.model_dump()) for d in spec.datasets),
+        datasets=tuple(d.dataset() for d in spec.datasets),
         command=spec.command,
         cpu_milli_per_worker=spec.cpu_milli_per_worker,
         memory_mib_per_worker=spec.memory_mib_per_worker,
