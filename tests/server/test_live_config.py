@@ -88,3 +88,26 @@ def test_cancelled_neighbour_frees_room_within_a_round(sticky_pool):
     assert p.client.post(f"/v1/jobs/{first}/cancel", headers=who).status_code == 202
     p.wait_status(who, second, "running", timeout=15)
     p.client.post(f"/v1/jobs/{second}/cancel", headers=who)
+
+
+def test_live_jobs_take_preemptible_and_deadline(las_pool):
+    """The live job spec had neither: an on-demand job was preempted like any other."""
+    p = las_pool
+    a, b = p.tenant("ondemand"), p.tenant("other")
+    spec = {"workers": 9, "accelerators_per_worker": 4, "accelerator_types": ["K80"]}
+    gang = p.submit(a, command="sleep 60", preemptible=False, deadline_hours=2, **spec)
+    assert gang.status_code == 201, gang.text
+    gang = gang.json()["id"]
+    p.wait_status(a, gang, "running", timeout=20)
+    small = p.submit(b, command="sleep 60", accelerator_types=["K80"]).json()["id"]
+    time.sleep(3.0)  # many 0.1 s rounds: under las the gang would have been preempted
+    assert p.job(a, gang)["status"] == "running" and p.job(a, gang)["preemptions"] == 0
+    assert p.job(b, small)["status"] != "running"
+    svc = p.client.app.state.ctx.service
+    k = svc.index.of_id[gang]
+    assert svc.index.workload.deadline[k] == pytest.approx(7200.0)
+    assert not svc.index.workload.preemptible[k]
+    bad = p.submit(a, command="true", deadline_hours=-1)
+    assert bad.status_code == 422 and "deadline_hours" in bad.text
+    for who, job in ((a, gang), (b, small)):
+        p.client.post(f"/v1/jobs/{job}/cancel", headers=who)

@@ -29,10 +29,19 @@ def to_job(
         arrival=submitted_at,
         priority=int(spec.get("priority", 0)),
         weight=float(spec.get("weight", 1.0)) * tenant_weight,
+        preemptible=bool(spec.get("preemptible", True)),
+        deadline=_deadline(spec.get("deadline_hours")),
         datasets=tuple(Dataset(**d) for d in spec.get("datasets", ())),
         command=" ".join(_argv(spec["command"])),
         env=tuple(sorted(spec.get("env", {}).items())),
     )
+
+
+def _deadline(hours: object) -> float | None:
+    """A stored ``deadline_hours`` as seconds after arrival (None: none)."""
+    if isinstance(hours, int | float) and not isinstance(hours, bool) and 0 < hours < 1e6:
+        return float(hours) * 3600.0
+    return None
 
 
 _GIB = 1 << 30

@@ -82,6 +82,12 @@ class JobSpec(BoundedModel):
         "tenant's; a tenant with a budget reserves accelerators x max_hours at submission.",
     )  # fmt: skip
     weight: float = Field(1.0, gt=0, le=1000)
+    preemptible: bool = Field(
+        True, description="False: once running, neither the policy nor a service preempts it."
+    )
+    deadline_hours: float | None = Field(
+        None, gt=0, le=87600, description="Soft deadline, hours after submission (cost policies)."
+    )
     env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=B.ENV_MAX_VARS)
     workdir: str | None = Field(
         None,

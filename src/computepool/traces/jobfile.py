@@ -31,10 +31,32 @@ from computepool.traces.tenants import read_tenants_section
 SERVING_KEYS = ("services", "traffic", "serving")
 
 
+#: The live API's names for workload-file fields: a job file that ``cpool submit`` sends can
+#: be a workload file's job as it is (one contract; either spelling, not both).
+API_NAMES = {
+    "accelerators_per_worker": "accel_per_worker",
+    "accelerator_types": "accelerators",
+    "work": "total_steps",
+}
+
+
 class JobSpec(BaseModel):
     """One job as written in a workload file."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in API_NAMES):
+            return data
+        data = dict(data)
+        for api, ours in API_NAMES.items():
+            if api in data:
+                if ours in data:
+                    raise ValueError(f"give {api} or {ours}, not both (they are one field)")
+                data[ours] = data.pop(api)
+        return data
 
     id: str | None = None
     tenant: str = "default"
