@@ -107,7 +107,8 @@ def test_ray_down_takes_address_like_ray_status():
 def test_compare_takes_what_simulate_takes(tmp_path):
     sim = {o for p in COMMANDS[("simulate",)].params for o in getattr(p, "opts", ())}
     cmp = {o for p in COMMANDS[("compare",)].params for o in getattr(p, "opts", ())}
-    assert sim - cmp == {"--policy"}
+    # the what-if from a live snapshot (--from, --add) is one policy's prediction
+    assert sim - cmp == {"--policy", "--from", "--add"}
     audit = tmp_path / "audit.jsonl"
     out = tmp_path / "c.json"
     r = runner.invoke(
