@@ -48,6 +48,10 @@ class AppContext:
     tokens: TokenLookup | None = None
     _tenant_names: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def lookup_is_remote(self) -> bool:
+        return self.engine.dialect.name != "sqlite"
+
     def principal(self, token: str) -> store.Principal | None:
         """The token's principal, read from the store on every call: a revoked token is
         refused from the next request on, whichever process revoked it."""

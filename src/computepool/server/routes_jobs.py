@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from computepool.bounds import ID_MAX
 from computepool.server import ledger, store, tenancy
@@ -57,7 +58,11 @@ async def principal(
     """The caller behind the bearer token (checked against the store on every request)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "authorization", "missing 'Authorization: Bearer <token>' header")
-    p = ctx_of(request).principal(authorization[7:].strip())
+    ctx, token = ctx_of(request), authorization[7:].strip()
+    if ctx.lookup_is_remote:  # a PostgreSQL round trip: not on the event loop
+        p = await run_in_threadpool(ctx.principal, token)
+    else:
+        p = ctx.principal(token)
     if p is None:
         raise ApiError(401, "authorization", "unknown or revoked token")
     return p
