@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,19 @@ def open_live(data_dir: Path, url: str, **kw) -> tuple[TestClient, str]:
         **kw,
     )
     return TestClient(build_app(settings)), tok
+
+
+@contextmanager
+def sqlite_live(tmp_path: Path, **kw) -> Iterator[LivePool]:
+    """An in-process live pool on a SQLite store under ``tmp_path`` (``open_live``'s options);
+    its workers are killed on the way out."""
+    data = tmp_path / "data"
+    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", **kw)
+    try:
+        with client:
+            yield LivePool(client, bearer(tok), data)
+    finally:
+        kill_leftovers(data)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from computepool.scheduler.loop import SchedulerConfig
-from tests.server.conftest import LivePool, bearer, kill_leftovers, open_live
+from tests.server.conftest import LivePool, sqlite_live
 
 
 def test_live_defaults_follow_the_round():
@@ -19,13 +19,8 @@ def test_live_defaults_follow_the_round():
 
 @pytest.fixture
 def las_pool(tmp_path):
-    data = tmp_path / "data"
-    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", policy="las")
-    try:
-        with client:
-            yield LivePool(client, bearer(tok), data)
-    finally:
-        kill_leftovers(data)
+    with sqlite_live(tmp_path, policy="las") as p:
+        yield p
 
 
 def test_new_job_gets_its_share_within_rounds_not_at_the_next_reset(las_pool):
@@ -48,13 +43,8 @@ def test_new_job_gets_its_share_within_rounds_not_at_the_next_reset(las_pool):
 
 @pytest.fixture
 def sticky_pool(tmp_path):
-    data = tmp_path / "data"
-    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", policy="fifo-sticky")
-    try:
-        with client:
-            yield LivePool(client, bearer(tok), data)
-    finally:
-        kill_leftovers(data)
+    with sqlite_live(tmp_path, policy="fifo-sticky") as p:
+        yield p
 
 
 def _two_k80_jobs(p: LivePool, who: dict[str, str]) -> tuple[int, int]:

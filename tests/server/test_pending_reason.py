@@ -7,18 +7,13 @@ import time
 
 import pytest
 
-from tests.server.conftest import LivePool, bearer, kill_leftovers, open_live
+from tests.server.conftest import LivePool, sqlite_live
 
 
 @pytest.fixture
 def pool(tmp_path):
-    data = tmp_path / "data"
-    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", placement="bestfit")
-    try:
-        with client:
-            yield LivePool(client, bearer(tok), data)
-    finally:
-        kill_leftovers(data)
+    with sqlite_live(tmp_path, placement="bestfit") as p:
+        yield p
 
 
 def _reason(p: LivePool, job: int) -> str:

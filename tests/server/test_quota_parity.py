@@ -11,7 +11,7 @@ import pytest
 
 from computepool.runner import load_inputs, run_policy
 from computepool.sim.run import SimConfig
-from tests.server.conftest import LivePool, bearer, kill_leftovers, open_live
+from tests.server.conftest import LivePool, sqlite_live
 
 TENANTS = """
 tenants:
@@ -49,13 +49,8 @@ def simulated(tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def pool(tmp_path):
-    data = tmp_path / "data"
-    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}", policy="fifo-sticky")
-    try:
-        with client:
-            yield LivePool(client, bearer(tok), data)
-    finally:
-        kill_leftovers(data)
+    with sqlite_live(tmp_path, policy="fifo-sticky") as p:
+        yield p
 
 
 def live(p: LivePool) -> dict[str, str]:

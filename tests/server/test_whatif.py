@@ -16,18 +16,13 @@ from computepool.catalog.throughputs import load_throughputs
 from computepool.cli.app import app
 from computepool.sim.whatif import parse_add, read_snapshot
 from computepool.traces.errors import TraceError
-from tests.server.conftest import TEST_POOL, LivePool, bearer, kill_leftovers, open_live
+from tests.server.conftest import TEST_POOL, sqlite_live
 
 
 @pytest.fixture
 def pool(tmp_path):
-    data = tmp_path / "data"
-    client, tok = open_live(data, f"sqlite:///{tmp_path / 'c.db'}")
-    try:
-        with client:
-            yield LivePool(client, bearer(tok), data)
-    finally:
-        kill_leftovers(data)
+    with sqlite_live(tmp_path) as p:
+        yield p
 
 
 def _rate() -> float:
