@@ -23,7 +23,7 @@ def test_pack_runs_and_writes_json(tmp_path):
 @pytest.mark.parametrize(
     "extra,match",
     [
-        (["--policy", "tetris"], "unknown placement policy 'tetris'"),
+        (["--policy", "tetris"], "unknown placement profile 'tetris'"),
         (["--seeds", "51-42"], "must be A-B"),
         (["--seeds", "x"], "not an integer"),
         (["--tune", "0"], "--tune"),
@@ -51,7 +51,7 @@ def test_simulate_refuses_an_unknown_placement():
         app,
         ["simulate", "--pool", "gavel-36x3", "--workload", "gavel:jobs=5", "--placement", "x"],
     )
-    assert r.exit_code == 2 and "unknown placement policy 'x'" in r.output
+    assert r.exit_code == 2 and "unknown placement profile 'x'" in r.output
 
 
 def test_simulate_with_placement_prints_fragmentation():

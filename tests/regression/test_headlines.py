@@ -47,7 +47,7 @@ def test_fgd_default_trace_seed42(tmp_path):
     out = tmp_path / "fgd.json"
     res = CliRunner().invoke(
         app,
-        ["pack", "--pool", "openb", "--pods", str(pods), "--policy", "fgd", "--seeds", "42",
+        ["pack", "--pool", "openb", "--pods", str(pods), "--profile", "fgd", "--seeds", "42",
          "--tune", "1.3", "--json", str(out)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -70,7 +70,15 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        policy: Annotated[str, typer.Option("--policy", help="Placement policy.")] = "fgd",
+        profile: Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                help="Placement profile (filters + scorers): random, dotprod, clustering, "
+                "packing, bestfit, fgd, fsgd. Default fgd.",
+                show_default=False,
+            ),
+        ] = None,
         seeds: Annotated[str, typer.Option("--seeds", help="e.g. 42-51 or 42,43.")] = "42",
         tune: Annotated[
             float, typer.Option("--tune", help="Stop when requests reach tune x capacity.")
@@ -81,6 +89,9 @@ def register(app: typer.Typer) -> None:
         nodes: Annotated[
             str | None, typer.Option("--nodes", hidden=True, help="Old name of --pool.")
         ] = None,
+        policy: Annotated[
+            str | None, typer.Option("--policy", hidden=True, help="Old name of --profile.")
+        ] = None,
     ) -> None:
         """FGD's experiment: pods arrive (shuffled per seed) until their device request
         reaches TUNE x capacity; report allocation and fragmentation at each 1% arrived."""
@@ -89,10 +100,11 @@ def register(app: typer.Typer) -> None:
         from computepool.placement.profiles import profile_names
 
         nodes = alias(pool, nodes, "--pool", "--nodes")
+        policy = alias(profile, policy, "--profile", "--policy") or "fgd"
         if nodes is None:
             raise fail("give the nodes: --pool POOL_NAME or --pool NODES.csv")
         if policy not in profile_names():
-            raise fail(f"unknown placement policy {policy!r}; known: {', '.join(profile_names())}")
+            raise fail(f"unknown placement profile {policy!r}; known: {', '.join(profile_names())}")
         if not 0 < tune <= 3:
             raise fail(f"--tune {tune}: must be within (0, 3]")
         seed_list = load_or_exit(lambda: parse_seeds(seeds))

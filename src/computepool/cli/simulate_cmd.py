@@ -59,7 +59,7 @@ PlacementOpt = Annotated[
     str | None,
     typer.Option(
         "--placement",
-        help="Bind jobs to node devices with this placement policy (e.g. fgd, bestfit); "
+        help="Bind jobs to node devices with this placement profile (e.g. fgd, bestfit); "
         "reports fragmentation over time.",
     ),
 ]
@@ -73,7 +73,7 @@ def _check_placement(name: str | None, policies: list[str]) -> None:
     from computepool.scheduler.round import check_policy_placement
 
     if name not in profile_names():
-        raise fail(f"unknown placement policy {name!r}; known: {', '.join(profile_names())}")
+        raise fail(f"unknown placement profile {name!r}; known: {', '.join(profile_names())}")
     for policy in policies:
         load_or_exit(lambda p=policy: check_policy_placement(get_policy(p), placed=True))
 

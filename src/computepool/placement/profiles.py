@@ -99,7 +99,7 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(
-            f"unknown placement policy {name!r}; known: {', '.join(PROFILES)}"
+            f"unknown placement profile {name!r}; known: {', '.join(PROFILES)}"
         ) from None
 
 
