@@ -213,7 +213,8 @@ def live(cluster, tmp_path):
 
 ENV_DUMP = (
     "import json, os; "
-    "keys = [k for k in os.environ if k.startswith(('CPOOL_', 'CUDA_', 'ASCEND_'))]; "
+    "keys = [k for k in os.environ if k.startswith(('CPOOL_', 'CUDA_', 'ASCEND_', 'MASTER_')) "
+    "or k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'NODE_RANK')]; "
     "print(json.dumps({k: os.environ[k] for k in keys}))"
 )
 
@@ -259,6 +260,13 @@ def test_a_gang_spans_two_nodes_pinned_where_the_placer_put_it(live):
         e["CPOOL_WORLD_SIZE"] == "2" and e["CUDA_VISIBLE_DEVICES"] == "0,1,2,3" for e in envs
     )
     assert placement_group_table(r.pg)["state"] == "REMOVED"
+    # the rendezvous: rank 0's host and one port for both ranks, each rank its own node
+    assert len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs}) == 1
+    assert 0 < int(envs[0]["MASTER_PORT"]) < 65536 and envs[0]["MASTER_ADDR"]
+    assert [(e["RANK"], e["NODE_RANK"], e["LOCAL_RANK"]) for e in envs] == [
+        ("0", "0", "0"),
+        ("1", "1", "0"),
+    ]
 
 
 CKPT_JOB = """

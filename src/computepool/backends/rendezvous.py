@@ -60,16 +60,24 @@ def rank_places(nodes: Sequence[str]) -> list[RankPlace]:
     return [RankPlace(lr, count[n], node_rank[n]) for n, lr in zip(nodes, local, strict=True)]
 
 
-def rendezvous_env(rank: int, nodes: Sequence[str], master: Master, stack: str) -> dict[str, str]:
-    """The rendezvous variables of rank ``rank`` of a gang placed on ``nodes``."""
-    if not 0 <= rank < len(nodes):
-        raise ValueError(f"rank {rank} is outside a gang of {len(nodes)}")
+def master_env(master: Master) -> dict[str, str]:
+    """``MASTER_ADDR`` and ``MASTER_PORT``."""
     if not 0 < master.port < 65536:
         raise ValueError(f"master port {master.port} is not a TCP port")
+    return {"MASTER_ADDR": master.addr, "MASTER_PORT": str(master.port)}
+
+
+def rendezvous_env(rank: int, nodes: Sequence[str], master: Master, stack: str) -> dict[str, str]:
+    """The rendezvous variables of rank ``rank`` of a gang placed on ``nodes``."""
+    return {**master_env(master), **rank_env(rank, nodes, stack)}
+
+
+def rank_env(rank: int, nodes: Sequence[str], stack: str) -> dict[str, str]:
+    """The rendezvous variables of rank ``rank`` but where the master is."""
+    if not 0 <= rank < len(nodes):
+        raise ValueError(f"rank {rank} is outside a gang of {len(nodes)}")
     place = rank_places(nodes)[rank]
     env = {
-        "MASTER_ADDR": master.addr,
-        "MASTER_PORT": str(master.port),
         "RANK": str(rank),
         "WORLD_SIZE": str(len(nodes)),
         "LOCAL_RANK": str(place.local_rank),
