@@ -34,7 +34,7 @@ def _logs(live: Live, key: str) -> list[str]:
     return [p.read_text() for _, _, p in att.log_files(live.root / "runs", key)]
 
 
-def _final_loss(text: str) -> float:
+def final_loss(text: str) -> float:
     m = re.search(r"final step (\d+) loss (\S+)", text)
     assert m, text
     assert int(m.group(1)) == STEPS
@@ -59,7 +59,7 @@ def test_ddp_job_resumes_after_preemption_to_the_uninterrupted_loss(tmp_path):
         logs = _logs(live, "through")
         assert len(logs) == 2 and all("backend gloo starts at step 0" in t for t in logs)
         assert "rank 0/2" in logs[0] and "rank 1/2" in logs[1]
-        through = _final_loss(logs[0])
+        through = final_loss(logs[0])
 
         b = _run(live, "preempted", gate, DDP_STEP_SLEEP="0.1")
         ck = tmp_path / "checkpoints" / "preempted"
@@ -82,5 +82,5 @@ def test_ddp_job_resumes_after_preemption_to_the_uninterrupted_loss(tmp_path):
     resumed = int(re.search(r"starts at step (\d+)", by_attempt[2][0]).group(1))
     assert 0 < resumed == stopped < STEPS, (stopped, resumed)
     assert "final" not in by_attempt[1][0]
-    assert _final_loss(by_attempt[2][0]) == pytest.approx(through, abs=1e-6)
+    assert final_loss(by_attempt[2][0]) == pytest.approx(through, abs=1e-6)
     print(f"uninterrupted run {t_through:.1f} s, sandboxed={status.enabled}")
