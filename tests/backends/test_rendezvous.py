@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 
+import numpy as np
 import pytest
 
 from computepool.backends import attempts as att
@@ -18,7 +19,7 @@ from computepool.backends.rendezvous import (
 )
 from computepool.backends.sandbox import SandboxConfig, bwrap_argv
 from computepool.scheduler.loop import COMPLETED
-from tests.backends.test_local import Live
+from tests.backends.test_local import Live, _launch_by_hand
 
 PY = sys.executable
 DUMP = (
@@ -118,3 +119,37 @@ def test_every_rank_of_a_live_gang_gets_the_rendezvous_and_its_own_devices(tmp_p
     assert all(e["MASTER_ADDR"] == "127.0.0.1" for e in (*ea, *eb, ec))
     rec = att.read_attempt(tmp_path / "runs" / "two-nodes" / "1")
     assert rec is not None and str(rec.master_port) == ea[0]["MASTER_PORT"]
+
+
+def test_ranks_started_after_a_restart_get_the_attempts_recorded_port(tmp_path):
+    marks = tmp_path / "marks"
+    argv = [
+        PY,
+        "-c",
+        f"import os; open({str(marks)!r}, 'a').write(os.environ.get('MASTER_PORT', '-') + ' ')",
+    ]
+    d = _launch_by_hand(tmp_path, "cut", 2, [], argv)
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "master_port": 34567}))
+    fresh = Live(tmp_path)
+    try:
+        (rec,) = fresh.cluster.recover()
+        assert rec.master_port == 34567 and rec.unclaimed == [0, 1]
+        idx = fresh.submit(argv, workers=2, per=1, accel="N", key="cut")
+        fresh.source.pending.clear()
+        p = fresh.cluster.placement_of(idx, rec)
+        assert fresh.placer.claim(p)
+        fresh.cluster.adopt(idx, rec, p)
+        fresh.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+        fresh.run_until(lambda: fresh.state(idx) == COMPLETED)
+    finally:
+        fresh.cleanup()
+    assert marks.read_text().split() == ["34567", "34567"]
+
+
+def test_a_recorded_port_that_is_not_a_port_makes_the_record_unbelieved(tmp_path):
+    d = _launch_by_hand(tmp_path, "bad", 1, [], [])
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "master_port": 70000}))
+    rec = att.read_attempt(d)
+    assert rec is not None and "master_port" in rec.problem
