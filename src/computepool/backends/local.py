@@ -3,7 +3,8 @@
 Each worker of a started job runs its command under the shim (``backends/shim.py``) in a
 session of its own, with the device slots it was placed on exported in the stack's variable
 (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*`` variables
-(job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
+(job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint) and
+the gang's rendezvous (``MASTER_ADDR`` is this machine, ``MASTER_PORT`` reserved per attempt).
 A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's shim (which passes
 it on to every process of the worker), then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
 them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
