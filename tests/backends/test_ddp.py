@@ -4,6 +4,7 @@ checkpoint, are preempted by the scheduler and resume to the loss of an uninterr
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -60,6 +61,9 @@ def test_ddp_job_resumes_after_preemption_to_the_uninterrupted_loss(tmp_path):
         assert len(logs) == 2 and all("backend gloo starts at step 0" in t for t in logs)
         assert "rank 0/2" in logs[0] and "rank 1/2" in logs[1]
         through = final_loss(logs[0])
+        # where the machine can, the ranks ran sandboxed, sharing the host's network
+        spec = json.loads((tmp_path / "runs" / "through" / "1" / "rank-1.launch").read_text())
+        assert spec["sandboxed"] == status.enabled and "--unshare-net" not in spec["argv"]
 
         b = _run(live, "preempted", gate, DDP_STEP_SLEEP="0.1")
         ck = tmp_path / "checkpoints" / "preempted"
