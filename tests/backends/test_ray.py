@@ -170,7 +170,7 @@ class RayLive:
     def on_event(self, job, kind, now, detail=""):
         self.seen.append((job, kind))
 
-    def submit(self, argv, workers=1, per=1, accel="H800", key=None) -> int:
+    def submit(self, argv, workers=1, per=1, accel="H800", key=None, env=()) -> int:
         i = len(self.workload)
         job = Job(
             id=key or f"job{i}",
@@ -183,7 +183,7 @@ class RayLive:
             arrival=time.time(),
         )
         (idx,) = self.workload.append([job]).tolist()
-        self.launch[idx] = Launch(job.id, tuple(argv), "t")
+        self.launch[idx] = Launch(job.id, tuple(argv), "t", env=tuple(env))
         self.shape[idx] = (workers, per)
         self.source.pending.append(idx)
         return idx
@@ -213,7 +213,8 @@ def live(cluster, tmp_path):
 
 ENV_DUMP = (
     "import json, os; "
-    "keys = [k for k in os.environ if k.startswith(('CPOOL_', 'CUDA_', 'ASCEND_'))]; "
+    "keys = [k for k in os.environ if k.startswith(('CPOOL_', 'CUDA_', 'ASCEND_', 'MASTER_')) "
+    "or k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'NODE_RANK')]; "
     "print(json.dumps({k: os.environ[k] for k in keys}))"
 )
 
@@ -259,6 +260,13 @@ def test_a_gang_spans_two_nodes_pinned_where_the_placer_put_it(live):
         e["CPOOL_WORLD_SIZE"] == "2" and e["CUDA_VISIBLE_DEVICES"] == "0,1,2,3" for e in envs
     )
     assert placement_group_table(r.pg)["state"] == "REMOVED"
+    # the rendezvous: rank 0's host and one port for both ranks, each rank its own node
+    assert len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs}) == 1
+    assert 0 < int(envs[0]["MASTER_PORT"]) < 65536 and envs[0]["MASTER_ADDR"]
+    assert [(e["RANK"], e["NODE_RANK"], e["LOCAL_RANK"]) for e in envs] == [
+        ("0", "0", "0"),
+        ("1", "1", "0"),
+    ]
 
 
 CKPT_JOB = """
@@ -377,3 +385,37 @@ def test_a_killed_node_fails_its_workers_and_the_job_is_requeued_and_completes(c
     live.run_until(lambda: node not in live.cluster.down, timeout=30)
     assert live.placer._flavor_nodes[int(live.pool.node_flavor[node])][node]
     assert math.isfinite(live.sched.history.end[a])
+
+
+def test_a_ddp_gang_on_two_ray_nodes_resumes_to_the_uninterrupted_loss(cluster, tmp_path):
+    """examples/jobs/ddp_train.py on 2 workers on the 2 H800 nodes: the rendezvous is rank 0's
+    node; preempted and resumed, it ends at the loss of a run that went through."""
+    pytest.importorskip("torch")
+    from tests.backends.test_ddp import EXAMPLE, STEPS, final_loss
+
+    gate = TenantGate({0})
+    live = RayLive(tmp_path, gate=gate)
+    env = (("DDP_STEPS", str(STEPS)), ("DDP_CKPT_EVERY", "5"))
+    try:
+        a = live.submit([PY, str(EXAMPLE)], workers=2, per=4, key="through", env=env)
+        live.run_until(lambda: live.state(a) in (COMPLETED, FAILED), timeout=90)
+        assert live.state(a) == COMPLETED, live.logs("through")
+        through = final_loss(live.logs("through")[0])
+        slow = (*env, ("DDP_STEP_SLEEP", "0.1"))
+        b = live.submit([PY, str(EXAMPLE)], workers=2, per=4, key="preempted", env=slow)
+        ck = tmp_path / "checkpoints" / "preempted"
+        live.run_until(lambda: len(list(ck.glob("ckpt-*.pt"))) >= 2, timeout=90)
+        gate.allowed = set()
+        live.sched._decide(time.time(), changed=False)
+        assert live.seen[-1] == (b, "preempted")
+        live.run_until(lambda: not live.cluster.stopping, timeout=30)
+        gate.allowed = {0}
+        live.sched._decide(time.time(), changed=False)
+        live.run_until(lambda: live.state(b) in (COMPLETED, FAILED), timeout=90)
+        assert live.state(b) == COMPLETED, live.logs("preempted")
+    finally:
+        live.cluster.shutdown()
+    logs = live.logs("preempted")
+    assert len(logs) == 4 and "preempted after step" in logs[0]
+    assert "starts at step 0" not in logs[2]
+    assert final_loss(logs[2]) == pytest.approx(through, abs=1e-6)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from computepool.backends import attempts as att
+from computepool.backends.rendezvous import RENDEZVOUS_VARS
 from computepool.backends.sandbox import SandboxConfig, SandboxStatus, bwrap_argv, probe
 from computepool.scheduler.loop import COMPLETED
 from tests.backends.test_local import Live
@@ -73,7 +74,7 @@ def test_worker_runs_as_its_tenant_in_a_view_of_its_own(tmp_path, monkeypatch):
         assert "MINE" in env and "CUDA_VISIBLE_DEVICES" in env and "CPOOL_JOB_ID" in env
         assert (
             not env
-            - {"MINE", "CUDA_VISIBLE_DEVICES", "PATH", "HOME", "PWD"}
+            - {"MINE", "CUDA_VISIBLE_DEVICES", "PATH", "HOME", "PWD", *RENDEZVOUS_VARS}
             - {k for k in env if k.startswith("CPOOL_")}
         ), env
         assert "s3cret" not in _log(live, "who")

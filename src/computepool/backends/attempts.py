@@ -74,6 +74,8 @@ class AttemptRecord:
     spawn_at: float = float("-inf")
     #: The tenant whose workers these are ("" when not recorded).
     tenant: str = ""
+    #: The rendezvous port reserved for the attempt (0: none recorded).
+    master_port: int = 0
     #: Why the records are not believed (empty when they are fine).
     problem: str = ""
 
@@ -221,6 +223,9 @@ def read_attempt(d: Path) -> AttemptRecord | None:
         started_at = _float(meta, "started_at", "meta.json")
         spawn_at = _float(meta, "spawn_at", "meta.json") if "spawn_at" in meta else -math.inf
         number = _int(meta, "attempt", "meta.json")
+        master_port = _int(meta, "master_port", "meta.json", optional=True) or 0
+        if not 0 <= master_port < 65536:
+            raise BadRecord("meta.json: 'master_port' is not a TCP port")
         ranks = tuple(rank_state(d, r) for r in range(len(workers)))
     except BadRecord as exc:
         return AttemptRecord(
@@ -252,6 +257,7 @@ def read_attempt(d: Path) -> AttemptRecord | None:
         last_seen=_last_seen(d, started_at),
         spawn_at=spawn_at,
         tenant=str(meta.get("tenant", "")),
+        master_port=master_port,
         problem=f"attempt records unreadable: {problem}" if problem else "",
     )
 

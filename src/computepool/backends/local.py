@@ -3,7 +3,8 @@
 Each worker of a started job runs its command under the shim (``backends/shim.py``) in a
 session of its own, with the device slots it was placed on exported in the stack's variable
 (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*`` variables
-(job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint).
+(job id, worker rank, world size, node, flavor, checkpoint dir, attempt, last checkpoint) and
+the gang's rendezvous (``MASTER_ADDR`` is this machine, ``MASTER_PORT`` reserved per attempt).
 A stop (preemption) or kill (cancellation) sends SIGTERM to each worker's shim (which passes
 it on to every process of the worker), then SIGKILL after ``grace_s``; a start on devices still held by a stopping worker waits for
 them. A start with a delay (``RoundPlan.start_delay``: the job's data is copied in from
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
+from computepool.backends.rendezvous import Master, reserve_port
 from computepool.backends.sandbox import Limits, SandboxStatus, tenant_uid
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import (
@@ -91,6 +93,8 @@ class Running:
     spawned: bool = False
     #: Workers are spawned no earlier than this (a data transfer before the start).
     spawn_at: float = -math.inf
+    #: The rendezvous port reserved for this attempt (``MASTER_PORT``; 0: none).
+    master_port: int = 0
 
 
 class LocalCluster:
@@ -222,7 +226,8 @@ class LocalCluster:
         d = self.runs / launch.key / str(number)
         make_private_dir(d.parent)
         d.mkdir(mode=0o700)
-        r = Running(job, launch.key, number, d, flavor, p.workers, now)
+        port = reserve_port(taken=self._ports())
+        r = Running(job, launch.key, number, d, flavor, p.workers, now, master_port=port)
         meta = {
             "key": launch.key,
             "attempt": number,
@@ -230,6 +235,7 @@ class LocalCluster:
             "flavor": self.pool.flavors[flavor].name,
             "workers": [[self.pool.nodes[n].name, list(dev)] for n, dev in p.workers],
             "started_at": now,
+            "master_port": port,
         }
         if delay > 0:
             r.spawn_at = now + delay
@@ -275,6 +281,10 @@ class LocalCluster:
         except ValueError as exc:
             raise StartError(str(exc)) from None
 
+    def _ports(self) -> set[int]:
+        """Rendezvous ports the attempts this backend drives hold (never handed out twice)."""
+        return {r.master_port for r in (*self.running.values(), *self.stopping)}
+
     def _busy(self) -> set[tuple[int, int]]:
         return {(n, d) for s in self.stopping for n, dev in s.workers for d in dev}
 
@@ -286,8 +296,10 @@ class LocalCluster:
         self, r: Running, launch: Launch, rank: int, dirs: JobDirs | None = None
     ) -> dict[str, str]:
         """Rank ``rank``'s environment (host paths; the sandbox maps its own). Sandboxed: the
-        job's env, the CPOOL_* variables and the device variables only."""
+        job's env, the CPOOL_* variables, the rendezvous and the device variables only. Every
+        "node" of this backend is this machine: rank 0's host is the loopback address."""
         node, devices = r.workers[rank]
+        master = Master("127.0.0.1", r.master_port) if r.master_port else None
         ckpt = dirs.checkpoint if dirs is not None else self.checkpoints / launch.key
         env = {} if self.sandboxed else inherited_env(os.environ)
         env.update(
@@ -301,6 +313,8 @@ class LocalCluster:
                 devices=devices,
                 checkpoint_dir=str(ckpt),
                 attempt=r.number,
+                nodes=tuple(self.pool.nodes[n].name for n, _ in r.workers),
+                master=master,
             )
         )
         env.update(resume_env(ckpt))
@@ -315,7 +329,9 @@ class LocalCluster:
         datasets = [(n, granted[n]) for n in launch.datasets if n in granted]
         for rank in range(len(r.workers)) if ranks is None else ranks:
             env = self.worker_env(r, launch, rank, dirs)
-            spec = rank_launch(launch, env, dirs, self.sandbox, uid, limits, datasets)
+            spec = rank_launch(
+                launch, env, dirs, self.sandbox, uid, limits, datasets, gang=len(r.workers) > 1
+            )
             write_json(r.dir / f"rank-{rank}.launch", spec)
             argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
             r.procs[rank] = subprocess.Popen(
@@ -421,6 +437,7 @@ class LocalCluster:
             rec.started_at,
             spawned=True,
             spawn_at=rec.spawn_at,
+            master_port=rec.master_port,
         )
         self.running[job] = r
         if self.sole_tenant is None and rec.tenant:

@@ -45,6 +45,7 @@ from computepool.backends.ray_inventory import (
     current_nodes,
 )
 from computepool.backends.ray_worker import RayWorker
+from computepool.backends.rendezvous import rank_env
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import Launch, job_env
 from computepool.model.pool import Pool
@@ -252,6 +253,8 @@ class RayCluster:
         r.spawned = True
         ckpt = str(self.checkpoints / launch.key)
         accel = self.pool.accelerators[fl.accelerator]
+        nodes = [self.pool.nodes[n].name for n, _ in r.workers]
+        master = None  # rank 0's reserve_master(): resolved by Ray before each rank starts
         for rank, (n, dev) in enumerate(r.workers):
             env = job_env(
                 launch,
@@ -264,6 +267,7 @@ class RayCluster:
                 checkpoint_dir=ckpt,
                 attempt=r.number,
             )
+            env.update(rank_env(rank, nodes, accel.stack))
             a = self._worker.options(
                 num_cpus=0,
                 resources={res: float(len(dev))},
@@ -272,7 +276,9 @@ class RayCluster:
                     r.pg, placement_group_bundle_index=rank
                 ),
             ).remote()
-            r.starts[rank] = a.start.remote(rank, list(launch.argv), env, launch.workdir)
+            if master is None:
+                master = a.reserve_master.remote()
+            r.starts[rank] = a.start.remote(rank, list(launch.argv), env, launch.workdir, master)
             r.actors.append(a)
             r.waits[rank] = a.wait.remote()
             r.log_off[rank] = 0

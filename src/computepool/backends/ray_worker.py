@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from computepool.backends.attempts import rank_state
+from computepool.backends.rendezvous import Master, master_env, reserve_port
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import inherited_env, resume_env
 
@@ -43,12 +44,26 @@ class RayWorker:
         self.started = threading.Event()
         self.stopped = False
 
-    def start(
-        self, rank: int, argv: list[str], env: dict[str, str], workdir: str | None
-    ) -> dict[str, object]:
-        """Start the rank's shim; returns where it runs and when it started."""
+    def reserve_master(self) -> tuple[str, int]:
+        """Rank 0's host address and a TCP port free on it now: the gang's rendezvous."""
         import ray
 
+        return ray.util.get_node_ip_address(), reserve_port()
+
+    def start(
+        self,
+        rank: int,
+        argv: list[str],
+        env: dict[str, str],
+        workdir: str | None,
+        master: tuple[str, int] | None = None,
+    ) -> dict[str, object]:
+        """Start the rank's shim; returns where it runs and when it started. ``master``: what
+        rank 0's ``reserve_master`` gave (Ray resolves it before this runs)."""
+        import ray
+
+        if master is not None:
+            env = {**env, **master_env(Master(str(master[0]), int(master[1])))}
         with self.lock:
             self.rank = rank
             # under the node's Ray temp dir: removed by ``finish``, else with the Ray session

@@ -189,6 +189,14 @@ def _system_binds() -> list[str]:
     return out
 
 
+def _parents(d: str) -> list[str]:
+    """Arguments that make ``d``'s parents (below /) traversable (bwrap makes them 0700)."""
+    out: list[str] = []
+    for parent in reversed(Path(d).parents[:-1]):
+        out += ["--perms", "0755", "--dir", str(parent)]
+    return out
+
+
 def bwrap_argv(
     cfg: SandboxConfig,
     uid: int,
@@ -200,22 +208,25 @@ def bwrap_argv(
     cwd: str = SANDBOX_WORK,
     datasets: Sequence[tuple[str, str]] = (),
     extra_rw: Sequence[str] = (),
+    share_network: bool = False,
 ) -> list[str]:
     """The command that runs ``argv`` as ``uid`` in its sandbox with exactly ``env``.
 
     ``work`` and ``checkpoint`` (host directories) appear read-write at ``SANDBOX_WORK`` and
     ``SANDBOX_CHECKPOINT``; ``extra_rw`` (a tenant's own work directory) at the same path;
-    ``datasets`` ((name, host dir)) read-only under /cpool/datasets.
+    ``datasets`` ((name, host dir)) read-only under /cpool/datasets. ``share_network``: the
+    host's network (a gang's ranks), as ``cfg.share_network`` gives it to every worker.
     """
     out = [cfg.bwrap, "--clearenv", "--setenv", "PATH", DEFAULT_PATH]
     out += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    if not cfg.share_network:
+    if not (cfg.share_network or share_network):
         out.append("--unshare-net")
     out += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
         out += ["--cap-add", cap]
     out += _system_binds()
-    for d in cfg.read_only:
+    for d in cfg.read_only:  # its parents made traversable (a Python under a 0700 home)
+        out += _parents(d)
         out += ["--ro-bind", d, d]
     out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--perms", "0755"]
     out += ["--dir", "/cpool"]
@@ -227,9 +238,8 @@ def bwrap_argv(
         out += ["--perms", "0755", "--dir", "/cpool/datasets"]
     for name, host in datasets:
         out += ["--ro-bind", host, f"/cpool/datasets/{name}"]
-    for d in extra_rw:  # at its own path, its parents made traversable (bwrap makes them 0700)
-        for parent in reversed(Path(d).parents[:-1]):
-            out += ["--perms", "0755", "--dir", str(parent)]
+    for d in extra_rw:  # at its own path, its parents made traversable
+        out += _parents(d)
         out += ["--bind", d, d]
     out += ["--", SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     out += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]

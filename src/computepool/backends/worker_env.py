@@ -3,7 +3,8 @@
 A worker of a job learns where it runs and what it is from its environment: the stack's device
 variable (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...) and ``CPOOL_*``
 variables (job id, tenant, rank, world size, node, flavor, accelerator, attempt, checkpoint
-directory and, when there is one, the newest checkpoint to resume from). The local backend
+directory and, when there is one, the newest checkpoint to resume from), and the gang's
+rendezvous (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ... : ``backends/rendezvous.py``). The local backend
 and the Ray backend build it with the same functions, so a job runs unchanged on either.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from computepool.backends.rendezvous import Master, rendezvous_env
 
 if TYPE_CHECKING:  # kept out of a Ray worker's start-up imports
     from computepool.model.accelerator import AcceleratorType
@@ -123,8 +126,12 @@ def job_env(
     devices: tuple[int, ...],
     checkpoint_dir: str,
     attempt: int,
+    nodes: tuple[str, ...] = (),
+    master: Master | None = None,
 ) -> dict[str, str]:
-    """The variables one worker gets on top of ``inherited_env`` (the job's own ``env`` too)."""
+    """The variables one worker gets on top of ``inherited_env`` (the job's own ``env`` too).
+    With ``master`` (and ``nodes``: each rank's node), the gang's rendezvous variables too;
+    the pool's values win over the job's own."""
     env = dict(launch.env)
     visible = ",".join(str(d) for d in devices)
     env[accelerator.visible_devices_env] = visible
@@ -142,6 +149,10 @@ def job_env(
             "CPOOL_ATTEMPT": str(attempt),
         }
     )
+    if master is not None:
+        if len(nodes) != world_size:
+            raise ValueError(f"{len(nodes)} nodes given for a gang of {world_size}")
+        env.update(rendezvous_env(rank, nodes, master, accelerator.stack))
     return env
 
 

@@ -68,8 +68,11 @@ def rank_launch(
     uid: int | None,
     limits: Limits,
     datasets: list[tuple[str, str]],
+    gang: bool = False,
 ) -> dict:
-    """The ``rank-R.launch`` record for one rank whose full environment is ``env``."""
+    """The ``rank-R.launch`` record for one rank whose full environment is ``env``. A rank of
+    a ``gang`` of several workers shares the host's network (its ranks must reach each other;
+    docs/security.md says what that opens); a lone worker keeps a network of its own."""
     rl = limits.rlimits()
     if sandbox is None or not sandbox.enabled or uid is None:
         cwd = launch.workdir or str(dirs.work)
@@ -95,5 +98,6 @@ def rank_launch(
         cwd=launch.workdir or SANDBOX_WORK,
         datasets=datasets,
         extra_rw=extra,
+        share_network=gang,
     )
     return {"sandboxed": True, "argv": argv, "env": {}, "cwd": "/", "rlimits": rl}
