@@ -13,8 +13,8 @@ when that split fits (``shares.agnostic_centre``), else from the interior-point 
 ``las`` then keeps the optimal minimum and maximises the rows' total normalised throughput (a
 second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre`` and
 Gavel's ECOS return — leaves capacity idle that gangs cannot use in rounds (Gavel's multi-GPU
-workload, 2.6 jobs/h, seed 0: 54.3 h with the centre, 25.9 h with fill; single-GPU: the same
-within 0.2 %).
+workload, 2.6 jobs/h, seed 0, Gavel's round order: 36.2 h with the centre, Gavel's own 36.4 h,
+24.3 h with fill; single-GPU: the same within 0.3 %).
 
 Rows with the same class, legal flavors, weight and scale factor are interchangeable; the LP has
 one row per such group (with its multiplicity in the capacity constraint). The symmetric solution
@@ -132,7 +132,7 @@ class MaxMinFairness:
     #: max-min optimum is a face; this picks its point of largest total normalised throughput).
     #: On Gavel's single-GPU workload it gives Gavel's JCTs (29.03 h vs 28.96 h at 5.6 jobs/h);
     #: on its multi-GPU workload the face's centre (``las-centre``, closest to Gavel's ECOS)
-    #: wastes gang capacity: 54.3 h against 25.9 h with fill (Gavel 36.4 h).
+    #: wastes gang capacity: 36.2 h against 24.3 h with fill (Gavel 36.4 h).
     fill: bool = True
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.
