@@ -88,6 +88,19 @@ def test_scale_factor_counts_in_capacity():
     assert x[0, 0] > 0 and x[1, 0] > 0
 
 
+@pytest.mark.parametrize("name", ["las", "las-centre"])
+def test_gang_share_is_normalised_as_in_gavel(name):
+    # Eight 1-GPU jobs and one 8-GPU job of one class on 8 GPUs (oversubscribed). Gavel
+    # normalises by the throughput under an even split of capacity, the same for every scale
+    # factor: every row reaches sf * x = t, so 8 t + 8 (t / 8) = 8: t = 8/9, the gang's share
+    # 1/9. Normalising by the water-filled equal share (1/sf for the gang) gave it 1/65 and
+    # starved 8-GPU jobs on Gavel's multi-GPU workload.
+    inp = policy_input(np.full((9, 1), 2.0), [8], sf=[1] * 8 + [8], classes=np.zeros(9, int))
+    x = shares(get_policy(name).allocate(inp), 9, 1)
+    np.testing.assert_allclose(x[:8, 0], 8 / 9, atol=1e-4)
+    assert x[8, 0] == pytest.approx(1 / 9, abs=1e-4)
+
+
 def test_equal_share_water_filling():
     # 3 single-GPU jobs + one 4-GPU job on 4 GPUs: lam fills the pool, the 4-GPU job saturates last
     x = equal_share_fraction(np.ones(4), np.array([1, 1, 1, 4]), 4.0)
@@ -114,8 +127,8 @@ def test_fill_keeps_the_minimum_and_uses_more_of_the_face(seed):
     filled = (coef * shares(get_policy("las").allocate(inp), 12, 3)).sum(axis=1)
     centre = (coef * shares(get_policy("las-centre").allocate(inp), 12, 3)).sum(axis=1)
     assert filled.min() == pytest.approx(centre.min(), rel=1e-4)
-    # the centre leaves much of the face unused here (about half the total, measured)
-    assert filled.sum() > 1.5 * centre.sum()
+    # the centre leaves much of the face unused here (a third of the total or more, measured)
+    assert filled.sum() > 1.3 * centre.sum()
 
 
 def test_lexicographic_raises_the_rows_above_the_bottleneck():

@@ -1,8 +1,9 @@
 """The round mechanism's starvation guard on Gavel's multi-GPU workload (Fig. 9 setting).
 
-With the face-centre LAS (``las-centre``, Gavel's allocation) and Gavel's order, large gangs
-with small max-min shares can lose every reset period; the guard
-(``SchedulerConfig.starvation_rounds``) serves rows owed more than a few rounds of their share.
+Under Gavel's order a row whose share is small next to its neighbours' can lose every reset
+period; the guard (``SchedulerConfig.starvation_rounds``) serves rows owed more than a few rounds
+of their share. (8-GPU jobs starved outright here while LAS normalised gangs by the water-filled
+equal share; with Gavel's normalisation they no longer do, and the guard only shortens them.)
 """
 
 import numpy as np
@@ -29,6 +30,8 @@ def test_guard_shortens_large_gangs_without_hurting_the_average(gavel_multi_gpu)
     assert np.isfinite(gavel_jct).all() and np.isfinite(guarded_jct).all()
     big = sf == 8
     assert big.sum() >= 20
-    # 8-GPU jobs: 139 h mean under Gavel's order, 87 h with the guard (measured)
-    assert guarded_jct[big].mean() < 0.8 * gavel_jct[big].mean()
+    # 8-GPU jobs: 92.5 h mean under Gavel's order, 76.4 h with the guard (measured; 139 h and
+    # 87 h before LAS normalised gangs as Gavel does)
+    assert guarded_jct[big].mean() < 0.9 * gavel_jct[big].mean()
+    assert gavel_jct[big].mean() < 6.0 * gavel_jct[sf == 1].mean()
     assert guarded_jct.mean() <= 1.02 * gavel_jct.mean()

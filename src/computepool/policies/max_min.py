@@ -2,8 +2,9 @@
 agnostic twin (``las-agnostic``), Gavel's ``max_min_fairness_perf`` / ``max_min_fairness``.
 
 ``las`` maximises ``min_m  sf_m * thr_m(x) / (w_m * iso_m)`` where ``thr_m(x) = sum_f T[m,f] x[m,f]``
-and ``iso_m`` is the row's throughput under the agnostic equal share (so every job's progress is
-measured against what it would get from a 1/n slice of the pool). ``las-agnostic`` is the same
+and ``iso_m`` is the row's throughput if it ran all the time, spread over its flavors in
+proportion to capacity (``shares.even_split_throughput``, Gavel's ``ProportionalPolicy``: the
+same whatever the number of jobs and the row's scale factor). ``las-agnostic`` is the same
 LP composed with a flat table (every feasible throughput 1.0, no normalisation). Its optimal face
 is degenerate (only each row's total share is fixed); like Gavel's ECOS we return the face's
 centre, each row's total spread over its legal flavors in proportion to capacity, in closed form
@@ -12,8 +13,8 @@ when that split fits (``shares.agnostic_centre``), else from the interior-point 
 ``las`` then keeps the optimal minimum and maximises the rows' total normalised throughput (a
 second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre`` and
 Gavel's ECOS return — leaves capacity idle that gangs cannot use in rounds (Gavel's multi-GPU
-workload, 2.6 jobs/h, seed 0: 54.3 h with the centre, 25.9 h with fill; single-GPU: the same
-within 0.2 %).
+workload, 2.6 jobs/h, seed 0, Gavel's round order: 36.2 h with the centre, Gavel's own 36.4 h,
+24.3 h with fill; single-GPU: the same within 0.3 %).
 
 Rows with the same class, legal flavors, weight and scale factor are interchangeable; the LP has
 one row per such group (with its multiplicity in the capacity constraint). The symmetric solution
@@ -35,9 +36,9 @@ from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import (
     MaxMinResult,
     agnostic_centre,
+    even_split_throughput,
     expand,
     group_rows,
-    isolated_throughput,
     lex_max_min_lp,
     max_min_lp,
     row_weights,
@@ -61,7 +62,7 @@ def max_min_coefficients(inp: PolicyInput, aware: bool, w: np.ndarray) -> np.nda
     sf = inp.scale_factor.astype(np.float64)
     if not aware:
         return rates * (sf / w)[:, None]
-    iso = isolated_throughput(inp, rates)
+    iso = even_split_throughput(inp, rates)
     norm = np.where(iso > 0, sf / (w * np.maximum(iso, 1e-300)), 0.0)
     return rates * norm[:, None]
 
@@ -131,7 +132,7 @@ class MaxMinFairness:
     #: max-min optimum is a face; this picks its point of largest total normalised throughput).
     #: On Gavel's single-GPU workload it gives Gavel's JCTs (29.03 h vs 28.96 h at 5.6 jobs/h);
     #: on its multi-GPU workload the face's centre (``las-centre``, closest to Gavel's ECOS)
-    #: wastes gang capacity: 54.3 h against 25.9 h with fill (Gavel 36.4 h).
+    #: wastes gang capacity: 36.2 h against 24.3 h with fill (Gavel 36.4 h).
     fill: bool = True
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.

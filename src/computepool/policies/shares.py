@@ -89,6 +89,24 @@ def equal_share_fraction(
     return np.minimum(1.0, lam * weight / sf)
 
 
+def even_split_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
+    """Effective throughput of each row if it ran all the time, spread over its feasible flavors
+    in proportion to capacity: LAS's normaliser (Gavel's ``ProportionalPolicy``, whose rows
+    always sum to 1 whatever the number of jobs and their scale factors).
+
+    Independent of the scale factor on purpose: the LP's coefficient is
+    ``sf * rate / even_split``, so a gang's normalised throughput grows with its size exactly as
+    in Gavel. Dividing by the water-filled equal share instead (``isolated_throughput``, which
+    shrinks as ``1 / sf`` once the pool is oversubscribed) multiplies a gang's coefficient by
+    ``sf`` once more: the LP then sees 8-GPU jobs as already well served and gives them a small
+    share, and under Gavel's round order they starve (Gavel Fig. 9).
+    """
+    cap = inp.capacity.astype(np.float64)
+    feas_cap = inp.feasible * cap[None, :]
+    denom = feas_cap.sum(axis=1)
+    return (rates * feas_cap).sum(axis=1) / np.maximum(denom, 1e-12)
+
+
 def isolated_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
     """Effective throughput of each row under the unweighted agnostic equal share ("isolated" in
     Gavel): its max-min total share, spread over its feasible flavors in proportion to capacity.
@@ -99,10 +117,7 @@ def isolated_throughput(inp: PolicyInput, rates: np.ndarray) -> np.ndarray:
     """
     cap = inp.capacity.astype(np.float64)
     x_total = equal_share_fraction(np.ones(inp.n), inp.scale_factor, float(cap.sum()))
-    feas_cap = inp.feasible * cap[None, :]
-    denom = feas_cap.sum(axis=1)
-    spread = (rates * feas_cap).sum(axis=1) / np.maximum(denom, 1e-12)
-    return x_total * spread
+    return x_total * even_split_throughput(inp, rates)
 
 
 def agnostic_centre(inp: PolicyInput, weight: np.ndarray) -> np.ndarray | None:

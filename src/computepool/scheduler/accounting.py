@@ -31,6 +31,10 @@ class RoundSeries:
     active: list[int] = field(default_factory=list)
     rounds: int = 0
     policy_calls: int = 0
+    #: Wall seconds of each policy call (``Policy.allocate``: the LP for the LP policies), in
+    #: call order, beside the simulated time it was made at.
+    policy_seconds: list[float] = field(default_factory=list)
+    policy_at: list[float] = field(default_factory=list)
     #: Accelerator-seconds per flavor held by services (``ServingHook``), aligned with ``busy``.
     serving: list[np.ndarray] = field(default_factory=list)
 

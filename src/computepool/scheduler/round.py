@@ -13,11 +13,12 @@ they are due for a reset, and when an event-driven policy wants its next round. 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from computepool.model.allocation import PairShares
+from computepool.model.allocation import Allocation, PairShares
 from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.model.throughput import Throughputs
@@ -206,8 +207,7 @@ class RoundMaker:
                 self._allocate_shares(inp, rows)
             self._assign_shares(now, at, rows, allowed, pinned, capacity)
             return
-        alloc = self.policy.allocate(inp)
-        self.series.policy_calls += 1
+        alloc = self._timed_allocate(inp)
         new = np.full(len(a), -1, dtype=np.int64)
         new[rows] = assign_ordered(alloc, inp.scale_factor, inp.capacity, inp.running)
         self._enforce_checks(new)
@@ -217,12 +217,20 @@ class RoundMaker:
         new[pinned] = a.running[pinned]
         self._apply(now, at, new)
 
+    def _timed_allocate(self, inp: PolicyInput) -> Allocation:
+        """The policy's allocation, its wall time recorded per call in the round series."""
+        t0 = time.perf_counter()
+        alloc = self.policy.allocate(inp)
+        self.series.policy_seconds.append(time.perf_counter() - t0)
+        self.series.policy_at.append(inp.now)
+        self.series.policy_calls += 1
+        return alloc
+
     def _allocate_shares(self, inp: PolicyInput, rows: np.ndarray) -> None:
         """Time-shared policies: the new allocation (time shares of ``rows``, and the pairs'
         shares under space sharing) is in force from now on."""
         a, c = self.active, self.counters
-        alloc = self.policy.allocate(inp)
-        self.series.policy_calls += 1
+        alloc = self._timed_allocate(inp)
         a.share[:] = 0.0
         a.share[rows] = alloc.dense(len(rows), len(self.pool.flavors))
         if self.space_sharing:

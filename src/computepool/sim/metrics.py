@@ -131,6 +131,7 @@ class SimResult:
             "preemptions": int(self.preemptions.sum()),
             "rounds": rounds,
             "policy_calls": self.series.policy_calls,
+            **policy_time_summary(self.series.policy_seconds),
             "wall_seconds": self.wall_seconds,
             "rounds_per_second": rounds / self.wall_seconds if self.wall_seconds > 0 else None,
             "peak_rss_mib": self.peak_rss_mib,
@@ -140,6 +141,29 @@ class SimResult:
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.summary(), indent=2, default=_jsonable) + "\n")
+
+
+def policy_time_summary(seconds: list[float]) -> dict[str, float | None]:
+    """Per-call policy (LP) wall time: total, mean, median, p99 and max seconds."""
+    if not seconds:
+        return {
+            k: None
+            for k in (
+                "policy_s_total",
+                "policy_s_mean",
+                "policy_s_p50",
+                "policy_s_p99",
+                "policy_s_max",
+            )
+        }
+    x = np.asarray(seconds)
+    return {
+        "policy_s_total": float(x.sum()),
+        "policy_s_mean": float(x.mean()),
+        "policy_s_p50": float(np.percentile(x, 50)),
+        "policy_s_p99": float(np.percentile(x, 99)),
+        "policy_s_max": float(x.max()),
+    }
 
 
 def _jsonable(o: Any) -> Any:

@@ -56,11 +56,14 @@ def simulate(
     on_progress: Callable[[float], None] | None = None,
     services: ServingWorkload | None = None,
     tenants: Mapping[str, Tenant] | None = None,
+    on_round: Callable[[Scheduler], None] | None = None,
 ) -> SimResult:
     """Run ``workload`` on ``pool``; with ``services``, LLM services share the pool (their
     autoscaler runs every ``services.config.interval_s``; training keeps its own rounds);
     with ``tenants``, their quotas, cohorts and budgets gate every round through the live
-    pool's ``QuotaGate`` (a tenant over budget starts nothing new; its running jobs finish)."""
+    pool's ``QuotaGate`` (a tenant over budget starts nothing new; its running jobs finish).
+    ``on_round`` sees the Scheduler after each round (per-job traces, e.g. a job-by-job
+    comparison with another simulator)."""
     cfg = config or SimConfig()
     wall0 = time.perf_counter()
     start = float(workload.arrival[0]) if len(workload) else 0.0
@@ -125,7 +128,9 @@ def simulate(
 
     horizon = services.horizon_s if services is not None else 0.0
 
-    def on_round(s: Scheduler) -> None:
+    def after_round(s: Scheduler) -> None:
+        if on_round is not None:
+            on_round(s)
         if placer is not None:
             placer.record(clock.now())
         if budgets is not None:
@@ -138,7 +143,7 @@ def simulate(
                 )
             on_progress(min(done, 1.0))
 
-    sched.run(until=cfg.until, on_round=on_round, stop=done_in_window)
+    sched.run(until=cfg.until, on_round=after_round, stop=done_in_window)
     wall = time.perf_counter() - wall0
     h = sched.history
     h.ensure(n)
