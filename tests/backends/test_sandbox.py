@@ -206,3 +206,30 @@ def test_the_limit_mechanism_is_said_as_it_is(tmp_path):
     assert limits_mechanism(tmp_path) == "rlimits (no cgroup v2 delegation)"
     (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
     assert "cgroup v2 is delegated" in limits_mechanism(tmp_path)
+
+
+@needs_sandbox
+def test_a_read_only_dir_under_tmp_is_seen_over_the_private_tmp(tmp_path):
+    """A read-only directory below /tmp (a virtual environment in a clone under /tmp, as CI
+    makes) was hidden by the sandbox's private /tmp, mounted after it."""
+    tools = Path("/tmp") / f"cpool-ro-{os.getpid()}"
+    tools.mkdir()
+    try:
+        (tools / "tool.sh").write_text("echo tool-ran\n")
+        tools.chmod(0o755)
+        (tools / "tool.sh").chmod(0o755)
+        argv = bwrap_argv(SandboxConfig(read_only=(str(tools),)), 1000, {}, ["sh"], work=None,
+                          checkpoint=None)  # fmt: skip
+        assert argv.index("--tmpfs") < argv.index(str(tools))
+        cfg = SandboxConfig(read_only=(str(tools),))
+        live = Live(tmp_path / "pool", sandbox=SandboxStatus(True, config=cfg))
+        try:
+            a = live.submit(["/bin/sh", str(tools / "tool.sh")], key="ro")
+            live.run_until(lambda: live.state(a) == COMPLETED)
+            assert "tool-ran" in _log(live, "ro")
+        finally:
+            live.cleanup()
+    finally:
+        for f in tools.iterdir():
+            f.unlink()
+        tools.rmdir()

@@ -225,11 +225,12 @@ def bwrap_argv(
     for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
         out += ["--cap-add", cap]
     out += _system_binds()
+    # the private /tmp first: binds below it (a Python under /tmp) must land on top of it
+    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for d in cfg.read_only:  # its parents made traversable (a Python under a 0700 home)
         out += _parents(d)
         out += ["--ro-bind", d, d]
-    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--perms", "0755"]
-    out += ["--dir", "/cpool"]
+    out += ["--perms", "0755", "--dir", "/cpool"]
     if work is not None:
         out += ["--bind", work, SANDBOX_WORK]
     if checkpoint is not None:
