@@ -128,8 +128,8 @@ class OurJob:
 def run_ours(args: argparse.Namespace, spec: str, keep: range, trace: set[int]):
     """Simulate ``spec`` and record, per round, what each window job ran on and its share."""
     from computepool.policies import get_policy
-    from computepool.runner import load_inputs
     from computepool.sim.run import SimConfig, simulate
+    from computepool.sim.runner import load_inputs
 
     inputs = load_inputs("gavel-36x3", spec)
     names = [GAVEL_TYPES_INV[f.accelerator] for f in inputs.pool.flavors]

@@ -49,8 +49,8 @@ class Run:
 def run_one(run: Run) -> dict:
     """Simulate one (policy, workload); also return the window's per-job JCTs (for rho against
     an ``isolated`` run) and whether arrivals ran out before the window finished."""
-    from computepool.runner import load_inputs, run_policy
     from computepool.sim.run import SimConfig
+    from computepool.sim.runner import load_inputs, run_policy
 
     inputs = load_inputs(run.pool, run.workload)
     cfg = SimConfig(

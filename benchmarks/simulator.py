@@ -23,8 +23,8 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def _run(case: dict, queue: mp.Queue) -> None:
-    from computepool.runner import load_inputs, run_policy
     from computepool.sim.run import SimConfig
+    from computepool.sim.runner import load_inputs, run_policy
 
     t0 = time.perf_counter()
     inputs = load_inputs(case["pool"], case["workload"])

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from computepool.catalog.pools import load_pool  # noqa: E402
 from computepool.catalog.throughputs import load_throughputs  # noqa: E402
-from computepool.runner import run_policy  # noqa: E402
 from computepool.sim.run import SimConfig  # noqa: E402
+from computepool.sim.runner import run_policy  # noqa: E402
 from computepool.sim.whatif import SnapshotFile, predictions, whatif_inputs  # noqa: E402
 from tests.server.conftest import TEST_POOL, LivePool, bearer, kill_leftovers, open_live  # noqa: E402
 

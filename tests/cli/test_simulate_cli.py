@@ -116,8 +116,8 @@ def test_catalog_lists_types_regions_pools():
 
 
 def test_ftf_baseline_isolated_divides_by_the_isolated_run(tmp_path):
-    from computepool.runner import isolated_jct, load_inputs, run_policy
     from computepool.sim.run import SimConfig
+    from computepool.sim.runner import isolated_jct, load_inputs, run_policy
 
     out = tmp_path / "c.json"
     args = ["--pool", "gavel-36x3", "--workload", "gavel:rate=5.0,jobs=150,seed=2"]

@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from computepool.cli.app import app
-from computepool.runner import load_inputs, run_policy
 from computepool.sim.run import SimConfig
+from computepool.sim.runner import load_inputs, run_policy
 from tests.shared_data import shared
 
 pytestmark = pytest.mark.regression

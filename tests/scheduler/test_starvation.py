@@ -9,8 +9,8 @@ equal share; with Gavel's normalisation they no longer do, and the guard only sh
 import numpy as np
 import pytest
 
-from computepool.runner import load_inputs, run_policy
 from computepool.sim.run import SimConfig
+from computepool.sim.runner import load_inputs, run_policy
 
 
 @pytest.fixture(scope="module")

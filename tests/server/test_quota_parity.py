@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from computepool.runner import load_inputs, run_policy
 from computepool.sim.run import SimConfig
+from computepool.sim.runner import load_inputs, run_policy
 from tests.server.conftest import LivePool, sqlite_live
 
 TENANTS = """

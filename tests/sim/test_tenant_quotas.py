@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from computepool.cli.app import app
 from computepool.model.tenant import FlavorQuota, parse_flavor_quota
-from computepool.runner import load_inputs, run_policy
 from computepool.sim.run import SimConfig
+from computepool.sim.runner import load_inputs, run_policy
 from computepool.traces.errors import TraceError
 from computepool.traces.jobfile import read_yaml_tenants
 

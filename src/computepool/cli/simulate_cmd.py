@@ -19,7 +19,9 @@ from computepool.cli.residency_cmd import (
     residency_checks,
 )
 from computepool.policies.registry import policy_names
-from computepool.runner import (
+from computepool.sim.metrics import SimResult
+from computepool.sim.run import SimConfig
+from computepool.sim.runner import (
     FTF_BASELINES,
     isolated_jct,
     load_inputs,
@@ -27,8 +29,6 @@ from computepool.runner import (
     use_ftf_baseline,
     with_serving_mode,
 )
-from computepool.sim.metrics import SimResult
-from computepool.sim.run import SimConfig
 
 PoolOpt = Annotated[
     str, typer.Option("--pool", help="Shipped pool name (see `cpool catalog`) or a pool YAML path.")

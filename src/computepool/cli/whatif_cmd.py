@@ -46,8 +46,8 @@ def simulate_from(
     json_out: Path | None,
 ) -> None:
     from computepool.policies.registry import policy_names
-    from computepool.runner import run_policy
     from computepool.sim.run import SimConfig
+    from computepool.sim.runner import run_policy
     from computepool.sim.whatif import predictions, read_snapshot, whatif_inputs
 
     snap = load_or_exit(lambda: read_snapshot(path))

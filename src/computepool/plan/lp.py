@@ -18,7 +18,7 @@ import highspy
 import numpy as np
 from scipy.sparse import csc_array
 
-from computepool.highs import new_highs
+from computepool.solvers.highs import new_highs
 
 INF = math.inf
 #: HiGHS's random seed for every solve (its default, set explicitly: plans are reproducible).
@@ -134,7 +134,7 @@ class Model:
         h = quiet_highs()
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-        # Same input, same plan: a fixed seed (the thread count is fixed in computepool.highs).
+        # Same input, same plan: a fixed seed (the thread count is fixed in computepool.solvers.highs).
         h.setOptionValue("random_seed", SEED)
         h.setOptionValue("mip_heuristic_effort", HEURISTIC_EFFORT)
         h.passModel(self._highs_lp(c))

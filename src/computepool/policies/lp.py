@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from computepool.highs import new_highs
+from computepool.solvers.highs import new_highs
 
 INF = highspy.kHighsInf
 

@@ -24,8 +24,8 @@ from computepool.catalog.node_pool import pool_of_nodes
 from computepool.catalog.throughputs import load_throughputs
 from computepool.model.pool import Node
 from computepool.model.workload import Workload
-from computepool.runner import Inputs
 from computepool.sim.metrics import SimResult
+from computepool.sim.runner import Inputs
 from computepool.traces.errors import TraceError
 from computepool.traces.jobfile import job_from_record
 from computepool.traces.tenants import read_tenants_section
