@@ -25,11 +25,10 @@ from sqlalchemy import and_, func, not_, select, text
 from sqlalchemy.orm import Session
 
 from computepool.model.pool import Pool
-from computepool.model.workload import JobClass
 from computepool.server.db import ACTIVE, AllocationRow, JobRow, LedgerRow, TenantRow
 from computepool.server.ledger import meter
 from computepool.server.schemas import JobSpec
-from computepool.server.validation import Feasibility
+from computepool.server.validation import Feasibility, job_class_of
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -61,15 +60,7 @@ class Committed:
 
 def dearest_price(spec: JobSpec, feas: Feasibility) -> float:
     """USD per accelerator-hour of the dearest flavor the job could run on."""
-    c = JobClass(
-        spec.job_type,
-        max(1, spec.accelerators),
-        spec.kind,
-        True,
-        tuple(spec.stacks),
-        tuple(spec.accelerator_types),
-    )
-    ok, _ = feas.flavors(c)
+    ok, _ = feas.flavors(job_class_of(spec))
     prices = np.asarray(feas.pool.flavor_price)
     return float(prices[ok].max()) if ok.any() else float(prices.max(initial=0.0))
 

@@ -35,6 +35,18 @@ class Feasibility:
         return hit
 
 
+def job_class_of(spec: JobSpec) -> JobClass:
+    """The scheduler's class of a submitted job (what feasibility and prices are read for)."""
+    return JobClass(
+        spec.job_type,
+        max(1, spec.accelerators),
+        spec.kind,
+        True,
+        tuple(spec.stacks),
+        tuple(spec.accelerator_types),
+    )
+
+
 def _field_of(reason: str) -> str:
     if "stack" in reason:
         return "stacks"
@@ -70,15 +82,7 @@ def submission_errors(
         )
     if errors:
         return errors
-    c = JobClass(
-        spec.job_type,
-        max(1, spec.accelerators),
-        spec.kind,
-        True,
-        tuple(spec.stacks),
-        tuple(spec.accelerator_types),
-    )
-    ok, reason = feas.flavors(c)
+    ok, reason = feas.flavors(job_class_of(spec))
     if not ok.any():
         return [(_field_of(reason), reason)]
     fits = ok & (feas.node_max >= spec.accelerators_per_worker)
