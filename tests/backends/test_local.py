@@ -103,6 +103,17 @@ class Live:
         self.source.pending.append(idx)
         return idx
 
+    def adopt(self, rec, argv, key: str, **shape) -> int:
+        """Take over a recovered attempt (a restarted server): the job as submitted, its
+        workers' placement claimed and the scheduler told it runs; returns its index."""
+        idx = self.submit(argv, key=key, **shape)
+        self.source.pending.clear()
+        p = self.cluster.placement_of(idx, rec)
+        assert self.placer.claim(p)
+        self.cluster.adopt(idx, rec, p)
+        self.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+        return idx
+
     def run_until(self, cond, timeout=20.0):
         end = time.time() + timeout
         while time.time() < end:
@@ -233,12 +244,7 @@ def test_a_new_backend_adopts_a_running_attempt(live, tmp_path):
     fresh = Live(tmp_path)
     (rec,) = fresh.cluster.recover()
     assert rec.state == att.RUNNING and rec.key == "ad"
-    idx = fresh.submit([PY, "-c", "pass"], per=2, accel="N", key="ad")
-    fresh.source.pending.clear()
-    p = fresh.cluster.placement_of(idx, rec)
-    assert fresh.placer.claim(p)
-    fresh.cluster.adopt(idx, rec, p)
-    fresh.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+    idx = fresh.adopt(rec, [PY, "-c", "pass"], "ad", per=2, accel="N")
     fresh.run_until(lambda: fresh.state(idx) == COMPLETED)
     assert len(att.attempt_dirs(tmp_path / "runs", "ad")) == 1
     assert a == idx
@@ -293,12 +299,7 @@ def test_a_launch_cut_short_is_completed_not_restarted(tmp_path):
         fresh.run_until(lambda: marks.exists())
         (rec,) = fresh.cluster.recover()
         assert rec.state == att.PARTIAL and rec.unclaimed == [1, 2]
-        idx = fresh.submit(argv, workers=3, per=1, accel="N", key="cut")
-        fresh.source.pending.clear()
-        p = fresh.cluster.placement_of(idx, rec)
-        assert fresh.placer.claim(p)
-        fresh.cluster.adopt(idx, rec, p)
-        fresh.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+        idx = fresh.adopt(rec, argv, "cut", workers=3, per=1, accel="N")
         fresh.run_until(lambda: fresh.state(idx) == COMPLETED)
     finally:
         fresh.cleanup()

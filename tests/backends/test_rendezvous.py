@@ -7,7 +7,6 @@ import json
 import socket
 import sys
 
-import numpy as np
 import pytest
 
 from computepool.backends import attempts as att
@@ -135,12 +134,7 @@ def test_ranks_started_after_a_restart_get_the_attempts_recorded_port(tmp_path):
     try:
         (rec,) = fresh.cluster.recover()
         assert rec.master_port == 34567 and rec.unclaimed == [0, 1]
-        idx = fresh.submit(argv, workers=2, per=1, accel="N", key="cut")
-        fresh.source.pending.clear()
-        p = fresh.cluster.placement_of(idx, rec)
-        assert fresh.placer.claim(p)
-        fresh.cluster.adopt(idx, rec, p)
-        fresh.sched.adopt(np.array([idx]), np.array([p.flavor]), np.array([rec.started_at]))
+        idx = fresh.adopt(rec, argv, "cut", workers=2, per=1, accel="N")
         fresh.run_until(lambda: fresh.state(idx) == COMPLETED)
     finally:
         fresh.cleanup()
