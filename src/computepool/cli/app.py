@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from computepool.cli import (
+    agent_cmd,
     catalog_cmd,
     jobs_cmd,
     pack_cmd,
@@ -78,6 +79,7 @@ jobs_cmd.register(app)
 wait_cmd.register(app)
 whatif_cmd.register(app)
 ray_cmd.register(app)
+agent_cmd.register(app)
 report_cmd.register(app)
 
 

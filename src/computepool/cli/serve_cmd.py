@@ -106,8 +106,9 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 "--backend",
-                help="Where jobs run: local (processes on this machine), ray://HOST:PORT, or "
-                "ray (the cluster at $RAY_ADDRESS); on Ray the pool is read from the cluster.",
+                help="Where jobs run: local (processes on this machine), ray://HOST:PORT, "
+                "ray (the cluster at $RAY_ADDRESS; the pool is read from it), or federated "
+                "(clusters whose `cpool agent`s register; docs/federation.md).",
             ),
         ] = "local",
         checkpoint_dir: Annotated[
@@ -235,6 +236,14 @@ def register(app: typer.Typer) -> None:
                 "a token; by default only an admin token sees them all, a tenant's its own.",
             ),
         ] = False,
+        agent_lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--agent-lease-seconds",
+                help="Federated backend: an agent that has not renewed its lease for this "
+                "long is lost (its jobs requeued); it stops its workers before.",
+            ),
+        ] = 15.0,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -246,6 +255,8 @@ def register(app: typer.Typer) -> None:
 
         if not 1.0 <= lease_seconds <= 3600.0:
             raise fail("--lease-seconds must be between 1 and 3600")
+        if not 1.0 <= agent_lease_seconds <= 3600.0:
+            raise fail("--agent-lease-seconds must be between 1 and 3600")
         if round_seconds <= 0 or grace_seconds < 0:
             raise fail("--round-seconds must be > 0 and --grace-seconds >= 0")
         if sandbox_uid_base < 1000:
@@ -272,6 +283,7 @@ def register(app: typer.Typer) -> None:
             sandbox_read_only=tuple(sandbox_ro or ()),
             sandbox_datasets=tuple(_dataset(d) for d in sandbox_dataset or ()),
             public_metrics=public_metrics,
+            agent_lease_seconds=agent_lease_seconds,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
@@ -316,6 +328,10 @@ def register(app: typer.Typer) -> None:
 
         d = private_data_dir(_data_dir(data_dir))
         return sessions(load_or_exit(lambda: open_store(d, db)))
+
+    from computepool.cli import agent_cmd
+
+    agent_cmd.register_admin(admin, _sessions)
 
     @admin.command("init")
     def init(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:

@@ -131,7 +131,14 @@ def create_app(
     engine: Engine, service: LiveService, data_dir: Path, public_metrics: bool = False
 ) -> FastAPI:
     """The REST API over a store and a live service; the service starts with the app."""
-    from computepool.server import routes_admin, routes_jobs, routes_logs, routes_residency, ui
+    from computepool.server import (
+        routes_admin,
+        routes_agents,
+        routes_jobs,
+        routes_logs,
+        routes_residency,
+        ui,
+    )
 
     ctx = AppContext(
         engine,
@@ -169,6 +176,7 @@ def create_app(
     app.include_router(routes_logs.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_residency.router)
+    app.include_router(routes_agents.router)
     ui.install(app)  # the web dashboard at /
 
     @app.get("/healthz", tags=["ops"])

@@ -89,6 +89,22 @@ class TokenRow(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class ClusterRow(Base):
+    """A cluster whose agent may join the federation (``cpool agent``): its token's hash
+    (the token is shown once), the epoch of its agent's newest registration (a fencing
+    token: reports of an older epoch are refused) and what its agent last said."""
+
+    __tablename__ = "clusters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    registered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Regions and node names its agent reported at its last registration.
+    inventory: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

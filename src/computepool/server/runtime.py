@@ -19,7 +19,7 @@ log = logging.getLogger("computepool.server")
 
 FALLBACK_POOL = "gavel-36x3"
 PREFERRED_POOL = "automotive-demo"
-BACKENDS = ("local", "ray", "ray://HOST:PORT")
+BACKENDS = ("local", "ray", "ray://HOST:PORT", "federated")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class ServeSettings:
     sandbox_datasets: tuple[tuple[str, str], ...] = ()
     #: Per-tenant series of /metrics without a token (default: admin token only).
     public_metrics: bool = False
+    #: Federated backend: the lease an agent's heartbeats renew (docs/federation.md).
+    agent_lease_seconds: float = 15.0
 
 
 def is_ray(backend: str) -> bool:
@@ -133,7 +135,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.server.residency_store import residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
-    if settings.backend != "local" and not is_ray(settings.backend):
+    federated = settings.backend == "federated"
+    if settings.backend != "local" and not is_ray(settings.backend) and not federated:
         raise ValueError(f"unknown backend {settings.backend!r}; known: {', '.join(BACKENDS)}")
     if settings.sandbox not in ("auto", "on", "off"):
         raise ValueError(f"unknown --sandbox {settings.sandbox!r}; known: auto, on, off")
@@ -149,6 +152,11 @@ def build_app(settings: ServeSettings) -> FastAPI:
         from computepool.backends.ray_backend import open_ray
 
         pool, factory = open_ray(settings.backend, os.environ, settings.checkpoint_dir)
+    elif federated:
+        from computepool.federation.wiring import federated_factory
+
+        pool = load_pool(settings.pool or default_pool())
+        factory = federated_factory(settings.agent_lease_seconds)
     else:
         pool = load_pool(settings.pool or default_pool())
     audit_records: deque = deque()
@@ -160,7 +168,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
         )
     tp = load_throughputs(settings.throughputs, accelerators=pool.accelerators, with_pairs=False)
     data_dir = private_data_dir(settings.data_dir)
-    sandbox = None if is_ray(settings.backend) else sandbox_status(settings)
+    local = settings.backend == "local"
+    sandbox = sandbox_status(settings) if local else None
     engine = open_store(data_dir, settings.db_url)
     check = residency_check(checks)
     if check is not None:  # approvals and person counters on record survive a restart
@@ -192,6 +201,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
         serving=serving,
         sandbox=sandbox,
     )
+    if federated:
+        from computepool.federation.wiring import wire_service
+
+        wire_service(service, check, sessions(engine))
     app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
     if serving is not None:
         mount_services(app, serving)

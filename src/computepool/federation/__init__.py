@@ -1,0 +1,1 @@
+"""Federation: regional clusters under one control plane (``cpool agent`` per cluster)."""
