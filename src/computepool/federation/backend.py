@@ -25,10 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import Launch
+from computepool.federation.gate import ClusterGate
 from computepool.federation.protocol import (
     HeartbeatIn,
     HeartbeatOut,
@@ -109,6 +112,8 @@ class FederatedCluster:
         #: Node index -> True (place on it again) / False (cordon), applied at ``observe``.
         self._node_moves: dict[int, bool] = {}
         self._capacity_changed = False
+        #: (F,) flavors a live cluster runs; None: to be computed again (a session changed).
+        self._live: np.ndarray | None = None
         #: A restarted control plane places nothing until every lease its predecessor may
         #: have granted has run out (or every known cluster registered again).
         self.fence_until = monotonic() + lease_s
@@ -122,6 +127,21 @@ class FederatedCluster:
         self.placer = placer
         for i in range(len(self.pool.nodes)):
             placer.cordon(i)
+
+    def wrap_gate(self, inner: Any) -> ClusterGate:
+        """The service's round gate, narrowed to flavors a live cluster runs."""
+        return ClusterGate(inner, self.live_flavors)
+
+    def live_flavors(self) -> np.ndarray:
+        """(F,) bool: flavors with a node some live cluster runs (none before the fence opens)."""
+        with self.cond:
+            self._expire(self.mono())
+            if self._live is None:
+                self._live = np.zeros(len(self.pool.flavors), dtype=bool)
+                if self._fence_opened:
+                    owned = [k for k, owner in enumerate(self.owner) if owner is not None]
+                    self._live[self.pool.node_flavor[owned]] = True
+            return self._live
 
     def bind_tickets(self, fn: TicketFn) -> None:
         self.ticket = fn
@@ -160,6 +180,7 @@ class FederatedCluster:
             return {"epoch": epoch, "lease_s": self.lease_s, "poll_s": self.poll_s}
 
     def _open_fence(self) -> None:
+        self._live = None
         for s in self.sessions.values():
             if s.live:
                 for k in s.nodes:
@@ -182,9 +203,10 @@ class FederatedCluster:
         with self.cond:
             s = self._session(body.cluster, body.epoch, now)
             s.lease_until, s.last_seen, s.health = now + self.lease_s, self.clock(), body.health
+            acked = {i for i, a in self.attempts.items() if a.acked and a.cluster == s.name}
             for r in body.reports:
                 self._report(s, r)
-            self._reconcile(s, body.attempts)
+            self._reconcile(s, body.attempts, acked)
             out = self._commands(s)
             deadline = self.mono() + body.wait_s
             while not out.start and not out.stop and self.mono() < deadline:
@@ -234,11 +256,12 @@ class FederatedCluster:
             self.out.reasons[a.job] = f"workers lost on cluster {s.name}: {r.reason}"[:1000]
             self._end(a, "lost", None)
 
-    def _reconcile(self, s: ClusterSession, driven: list[str]) -> None:
-        """Acknowledged attempts the agent no longer drives (and did not report) are lost."""
+    def _reconcile(self, s: ClusterSession, driven: list[str], acked: set[str]) -> None:
+        """Attempts acknowledged before this heartbeat that the agent no longer drives (and
+        did not report as ended) are lost."""
         have = set(driven)
         for a in list(self.attempts.values()):
-            if a.cluster == s.name and a.epoch == s.epoch and a.acked and a.id not in have:
+            if a.cluster == s.name and a.epoch == s.epoch and a.id in acked and a.id not in have:
                 if a.stop_reason is not None:
                     self._end(a, a.stop_reason, None)
                 else:
@@ -300,6 +323,7 @@ class FederatedCluster:
         """The cluster is lost: its nodes are cordoned, its jobs requeued. Its agent stopped
         them before its lease ended (or killed them before it registered again)."""
         s.lost, s.lost_at = why, self.clock()
+        self._live = None
         log.warning("cluster lost", extra={"fields": {"detail": f"{s.name}: {why}"}})
         for k in s.nodes:
             if self.owner[k] == s.name:

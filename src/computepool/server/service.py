@@ -121,6 +121,9 @@ class LiveService:
         if bind is not None:  # a backend that loses nodes cordons them in the placer
             bind(self.placer)
         self.gate = QuotaGate(pool.flavors)
+        wrap = getattr(self.cluster, "wrap_gate", None)
+        if wrap is not None:  # a backend whose flavors come and go (federated clusters)
+            self.gate = wrap(self.gate)
         self.source = DbJobSource(sessions, self.index)
         self.sink = StoreSink(self.index, self.cluster, pool)
         self.scheduler = Scheduler(
