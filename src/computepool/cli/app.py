@@ -10,6 +10,7 @@ import typer
 from computepool.cli import (
     agent_cmd,
     catalog_cmd,
+    demo_cmd,
     jobs_cmd,
     pack_cmd,
     plan_cmd,
@@ -80,6 +81,7 @@ wait_cmd.register(app)
 whatif_cmd.register(app)
 ray_cmd.register(app)
 agent_cmd.register(app)
+demo_cmd.register(app)
 report_cmd.register(app)
 
 

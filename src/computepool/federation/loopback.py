@@ -185,7 +185,11 @@ class Loopback:
             self.url + "/v1/jobs", json=spec, headers=self.auth(self.tokens[tenant]), timeout=10
         )
         if r.status_code not in (200, 201):
-            raise RuntimeError(f"submit {spec.get('name')}: {r.status_code} {r.text[:300]}")
+            try:
+                why = str(r.json().get("error", r.text))
+            except ValueError:
+                why = r.text
+            raise RuntimeError(f"refused at submission ({r.status_code}): {why[:300]}")
         return int(r.json()["id"])
 
     def job(self, tenant: str, job_id: int) -> dict:
