@@ -199,3 +199,15 @@ def test_clusters_are_for_admins(fed):
     assert r.status_code == 409
     assert client.delete("/v1/clusters/alpha", headers=lb.auth(lb.admin_token)).status_code == 204
     assert register(client, lb, "alpha").status_code == 401
+
+
+def test_the_dashboard_shows_clusters_and_their_health(fed):
+    lb, client = fed
+    register(client, lb, "alpha")
+    page = client.get("/", headers=lb.auth(lb.admin_token))
+    assert page.status_code == 200
+    html = page.text
+    assert "Clusters (federation)" in html and "alpha" in html and "cn-ulanqab (CN)" in html
+    assert "refused reports" in html
+    tenant = client.get("/", headers=lb.auth(lb.tokens["acme"])).text
+    assert "alpha" in tenant and "refused reports" not in tenant

@@ -33,6 +33,7 @@ from computepool.server.app import ApiError, AppContext
 from computepool.server.schemas import JobSpec
 from computepool.server.ui import pages_jobs, pages_pool
 from computepool.server.ui import queries as Q
+from computepool.server.ui.pages_clusters import clusters_panel
 from computepool.server.ui.scope import Viewer
 from computepool.server.ui.views import Page, e, login_page, render_page
 
@@ -163,6 +164,10 @@ def overview(request: Request, who: Who) -> Response:
     ctx = _ctx(request)
     with ctx.sessions() as s:
         page = pages_pool.overview(s, ctx.service.pool, who, _params(request), time.time())
+    sessions_of = getattr(ctx.service.cluster, "clusters", None)
+    if sessions_of is not None:  # a federated pool: its clusters and their health first
+        panel = clusters_panel(sessions_of(), who)
+        page = dataclasses.replace(page, panels=(*page.panels[:1], panel, *page.panels[1:]))
     warning = getattr(ctx.service, "sandbox_warning", "")
     if warning:  # workers not sandboxed: every viewer should know
         alert = f"<div class='alert' role='alert' id='sandbox-warning'>{e(warning)}</div>"
