@@ -166,6 +166,11 @@ class Agent:
                 self.fence_proc.wait(timeout=5)
 
     @property
+    def wait_s(self) -> float:
+        """The long poll: short beside the lease, so a slow answer still renews it in time."""
+        return min(self.cfg.wait_s, self.lease_s / 8)
+
+    @property
     def safety(self) -> float:
         return max(self.cfg.min_safety_s, self.cfg.safety_frac * self.lease_s)
 
@@ -300,7 +305,7 @@ class Agent:
             "reports": [r.model_dump() for r in reports],
             "attempts": list(self.tracked),
             "health": self.health().model_dump(),
-            "wait_s": self.cfg.wait_s,
+            "wait_s": self.wait_s,
         }
         sent = time.monotonic()
         try:
@@ -308,7 +313,7 @@ class Agent:
                 "/v1/agent/heartbeat",
                 json=body,
                 headers=self.headers,
-                timeout=self.cfg.wait_s + max(1.0, self.lease_s / 3),
+                timeout=self.wait_s + max(1.0, self.lease_s / 3),
             )
         except httpx.HTTPError as exc:
             log.warning("heartbeat failed: %s", exc)
