@@ -148,6 +148,20 @@ def test_cut_off_agent_fenced_then_back_gets_work(fed):
     cancel(fed, again)
 
 
+def test_control_plane_crash_requeues_once_clusters_are_back(fed):
+    jid, first = start_long(fed)
+    time.sleep(0.5)
+    fed.kill_server()
+    crashed = time.time()
+    fed.start_server(port=fed.port)  # the agents' proxies point there
+    fed.wait_clusters([c.name for c in CLUSTERS])
+    runs = wait_for("a run after the restart", lambda: [r for r in runs_of(fed.trace, jid)
+                                                        if r[0] > crashed])  # fmt: skip
+    assert runs
+    assert_once(fed, jid)
+    cancel(fed, jid)
+
+
 def test_no_job_ran_twice_in_any_failure(fed):
     """Over every job of the tests above: never two runs alive at once."""
     jobs = {int(p.name.split("-")[0]) for p in Path(fed.trace).iterdir()}

@@ -125,8 +125,9 @@ class Loopback:
             engine.dispose()
         return self
 
-    def start_server(self, timeout: float = 60.0) -> None:
-        self.port = free_port()
+    def start_server(self, timeout: float = 60.0, port: int | None = None) -> None:
+        """Start the control plane (on ``port``: again where it was, after a crash)."""
+        self.port = port or free_port()
         args = cpool(
             "serve", "--data-dir", str(self.cp_dir), "--pool", str(self.root / "pool.yaml"),
             "--backend", "federated", "--port", str(self.port), "--host", "127.0.0.1",
@@ -198,6 +199,12 @@ class Loopback:
         )
         r.raise_for_status()
         return r.json()
+
+    def kill_server(self) -> None:
+        """SIGKILL the control plane, like a crash: no shutdown code runs."""
+        if self.server is not None and self.server.poll() is None:
+            self.server.kill()
+            self.server.wait(timeout=30)
 
     def signal_agent(self, name: str, sig: int) -> None:
         p = self.agents[name]
