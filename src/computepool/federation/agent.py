@@ -34,6 +34,7 @@ from computepool.backends.worker_env import Launch, inherited_env
 from computepool.federation.fence import kill_all, write_fence_at
 from computepool.federation.protocol import (
     LOG_CHUNK_MAX,
+    REPORTS_MAX,
     Health,
     HeartbeatOut,
     Inventory,
@@ -100,6 +101,8 @@ class Tracked:
     idx: int
     dir: Path | None = None
     stopping: bool = False
+    #: The control plane has heard that it runs.
+    announced: bool = False
     #: Bytes of each rank's log file read, and the control plane's count of bytes sent.
     read: dict[int, int] = field(default_factory=dict)
     sent: dict[int, int] = field(default_factory=dict)
@@ -295,10 +298,16 @@ class Agent:
 
     def heartbeat(self) -> HeartbeatOut | None:
         budget = [LOG_BYTES_PER_BEAT]
-        reports, self.reports = self.reports, []
+        reports = self.reports[:REPORTS_MAX]
+        self.reports = self.reports[REPORTS_MAX:]
+        announced = []
         for t in self.tracked.values():
-            if t.idx in self.local.running:
-                reports.append(Report(id=t.id, state="running", logs=self._logs(t, budget)))
+            if t.idx not in self.local.running or len(reports) >= REPORTS_MAX:
+                continue
+            logs = self._logs(t, budget)
+            if logs or not t.announced:  # "running" once; later only to carry log bytes
+                reports.append(Report(id=t.id, state="running", logs=logs))
+                announced.append(t)
         body = {
             "cluster": self.cfg.cluster,
             "epoch": self.epoch,
@@ -326,6 +335,8 @@ class Agent:
             self.reports = [x for x in reports if x.state != "running"] + self.reports
             return None
         self._renewed(sent)
+        for t in announced:
+            t.announced = True
         return HeartbeatOut.model_validate(r.json())
 
     # ---- commands ----------------------------------------------------------------------
