@@ -211,3 +211,44 @@ def test_the_dashboard_shows_clusters_and_their_health(fed):
     assert "refused reports" in html
     tenant = client.get("/", headers=lb.auth(lb.tokens["acme"])).text
     assert "alpha" in tenant and "refused reports" not in tenant
+
+
+def test_an_agent_that_stops_hands_its_jobs_back_at_once(fed, tmp_path):
+    """A real agent in-process (its HTTP client is the test client): it runs a job, then
+    stops; the job is requeued long before the 30 s lease would have ended."""
+    from computepool.admission.rulebook import load_rulebook
+    from computepool.catalog.pools import load_pool
+    from computepool.federation.agent import Agent, AgentConfig
+
+    lb, client = fed
+    pool = load_pool(str(lb.root / "alpha.yaml"))
+    cfg = AgentConfig(
+        url="", token=(lb.root / "alpha.token").read_text().strip(), cluster="alpha",
+        pool=pool, data_dir=tmp_path / "agent-alpha", rulebook=load_rulebook(),
+        regions={"cn-ulanqab": "CN"}, grace_s=1.0, wait_s=0.1,
+    )  # fmt: skip
+    agent = Agent(cfg, client=client)
+    agent.start_fence()
+    try:
+        r = client.post("/v1/jobs", json={"name": "s", "command": "sleep 30",
+                                          "accelerator_types": ["H800"]},
+                        headers=lb.auth(lb.tokens["acme"]))  # fmt: skip
+        jid = r.json()["id"]
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not agent.local.running:
+            agent.step()
+        assert agent.local.running
+        agent.step()  # the control plane hears it runs
+        wait_job(client, lb, jid, "running")
+        t0 = time.monotonic()
+    finally:
+        agent.close()
+    wait_job(client, lb, jid, "admitted", timeout=10)
+    assert time.monotonic() - t0 < 10
+    states = {
+        c["name"]: c for c in client.get("/v1/clusters", headers=lb.auth(lb.admin_token)).json()
+    }
+    assert states["alpha"]["state"] == "lost" and "agent stopped" in states["alpha"]["lost"]
+    time.sleep(0.5)
+    assert wait_job(client, lb, jid, "admitted")  # not placed on the cluster that left
+    assert not agent.local.running and not agent.local.stopping

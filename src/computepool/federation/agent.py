@@ -161,7 +161,17 @@ class Agent:
             self.close()
 
     def close(self) -> None:
-        """Stop every worker (the control plane requeues them when the lease ends)."""
+        """Stop every worker, tell the control plane they are gone (it requeues them at once
+        rather than when the lease ends), and give up the session."""
+        if self.epoch is not None:
+            self.local.shutdown(stop_jobs=True)
+            kill_all(self.local.runs, "agent stopped")
+            for t in list(self.tracked.values()):
+                self.reports.append(Report(id=t.id, state="lost", reason="its agent stopped"))
+            self.tracked, self.by_idx = {}, {}
+            self.cfg = replace(self.cfg, wait_s=0.0)
+            with contextlib.suppress(Exception):
+                self.heartbeat(leaving=True)
         self.drop_session("agent stopped")
         if self.fence_proc is not None and self.fence_proc.poll() is None:
             self.fence_proc.terminate()
@@ -296,7 +306,7 @@ class Agent:
                 budget[0] -= len(raw)
         return out
 
-    def heartbeat(self) -> HeartbeatOut | None:
+    def heartbeat(self, leaving: bool = False) -> HeartbeatOut | None:
         budget = [LOG_BYTES_PER_BEAT]
         reports = self.reports[:REPORTS_MAX]
         self.reports = self.reports[REPORTS_MAX:]
@@ -315,6 +325,7 @@ class Agent:
             "attempts": list(self.tracked),
             "health": self.health().model_dump(),
             "wait_s": self.wait_s,
+            "leaving": leaving,
         }
         sent = time.monotonic()
         try:

@@ -207,6 +207,9 @@ class FederatedCluster:
             for r in body.reports:
                 self._report(s, r)
             self._reconcile(s, body.attempts, acked)
+            if body.leaving:  # its workers are gone: requeue what is left, place nothing more
+                self._lose(s, "its agent stopped")
+                return HeartbeatOut(lease_s=self.lease_s, poll_s=self.poll_s)
             out = self._commands(s)
             deadline = self.mono() + body.wait_s
             while not out.start and not out.stop and self.mono() < deadline:

@@ -106,6 +106,8 @@ class HeartbeatIn(BoundedModel):
     health: Health = Field(default_factory=Health)
     #: Wait up to this long for a command when there is none (long poll).
     wait_s: float = Field(0.0, ge=0.0, le=5.0)
+    #: The agent is stopping: every worker is gone; end the session now (no new work).
+    leaving: bool = False
 
 
 class DatasetOut(BaseModel):
