@@ -153,7 +153,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
 
         pool, factory = open_ray(settings.backend, os.environ, settings.checkpoint_dir)
     elif federated:
-        from computepool.federation.wiring import federated_factory
+        from computepool.server.federated import federated_factory
 
         pool = load_pool(settings.pool or default_pool())
         factory = federated_factory(settings.agent_lease_seconds)
@@ -202,7 +202,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         sandbox=sandbox,
     )
     if federated:
-        from computepool.federation.wiring import wire_service
+        from computepool.server.federated import wire_service
 
         wire_service(service, check, sessions(engine))
     app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
