@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from computepool.serving.engines import Engine, get_engine
@@ -58,8 +58,6 @@ def choice_problem(c: EngineChoice) -> tuple[str, str]:
 
 def engine_of(c: EngineChoice) -> Engine:
     """The engine with the service's own command, readiness path and metrics adapter."""
-    from dataclasses import replace
-
     from computepool.serving.engines.metrics import ADAPTERS
 
     eng = get_engine(c.engine)
@@ -111,3 +109,24 @@ def replica_launch(
         env[device_env] = visible
         env["CPOOL_VISIBLE_DEVICES"] = visible
     return render(eng.argv, values), env
+
+
+#: The example replica docs/serving.md shows (a test renders every engine with it).
+EXAMPLE = {"model_path": "/models/Qwen2.5-7B-Instruct", "name": "chat", "port": 8101, "tp": 2}
+
+
+def example_command(engine: str, stack_env: str = "CUDA_VISIBLE_DEVICES") -> str:
+    """The command line the pool runs for ``EXAMPLE`` on devices 4 and 5 (shell-quoted, the
+    interpreter written ``python``, the config file of MindIE under ``/run/cpool``)."""
+    import shlex
+
+    c = EngineChoice(engine, EXAMPLE["model_path"])
+    values = replica_values(c, EXAMPLE["name"], EXAMPLE["port"], EXAMPLE["tp"])
+    values["python"] = "python"
+    eng = get_engine(engine)
+    if eng.config is not None:
+        values["config"] = f"/run/cpool/{EXAMPLE['name']}-{EXAMPLE['port']}.json"
+        eng = replace(eng, config=None)
+    argv, env = replica_launch(eng, values, (4, 5), stack_env)
+    env.pop("CPOOL_VISIBLE_DEVICES", None)
+    return shlex.join([f"{k}={v}" for k, v in env.items()] + argv)
