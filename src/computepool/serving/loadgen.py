@@ -40,9 +40,11 @@ def _local(url: str) -> str:
     return url.rstrip("/")
 
 
-def completion_body(prompt: int, out: int, model: str | None = None) -> dict:
-    """An OpenAI completion request of ``prompt`` tokens (token ids) for ``out`` tokens."""
-    body = {"prompt": [0] * prompt, "max_tokens": out, "ignore_eos": True, "stream": True}
+def completion_body(prompt: int, out: int, model: str | None = None, text: bool = False) -> dict:
+    """An OpenAI completion request of ``prompt`` tokens for ``out`` tokens: token ids, or
+    with ``text`` that many words (for servers that take text only, e.g. llama-cpp-python)."""
+    p: list[int] | str = " ".join(["the"] * prompt) if text else [0] * prompt
+    body = {"prompt": p, "max_tokens": out, "ignore_eos": True, "stream": True}
     return body if model is None else {"model": model, **body}
 
 
@@ -56,13 +58,13 @@ def _is_token(line: str) -> bool:
 
 
 async def _one(client: httpx.AsyncClient, url: str, prompt: int, out: int, t0: float,
-               model: str | None = None):  # fmt: skip
+               model: str | None = None, text: bool = False):  # fmt: skip
     sent = time.perf_counter()
     first = last = None
     n, gap_max = 0, 0.0
     try:
         async with client.stream(
-            "POST", f"{url}/v1/completions", json=completion_body(prompt, out, model)
+            "POST", f"{url}/v1/completions", json=completion_body(prompt, out, model, text)
         ) as r:
             if r.status_code != 200:
                 return sent - t0, np.inf, np.inf, np.inf, 0
@@ -90,6 +92,7 @@ async def replay(
     max_output: int | None = None,
     timeout_s: float = 120.0,
     model: str | None = None,
+    text_prompts: bool = False,
 ) -> Replayed:
     """Send every request of ``stream`` at its time (seconds from now); wait for all."""
     url = _local(url)
@@ -102,7 +105,9 @@ async def replay(
             if delay > 0:
                 await asyncio.sleep(delay)
             out = int(o) if max_output is None else min(int(o), max_output)
-            tasks.append(asyncio.create_task(_one(client, url, int(p), max(out, 1), t0, model)))
+            tasks.append(
+                asyncio.create_task(_one(client, url, int(p), max(out, 1), t0, model, text_prompts))
+            )
         rows = await asyncio.gather(*tasks)
     arr = np.array(rows, dtype=float).reshape(-1, 5)
     return Replayed(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
