@@ -126,3 +126,54 @@ def test_metrics_count_service_accelerators_per_flavor():
         "cpool_flavor_service_accelerators" in text
         and 'cpool_service_replicas{service="chat"} 2.0' in text
     )
+
+
+def test_a_scale_up_on_a_preempted_jobs_devices_waits_for_them(tmp_path):
+    """The victim still holds its slots when the round evicts it: the new replica is held
+    (pending, counted) and starts on those devices in the next round."""
+    from computepool.catalog.accelerators import load_accelerators
+    from computepool.policies import get_policy
+    from computepool.scheduler.loop import Scheduler, SchedulerConfig
+    from computepool.serving.live_pool import LiveServingController
+    from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
+    from computepool.serving.streams import RequestStream, TrafficSpec
+    from computepool.sim.cluster import SimClock, WorkloadSource
+    from tests.fakes import RecordingCluster
+    from tests.serving.helpers import model
+
+    base = one_node_pool(per_node=4, accel=gpu("H800"))
+    pool = type(base)(base.name, {"H800": load_accelerators()["H800"]}, base.regions, base.nodes)
+    svc = ServiceSpec("chat", model("qwen2.5-1.5b"), min_replicas=1, max_replicas=4)
+    s = RequestStream(np.linspace(0, 60, 30), np.full(30, 500.0), np.full(30, 20.0))
+    sw = ServingWorkload((svc,), (s,), TrafficSpec(duration_s=60), ServingConfig(packing=False))
+    jobs = Workload.from_jobs([
+        Job(id="prod", workers=2, total_steps=1e9, preemptible=False),
+        Job(id="spot", workers=1, total_steps=1e9, preemptible=True),
+    ])  # fmt: skip
+    placer = SlotAssigner(pool, lambda j: (1, int(jobs.scale_factor[j])))
+    ctl = LiveServingController(pool, sw, log_dir=tmp_path, start_delay_s=0.0)
+    ctl.bind_placer(placer)
+    clock = SimClock(0.0)
+    sched = Scheduler(pool, jobs, Throughputs(pool.accelerators), get_policy("fifo"),
+                      RecordingCluster(), clock, WorkloadSource(jobs),
+                      SchedulerConfig(round_seconds=1.0), serving=ctl, placer=placer)  # fmt: skip
+    try:
+        sched.step()
+        st = ctl.states[0]
+        assert len(st.supervisor.replicas) == 1 and sched.active.running.tolist() == [0, 0]
+        spot_devices = placer.held[1][0][1]
+        st.want = 2
+        ctl._next = float("inf")
+        clock.sleep_until(1.0)
+        sched.step()
+        assert sched.history.preemptions.tolist() == [0, 1]
+        assert len(st.supervisor.replicas) == 1 and st.pending == 1
+        assert ctl.held().tolist() == [2.0]  # one started, one waiting for the spot's device
+        clock.sleep_until(2.0)
+        sched.step()
+        assert len(st.supervisor.replicas) == 2 and st.pending == 0
+        assert st.supervisor.replicas[1].devices == spot_devices
+        assert ctl.held().tolist() == [2.0]
+        assert sched.active.running.tolist()[0] == 0  # prod untouched
+    finally:
+        ctl.stop()
