@@ -44,6 +44,7 @@ from computepool.serving.http import endpoint_app
 from computepool.serving.live_pool import LiveServingController
 from computepool.serving.loadgen import replay
 from computepool.serving.models import ModelSpec, model_fields
+from computepool.serving.perf import Profile
 from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
 from computepool.serving.streams import RequestStream, TrafficSpec
 from computepool.serving.supervisor import free_port
@@ -70,6 +71,44 @@ def _stepper(sched: Scheduler, stop: threading.Event) -> threading.Thread:
     return th
 
 
+def _service(args, path: str, profile: Profile | None = None) -> ServiceSpec:
+    # CPU-scale SLOs: a 2 s TTFT and a 0.5 s gap between tokens
+    return ServiceSpec("tiny", ModelSpec(name="qwen2.5-1.5b", **model_fields("qwen2.5-1.5b")),
+                       ttft_slo_s=2.0, tbt_slo_s=0.5, min_replicas=1, max_replicas=3,
+                       engine=EngineChoice(args.engine, path),
+                       profiles=() if profile is None else (profile,))  # fmt: skip
+
+
+def _step_stream(args) -> RequestStream:
+    rng = np.random.default_rng(0)
+    n1 = rng.poisson(args.rate * args.at)
+    n2 = rng.poisson(4 * args.rate * args.after)
+    t = np.concatenate([np.sort(rng.uniform(0, args.at, n1)),
+                        args.at + np.sort(rng.uniform(0, args.after, n2))])  # fmt: skip
+    return RequestStream(t, np.full(len(t), float(args.prompt)),
+                         np.full(len(t), float(args.step_output)))  # fmt: skip
+
+
+def _controller(pool: Pool, svc: ServiceSpec, args, tmp: Path, stream=None):
+    from tests.fakes import RecordingCluster
+
+    # the autoscaler's windows scaled to the decision interval (a short run)
+    iv = args.interval
+    cfg = ServingConfig(packing=False, interval_s=iv, window_s=3 * iv, burst_window_s=iv,
+                        peak_window_s=6 * iv, forecast_s=2 * iv, drain_s=6 * iv,
+                        scale_down_delay_s=600.0)  # fmt: skip
+    stream = stream or _step_stream(args)  # the mix the replica's capacity is computed at
+    sw = ServingWorkload((svc,), (stream,), TrafficSpec(duration_s=600), cfg)
+    jobs = Workload.from_jobs([])
+    placer = SlotAssigner(pool, lambda j: (1, 1))
+    ctl = LiveServingController(pool, sw, log_dir=tmp, start_delay_s=0.0)
+    ctl.bind_placer(placer)
+    sched = Scheduler(pool, jobs, Throughputs(pool.accelerators), get_policy("fifo"),
+                      RecordingCluster(), SimClock(0.0), WorkloadSource(jobs),
+                      SchedulerConfig(round_seconds=1.0), serving=ctl, placer=placer)  # fmt: skip
+    return ctl, sched
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="llama-cpp-python")
@@ -80,34 +119,25 @@ def main() -> None:
     ap.add_argument("--at", type=float, default=40.0)
     ap.add_argument("--after", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--layers", type=int, default=2, help="of the tiny model")
+    ap.add_argument("--width", type=int, default=64, help="of the tiny model")
+    ap.add_argument("--step-output", type=int, default=16, help="tokens per step request")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-
-    from tests.fakes import RecordingCluster
 
     tmp = Path(tempfile.mkdtemp(prefix="cpool-engine-"))
     path = ""
     if args.engine != "emulator":
         from computepool.serving.engines.tiny_gguf import write_tiny_llama
 
-        path = str(write_tiny_llama(tmp / "tiny.gguf"))
+        path = str(write_tiny_llama(tmp / "tiny.gguf", layers=args.layers, width=args.width,
+                                    ff=2 * args.width))  # fmt: skip
     pool = _pool()
-    svc = ServiceSpec("tiny", ModelSpec(name="qwen2.5-1.5b", **model_fields("qwen2.5-1.5b")),
-                      min_replicas=1, max_replicas=3, engine=EngineChoice(args.engine, path))  # fmt: skip
-    cfg = ServingConfig(packing=False, interval_s=args.interval, window_s=2 * args.interval,
-                        burst_window_s=args.interval, scale_down_delay_s=600.0)  # fmt: skip
-    empty = RequestStream(np.zeros(0), np.zeros(0), np.zeros(0))
-    sw = ServingWorkload((svc,), (empty,), TrafficSpec(duration_s=600), cfg)
-    jobs = Workload.from_jobs([])
-    placer = SlotAssigner(pool, lambda j: (1, 1))
-    ctl = LiveServingController(pool, sw, log_dir=tmp, start_delay_s=0.0)
-    ctl.bind_placer(placer)
-    sched = Scheduler(pool, jobs, Throughputs(pool.accelerators), get_policy("fifo"),
-                      RecordingCluster(), SimClock(0.0), WorkloadSource(jobs),
-                      SchedulerConfig(round_seconds=1.0), serving=ctl, placer=placer)  # fmt: skip
-    out: dict = {"engine": args.engine}
-    st = ctl.states[0]
+    out: dict = {"engine": args.engine, "args": vars(args)}
     stop = threading.Event()
+    # 1. time to ready and tokens/s, on the performance model's numbers
+    ctl, sched = _controller(pool, _service(args, path), args, tmp)
+    st = ctl.states[0]
     try:
         t0 = time.monotonic()
         sched.step()
@@ -122,20 +152,34 @@ def main() -> None:
             t1 = time.monotonic()
             toks = sum(c.post(f"{url}/v1/completions", json=body).json()["usage"]
                        ["completion_tokens"] for _ in range(args.requests))  # fmt: skip
-            out["tokens_per_s_sequential"] = round(toks / (time.monotonic() - t1), 1)
+            tps = toks / (time.monotonic() - t1)
+            long = {**body, "prompt": " ".join(["the"] * 400), "max_tokens": 1}
+            t1 = time.monotonic()
+            ptoks = c.post(f"{url}/v1/completions", json=long).json()["usage"]["prompt_tokens"]
+            prefill = ptoks / (time.monotonic() - t1)
+        out["tokens_per_s_sequential"] = round(tps, 1)
+        out["prefill_tokens_per_s"] = round(prefill, 1)
         s4 = RequestStream(np.zeros(4), np.full(4, float(args.prompt)), np.full(4, args.output))
         t1 = time.monotonic()
         res = asyncio.run(replay(url, s4, model="tiny", text_prompts=True, timeout_s=600))
-        out["tokens_per_s_4_in_flight"] = round(
+        out["tokens_per_s_4_in_flight_streamed"] = round(
             float(res.tokens.sum()) / (time.monotonic() - t1), 1
         )
+    finally:
+        ctl.stop()
+    # 2. the x4 step, the service's profile measured above (one sequence at a time: each
+    # running sequence costs a whole decode step)
+    prof = Profile("H800", 1, prefill, 1.0 / tps, 1.0 / tps)
+    out["profile"] = {"prefill_tokens_per_s": round(prefill, 1), "decode_step_s": round(1 / tps, 4)}
+    ctl, sched = _controller(pool, _service(args, path, prof), args, tmp)
+    st = ctl.states[0]
+    try:
+        sched.step()
+        if not st.supervisor.wait_healthy(timeout_s=300):
+            raise SystemExit(f"replica not ready; logs in {tmp}")
         # the x4 step, against the service's replicas (least loaded healthy one per request)
-        rng = np.random.default_rng(0)
-        n1 = rng.poisson(args.rate * args.at)
-        n2 = rng.poisson(4 * args.rate * args.after)
-        t = np.concatenate([np.sort(rng.uniform(0, args.at, n1)),
-                            args.at + np.sort(rng.uniform(0, args.after, n2))])  # fmt: skip
-        stream = RequestStream(t, np.full(len(t), float(args.prompt)), np.full(len(t), 16.0))
+        stream = _step_stream(args)
+        t = stream.t
         ctl._next = time.monotonic()  # decide from now on, every interval
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(endpoint_app(st.supervisor.endpoints, "tiny"),
@@ -163,14 +207,18 @@ def main() -> None:
         server.should_exit = True
         th.join(timeout=5)
         before = res.sent < args.at
-        asked = next((t for t, n, _ in timeline if t >= args.at and n > 1), None)
-        ready = next((t for t, _, h in timeline if t >= args.at and h > 1), None)
+        n_at = next((n for t, n, _ in timeline if t >= args.at), 1)  # replicas at the step
+        asked = next((t for t, n, _ in timeline if t >= args.at and n > n_at), None)
+        ready = next((t for t, _, h in timeline if t >= args.at and h > n_at), None)
+        after = [n for t, n, _ in timeline if t >= args.at]
         out["step"] = {
             "rate_before": args.rate, "rate_after": 4 * args.rate, "at_s": args.at,
             "requests": len(t), "failed": int((~np.isfinite(res.ttft)).sum()),
-            "replicas_max": max(n for _, n, _ in timeline),
-            "scale_up_asked_s_after_step": None if asked is None else round(asked - args.at, 1),
-            "second_replica_ready_s_after_step": None if ready is None else round(ready - args.at, 1),
+            "replicas_before": n_at, "replicas_max": max(after),
+            "slo_attained_before": round(float(res.attainment(2.0, 0.5)[before].mean()), 4),
+            "slo_attained_after": round(float(res.attainment(2.0, 0.5)[~before].mean()), 4),
+            "more_replicas_asked_s_after_step": None if asked is None else round(asked - args.at, 1),
+            "more_replicas_ready_s_after_step": None if ready is None else round(ready - args.at, 1),
             "ttft_p50_before_s": round(float(np.median(res.ttft[before])), 3),
             "ttft_p50_after_s": round(float(np.median(res.ttft[~before])), 3),
             "ttft_p99_after_s": round(float(np.percentile(res.ttft[~before], 99)), 3),

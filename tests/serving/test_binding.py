@@ -177,3 +177,33 @@ def test_a_scale_up_on_a_preempted_jobs_devices_waits_for_them(tmp_path):
         assert sched.active.running.tolist()[0] == 0  # prod untouched
     finally:
         ctl.stop()
+
+
+def test_a_services_measured_profile_sets_its_replicas_capacity(tmp_path):
+    """A real engine's own speed (profiles:) replaces the performance model's numbers in the
+    live autoscaler (a CPU engine is far slower than the catalog card it is placed on)."""
+    from computepool.catalog.accelerators import load_accelerators
+    from computepool.serving.live_pool import LiveServingController
+    from computepool.serving.perf import Profile
+    from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
+    from computepool.serving.streams import RequestStream, TrafficSpec
+    from tests.serving.helpers import model
+
+    base = one_node_pool(per_node=4, accel=gpu("H800"))
+    pool = type(base)(base.name, {"H800": load_accelerators()["H800"]}, base.regions, base.nodes)
+    s = RequestStream(np.linspace(0, 60, 30), np.full(30, 32.0), np.full(30, 16.0))
+
+    def timing(profiles):
+        svc = ServiceSpec("chat", model("qwen2.5-1.5b"), tbt_slo_s=0.5, profiles=profiles)
+        sw = ServingWorkload((svc,), (s,), TrafficSpec(duration_s=60),
+                             ServingConfig(packing=False))  # fmt: skip
+        ctl = LiveServingController(pool, sw, log_dir=tmp_path)
+        try:
+            return ctl.states[0].autoscaler.timing
+        finally:
+            ctl.stop()
+
+    slow = timing((Profile("H800", 1, 300.0, 0.03, 0.03),))
+    fast = timing(())
+    assert slow.a == pytest.approx(0.03) and slow.c == pytest.approx(0.03)
+    assert fast.a < 0.03 and slow.flops < fast.flops / 100

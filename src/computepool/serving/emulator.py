@@ -18,7 +18,7 @@ import asyncio
 import bisect
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,7 +28,7 @@ from computepool.catalog.accelerators import load_accelerators
 from computepool.model.pool import Node, Pool
 from computepool.model.region import Region
 from computepool.serving.models import ModelSpec, model_fields
-from computepool.serving.perf import PerfAssumptions, build_shapes, prefill_flops
+from computepool.serving.perf import PerfAssumptions, Profile, build_shapes, prefill_flops
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,10 @@ def replica_timing(
     frac: float = 1.0,
     tbt_slo_s: float = 0.1,
     perf: PerfAssumptions | None = None,
+    profiles: Mapping[tuple[str, int], Profile] | None = None,
 ) -> ReplicaTiming:
+    """The step constants of ``model`` on ``tp`` x ``accelerator`` (a ``frac`` of one), from
+    the performance model or the service's measured ``profiles``."""
     perf = perf or PerfAssumptions()
     m = ModelSpec(name=model, **model_fields(model))
     accels = load_accelerators()
@@ -65,7 +68,7 @@ def replica_timing(
         {"local": Region("local", "XX", 0.1, 1.2, 0.0)},
         (Node("local-0", "local", accelerator, max(tp, 1)),),
     )
-    shapes = build_shapes(m, pool, perf=perf, packing=frac < 1.0)
+    shapes = build_shapes(m, pool, perf=perf, packing=frac < 1.0, profiles=profiles)
     hit = [i for i in range(len(shapes)) if shapes.tp[i] == tp and shapes.frac[i] == frac]
     if not hit:
         raise ValueError(f"{model} does not fit {tp} x {accelerator} (fraction {frac})")

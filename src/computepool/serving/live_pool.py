@@ -87,8 +87,10 @@ class LiveServingController:
 
     def _start(self, svc, stream, log_dir, start_delay_s) -> LiveServiceState:
         cfg = self.cfg
+        # measured profiles (a real engine's own speed) replace the derived numbers
         shapes = build_shapes(svc.model, self.pool, svc.accelerators, cfg.perf,
-                              packing=cfg.packing, regions=svc.regions)  # fmt: skip
+                              packing=cfg.packing, regions=svc.regions,
+                              profiles=svc.profile_map)  # fmt: skip
         mix = _mix(svc, stream.prompt, stream.output)
         p99 = float(np.percentile(stream.prompt, 99)) if len(stream) else 4096.0
         usable = asc.usable_shapes(shapes, svc, float(prefill_flops(svc.model, [p99])[0]), cfg)
@@ -102,7 +104,8 @@ class LiveServingController:
         k = int(ranked[0])
         acc = self.pool.flavor_accelerators[int(shapes.flavor[k])].name
         tp, frac = int(shapes.tp[k]), float(shapes.frac[k])
-        timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf)
+        timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf,
+                                svc.profile_map)  # fmt: skip
         choice = svc.engine
         if start_delay_s is not None and choice.engine == "emulator":
             choice = replace(choice, args=(*choice.args, "--start-delay", str(start_delay_s)))
