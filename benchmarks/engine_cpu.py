@@ -71,11 +71,11 @@ def _stepper(sched: Scheduler, stop: threading.Event) -> threading.Thread:
     return th
 
 
-def _service(args, path: str, profile: Profile | None = None) -> ServiceSpec:
+def _service(args, path: str, profile: Profile | None = None, engine: str = "") -> ServiceSpec:
     # CPU-scale SLOs: a 2 s TTFT and a 0.5 s gap between tokens
     return ServiceSpec("tiny", ModelSpec(name="qwen2.5-1.5b", **model_fields("qwen2.5-1.5b")),
                        ttft_slo_s=2.0, tbt_slo_s=0.5, min_replicas=1, max_replicas=3,
-                       engine=EngineChoice(args.engine, path),
+                       engine=EngineChoice(engine or args.engine, path),
                        profiles=() if profile is None else (profile,))  # fmt: skip
 
 
@@ -109,69 +109,9 @@ def _controller(pool: Pool, svc: ServiceSpec, args, tmp: Path, stream=None):
     return ctl, sched
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--engine", default="llama-cpp-python")
-    ap.add_argument("--requests", type=int, default=8)
-    ap.add_argument("--prompt", type=int, default=32)
-    ap.add_argument("--output", type=int, default=64)
-    ap.add_argument("--rate", type=float, default=0.5)
-    ap.add_argument("--at", type=float, default=40.0)
-    ap.add_argument("--after", type=float, default=60.0)
-    ap.add_argument("--interval", type=float, default=5.0)
-    ap.add_argument("--layers", type=int, default=2, help="of the tiny model")
-    ap.add_argument("--width", type=int, default=64, help="of the tiny model")
-    ap.add_argument("--step-output", type=int, default=16, help="tokens per step request")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="cpool-engine-"))
-    path = ""
-    if args.engine != "emulator":
-        from computepool.serving.engines.tiny_gguf import write_tiny_llama
-
-        path = str(write_tiny_llama(tmp / "tiny.gguf", layers=args.layers, width=args.width,
-                                    ff=2 * args.width))  # fmt: skip
-    pool = _pool()
-    out: dict = {"engine": args.engine, "args": vars(args)}
+def _step(args, pool: Pool, path: str, prof: Profile, engine: str, tmp: Path) -> dict:
     stop = threading.Event()
-    # 1. time to ready and tokens/s, on the performance model's numbers
-    ctl, sched = _controller(pool, _service(args, path), args, tmp)
-    st = ctl.states[0]
-    try:
-        t0 = time.monotonic()
-        sched.step()
-        if not st.supervisor.wait_healthy(timeout_s=300):
-            raise SystemExit(f"replica not ready; logs in {tmp}")
-        out["ready_s"] = round(time.monotonic() - t0, 2)
-        url = st.supervisor.replicas[0].url
-        text = " ".join(["the"] * args.prompt)
-        with httpx.Client(timeout=300) as c:
-            body = {"model": "tiny", "prompt": text, "max_tokens": args.output, "temperature": 0}
-            c.post(f"{url}/v1/completions", json={**body, "max_tokens": 2})  # warm
-            t1 = time.monotonic()
-            toks = sum(c.post(f"{url}/v1/completions", json=body).json()["usage"]
-                       ["completion_tokens"] for _ in range(args.requests))  # fmt: skip
-            tps = toks / (time.monotonic() - t1)
-            long = {**body, "prompt": " ".join(["the"] * 400), "max_tokens": 1}
-            t1 = time.monotonic()
-            ptoks = c.post(f"{url}/v1/completions", json=long).json()["usage"]["prompt_tokens"]
-            prefill = ptoks / (time.monotonic() - t1)
-        out["tokens_per_s_sequential"] = round(tps, 1)
-        out["prefill_tokens_per_s"] = round(prefill, 1)
-        s4 = RequestStream(np.zeros(4), np.full(4, float(args.prompt)), np.full(4, args.output))
-        t1 = time.monotonic()
-        res = asyncio.run(replay(url, s4, model="tiny", text_prompts=True, timeout_s=600))
-        out["tokens_per_s_4_in_flight_streamed"] = round(
-            float(res.tokens.sum()) / (time.monotonic() - t1), 1
-        )
-    finally:
-        ctl.stop()
-    # 2. the x4 step, the service's profile measured above (one sequence at a time: each
-    # running sequence costs a whole decode step)
-    prof = Profile("H800", 1, prefill, 1.0 / tps, 1.0 / tps)
-    out["profile"] = {"prefill_tokens_per_s": round(prefill, 1), "decode_step_s": round(1 / tps, 4)}
-    ctl, sched = _controller(pool, _service(args, path, prof), args, tmp)
+    ctl, sched = _controller(pool, _service(args, path, prof, engine), args, tmp)
     st = ctl.states[0]
     try:
         sched.step()
@@ -211,7 +151,7 @@ def main() -> None:
         asked = next((t for t, n, _ in timeline if t >= args.at and n > n_at), None)
         ready = next((t for t, _, h in timeline if t >= args.at and h > n_at), None)
         after = [n for t, n, _ in timeline if t >= args.at]
-        out["step"] = {
+        return {
             "rate_before": args.rate, "rate_after": 4 * args.rate, "at_s": args.at,
             "requests": len(t), "failed": int((~np.isfinite(res.ttft)).sum()),
             "replicas_before": n_at, "replicas_max": max(after),
@@ -227,6 +167,77 @@ def main() -> None:
     finally:
         stop.set()
         ctl.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engine", default="llama-cpp-python")
+    ap.add_argument("--requests", type=int, default=8)
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--output", type=int, default=64)
+    ap.add_argument("--rate", type=float, default=0.5)
+    ap.add_argument("--at", type=float, default=40.0)
+    ap.add_argument("--after", type=float, default=60.0)
+    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--layers", type=int, default=2, help="of the tiny model")
+    ap.add_argument("--width", type=int, default=64, help="of the tiny model")
+    ap.add_argument("--step-output", type=int, default=16, help="tokens per step request")
+    ap.add_argument(
+        "--compare-emulator",
+        action="store_true",
+        help="run the step again on emulated replicas at the measured profile",
+    )
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="cpool-engine-"))
+    path = ""
+    if args.engine != "emulator":
+        from computepool.serving.engines.tiny_gguf import write_tiny_llama
+
+        path = str(write_tiny_llama(tmp / "tiny.gguf", layers=args.layers, width=args.width,
+                                    ff=2 * args.width))  # fmt: skip
+    pool = _pool()
+    out: dict = {"engine": args.engine, "args": vars(args)}
+    # 1. time to ready and tokens/s, on the performance model's numbers
+    ctl, sched = _controller(pool, _service(args, path), args, tmp)
+    st = ctl.states[0]
+    try:
+        t0 = time.monotonic()
+        sched.step()
+        if not st.supervisor.wait_healthy(timeout_s=300):
+            raise SystemExit(f"replica not ready; logs in {tmp}")
+        out["ready_s"] = round(time.monotonic() - t0, 2)
+        url = st.supervisor.replicas[0].url
+        text = " ".join(["the"] * args.prompt)
+        with httpx.Client(timeout=300) as c:
+            body = {"model": "tiny", "prompt": text, "max_tokens": args.output, "temperature": 0}
+            c.post(f"{url}/v1/completions", json={**body, "max_tokens": 2})  # warm
+            t1 = time.monotonic()
+            toks = sum(c.post(f"{url}/v1/completions", json=body).json()["usage"]
+                       ["completion_tokens"] for _ in range(args.requests))  # fmt: skip
+            tps = toks / (time.monotonic() - t1)
+            long = {**body, "prompt": " ".join(["the"] * 400), "max_tokens": 1}
+            t1 = time.monotonic()
+            ptoks = c.post(f"{url}/v1/completions", json=long).json()["usage"]["prompt_tokens"]
+            prefill = ptoks / (time.monotonic() - t1)
+        out["tokens_per_s_sequential"] = round(tps, 1)
+        out["prefill_tokens_per_s"] = round(prefill, 1)
+        s4 = RequestStream(np.zeros(4), np.full(4, float(args.prompt)), np.full(4, args.output))
+        t1 = time.monotonic()
+        res = asyncio.run(replay(url, s4, model="tiny", text_prompts=True, timeout_s=600))
+        out["tokens_per_s_4_in_flight_streamed"] = round(
+            float(res.tokens.sum()) / (time.monotonic() - t1), 1
+        )
+    finally:
+        ctl.stop()
+    # 2. the x4 step, the service's profile measured above (one sequence at a time: each
+    # running sequence costs a whole decode step)
+    prof = Profile("H800", 1, prefill, 1.0 / tps, 1.0 / tps)
+    out["profile"] = {"prefill_tokens_per_s": round(prefill, 1), "decode_step_s": round(1 / tps, 4)}
+    out["step"] = _step(args, pool, path, prof, args.engine, tmp)
+    if args.compare_emulator:  # the same step on emulated replicas slept at the same profile
+        out["step_emulator"] = _step(args, pool, "", prof, "emulator", tmp)
     print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
