@@ -120,7 +120,7 @@ class LiveServingController:
             return replica_launch(eng, values, r.devices, accel.visible_devices_env, run_dir)
 
         sup = Supervisor(
-            lambda port: [], name=svc.name, log_dir=log_dir, startup_s=timing.start_s + 60.0,
+            name=svc.name, log_dir=log_dir, startup_s=timing.start_s + 60.0,
             ready_path=eng.ready_path, ports=eng.ports, metrics_port=eng.metrics_port,
             metrics_path=eng.metrics_path, launch=launch,
         )  # fmt: skip

@@ -80,7 +80,8 @@ class Slots(Protocol):
 
 @dataclass
 class Supervisor:
-    command: Callable[[int], Sequence[str]]
+    #: ``port -> argv`` of a replica (or give ``launch``).
+    command: Callable[[int], Sequence[str]] | None = None
     name: str = "service"
     #: Seconds a new replica may answer /health with an error before that counts as a failure.
     startup_s: float = 120.0
@@ -115,8 +116,10 @@ class Supervisor:
         if self.launch is not None:
             argv, own = self.launch(r)
             env.update(own)
-        else:
+        elif self.command is not None:
             argv = self.command(r.port)
+        else:
+            raise ValueError(f"supervisor {self.name!r}: no command and no launch given")
         return subprocess.Popen(
             list(argv),
             stdout=out,
