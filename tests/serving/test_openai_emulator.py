@@ -114,6 +114,14 @@ def test_bad_requests_get_vllm_error_objects(client, path, body, code, kind):
     assert err["message"]
 
 
+def test_an_oversized_body_is_refused(client):
+    from computepool.serving.http import MAX_BODY_BYTES
+
+    r = client.post("/v1/completions", content=b"{" + b" " * MAX_BODY_BYTES + b"}",
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 413 and r.json()["object"] == "error"
+
+
 def test_metrics_use_vllm_names_and_count_the_requests(client):
     before = read_load(client.get("/metrics").text, VLLM)
     client.post("/v1/completions", json={"prompt": "one two three", "max_tokens": 2})

@@ -60,6 +60,13 @@ def replica_app(
     def error(code: int, message: str, kind: str) -> JSONResponse:
         return JSONResponse(oa.error_body(message, code, kind), status_code=code)
 
+    @app.middleware("http")
+    async def bounded(request: Request, call_next):
+        size = request.headers.get("content-length", "0")
+        if not size.isdigit() or int(size) > MAX_BODY_BYTES:
+            return error(413, f"request body above {MAX_BODY_BYTES} bytes", "BadRequestError")
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid body"}
