@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
 from computepool.backends import attempts as att
 from computepool.backends.rendezvous import (
     Master,
+    hccl_rank_table,
     rank_places,
     rendezvous_env,
     reserve_port,
@@ -24,7 +26,8 @@ PY = sys.executable
 DUMP = (
     "import json, os; keys = ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', "
     "'LOCAL_WORLD_SIZE', 'NODE_RANK', 'GROUP_RANK', 'RANK_ID', 'RANK_SIZE', 'CPOOL_NODE', "
-    "'CPOOL_WORKER_RANK', 'CUDA_VISIBLE_DEVICES', 'ASCEND_RT_VISIBLE_DEVICES'); "
+    "'CPOOL_WORKER_RANK', 'CUDA_VISIBLE_DEVICES', 'ASCEND_RT_VISIBLE_DEVICES', "
+    "'RANK_TABLE_FILE'); "
     "print(json.dumps({k: os.environ[k] for k in keys if k in os.environ}))"
 )
 
@@ -58,6 +61,18 @@ def test_rendezvous_env_is_what_torchrun_sets_and_ascend_gets_rank_id():
         rendezvous_env(2, ["a", "b"], Master("h", 1), "cuda")
     with pytest.raises(ValueError, match="not a TCP port"):
         rendezvous_env(0, ["a"], Master("h", 70000), "cuda")
+
+
+def test_hccl_rank_table_numbers_devices_over_the_gang():
+    t = hccl_rank_table(["n1", "n2", "n1"], [(0, 1), (4,), (2,)], {"n1": "10.0.0.1"})
+    assert t["server_count"] == "2" and t["status"] == "completed"
+    (s1, s2) = t["server_list"]
+    assert s1["server_id"] == "10.0.0.1" and s2["server_id"] == "n2"
+    assert [(d["device_id"], d["rank_id"]) for d in s1["device"]] == [("0", "0"), ("1", "1"),
+                                                                       ("2", "3")]  # fmt: skip
+    assert s2["device"] == [{"device_id": "4", "rank_id": "2"}]
+    with pytest.raises(ValueError, match="2 nodes for 1 device lists"):
+        hccl_rank_table(["a", "b"], [(0,)])
 
 
 def test_a_reserved_port_is_free_and_never_one_already_handed_out():
@@ -110,7 +125,15 @@ def test_every_rank_of_a_live_gang_gets_the_rendezvous_and_its_own_devices(tmp_p
     assert all(e["LOCAL_WORLD_SIZE"] == "2" and e["RANK_SIZE"] == "2" for e in eb)
     devs = [set(e["ASCEND_RT_VISIBLE_DEVICES"].split(",")) for e in eb]
     assert len(devs[0]) == len(devs[1]) == 4 and not devs[0] & devs[1]
-    assert "RANK_ID" not in ea[0]  # a cuda flavor: no Ascend names
+    assert "RANK_ID" not in ea[0] and "RANK_TABLE_FILE" not in ea[0]  # cuda: no Ascend names
+    # HCCL's rank table: one file per attempt, each device one HCCL rank, worker 0's first
+    (table_file,) = {e["RANK_TABLE_FILE"] for e in eb}
+    table = json.loads(Path(table_file).read_text())
+    assert table["version"] == "1.0" and table["server_count"] == "1"
+    (server,) = table["server_list"]
+    ids = [d["device_id"] for d in server["device"]]
+    assert set(ids[:4]) == devs[0] and set(ids[4:]) == devs[1]
+    assert [d["rank_id"] for d in server["device"]] == [str(i) for i in range(8)]
     # one master per job, the same for all its ranks; jobs' ports differ; recorded per attempt
     ports = {k: {e["MASTER_PORT"] for e in es} for k, es in (("a", ea), ("b", eb), ("c", [ec]))}
     assert all(len(p) == 1 for p in ports.values())

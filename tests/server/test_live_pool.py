@@ -48,6 +48,7 @@ def test_borrowing_and_reclaim_with_real_processes(live):
     pool = live.client.get("/v1/pool", headers=a).json()
     busy = {f["flavor"]: f["busy"] for f in pool["flavors"]}
     assert busy["us-central/V100"] == 16
+    assert all(f["services"] == 0 for f in pool["flavors"])  # no service replicas here
 
 
 def test_budget_is_enforced_at_admission(live_sqlite):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import uvicorn
 
-from computepool.serving.emulator import EmulatedEngine, parse_metrics, replica_timing
+from computepool.serving.emulator import EmulatedEngine, replica_timing
+from computepool.serving.engines.metrics import VLLM, read_load
 from computepool.serving.http import endpoint_app
 from computepool.serving.loadgen import replay
 from computepool.serving.streams import RequestStream
@@ -46,12 +47,17 @@ def test_engine_token_timing_follows_the_performance_model():
     assert eng.stats.generated_tokens_total == 11 and eng.stats.completed_total == 1
 
 
-def test_metrics_text_round_trips():
+def test_metrics_text_round_trips_through_the_vllm_adapter():
     from computepool.serving.emulator import EngineStats, metrics_text
 
-    st = EngineStats(requests_total=5, waiting=2)
-    m = parse_metrics(metrics_text(st, "r"))
-    assert m["cpool_replica_requests_total"] == 5 and m["cpool_replica_queue_depth"] == 2
+    st = EngineStats(requests_total=9, completed_total=5, waiting=2, running=2,
+                     prompt_tokens_total=700)  # fmt: skip
+    st.first_token(0.3)
+    text = metrics_text(st, "chat")
+    assert 'vllm:num_requests_waiting{model_name="chat"} 2.0' in text
+    load = read_load(text, VLLM)
+    assert load.requests_total == 9 and load.waiting == 2 and load.prompt_tokens_total == 700
+    assert load.ttft_count == 1 and load.ttft_sum == 0.3
 
 
 def test_crashed_replica_is_restarted_and_serves_again(tmp_path):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from computepool.model.pool import Pool
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
-from computepool.placement.gang import GangPlacement
+from computepool.placement.gang import GangPlacement, place_gang
 from computepool.placement.placer import PoolPlacer
 from computepool.placement.request import PodRequest
 from computepool.placement.state import MILLI
@@ -37,6 +37,18 @@ class LivePlacer(PoolPlacer):
     def workers(self, job: int, flavor: int) -> list[PodRequest]:
         n, per = self.shape(job)
         return [PodRequest.whole(per)] * n
+
+    def bind_devices(self, key: int, flavor: int, k: int) -> tuple[int, tuple[int, ...]] | None:
+        """Hold ``k`` devices of one node of ``flavor`` under ``key`` (a service replica's,
+        negative so it never meets a job index), chosen by the profile; None when none fit."""
+        if key in self._held:
+            raise ValueError(f"key {key} already holds devices")
+        g = place_gang(self.engine, [PodRequest.whole(k)], self._flavor_nodes[flavor])
+        if g is None:
+            return None
+        self._held[key] = g
+        b = g.bindings[0]
+        return int(b.node), tuple(int(d) for d in b.devices)
 
     def claim(self, placement: Placement) -> bool:
         """Hold the slots an adopted job's workers run on; False if any is taken."""

@@ -19,6 +19,7 @@ fails for a job fails that job (with the reason), never the round.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
-from computepool.backends.rendezvous import Master, reserve_port
+from computepool.backends.rendezvous import Master, hccl_rank_table, reserve_port
 from computepool.backends.sandbox import Limits, SandboxStatus, tenant_uid
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import (
@@ -318,7 +319,19 @@ class LocalCluster:
             )
         )
         env.update(resume_env(ckpt))
+        if master is not None and dirs is not None and "RANK_ID" in env:  # an Ascend gang
+            env["RANK_TABLE_FILE"] = str(self._rank_table(r, dirs))
         return env
+
+    def _rank_table(self, r: Running, dirs: JobDirs) -> Path:
+        """HCCL's rank table of the attempt, in the job's work directory (written once)."""
+        path = dirs.work / f".cpool-rank-table-{r.number}.json"
+        if not path.exists():
+            nodes = [self.pool.nodes[n].name for n, _ in r.workers]
+            table = hccl_rank_table(nodes, [dev for _, dev in r.workers])
+            path.write_text(json.dumps(table, indent=1))
+            path.chmod(0o644)
+        return path
 
     def _spawn(self, r: Running, launch: Launch, ranks: list[int] | None = None) -> None:
         self._check(launch)  # again: a workdir may be gone since (a delayed start, an adoption)

@@ -5,14 +5,15 @@ Every job's workers get, on top of ``CPOOL_*``, what ``torchrun`` would set for 
 ``MASTER_ADDR`` / ``MASTER_PORT`` (rank 0's host and a port the pool reserved there for the
 attempt), ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``NODE_RANK`` and
 ``GROUP_RANK``; on a ``cann`` (Ascend) flavor also ``RANK_ID`` / ``RANK_SIZE`` (read by
-MindSpore and older Ascend scripts). One worker is one rank; a node is a pool node of the
-placement, numbered in the order of first appearance.
+MindSpore and older Ascend scripts) and ``RANK_TABLE_FILE``: HCCL's rank table (``hccl_rank_table``,
+written per attempt). One worker is one rank; a node is a pool node of the placement, numbered
+in the order of first appearance.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 #: Names a worker's environment gets from ``rendezvous_env`` (documented in docs/live.md).
@@ -88,6 +89,32 @@ def rank_env(rank: int, nodes: Sequence[str], stack: str) -> dict[str, str]:
     if stack == "cann":
         env.update({"RANK_ID": str(rank), "RANK_SIZE": str(len(nodes))})
     return env
+
+
+def hccl_rank_table(
+    nodes: Sequence[str], devices: Sequence[Sequence[int]], hosts: Mapping[str, str] | None = None
+) -> dict:
+    """HCCL's rank table (format 1.0) of a gang: per server (``hosts[node]``, else the node's
+    name), its devices with one HCCL rank each, numbered over the gang in rank order (worker
+    0's devices first). The NPUs' own network addresses (``device_ip``, what ``hccn_tool``
+    reports) are not known to the pool and are not written: HCCL across servers needs them."""
+    if len(nodes) != len(devices):
+        raise ValueError(f"{len(nodes)} nodes for {len(devices)} device lists")
+    hosts = hosts or {}
+    servers: dict[str, list[dict[str, str]]] = {}
+    rank = 0
+    for node, devs in zip(nodes, devices, strict=True):
+        for d in devs:
+            servers.setdefault(node, []).append({"device_id": str(d), "rank_id": str(rank)})
+            rank += 1
+    return {
+        "version": "1.0",
+        "server_count": str(len(servers)),
+        "server_list": [
+            {"server_id": hosts.get(n, n), "device": devs} for n, devs in servers.items()
+        ],
+        "status": "completed",
+    }
 
 
 def reserve_port(host: str = "", taken: Collection[int] = ()) -> int:

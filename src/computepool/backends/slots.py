@@ -104,6 +104,16 @@ class SlotAssigner:
             for node, devices in self.held.pop(int(j), ()):
                 self._give(node, devices)
 
+    def bind_devices(self, key: int, flavor: int, k: int) -> tuple[int, tuple[int, ...]] | None:
+        """Hold ``k`` devices of one node of ``flavor`` under ``key`` (a service replica's,
+        negative so it never meets a job index); None when no node has them free."""
+        if key in self.held:
+            raise ValueError(f"key {key} already holds devices")
+        w = self._worker(flavor, k)
+        if w is not None:
+            self.held[key] = (w,)
+        return w
+
     def claim(self, placement: Placement) -> bool:
         """Mark the slots of an adopted job as held; False if any is already taken."""
         for node, devices in placement.workers:

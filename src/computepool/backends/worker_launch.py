@@ -84,7 +84,7 @@ def rank_launch(
             "rlimits": rl,
         }
     env = {"PATH": DEFAULT_PATH, "HOME": SANDBOX_WORK, **env}
-    for k in ("CPOOL_CHECKPOINT_DIR", "CPOOL_RESUME_FROM"):
+    for k in ("CPOOL_CHECKPOINT_DIR", "CPOOL_RESUME_FROM", "RANK_TABLE_FILE"):
         if k in env:
             env[k] = in_sandbox(env[k], dirs)
     extra = [launch.workdir] if launch.workdir else []

@@ -27,6 +27,8 @@ class Metrics:
     def __init__(self) -> None:
         #: Accelerators busy per flavor after the last round (read by the API).
         self.busy_now: dict[str, int] = {}
+        #: Accelerators held by service replicas per flavor after the last round.
+        self.serving_now: dict[str, int] = {}
         self.registry = r = CollectorRegistry()
         #: Series labelled with a tenant (shown only to callers who may see that tenant).
         self.tenant_registry = t = CollectorRegistry()
@@ -48,6 +50,15 @@ class Metrics:
             "Accelerators held by running jobs",
             ["flavor"],
             registry=r,
+        )
+        self.serving = Gauge(
+            "cpool_flavor_service_accelerators",
+            "Accelerators held by service replicas (inference engines)",
+            ["flavor"],
+            registry=r,
+        )
+        self.replicas = Gauge(
+            "cpool_service_replicas", "Replicas of a service, started", ["service"], registry=r
         )
         self.util = Gauge(
             "cpool_flavor_utilisation",
@@ -102,9 +113,22 @@ class Metrics:
         sf = w.scale_factor[a.job[run]] if run.any() else np.zeros(0)
         used = np.bincount(a.running[run], weights=sf, minlength=F) if run.any() else np.zeros(F)
         self.busy_now = {f.name: int(used[i]) for i, f in enumerate(svc.pool.flavors)}
+        self.observe_services(svc)
         for f, flavor in enumerate(svc.pool.flavors):
             self.busy.labels(flavor.name).set(float(used[f]))
             self.util.labels(flavor.name).set(float(used[f]) / max(int(svc.pool.capacity[f]), 1))
+
+    def observe_services(self, svc: LiveService) -> None:
+        """Accelerators held by service replicas per flavor, and replicas per service."""
+        serving = getattr(svc, "serving", None)
+        if serving is None:
+            return
+        held = serving.held()
+        self.serving_now = {f.name: int(held[i]) for i, f in enumerate(svc.pool.flavors)}
+        for name, n in self.serving_now.items():
+            self.serving.labels(name).set(n)
+        for st in serving.states:
+            self.replicas.labels(st.spec.name).set(len(st.supervisor.replicas))
 
     def render(self, tenants: bool | str = True) -> bytes:
         """The exposition text: pool-wide series, and per-tenant ones for ``tenants``: True

@@ -41,15 +41,20 @@ def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
 
 @router.get("/pool", tags=["pool"])
 def pool(request: Request, _caller: Caller) -> dict:
-    """Flavors with capacity and accelerators busy now."""
+    """Flavors with capacity, accelerators busy with jobs and held by service replicas now."""
     svc = ctx_of(request).service
-    busy = svc.metrics.busy_now
+    busy, serving = svc.metrics.busy_now, svc.metrics.serving_now
     return {
         "name": svc.pool.name,
         "flavors": [
-            {"flavor": f.name, "capacity": int(c), "busy": busy.get(f.name, 0)}
+            {
+                "flavor": f.name,
+                "capacity": int(c),
+                "busy": busy.get(f.name, 0),
+                "services": serving.get(f.name, 0),
+            }
             for f, c in zip(svc.pool.flavors, svc.pool.capacity, strict=True)
-        ],
+        ],  # fmt: skip
         "sandbox": svc.sandbox_public(),
     }
 

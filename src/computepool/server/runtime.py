@@ -205,6 +205,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
         from computepool.server.federated import wire_service
 
         wire_service(service, check, sessions(engine))
+    if serving is not None:  # replicas take device slots of the placer, as jobs do
+        serving.bind_placer(service.placer)
     app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
     if serving is not None:
         mount_services(app, serving)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from computepool.catalog import yaml_lines
+from computepool.serving.engines.launch import EngineChoice, choice_problem
 from computepool.serving.models import PRECISION_BYTES, ModelSpec, model_fields
 from computepool.serving.perf import PerfAssumptions, Profile
 from computepool.serving.service import ServiceSpec, ServingConfig, ServingWorkload
@@ -64,6 +65,17 @@ class ServiceEntry(_Strict):
     trace: Literal["conv", "code"] = "conv"
     share: float | None = Field(None, gt=0, le=1)
     profiles: list[ProfileSpec] = Field(default_factory=list)
+    # the engine that runs its replicas on the live pool (docs/serving.md "Engines")
+    engine: str = Field("emulator", max_length=64)
+    model_path: str = Field("", max_length=4096)
+    command: list[str] = Field(default_factory=list, max_length=256)
+    engine_args: list[str] = Field(default_factory=list, max_length=256)
+    ready_path: str = Field("", max_length=256)
+    metrics: str = Field("", max_length=64)
+
+    def engine_choice(self) -> EngineChoice:
+        return EngineChoice(self.engine, self.model_path, tuple(self.command),
+                            tuple(self.engine_args), self.ready_path, self.metrics)  # fmt: skip
 
     @model_validator(mode="after")
     def _bounds(self) -> ServiceEntry:
@@ -189,6 +201,11 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
     traffic = _validate(TrafficEntry, data.get("traffic") or {}, ["traffic"], file, root)
     serving = _validate(ServingEntry, data.get("serving") or {}, ["serving"], file, root)
     names = [e.name for e in entries]
+    for i, e in enumerate(entries):
+        bad, why = choice_problem(e.engine_choice())
+        if bad:
+            where = ["services", i, bad]
+            raise TraceError(file, why, _line_of(root, where), _field_path(where))
     for i, n in enumerate(names):
         if n in names[:i]:
             where = ["services", i, "name"]
@@ -233,6 +250,7 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
             trace=e.trace,
             share=e.share,
             profiles=tuple(Profile(**p.model_dump()) for p in e.profiles),
+            engine=e.engine_choice(),
         )
         for i, e in enumerate(entries)
     )

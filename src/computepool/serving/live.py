@@ -1,7 +1,8 @@
 """The live autoscaler: replicas' /metrics -> the same autoscaler functions -> ``scale_to``.
 
 It scrapes each replica every few seconds (``observe``: requests and prompt tokens so far, queue
-depth); every ``interval_s`` (``tick``) it turns the counter deltas into a request rate (with the
+depth, read from the engine's own Prometheus names by its metrics adapter, ``engines/metrics.py``:
+vLLM's ``vllm:*`` by default); every ``interval_s`` (``tick``) it turns the counter deltas into a request rate (with the
 busiest slice between scrapes and the prompt work that arrived in it, as the simulator does with
 its burst windows), adds the backlog to drain, applies the forecast and the scale-down hold, and asks
 the ``Supervisor`` for ``ceil(need / replica capacity)`` replicas within [min, max]. The replica
@@ -16,7 +17,8 @@ import httpx
 import numpy as np
 
 from computepool.serving import autoscaler as asc
-from computepool.serving.emulator import ReplicaTiming, parse_metrics
+from computepool.serving.emulator import ReplicaTiming
+from computepool.serving.engines.metrics import VLLM, MetricNames, read_load
 from computepool.serving.perf import Mix, ShapeTable, capacity_rps
 from computepool.serving.service import ServingConfig
 from computepool.serving.supervisor import Supervisor
@@ -51,6 +53,8 @@ class LiveAutoscaler:
     cfg: ServingConfig = field(default_factory=ServingConfig)
     #: Request rate the initial replicas were sized for (held for ``scale_down_delay_s``).
     initial_need: float = 0.0
+    #: The engine's metric names (None: it publishes none; no load is seen).
+    metrics: MetricNames | None = VLLM
     t: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)  # requests seen (cumulative, all replicas)
     tokens: list[float] = field(default_factory=list)  # prompt tokens seen (cumulative)
@@ -64,19 +68,21 @@ class LiveAutoscaler:
     def scrape(self) -> tuple[float, float, float]:
         """(requests seen so far by all replicas, their prompt tokens, requests waiting now)."""
         queued = 0.0
+        if self.metrics is None:
+            return self._seen[0], self._seen[1], queued
         with httpx.Client(timeout=1.0) as client:
             for r in self.supervisor.replicas:
                 try:
-                    m = parse_metrics(client.get(f"{r.url}/metrics").text)
+                    load = read_load(client.get(self.supervisor.metrics_url(r)).text, self.metrics)
                 except httpx.HTTPError:
                     continue
-                for key, acc in (("cpool_replica_requests_total", 0),
-                                 ("cpool_replica_prompt_tokens_total", 1)):  # fmt: skip
-                    v = m.get(key, 0.0)
+                if load is None:
+                    continue
+                for v, acc in ((load.requests_total, 0), (load.prompt_tokens_total, 1)):
                     prev = self._last.get((r.port, acc), 0.0)
                     self._seen[acc] += v - prev if v >= prev else v  # restarted: reset counter
                     self._last[(r.port, acc)] = v
-                queued += m.get("cpool_replica_queue_depth", 0.0)
+                queued += load.waiting
         return self._seen[0], self._seen[1], queued
 
     def observe(self, now: float) -> float:

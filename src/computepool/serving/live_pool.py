@@ -1,26 +1,29 @@
 """LiveServingController: services on the live pool (``cpool serve --services FILE``).
 
 The live counterpart of ``controller.ServingController``, plugged into the same ``Scheduler``
-as its ``serving`` hook. Per service it runs a ``Supervisor`` of EMULATED replica processes
-(``python -m computepool.serving.replica``; health-checked and restarted every round) and a
-``LiveAutoscaler`` fed by their ``/metrics``. The replica shape is chosen once, at start, by
+as its ``serving`` hook. Per service it runs a ``Supervisor`` of replica processes of the
+service's engine (``engines/``: the EMULATED replica by default, or vLLM, SGLang, MindIE,
+llama.cpp, any OpenAI-compatible command; health-checked with the engine's readiness probe and
+restarted every round) and a ``LiveAutoscaler`` fed by their ``/metrics`` through the
+engine's metrics adapter. With ``bind_placer(placer)`` (the live pool's slot assigner or
+placement engine) each replica is bound to concrete devices of a node, given to it in its
+vendor's variable (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...). The replica shape is chosen once, at start, by
 price-performance at the service's trace mix (the simulator re-chooses per scale-up).
 
 Each round ``reserve(inp)``: health checks; every ``interval_s`` an autoscaling decision; a
 scale-up takes free accelerators of the shape's flavor, else preempts preemptible running jobs
 there (least attained first; the local backend gives them ``--grace-seconds`` to checkpoint);
 a scale-down drains replicas and returns their accelerators to the training queue. Returns
-the accelerators per flavor the replicas hold. Not done yet: replicas are counted per flavor,
-not bound to node device slots (the emulated replicas use no device), and a replica started
-on preempted accelerators does not wait for the victims' grace period.
+the accelerators per flavor the replicas hold (bound replicas: the devices they hold, and
+those of replicas waiting for a preempted job's devices). Not done yet: a replica started on
+preempted accelerators does not wait for the victims' grace period.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +31,10 @@ import numpy as np
 from computepool.model.pool import Pool
 from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
+from computepool.serving.binding import DevicePlacer, ServiceSlots, replica_keys
 from computepool.serving.controller import Reservation, _Round
 from computepool.serving.emulator import replica_timing
+from computepool.serving.engines.launch import engine_of, replica_launch, replica_values
 from computepool.serving.live import LiveAutoscaler
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
@@ -46,6 +51,10 @@ class LiveServiceState:
     autoscaler: LiveAutoscaler
     want: int
     preemptions: int = 0
+    engine: str = "emulator"
+    slots: ServiceSlots | None = None
+    #: Replicas wanted but not started: no device slot free yet (a victim still stopping).
+    pending: int = 0
 
 
 def _mix(svc: ServiceSpec, prompt: np.ndarray, output: np.ndarray) -> Mix:
@@ -72,13 +81,16 @@ class LiveServingController:
         self._t0 = time.monotonic()
         self._next = self._t0
         self._stopped = False
+        self._keys = replica_keys()
         for svc, stream in zip(serving.services, serving.streams, strict=True):
             self.states.append(self._start(svc, stream, log_dir, start_delay_s))
 
     def _start(self, svc, stream, log_dir, start_delay_s) -> LiveServiceState:
         cfg = self.cfg
+        # measured profiles (a real engine's own speed) replace the derived numbers
         shapes = build_shapes(svc.model, self.pool, svc.accelerators, cfg.perf,
-                              packing=cfg.packing, regions=svc.regions)  # fmt: skip
+                              packing=cfg.packing, regions=svc.regions,
+                              profiles=svc.profile_map)  # fmt: skip
         mix = _mix(svc, stream.prompt, stream.output)
         p99 = float(np.percentile(stream.prompt, 99)) if len(stream) else 4096.0
         usable = asc.usable_shapes(shapes, svc, float(prefill_flops(svc.model, [p99])[0]), cfg)
@@ -92,29 +104,48 @@ class LiveServingController:
         k = int(ranked[0])
         acc = self.pool.flavor_accelerators[int(shapes.flavor[k])].name
         tp, frac = int(shapes.tp[k]), float(shapes.frac[k])
-        timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf)
-        extra = [] if start_delay_s is None else ["--start-delay", str(start_delay_s)]
+        timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf,
+                                svc.profile_map)  # fmt: skip
+        choice = svc.engine
+        if start_delay_s is not None and choice.engine == "emulator":
+            choice = replace(choice, args=(*choice.args, "--start-delay", str(start_delay_s)))
+        eng = engine_of(choice)
+        extra = {"model": svc.model.name, "accelerator": acc, "frac": frac,
+                 "tbt_slo": svc.tbt_slo_s}  # fmt: skip
+        accel = self.pool.accelerators[acc]
+        run_dir = log_dir if log_dir is not None else Path.cwd()
 
-        def command(port: int) -> list[str]:
-            return [sys.executable, "-m", "computepool.serving.replica",
-                    "--model", svc.model.name, "--accelerator", acc, "--tp", str(tp),
-                    "--frac", str(frac), "--tbt-slo", str(svc.tbt_slo_s),
-                    "--port", str(port), *extra]  # fmt: skip
+        def launch(r) -> tuple[list[str], dict[str, str]]:
+            values = replica_values(choice, svc.name, r.port, len(r.devices) or tp, extra)
+            return replica_launch(eng, values, r.devices, accel.visible_devices_env, run_dir)
 
-        sup = Supervisor(command, name=svc.name, log_dir=log_dir,
-                         startup_s=timing.start_s + 60.0)  # fmt: skip
+        sup = Supervisor(
+            name=svc.name, log_dir=log_dir, startup_s=timing.start_s + 60.0,
+            ready_path=eng.ready_path, ports=eng.ports, metrics_port=eng.metrics_port,
+            metrics_path=eng.metrics_path, launch=launch,
+        )  # fmt: skip
         auto = LiveAutoscaler(
             sup, timing, mix, svc.tbt_slo_s, svc.min_replicas, svc.max_replicas, cfg,
-            initial_need=float(svc.min_replicas) * float(cap[k]),
+            initial_need=float(svc.min_replicas) * float(cap[k]), metrics=eng.metrics,
         )  # fmt: skip
         return LiveServiceState(svc, int(shapes.flavor[k]), float(shapes.devices[k]),
-                                shapes.names[k], sup, auto, svc.min_replicas)  # fmt: skip
+                                shapes.names[k], sup, auto, svc.min_replicas,
+                                engine=choice.engine)  # fmt: skip
+
+    def bind_placer(self, placer: DevicePlacer) -> None:
+        """Bind every replica started from now on to device slots of ``placer``."""
+        for s in self.states:
+            s.slots = ServiceSlots(placer, s.flavor, s.devices, self._keys)
+            s.supervisor.slots = s.slots
 
     # ---- the Scheduler hook --------------------------------------------------------
     def held(self) -> np.ndarray:
         whole = np.zeros(len(self.capacity))
         frac = np.zeros(len(self.capacity))
         for s in self.states:
+            if s.slots is not None:
+                whole[s.flavor] += s.slots.held() + s.pending * s.slots.size
+                continue
             n = len(s.supervisor.replicas)
             (whole if s.devices >= 1 else frac)[s.flavor] += n * s.devices
         return whole + np.ceil(frac - 1e-9)
@@ -145,11 +176,13 @@ class LiveServingController:
                 s.supervisor.scale_to(max(s.want, s.spec.min_replicas))
         w = inp.extras.get("workload")
         pre = w.preemptible[inp.job] if w is not None and inp.n else np.ones(inp.n, dtype=bool)
+        for s in self.states:  # replicas still waiting for a slot are reserved afresh below
+            s.pending = 0
         ctx = _Round(inp, inp.capacity - self.held() - used, run & pre, evict)
         for s in self.states:
             add = s.want - len(s.supervisor.replicas)
             for _ in range(max(add, 0)):
-                n = len(s.supervisor.replicas)
+                n = len(s.supervisor.replicas) + s.pending
                 # a packed replica may fit on a device already held
                 need = (math.ceil((n + 1) * s.devices - 1e-9) - math.ceil(n * s.devices - 1e-9)
                         if s.devices < 1 else s.devices)  # fmt: skip
@@ -158,7 +191,9 @@ class LiveServingController:
                         break
                     s.preemptions += 1
                 ctx.free[s.flavor] -= need
-                s.supervisor.scale_to(n + 1)
+                if s.supervisor.start_one() is None:
+                    # no device slot yet (a victim's, still stopping): held, started later
+                    s.pending += 1
         return Reservation(self.held().astype(np.int64), ctx.evict)
 
     # ---- endpoints and lifecycle -------------------------------------------------------
@@ -170,12 +205,18 @@ class LiveServingController:
         return [
             {
                 "name": s.spec.name,
+                "engine": s.engine,
                 "shape": s.shape,
                 "replicas": len(s.supervisor.replicas),
                 "healthy": len(s.supervisor.endpoints()),
                 "want": s.want,
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
+                "devices": [
+                    {"node": self.pool.nodes[r.node].name, "devices": list(r.devices)}
+                    for r in s.supervisor.replicas
+                    if r.node >= 0
+                ],
             }
             for s in self.states
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from computepool.serving.engines.launch import EngineChoice
 from computepool.serving.models import ModelSpec
 from computepool.serving.perf import PerfAssumptions, Profile
 from computepool.serving.streams import RequestStream, TrafficSpec
@@ -28,6 +29,8 @@ class ServiceSpec:
     trace: str = "conv"
     share: float | None = None
     profiles: tuple[Profile, ...] = ()
+    #: What runs its replicas on the live pool (the simulator does not look at it).
+    engine: EngineChoice = field(default_factory=EngineChoice)
 
     @property
     def profile_map(self) -> dict[tuple[str, int], Profile]:

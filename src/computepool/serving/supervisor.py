@@ -7,6 +7,11 @@ allowance; ``scale_to(n)`` adds replicas or drains the newest ones (out of the e
 once, stopped with SIGTERM then SIGKILL after ``drain_s``);
 ``endpoints()`` lists the healthy ones for the service's stable endpoint. Every start, exit,
 restart and stop is kept in ``events``.
+
+Any engine fits: ``ready_path`` is its readiness probe, ``ports`` how many consecutive ports a
+replica takes, ``launch(replica)`` its argv and own variables (its devices), and ``slots`` (``take`` /
+``give``) binds each replica to device slots for its life: a replica that gets none is not
+started.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -30,23 +36,52 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int, tries: int = 64) -> int:
+    """The first of ``n`` consecutive ports free on 127.0.0.1 now."""
+    for _ in range(tries):
+        p = free_port()
+        if n == 1:
+            return p
+        if p + n > 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for q in range(p + 1, p + n):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            continue
+    raise OSError(f"no {n} consecutive free ports found in {tries} tries")
+
+
 @dataclass
 class Replica:
     port: int
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None
     started: float
     restarts: int = 0
     healthy: bool = False
     fails: int = 0
+    #: The device slots it holds: (node index, device indices); -1 / (): none.
+    node: int = -1
+    devices: tuple[int, ...] = ()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
+class Slots(Protocol):
+    def take(self, r: Replica) -> bool: ...
+
+    def give(self, r: Replica) -> None: ...
+
+
 @dataclass
 class Supervisor:
-    command: Callable[[int], Sequence[str]]
+    #: ``port -> argv`` of a replica (or give ``launch``).
+    command: Callable[[int], Sequence[str]] | None = None
     name: str = "service"
     #: Seconds a new replica may answer /health with an error before that counts as a failure.
     startup_s: float = 120.0
@@ -56,19 +91,37 @@ class Supervisor:
     env: dict[str, str] | None = None
     #: Seconds a replica taken out of the endpoint may finish its requests before it stops.
     drain_s: float = 60.0
+    #: The engine's readiness probe; consecutive ports per replica; metrics port and path.
+    ready_path: str = "/health"
+    ports: int = 1
+    metrics_port: int = 0
+    metrics_path: str = "/metrics"
+    #: ``replica -> (argv, its own variables)``; when set, used instead of ``command``.
+    launch: Callable[[Replica], tuple[Sequence[str], dict[str, str]]] | None = None
+    slots: Slots | None = None
     replicas: list[Replica] = field(default_factory=list)
     draining: list[tuple[float, Replica]] = field(default_factory=list)
     events: list[tuple[float, str, int, str]] = field(default_factory=list)
 
     # ---- lifecycle ---------------------------------------------------------------
-    def _spawn(self, port: int) -> subprocess.Popen:
+    def metrics_url(self, r: Replica) -> str:
+        return f"http://127.0.0.1:{r.port + self.metrics_port}{self.metrics_path}"
+
+    def _spawn(self, r: Replica) -> subprocess.Popen:
         out = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = (self.log_dir / f"{self.name}-{port}.log").open("ab")
+            out = (self.log_dir / f"{self.name}-{r.port}.log").open("ab")
         env = {**os.environ, **(self.env or {})}
+        if self.launch is not None:
+            argv, own = self.launch(r)
+            env.update(own)
+        elif self.command is not None:
+            argv = self.command(r.port)
+        else:
+            raise ValueError(f"supervisor {self.name!r}: no command and no launch given")
         return subprocess.Popen(
-            list(self.command(port)),
+            list(argv),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -78,15 +131,18 @@ class Supervisor:
     def _event(self, kind: str, r: Replica, detail: str = "") -> None:
         self.events.append((time.time(), kind, r.port, detail))
 
-    def start_one(self) -> Replica:
-        port = free_port()
-        r = Replica(port, self._spawn(port), time.monotonic())
+    def start_one(self) -> Replica | None:
+        """Start one replica; None when ``slots`` has no devices for it."""
+        r = Replica(free_ports(self.ports), None, time.monotonic())
+        if self.slots is not None and not self.slots.take(r):
+            return None
+        r.proc = self._spawn(r)
         self.replicas.append(r)
         self._event("started", r, f"pid {r.proc.pid}")
         return r
 
     def _terminate(self, r: Replica, grace_s: float = 5.0) -> None:
-        if r.proc.poll() is None:
+        if r.proc is not None and r.proc.poll() is None:
             try:
                 os.killpg(r.proc.pid, signal.SIGTERM)
                 r.proc.wait(timeout=grace_s)
@@ -97,7 +153,7 @@ class Supervisor:
 
     def _restart(self, r: Replica, why: str) -> None:
         self._terminate(r, grace_s=2.0)
-        r.proc = self._spawn(r.port)
+        r.proc = self._spawn(r)
         r.started, r.healthy, r.fails = time.monotonic(), False, 0
         r.restarts += 1
         self._event("restarted", r, f"{why}; pid {r.proc.pid}")
@@ -106,7 +162,8 @@ class Supervisor:
         """Start replicas up to ``n``, or take the newest out of the endpoint: they drain
         (finish what they hold) for ``drain_s`` and are stopped by a later ``check``."""
         while len(self.replicas) < n:
-            self.start_one()
+            if self.start_one() is None:
+                break
         while len(self.replicas) > n:
             r = self.replicas.pop()  # newest first
             self.draining.append((time.monotonic() + self.drain_s, r))
@@ -117,8 +174,7 @@ class Supervisor:
         keep = []
         for deadline, r in self.draining:
             if force or now >= deadline:
-                self._terminate(r)
-                self._event("stopped", r)
+                self._stop(r)
             else:
                 keep.append((deadline, r))
         self.draining = keep
@@ -126,10 +182,14 @@ class Supervisor:
     def stop(self) -> None:
         """Stop every replica now (draining ones included)."""
         while self.replicas:
-            r = self.replicas.pop()
-            self._terminate(r)
-            self._event("stopped", r)
+            self._stop(self.replicas.pop())
         self._reap(force=True)
+
+    def _stop(self, r: Replica) -> None:
+        self._terminate(r)
+        self._event("stopped", r)
+        if self.slots is not None:
+            self.slots.give(r)
 
     def __enter__(self) -> Supervisor:
         return self
@@ -151,7 +211,7 @@ class Supervisor:
                     done.append(f"restarted {r.port} (exit {code})")
                     continue
                 try:
-                    ok = client.get(f"{r.url}/health").status_code == 200
+                    ok = client.get(f"{r.url}{self.ready_path}").status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 r.healthy = ok
