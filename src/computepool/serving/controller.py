@@ -14,6 +14,8 @@ Each round, before the training policy runs, ``reserve(inp)``:
    Scheduler gives the training policy only what is left.
 
 ``mode="dedicated"`` sizes each service once for its peak on whole devices and holds them.
+Every decision looks at the past only: sizing once and the pooled warm start use the previous
+period (``ServingWorkload.past_streams``), rounds use the requests that have arrived.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ServiceState:
     usable: np.ndarray
     replay: ServiceReplay
     status: Status
+    #: The previous period's requests (load statistics only: sizing before any are seen).
+    past: ServiceReplay
     groups: list[Group] = field(default_factory=list)
     hist_t: list[float] = field(default_factory=list)
     hist_rate: list[float] = field(default_factory=list)
@@ -93,12 +97,25 @@ class ServingController:
         self._first = True
         self._closed = False
         self._plans: dict = {}
+        self.past_horizon = self._past_horizon()
+        past = serving.past_streams(self.past_horizon)
+        if serving.past is not None:  # given: a period as long as this run
+            self.past_horizon = self.horizon
         self.states = [
-            self._state(s, st) for s, st in zip(serving.services, serving.streams, strict=True)
+            self._state(s, st, ps)
+            for s, st, ps in zip(serving.services, serving.streams, past, strict=True)
         ]
 
+    def _past_horizon(self) -> float:
+        """How much of the previous period the decisions need: all of it when sizing once
+        for its peak, else an hour (mix, p99 prompt) or the horizon if shorter."""
+        cfg = self.cfg
+        if cfg.mode == "dedicated" or not cfg.autoscale:
+            return self.horizon
+        return min(self.horizon, 3600.0)
+
     # ---- set-up --------------------------------------------------------------------
-    def _state(self, svc: ServiceSpec, stream) -> ServiceState:
+    def _state(self, svc: ServiceSpec, stream, past_stream) -> ServiceState:
         cfg = self.cfg
         packing = cfg.packing and cfg.mode == "pooled"
         shapes = build_shapes(
@@ -111,7 +128,9 @@ class ServingController:
             regions=svc.regions,
         )
         flops = prefill_flops(svc.model, stream.prompt)
-        p99_prompt = float(np.percentile(stream.prompt, 99)) if len(stream) else 0.0
+        # decisions see the previous period only, never this run's requests ahead of time
+        past_flops = prefill_flops(svc.model, past_stream.prompt)
+        p99_prompt = float(np.percentile(past_stream.prompt, 99)) if len(past_stream) else 0.0
         p99_flops = float(prefill_flops(svc.model, np.array([p99_prompt]))[0])
         usable = asc.usable_shapes(shapes, svc, p99_flops, cfg)
         if cfg.flavor_choice == "first" and svc.accelerators:
@@ -122,10 +141,14 @@ class ServingController:
                     usable = m
                     break
         status = service_status(svc, self.pool, shapes, usable, p99_prompt, p99_flops, cfg)
-        replay = ServiceReplay(
-            stream, flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s
+        past = ServiceReplay(
+            past_stream, past_flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s
         )
-        return ServiceState(svc, shapes, usable, replay, status)
+        replay = ServiceReplay(
+            stream, flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s,
+            prior=past.mean_mix(),
+        )  # fmt: skip
+        return ServiceState(svc, shapes, usable, replay, status, past)
 
     @property
     def rejections(self) -> dict[str, Status]:
@@ -187,9 +210,10 @@ class ServingController:
         rate, mix = s.replay.load(now, cfg.window_s, cfg.burst_window_s)
         if self._first or cfg.mode == "dedicated" or not cfg.autoscale:
             if self._first and cfg.mode == "pooled" and cfg.autoscale:
-                # pre-warmed: as if it had run before, sized for its first peak window
-                ahead = now + cfg.peak_window_s
-                rate, mix = s.replay.load(ahead, cfg.peak_window_s, cfg.burst_window_s)
+                # pre-warmed: as if it had run before, sized for the previous period's last
+                # peak window (never this run's first minutes: they have not arrived yet)
+                end = self.past_horizon
+                rate, mix = s.past.load(end, cfg.peak_window_s, cfg.burst_window_s)
             else:
                 rate, mix = self._peak(s)
         cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
@@ -213,23 +237,23 @@ class ServingController:
         cfg = self.cfg
         autoscaled = cfg.mode == "pooled" and cfg.autoscale
         if autoscaled and not self._first:
-            t0, t1 = now - cfg.peak_window_s, now
-        elif autoscaled:  # pre-warmed start: the first peak window
-            t0, t1 = now, now + cfg.peak_window_s
-        else:  # sized once for the whole horizon
-            t0, t1 = 0.0, self.horizon
-        flops = s.replay.burst_flops_rate(t0, t1, s.spec.ttft_slo_s)
+            flops = s.replay.burst_flops_rate(now - cfg.peak_window_s, now, s.spec.ttft_slo_s)
+        elif autoscaled:  # pre-warmed start: the previous period's last peak window
+            end = self.past_horizon
+            flops = s.past.burst_flops_rate(end - cfg.peak_window_s, end, s.spec.ttft_slo_s)
+        else:  # sized once for the previous period's peak
+            flops = s.past.burst_flops_rate(0.0, self.past_horizon, s.spec.ttft_slo_s)
         return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
-        """Highest rate over any ``window_s`` window of the whole stream, and its mix."""
+        """Highest rate over any ``window_s`` window of the previous period, and its mix."""
         cfg = self.cfg
         win = cfg.burst_window_s or cfg.window_s
-        starts = np.arange(0.0, max(self.horizon - win, 0.0) + 1e-9, min(win, cfg.interval_s))
-        w = s.replay.window(starts, starts + win)
+        end = self.past_horizon
+        starts = np.arange(0.0, max(end - win, 0.0) + 1e-9, min(win, cfg.interval_s))
+        w = s.past.window(starts, starts + win)
         n = float(w["n"].max()) if len(starts) else 0.0
-        _, mix = s.replay.load(self.horizon, self.horizon + 1.0)
-        return n / win, mix
+        return n / win, s.past.mean_mix()
 
     def _cap_have(self, s: ServiceState, cap: np.ndarray) -> float:
         return float(sum(g.count * cap[g.shape] for g in s.groups))

@@ -51,6 +51,8 @@ class ServiceReplay:
     perf: PerfAssumptions
     bin_s: float = 2.0
     decode_window_s: float = 15.0
+    #: Mix assumed while too few requests were seen (None: this stream's own means).
+    prior: Mix | None = None
     ttft: np.ndarray = field(init=False)
     tbt: np.ndarray = field(init=False)
     next_i: int = 0
@@ -87,7 +89,7 @@ class ServiceReplay:
         w = self.window(now - window_s, now)
         n = float(w["n"])
         if n < 5:
-            mix = Mix(self._mean_flops, self._mean_out, self._mean_ctx)
+            mix = self.prior or self.mean_mix()
         else:
             mix = Mix(float(w["flops"]) / n, float(w["out"]) / n, float(w["ctx"]) / n)
         rate = n / window_s
@@ -95,6 +97,10 @@ class ServiceReplay:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
             rate = max(rate, float(self.window(ends - burst_s, ends)["n"].max()) / burst_s)
         return rate, mix
+
+    def mean_mix(self) -> Mix:
+        """Means over the whole stream."""
+        return Mix(self._mean_flops, self._mean_out, self._mean_ctx)
 
     def burst_flops_rate(self, t0: float, t1: float, width: float) -> float:
         """Highest prefill FLOPs per second arriving in any ``width``-second window inside
