@@ -107,6 +107,9 @@ class ServingEntry(_Strict):
     scale_down_delay_s: float = Field(300.0, ge=0)
     bin_s: float = Field(2.0, gt=0)
     decode_window_s: float = Field(15.0, gt=0)
+    multiplex: bool = False
+    hot_fraction: float = Field(0.5, ge=0)
+    keep_alive_s: float = Field(60.0, ge=0)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from computepool.model.status import Status
 from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
 from computepool.serving.feasibility import service_status
+from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
 from computepool.serving.perf import Mix, ShapeTable, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.replay import Group, ServiceReplay
@@ -54,6 +55,11 @@ class ServiceState:
     hist_t: list[float] = field(default_factory=list)
     hist_rate: list[float] = field(default_factory=list)
     hist_need: list[float] = field(default_factory=list)
+    #: Mux groups (serving/mux.py): the group state a cold service is served by, and a
+    #: group's member states with each merged request's (member, index in its stream).
+    member_of: int | None = None
+    members: tuple[int, ...] = ()
+    member_pos: tuple[np.ndarray, np.ndarray] | None = None
     preemptions: int = 0
     capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
     shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
@@ -105,6 +111,10 @@ class ServingController:
             self._state(s, st, ps)
             for s, st, ps in zip(serving.services, serving.streams, past, strict=True)
         ]
+        if self.cfg.multiplex and self.cfg.mode == "pooled" and self.cfg.autoscale:
+            from computepool.serving.muxplan import group_states
+
+            self.states += group_states(self)
 
     def _past_horizon(self) -> float:
         """How much of the previous period the decisions need: all of it when sizing once
@@ -182,7 +192,7 @@ class ServingController:
         if self.preemptible is not None and inp.n:
             pre = self.preemptible[inp.job]
         ctx = _Round(inp, free, run & pre, evict)
-        live = [s for s in self.states if s.status.ok]
+        live = [s for s in self.states if s.status.ok and s.member_of is None]
         autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
         if self._first or autoscaled:
             plans = {id(s): self._needs(s, now) for s in live}
@@ -216,7 +226,13 @@ class ServingController:
                 rate, mix = s.past.load(end, cfg.peak_window_s, cfg.burst_window_s)
             else:
                 rate, mix = self._peak(s)
-        cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+        if s.members:  # a mux group: capacity at its members' current activity
+            src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+            cap = group_capacity(src, at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization)
+            mem_floor = src.floor_replicas(at) * float(cap[0])
+        else:
+            cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+            mem_floor = 0.0
         rate = max(rate, self._burst(s, now, mix))
         s.hist_t.append(now)
         s.hist_rate.append(rate)
@@ -226,7 +242,7 @@ class ServingController:
             del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
         t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
         need = asc.forecast_rate(t, r, now, cfg)
-        need = asc.needed_rate(need, s.replay.backlog, mix, cfg)
+        need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), mem_floor)
         s.hist_need.append(need)
         floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
         return need, floor, cap
@@ -347,7 +363,7 @@ class ServingController:
         if now <= self._t:
             return
         for s in self.states:
-            if s.status.ok:
+            if s.status.ok and s.member_of is None:
                 s.replay.advance(self._t, now, s.groups)
                 for g in s.groups:
                     d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
@@ -359,10 +375,17 @@ class ServingController:
         if self._closed:
             return
         for s in self.states:
-            if s.status.ok:  # requests still queued at the horizon drain on what is up
+            if s.status.ok and s.member_of is None:  # queued requests drain on what is up
                 s.replay.advance(self.horizon, self.horizon + 600.0, s.groups)
             s.replay.close()
             s.groups = []
+        for g in self.states:
+            if g.member_pos is not None:  # members' requests were replayed in their group
+                member, pos = g.member_pos
+                for j, i in enumerate(g.members):
+                    m = member == j
+                    self.states[i].replay.ttft[pos[m]] = g.replay.ttft[m]
+                    self.states[i].replay.tbt[pos[m]] = g.replay.tbt[m]
         self.whole[:] = 0
         self.frac[:] = 0
         self._record(self.horizon, {})

@@ -62,6 +62,17 @@ class PerfAssumptions:
     load_gbs: float = 4.0
     #: Fixed replica start-up time (process, runtime, graph capture), seconds.
     start_s: float = 20.0
+    #: Multiplexed models (``serving.multiplex``): share of the host link's bandwidth a
+    #: weight copy from pinned host memory reaches (ServerlessLLM-style loading).
+    h2d_efficiency: float = 0.8
+    #: Cold models load from host memory (1: every model cached in the node's DRAM) or,
+    #: when 0, from the node's local storage at ``storage_gbs``.
+    host_cached: float = 1.0
+    #: Node-local storage read bandwidth for weights not in host memory, GB/s (one NVMe).
+    storage_gbs: float = 6.0
+    #: Fixed cost of switching a running engine to another model (no process start: the
+    #: engine, its CUDA context and graphs are reused, as in Aegaeon), seconds.
+    switch_s: float = 0.2
     #: Prefill always keeps this share of a step even when decode overruns the budget.
     prefill_floor: float = 0.05
     tp_sizes: tuple[int, ...] = (1, 2, 4, 8)

@@ -71,6 +71,12 @@ class ServingConfig:
     bin_s: float = 2.0
     #: Output tokens are spread over this window to get the decode load.
     decode_window_s: float = 15.0
+    #: Pooled only: models whose past load is below ``hot_fraction`` of one replica share
+    #: replica groups (``serving/mux.py``): weights loaded on demand, evicted after
+    #: ``keep_alive_s`` without requests (scale to zero per model).
+    multiplex: bool = False
+    hot_fraction: float = 0.5
+    keep_alive_s: float = 60.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:
