@@ -76,7 +76,7 @@ services:
             "accelerators: [H20, H800, Ascend910B], regions: [cn-hangzhou, cn-ulanqab], "
             f"min_replicas: 1, max_replicas: {r['max']}, slo: {{ttft_p99_s: 2.0, tbt_p99_s: 0.1}}}}"
         )
-    return head + "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\njobs: []  # services only\n"
 
 
 def main() -> None:
