@@ -92,7 +92,8 @@ def main() -> None:
               f"requests, {sw.traffic}\n\n{HEAD}")  # fmt: skip
         for name, ch in VARIANTS.items():
             out[name] = run(pool, tp, sw, ch)
-            print(row(name, out[name], out.get("dedicated (best card)", out[name])), flush=True)
+        for name in VARIANTS:
+            print(row(name, out[name], out["dedicated (best card)"]), flush=True)
     else:
         print(
             "| Zipf | rate scale | requests | dedicated first / best card acc-h | pooled acc-h "

@@ -33,6 +33,7 @@ from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
 from computepool.serving.perf import Mix, ShapeTable, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.replay import Group, ServiceReplay
+from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
 
 
@@ -90,6 +91,7 @@ class ServingController:
         serving: ServingWorkload,
         preemptible: np.ndarray | None = None,
         start: float = 0.0,
+        batched: bool = True,
     ) -> None:
         self.pool, self.serving, self.cfg = pool, serving, serving.config
         self.preemptible = preemptible
@@ -115,6 +117,14 @@ class ServingController:
             from computepool.serving.muxplan import group_states
 
             self.states += group_states(self)
+        # plain services are replayed together (replay_batch.py); mux groups one by one
+        self._batched = [
+            s
+            for s in self.states
+            if batched and s.status.ok and s.member_of is None and not s.members
+        ]
+        self._batched_ids = {id(s) for s in self._batched}
+        self._batch = ReplayBatch([s.replay for s in self._batched]) if self._batched else None
 
     def _past_horizon(self) -> float:
         """How much of the previous period the decisions need: all of it when sizing once
@@ -362,21 +372,29 @@ class ServingController:
     def _advance(self, now: float) -> None:
         if now <= self._t:
             return
+        if self._batch is not None:
+            self._batch.advance(self._t, now, [s.groups for s in self._batched])
         for s in self.states:
-            if s.status.ok and s.member_of is None:
+            if not s.status.ok or s.member_of is not None:
+                continue
+            if id(s) not in self._batched_ids:
                 s.replay.advance(self._t, now, s.groups)
-                for g in s.groups:
-                    d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
-                    s.shape_seconds[g.shape] = s.shape_seconds.get(g.shape, 0.0) + d
-                s.groups = _merge_ready(s.groups, now)
+            for g in s.groups:
+                d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
+                s.shape_seconds[g.shape] = s.shape_seconds.get(g.shape, 0.0) + d
+            s.groups = _merge_ready(s.groups, now)
         self._t = now
 
     def _close(self) -> None:
         if self._closed:
             return
+        end = self.horizon + 600.0  # requests still queued drain on what is up
+        if self._batch is not None:
+            self._batch.advance(self.horizon, end, [s.groups for s in self._batched])
+            self._batch.close()
         for s in self.states:
-            if s.status.ok and s.member_of is None:  # queued requests drain on what is up
-                s.replay.advance(self.horizon, self.horizon + 600.0, s.groups)
+            if s.status.ok and s.member_of is None and id(s) not in self._batched_ids:
+                s.replay.advance(self.horizon, end, s.groups)
             s.replay.close()
             s.groups = []
         for g in self.states:

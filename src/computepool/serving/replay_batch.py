@@ -1,0 +1,215 @@
+"""``ServiceReplay.advance`` for many services at once (NumPy over services, bins and requests).
+
+Same model and the same arithmetic as ``replay.py`` (a test compares both paths); what the
+per-service path does with one call per service and bin array, this does once per round with
+(services x bins) arrays and the replicas of all services flattened into one list of groups.
+Only the per-service running sums of the FIFO queue (``cumsum`` and ``minimum.accumulate``
+of each service's arrivals) stay a loop, over the services that had arrivals.
+
+Each replay's ``ttft``/``tbt`` become views of this object's arrays, and its ``next_i`` and
+``backlog`` are written back every round, so the controller and the results read them as
+before. Requests are located with one ``searchsorted`` over keys ``service * KEY + t``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from computepool.serving.replay import Group, ServiceReplay
+
+#: Keys fold the service into the arrival time: exact for horizons below 2**26 s.
+KEY = float(2**26)
+
+
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start[i], start[i] + length[i])``."""
+    total = int(length.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(length) - length
+    return np.repeat(start - first, length) + np.arange(total)
+
+
+class ReplayBatch:
+    def __init__(self, replays: list[ServiceReplay]) -> None:
+        self.replays = replays
+        r0 = replays[0]
+        self.bin_s, self.perf = r0.bin_s, r0.perf
+        n = np.array([len(r.stream) for r in replays], dtype=np.int64)
+        self.n = n
+        self.off = np.r_[0, np.cumsum(n)].astype(np.int64)
+        self.coff = np.r_[0, np.cumsum(n + 1)].astype(np.int64)
+        S = len(replays)
+        self.sid = np.repeat(np.arange(S), n)
+        self.t = np.concatenate([r.stream.t for r in replays])
+        self.keys = self.sid * KEY + self.t
+        self.flops = np.concatenate([r.flops for r in replays])
+        self.cum = {k: np.concatenate([r._cum[k] for r in replays]) for k in ("n", "out", "ctx")}
+        self.dw = np.array([r.decode_window_s for r in replays])
+        self.budget = np.array([r.perf.tbt_budget * r.tbt_slo for r in replays])
+        self.mean_ctx = np.array([r._mean_ctx for r in replays])
+        self.ttft = np.full(len(self.t), np.nan)
+        self.tbt = np.full(len(self.t), np.nan)
+        for s, r in enumerate(replays):
+            self.ttft[self.off[s] : self.off[s + 1]] = r.ttft
+            self.tbt[self.off[s] : self.off[s + 1]] = r.tbt
+            r.ttft = self.ttft[self.off[s] : self.off[s + 1]]
+            r.tbt = self.tbt[self.off[s] : self.off[s + 1]]
+        self.next_i = np.array([r.next_i for r in replays], dtype=np.int64)
+        self.backlog = np.array([r.backlog for r in replays], dtype=np.float64)
+        self.p_idx = np.concatenate([r.pending + self.off[s] for s, r in enumerate(replays)])
+        self.p_sid = np.repeat(np.arange(S), [len(r.pending) for r in replays])
+        self.p_left = np.concatenate([r.pending_left for r in replays])
+        self._sids = np.arange(S, dtype=np.float64)[:, None] * KEY
+
+    def _pos(self, q: np.ndarray, side: str) -> np.ndarray:
+        """Local index per service of ``searchsorted(stream.t, q[s], side)``; q is (S, m)."""
+        g = np.searchsorted(self.keys, self._sids + q, side=side)
+        return g - self.off[:-1, None]
+
+    def _window(self, t0: np.ndarray, t1: np.ndarray) -> dict[str, np.ndarray]:
+        a = self._pos(t0, "right") + self.coff[:-1, None]
+        b = self._pos(t1, "right") + self.coff[:-1, None]
+        return {k: v[b] - v[a] for k, v in self.cum.items()}
+
+    def _bins(self, t0: float, t1: float, groups: list[list[Group]]):
+        k = max(1, int(np.ceil((t1 - t0) / self.bin_s - 1e-9)))
+        edges = np.minimum(t0 + self.bin_s * np.arange(k + 1), t1)
+        edges[-1] = t1
+        S = len(self.replays)
+        rows = [(s, g) for s, gs in enumerate(groups) for g in gs]
+        cap = np.zeros((S, k))
+        reps = np.zeros((S, k))
+        tau_max = np.full((S, k), -np.inf)
+        kv_any = np.zeros((S, k), dtype=bool)
+        if rows:
+            gs = np.array([s for s, _ in rows], dtype=np.int64)
+            sh = [self.replays[s].shapes for s, _ in rows]
+            k_idx = [g.shape for _, g in rows]
+            a, kvr, c, kvc, fl = (
+                np.array([getattr(t, f)[i] for t, i in zip(sh, k_idx, strict=True)])[:, None]
+                for f in ("a", "kvr", "c", "kv_cap", "flops")
+            )
+            cnt = np.array([g.count for _, g in rows], dtype=np.float64)[:, None]
+            ready = np.array([g.ready_at for _, g in rows])[:, None]
+            n = cnt * (ready <= edges[None, :-1] + 1e-9)
+            hi = np.broadcast_to(edges[1:], (S, k))
+            w = self._window(hi - self.dw[:, None], hi)
+            x = w["out"] / self.dw[:, None]
+            nreq = w["n"]
+            ctx = np.where(nreq > 0, w["ctx"] / np.maximum(nreq, 1), self.mean_ctx[:, None])
+            cg = ctx[gs]
+            kg = np.maximum(cg * kvr + c, 1e-12)
+            denom = np.zeros((S, k))
+            np.add.at(denom, gs, n / kg)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = np.where(x > 0, x / denom, 0.0)[gs]
+                tau = np.where(rho < 1.0, a / np.maximum(1.0 - rho, 1e-12), np.inf)
+                conc = rho * tau / kg
+            np.logical_or.at(kv_any, gs, (conc * cg > kvc) & (n > 0))
+            np.maximum.at(tau_max, gs, np.where(n > 0, tau, -np.inf))
+            share = np.maximum(1.0 - tau / self.budget[gs][:, None], self.perf.prefill_floor)
+            np.add.at(cap, gs, n * fl * share)
+            np.add.at(reps, gs, n)
+        tau_max = np.where(kv_any | (reps <= 0), np.inf, tau_max)
+        r1 = np.where(reps > 0, cap / np.maximum(reps, 1e-9), 0.0)
+        return edges, cap, r1, tau_max
+
+    def advance(self, t0: float, t1: float, groups: list[list[Group]]) -> None:
+        """``ServiceReplay.advance(t0, t1, groups[s])`` for every service s."""
+        if t1 <= t0:
+            return
+        edges, cap, r1, tau = self._bins(t0, t1, groups)
+        S, k = cap.shape
+        width = np.diff(edges)
+        kcum = np.concatenate([np.zeros((S, 1)), np.cumsum(cap * width, axis=1)], axis=1)
+        total = kcum[:, -1]
+        i0 = self.next_i
+        i1 = self._pos(np.full((S, 1), t1), "left")[:, 0]
+        self.next_i = i1
+        length = i1 - i0
+        idx = _ranges(self.off[:-1] + i0, length)
+        rs = self.sid[idx]
+        ta, wk = self.t[idx], self.flops[idx]
+        j = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+        binwork = np.bincount(rs * k + j, weights=wk, minlength=S * k).reshape(S, k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            busy = np.clip(np.where(cap > 0, binwork / (cap * width), 1.0), 0.0, 1.0)
+        waiting = np.bincount(self.p_sid, minlength=S) > 0
+        busy = np.where((waiting & (self.backlog > 0))[:, None], 1.0, busy)
+        bins = (edges, r1, tau, busy)
+        # requests still waiting from earlier rounds are first in line
+        done = self.p_left < total[self.p_sid]
+        if done.any():
+            ps = self.p_sid[done]
+            start = _invert(edges, kcum[ps], cap[ps], self.p_left[done])
+            self._finish(self.p_idx[done], ps, start, bins)
+        keep = ~done
+        self.p_idx, self.p_sid = self.p_idx[keep], self.p_sid[keep]
+        self.p_left = self.p_left[keep] - total[self.p_sid]
+        backlog = np.maximum(0.0, self.backlog - total)
+        if len(idx):
+            jj = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+            x0, x1 = edges[jj], edges[jj + 1]
+            y0, y1 = kcum[rs, jj], kcum[rs, jj + 1]
+            slope = (y1 - y0) / (x1 - x0)
+            k_at = np.where(ta == x0, y0, slope * (ta - x0) + y0)
+            x_before = np.empty(len(idx))
+            run_min = np.empty(len(idx))
+            ends = np.cumsum(length)
+            for s in np.nonzero(length)[0]:
+                a, b = ends[s] - length[s], ends[s]
+                w_s = wk[a:b]
+                xb = self.backlog[s] + (np.cumsum(w_s) - w_s) - k_at[a:b]
+                x_before[a:b] = xb
+                rm = np.minimum(np.minimum.accumulate(xb), 0.0)
+                run_min[a:b] = rm
+                x_end = self.backlog[s] + float(w_s.sum()) - total[s]
+                backlog[s] = x_end - min(0.0, float(rm[-1]), x_end)
+            target = k_at + x_before - run_min
+            ok = target < total[rs]
+            if ok.any():
+                start = np.maximum(_invert(edges, kcum[rs[ok]], cap[rs[ok]], target[ok]), ta[ok])
+                self._finish(idx[ok], rs[ok], start, bins)
+            self.p_idx = np.concatenate([self.p_idx, idx[~ok]])
+            self.p_sid = np.concatenate([self.p_sid, rs[~ok]])
+            self.p_left = np.concatenate([self.p_left, target[~ok] - total[rs[~ok]]])
+        self.backlog = backlog
+        for s, r in enumerate(self.replays):
+            r.next_i = int(i1[s])
+            r.backlog = float(backlog[s])
+
+    def _finish(self, idx, sid, start, bins) -> None:
+        edges, r1, tau, busy = bins
+        k = r1.shape[1]
+        j = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, k - 1)
+        rate = r1[sid, j]
+        with np.errstate(divide="ignore"):
+            own = np.where(rate > 0, self.flops[idx] / np.maximum(rate, 1e-9), np.inf)
+        self.ttft[idx] = start - self.t[idx] + own
+        step = tau[sid, j]
+        budget = self.budget[sid]
+        with np.errstate(invalid="ignore"):
+            mixed = step + busy[sid, j] * (budget - step)
+        self.tbt[idx] = np.where(step <= budget, mixed, step)
+
+    def close(self) -> None:
+        """Requests still waiting never got a first token (each replay's ``close`` does the
+        rest)."""
+        self.ttft[self.p_idx] = np.inf
+        self.tbt[self.p_idx] = np.inf
+        self.p_idx = self.p_idx[:0]
+        self.p_sid = self.p_sid[:0]
+        self.p_left = self.p_left[:0]
+
+
+def _invert(edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``replay._invert`` with a row of ``kcum``/``cap`` per value."""
+    j = (kcum <= y[:, None]).sum(axis=1)
+    j = np.clip(j, 1, kcum.shape[1] - 1)
+    rows = np.arange(len(y))
+    base = kcum[rows, j - 1]
+    rate = cap[rows, j - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dt = np.where(rate > 0, (y - base) / rate, 0.0)
+    return edges[j - 1] + dt
