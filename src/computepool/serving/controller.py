@@ -205,7 +205,8 @@ class ServingController:
         live = [s for s in self.states if s.status.ok and s.member_of is None]
         autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
         if self._first or autoscaled:
-            plans = {id(s): self._needs(s, now) for s in live}
+            seen = self._observe_batched(now) if autoscaled and not self._first else {}
+            plans = {id(s): self._needs(s, now, seen.get(id(s))) for s in live}
             self._plans = plans
         else:  # sized once: keep the first plan
             plans = self._plans
@@ -224,9 +225,33 @@ class ServingController:
         return Reservation(self.held().astype(np.int64), ctx.evict)
 
     # ---- per service ----------------------------------------------------------------
-    def _needs(self, s: ServiceState, now: float) -> tuple[float, float, np.ndarray]:
-        """(capacity needed, scale-down floor, replica capacity per shape), req/s."""
+    def _observe_batched(self, now: float) -> dict[int, tuple[float, Mix, np.ndarray]]:
+        """What ``_needs`` measures (rate incl. bursts, mix, capacity per shape) for the
+        batched services at once (``ReplayBatch.observe``)."""
+        if self._batch is None:
+            return {}
         cfg = self.cfg
+        ttft = np.array([s.spec.ttft_slo_s for s in self._batched])
+        rate, mixes, burst = self._batch.observe(
+            now, cfg.window_s, cfg.burst_window_s, cfg.peak_window_s, ttft
+        )
+        caps = self._batch.capacity(mixes, cfg.target_utilization)
+        out = {}
+        for k, st in enumerate(self._batched):
+            mix = mixes[k]
+            r = max(float(rate[k]), burst[k] / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
+            out[id(st)] = (r, mix, caps[k])
+        return out
+
+    def _needs(
+        self, s: ServiceState, now: float, seen: tuple[float, Mix, np.ndarray] | None = None
+    ) -> tuple[float, float, np.ndarray]:
+        """(capacity needed, scale-down floor, replica capacity per shape), req/s; ``seen``:
+        the measurements already taken by ``_observe_batched``."""
+        cfg = self.cfg
+        if seen is not None:
+            rate, mix, cap = seen
+            return self._decide(s, now, rate, mix, cap, 0.0)
         rate, mix = s.replay.load(now, cfg.window_s, cfg.burst_window_s)
         if self._first or cfg.mode == "dedicated" or not cfg.autoscale:
             if self._first and cfg.mode == "pooled" and cfg.autoscale:
@@ -244,6 +269,12 @@ class ServingController:
             cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
             mem_floor = 0.0
         rate = max(rate, self._burst(s, now, mix))
+        return self._decide(s, now, rate, mix, cap, mem_floor)
+
+    def _decide(
+        self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float
+    ) -> tuple[float, float, np.ndarray]:
+        cfg = self.cfg
         s.hist_t.append(now)
         s.hist_rate.append(rate)
         keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
@@ -252,7 +283,7 @@ class ServingController:
             del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
         t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
         need = asc.forecast_rate(t, r, now, cfg)
-        need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), mem_floor)
+        need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
         floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
         return need, floor, cap

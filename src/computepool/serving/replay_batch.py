@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from computepool.serving.perf import Mix, ShapeTable, capacity_arrays
 from computepool.serving.replay import Group, ServiceReplay
 
 #: Keys fold the service into the arrival time: exact for horizons below 2**26 s.
@@ -44,7 +45,15 @@ class ReplayBatch:
         self.t = np.concatenate([r.stream.t for r in replays])
         self.keys = self.sid * KEY + self.t
         self.flops = np.concatenate([r.flops for r in replays])
-        self.cum = {k: np.concatenate([r._cum[k] for r in replays]) for k in ("n", "out", "ctx")}
+        self.cum = {
+            k: np.concatenate([r._cum[k] for r in replays]) for k in ("n", "flops", "out", "ctx")
+        }
+        self.priors = [r.prior or r.mean_mix() for r in replays]
+        # every service's shapes in one table, for capacity_rps over all of them at once
+        self.shape_sid = np.repeat(np.arange(len(replays)), [len(r.shapes) for r in replays])
+        self.shape_off = np.r_[0, np.cumsum([len(r.shapes) for r in replays])].astype(np.int64)
+        self.shapes = _concat_shapes([r.shapes for r in replays])
+        self.tbt_slo = np.array([r.tbt_slo for r in replays])
         self.dw = np.array([r.decode_window_s for r in replays])
         self.budget = np.array([r.perf.tbt_budget * r.tbt_slo for r in replays])
         self.mean_ctx = np.array([r._mean_ctx for r in replays])
@@ -71,6 +80,66 @@ class ReplayBatch:
         a = self._pos(t0, "right") + self.coff[:-1, None]
         b = self._pos(t1, "right") + self.coff[:-1, None]
         return {k: v[b] - v[a] for k, v in self.cum.items()}
+
+    def observe(
+        self, now: float, window_s: float, burst_s: float, peak_s: float, ttft: np.ndarray
+    ) -> tuple[np.ndarray, list[Mix], np.ndarray]:
+        """Per service: ``ServiceReplay.load(now, window_s, burst_s)`` (rate, mix) and
+        ``burst_flops_rate(now - peak_s, now, ttft[s])``, from a few calls over all services."""
+        S = len(self.replays)
+        w = self._window(np.full((S, 1), now - window_s), np.full((S, 1), now))
+        n = w["n"][:, 0]
+        rate = n / window_s
+        if 0 < burst_s < window_s:
+            ends = now - burst_s * np.arange(int(window_s // burst_s))
+            e = np.broadcast_to(ends, (S, len(ends)))
+            rate = np.maximum(rate, self._window(e - burst_s, e)["n"].max(axis=1) / burst_s)
+        mixes = [
+            self.priors[s]
+            if n[s] < 5
+            else Mix(
+                float(w["flops"][s, 0]) / n[s],
+                float(w["out"][s, 0]) / n[s],
+                float(w["ctx"][s, 0]) / n[s],
+            )
+            for s in range(S)
+        ]
+        burst = np.zeros(S)
+        for width in np.unique(ttft):
+            rows = np.nonzero(ttft == width)[0]
+            t0, t1 = now - peak_s, now
+            if t1 - t0 < width:
+                t0 = t1 - width
+            ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)
+            if len(ends) == 0:
+                continue
+            f = self._recent_flops(ends - width, ends) / width
+            burst[rows] = f.max(axis=1)[rows]
+        return rate, mixes, burst
+
+    def _recent_flops(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """(S, m) prefill FLOPs arrived in (lo[i], hi[i]] per service: the searches run over
+        the requests between min(lo) and max(hi) only, not the whole horizon."""
+        q = np.array([[lo.min(), hi.max()]])
+        g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
+        start, length = g[:, 0], g[:, 1] - g[:, 0]
+        sub = self.keys[_ranges(start, length)]
+        seg = np.cumsum(length) - length  # where each service's requests start in ``sub``
+        a = np.searchsorted(sub, self._sids + lo[None, :], side="right")
+        b = np.searchsorted(sub, self._sids + hi[None, :], side="right")
+        # back to global positions, then to each service's cumulative sums
+        base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
+        cum = self.cum["flops"]
+        return cum[b + base] - cum[a + base]
+
+    def capacity(self, mixes: list[Mix], util: float) -> list[np.ndarray]:
+        """``capacity_rps`` of every service's shapes at its mix, in one call."""
+        sid = self.shape_sid
+        ctx = np.array([m.context_tokens for m in mixes])[sid]
+        out = np.array([m.output_tokens for m in mixes])[sid]
+        pf = np.array([m.prefill_flops for m in mixes])[sid]
+        cap = capacity_arrays(self.shapes, pf, out, ctx, self.tbt_slo[sid], util, self.perf)
+        return [cap[self.shape_off[s] : self.shape_off[s + 1]] for s in range(len(mixes))]
 
     def _bins(self, t0: float, t1: float, groups: list[list[Group]]):
         k = max(1, int(np.ceil((t1 - t0) / self.bin_s - 1e-9)))
@@ -213,3 +282,11 @@ def _invert(edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, y: np.ndarray)
     with np.errstate(divide="ignore", invalid="ignore"):
         dt = np.where(rate > 0, (y - base) / rate, 0.0)
     return edges[j - 1] + dt
+
+
+def _concat_shapes(tables: list[ShapeTable]) -> ShapeTable:
+    fields = [f for f in ShapeTable.__dataclass_fields__ if f != "names"]
+    return ShapeTable(
+        **{f: np.concatenate([getattr(t, f) for t in tables]) for f in fields},
+        names=tuple(n for t in tables for n in t.names),
+    )
