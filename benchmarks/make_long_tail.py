@@ -73,7 +73,7 @@ services:
     for r in rows:
         lines.append(
             f"  - {{name: {r['name']}, model: {r['model']}, trace: {r['trace']}, "
-            "accelerators: [H20, H800, Ascend910B], regions: [cn-hangzhou, cn-ulanqab], "
+            f"accelerators: [{args.accelerators}], regions: [cn-hangzhou, cn-ulanqab], "
             f"min_replicas: 1, max_replicas: {r['max']}, slo: {{ttft_p99_s: 2.0, tbt_p99_s: 0.1}}}}"
         )
     return head + "\n".join(lines) + "\njobs: []  # services only\n"
@@ -86,6 +86,11 @@ def main() -> None:
     ap.add_argument("--rate-scale", type=float, default=4.0)
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--out", default="examples/serving/long-tail.yaml")
+    ap.add_argument(
+        "--accelerators",
+        default="H20, H800, Ascend910B",
+        help="cards every service may use (e.g. H20 alone: equal card type, as in Aegaeon)",
+    )
     args = ap.parse_args()
     Path(args.out).write_text(render(services(args.seed), args))
     print(f"wrote {args.out}")
