@@ -76,9 +76,19 @@ class ReplayBatch:
         g = np.searchsorted(self.keys, self._sids + q, side=side)
         return g - self.off[:-1, None]
 
-    def _window(self, t0: np.ndarray, t1: np.ndarray) -> dict[str, np.ndarray]:
-        a = self._pos(t0, "right") + self.coff[:-1, None]
-        b = self._pos(t1, "right") + self.coff[:-1, None]
+    def _window(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
+        """(S, m) sums of the requests arrived in (lo, hi] per service (``ServiceReplay.window``
+        per row): the searches run over the requests between min(lo) and max(hi) only."""
+        q = np.array([[lo.min(), hi.max()]])
+        g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
+        start, length = g[:, 0], g[:, 1] - g[:, 0]
+        sub = self.keys[_ranges(start, length)]
+        seg = np.cumsum(length) - length  # where each service's requests start in ``sub``
+        a = np.searchsorted(sub, self._sids + lo, side="right")
+        b = np.searchsorted(sub, self._sids + hi, side="right")
+        # back to global positions, then into each service's cumulative sums
+        base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
+        a, b = a + base, b + base
         return {k: v[b] - v[a] for k, v in self.cum.items()}
 
     def observe(
@@ -113,24 +123,10 @@ class ReplayBatch:
             ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)
             if len(ends) == 0:
                 continue
-            f = self._recent_flops(ends - width, ends) / width
+            e = np.broadcast_to(ends, (S, len(ends)))
+            f = self._window(e - width, e)["flops"] / width
             burst[rows] = f.max(axis=1)[rows]
         return rate, mixes, burst
-
-    def _recent_flops(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """(S, m) prefill FLOPs arrived in (lo[i], hi[i]] per service: the searches run over
-        the requests between min(lo) and max(hi) only, not the whole horizon."""
-        q = np.array([[lo.min(), hi.max()]])
-        g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
-        start, length = g[:, 0], g[:, 1] - g[:, 0]
-        sub = self.keys[_ranges(start, length)]
-        seg = np.cumsum(length) - length  # where each service's requests start in ``sub``
-        a = np.searchsorted(sub, self._sids + lo[None, :], side="right")
-        b = np.searchsorted(sub, self._sids + hi[None, :], side="right")
-        # back to global positions, then to each service's cumulative sums
-        base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
-        cum = self.cum["flops"]
-        return cum[b + base] - cum[a + base]
 
     def capacity(self, mixes: list[Mix], util: float) -> list[np.ndarray]:
         """``capacity_rps`` of every service's shapes at its mix, in one call."""
