@@ -101,6 +101,8 @@ def group_states(ctl: ServingController) -> list[ServiceState]:
         mem = tp * acc.memory_gib * 1e9 * cfg.perf.memory_usable
         gi = len(ctl.states) + len(out)
         name = f"mux/{shape.names[0]}"
+        if any(g.spec.name == name for g in out):  # same instances, other SLOs
+            name += f" ttft {ttft:g}s tbt {tbt:g}s"
         spec = ServiceSpec(
             name=name,
             model=states[biggest].spec.model,
