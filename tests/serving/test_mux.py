@@ -87,3 +87,20 @@ def test_hot_models_keep_their_own_replicas():
     rows = {r["name"]: r for r in _run(pool, sw).extra["services"]}
     assert "served_by" not in rows["hot"] and rows["hot"]["replicas_max"] >= 1
     assert all(rows[f"m{i}"].get("served_by") for i in range(3))
+
+
+def test_a_group_adds_instances_when_its_resident_weights_outgrow_one():
+    pool = one_node_pool(per_node=8, nodes=2)
+    svcs = [ServiceSpec(f"big{i}", model("qwen2.5-32b"), max_replicas=4) for i in range(2)]
+    streams = [stream(np.full(1200, 0.1), seed=20 + i) for i in range(2)]
+    past = [stream(np.full(1200, 0.1), seed=30 + i) for i in range(2)]
+    res = _run(pool, workload(svcs, streams, 1200.0, past=past, packing=False, multiplex=True))
+    ctl = res.serving
+    g = next(s for s in ctl.states if s.members)
+    k = ctl.states.index(g)
+    mem = g.replay.mem_bytes
+    both = 2 * model("qwen2.5-32b").weight_bytes
+    assert mem < both / 0.8  # one instance cannot hold both with a fifth left for KV
+    assert g.replay.floor_replicas(600.0) == 2
+    assert np.asarray(ctl.record.replicas)[:, k].max() >= 2
+    assert res.extra["serving"]["slo_attainment_min_service"] >= 0.99
