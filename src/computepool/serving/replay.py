@@ -177,7 +177,8 @@ class ServiceReplay:
         self.pending_left = self.pending_left[~done_p] - total
         if len(ta):
             k_at = np.interp(ta, edges, kcum)
-            x_before = self.backlog + (np.cumsum(wk) - wk) - k_at
+            cs = np.cumsum(wk)
+            x_before = self.backlog + (cs - wk) - k_at
             run_min = np.minimum(np.minimum.accumulate(x_before), 0.0)
             target = k_at + x_before - run_min
             ok = target < total
@@ -187,7 +188,7 @@ class ServiceReplay:
                 self._finish(idx[ok], start, bins)
             self.pending = np.concatenate([self.pending, idx[~ok]])
             self.pending_left = np.concatenate([self.pending_left, target[~ok] - total])
-            x_end = self.backlog + float(wk.sum()) - total
+            x_end = self.backlog + float(cs[-1]) - total
             self.backlog = x_end - min(0.0, float(run_min[-1]), x_end)
         else:
             self.backlog = max(0.0, self.backlog - total)

@@ -3,8 +3,8 @@
 Same model and the same arithmetic as ``replay.py`` (a test compares both paths); what the
 per-service path does with one call per service and bin array, this does once per round with
 (services x bins) arrays and the replicas of all services flattened into one list of groups.
-Only the per-service running sums of the FIFO queue (``cumsum`` and ``minimum.accumulate``
-of each service's arrivals) stay a loop, over the services that had arrivals.
+The per-service running sums of the FIFO queue (``cumsum`` and ``minimum.accumulate`` of each
+service's arrivals) run along the rows of a padded (services x requests) matrix.
 
 Each replay's ``ttft``/``tbt`` become views of this object's arrays, and its ``next_i`` and
 ``backlog`` are written back every round, so the controller and the results read them as
@@ -219,18 +219,22 @@ class ReplayBatch:
             y0, y1 = kcum[rs, jj], kcum[rs, jj + 1]
             slope = (y1 - y0) / (x1 - x0)
             k_at = np.where(ta == x0, y0, slope * (ta - x0) + y0)
-            x_before = np.empty(len(idx))
-            run_min = np.empty(len(idx))
-            ends = np.cumsum(length)
-            for s in np.nonzero(length)[0]:
-                a, b = ends[s] - length[s], ends[s]
-                w_s = wk[a:b]
-                xb = self.backlog[s] + (np.cumsum(w_s) - w_s) - k_at[a:b]
-                x_before[a:b] = xb
-                rm = np.minimum(np.minimum.accumulate(xb), 0.0)
-                run_min[a:b] = rm
-                x_end = self.backlog[s] + float(w_s.sum()) - total[s]
-                backlog[s] = x_end - min(0.0, float(rm[-1]), x_end)
+            # each service's running sums along one row of a padded (services x requests)
+            # matrix: the same sequential sums as one call per service
+            act = np.nonzero(length)[0]
+            ln = length[act]
+            row = np.repeat(np.arange(len(act)), ln)
+            col = np.arange(len(idx)) - np.repeat(np.cumsum(ln) - ln, ln)
+            pad = np.zeros((len(act), int(ln.max())))
+            pad[row, col] = wk
+            cs = np.cumsum(pad, axis=1)[row, col]
+            x_before = self.backlog[rs] + (cs - wk) - k_at
+            pad.fill(np.inf)
+            pad[row, col] = x_before
+            run_min = np.minimum(np.minimum.accumulate(pad, axis=1), 0.0)[row, col]
+            last = np.cumsum(ln) - 1
+            x_end = self.backlog[act] + cs[last] - total[act]
+            backlog[act] = x_end - np.minimum(np.minimum(0.0, run_min[last]), x_end)
             target = k_at + x_before - run_min
             ok = target < total[rs]
             if ok.any():
