@@ -3,11 +3,13 @@
 A *mux group* is a set of identical instances (``tp`` whole devices of one flavor) that serve
 several rarely used models. Mechanisms, and the published design each follows:
 
-* **co-location, weights and KV in device memory** (MuxServe, ICML'24): the models that were
-  used within ``keep_alive_s`` are resident; per instance, their weights (spread over the
-  instances) plus the KV cache of the sequences decoding must fit ``memory_usable`` of its
-  memory, else the bin's decode steps miss (the autoscaler adds instances first: see
-  ``MuxReplay.memory_replicas``);
+* **co-location, weights and KV in device memory** (MuxServe, ICML'24): the models used
+  within ``keep_alive_s`` stay resident; per instance, the weights of the models with
+  sequences in flight (spread over the instances) plus their KV cache must fit
+  ``memory_usable`` of its memory, else the bin's decode steps miss; idle resident models are
+  evicted first when memory runs short (an eviction before ``keep_alive_s`` is not charged a
+  cold start: optimistic, bounded by the autoscaler sizing instances for the whole resident
+  set, ``MuxReplay.floor_replicas``);
 * **scale to zero per model, cold starts from weight bytes** (ServerlessLLM, OSDI'24): a
   model unused for ``keep_alive_s`` is evicted; its next request first loads the weights,
   ``switch_s + W / (tp * host_link_gbs * h2d_efficiency)`` from pinned host memory (or at
@@ -162,9 +164,10 @@ class MuxReplay(ServiceReplay):
         dw = self.decode_window_s
         w = self.window(edges[1:] - dw, edges[1:])
         x, xk, cnt = w["out"] / dw, w["outk"] / dw, w["n"]
-        dec = self.active(edges[1:], dw)  # sequences in flight: a step per cycle
-        res = self.active(edges[1:], max(dw, self.keep_alive_s))  # weights resident
-        a_eff, resident = self._step(dec, res, n)
+        # models with sequences in flight: one step per cycle, their weights must be in
+        # memory; idle resident models are evicted first when memory runs short (LRU)
+        dec = self.active(edges[1:], dw)
+        a_eff, resident = self._step(dec, dec, n)
         big = np.maximum(n, 1e-9)
         rho = xk / big
         with np.errstate(divide="ignore", invalid="ignore"):
