@@ -16,6 +16,9 @@ Each round, before the training policy runs, ``reserve(inp)``:
 ``mode="dedicated"`` sizes each service once for its peak on whole devices and holds them.
 Every decision looks at the past only: sizing once and the pooled warm start use the previous
 period (``ServingWorkload.past_streams``), rounds use the requests that have arrived.
+``multiplex`` puts the rarely used services into mux groups (``muxplan.py``, ``mux.py``): a
+group is scaled like a service on its members' merged requests, the members hold nothing.
+Plain services are replayed and measured together (``replay_batch.py``).
 """
 
 from __future__ import annotations
@@ -31,46 +34,17 @@ from computepool.serving import autoscaler as asc
 from computepool.serving.feasibility import service_status
 from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
-from computepool.serving.perf import Mix, ShapeTable, build_shapes, capacity_rps, prefill_flops
+from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
+from computepool.serving.state import ServiceState
 
 
 @dataclass(frozen=True)
 class Reservation:
     capacity: np.ndarray  # (F,) accelerators held by services from this round on
     evict: np.ndarray  # (n,) bool over the PolicyInput rows: preempt now
-
-
-@dataclass
-class ServiceState:
-    spec: ServiceSpec
-    shapes: ShapeTable
-    usable: np.ndarray
-    replay: ServiceReplay
-    status: Status
-    #: The previous period's requests (load statistics only: sizing before any are seen).
-    past: ServiceReplay
-    groups: list[Group] = field(default_factory=list)
-    hist_t: list[float] = field(default_factory=list)
-    hist_rate: list[float] = field(default_factory=list)
-    hist_need: list[float] = field(default_factory=list)
-    #: Mux groups (serving/mux.py): the group state a cold service is served by, and a
-    #: group's member states with each merged request's (member, index in its stream).
-    member_of: int | None = None
-    members: tuple[int, ...] = ()
-    member_pos: tuple[np.ndarray, np.ndarray] | None = None
-    preemptions: int = 0
-    capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
-    shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
-
-    @property
-    def replicas(self) -> int:
-        return sum(g.count for g in self.groups)
-
-    def devices(self) -> float:
-        return float(sum(g.count * self.shapes.devices[g.shape] for g in self.groups))
 
 
 @dataclass

@@ -17,9 +17,10 @@ from computepool.model.status import Status
 from computepool.serving.mux import Members, MuxReplay, cold_flags, load_seconds, merge
 from computepool.serving.perf import capacity_rps, max_tp_per_flavor
 from computepool.serving.service import ServiceSpec
+from computepool.serving.state import ServiceState
 
 if TYPE_CHECKING:
-    from computepool.serving.controller import ServiceState, ServingController
+    from computepool.serving.controller import ServingController
 
 #: At most this many instances per group.
 MAX_GROUP_REPLICAS = 64
@@ -71,8 +72,6 @@ def _row(s: ServiceState, f: int, tp: int) -> int | None:
 
 def group_states(ctl: ServingController) -> list[ServiceState]:
     """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
-    from computepool.serving.controller import ServiceState
-
     cfg, pool = ctl.cfg, ctl.pool
     out: list[ServiceState] = []
     for (f, tp, ttft, tbt), idx in plan(ctl.states, cfg, ctl.past_horizon).items():

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from computepool.serving.controller import ServiceState, ServingController
+from computepool.serving.controller import ServingController
 from computepool.serving.replay import attainment
+from computepool.serving.state import ServiceState
 
 H = 3600.0
 
