@@ -4,10 +4,13 @@ Same models, same request streams, same SLOs (TTFT p99 <= 2 s, TBT p99 <= 100 ms
 only (no training), on a pool (default ``automotive-demo``). Variants:
 
 * ``dedicated``: each model its own whole devices on the first accelerator it lists (H20 in
-  China, H100 in Frankfurt/Singapore), sized once for its peak, held all run (the status quo);
-* ``+ flavor``: the same, on the cheapest shape per model (price-performance);
+  China, H100 in Frankfurt/Singapore), sized once for the previous period's peak, held all run
+  (the status quo; ``--serving dedicated``);
+* ``+ flavor``: the same, on the cheapest shape per model (price-performance;
+  ``--serving dedicated-best``);
 * ``+ packing``: ... and small models on slices of a shared device (still peak-sized, static);
-* ``+ autoscale = pooled``: replicas follow the load (the full pooled mode);
+* ``+ autoscale = pooled``: replicas follow the load (the pooled mode);
+* ``+ multiplexing``: rarely used models share instances (``serving.multiplex``);
 * leave-one-out from pooled: ``pooled - flavor``, ``pooled - packing``, ``pooled - autoscale``.
 
 Run from the repository root::
@@ -39,6 +42,7 @@ VARIANTS = {
     "+ flavor": dict(mode="dedicated"),
     "+ packing": dict(autoscale=False),
     "+ autoscale = pooled": dict(),
+    "+ multiplexing": dict(multiplex=True),
     "pooled - flavor": dict(flavor_choice="first"),
     "pooled - packing": dict(packing=False),
     "pooled - autoscale": dict(autoscale=False, packing=True),

@@ -53,9 +53,17 @@ def workload(
     services: list[ServiceSpec],
     streams: list[RequestStream],
     horizon: float,
+    past: list[RequestStream] | None = None,
     **cfg: object,
 ) -> ServingWorkload:
+    """``past`` (the previous period the controller sizes from): the streams themselves
+    unless given, i.e. yesterday looked like today."""
     config = ServingConfig(**cfg)  # type: ignore[arg-type]
     return ServingWorkload(
-        tuple(services), tuple(streams), TrafficSpec(duration_s=horizon), config, "test"
+        tuple(services),
+        tuple(streams),
+        TrafficSpec(duration_s=horizon),
+        config,
+        "test",
+        past=tuple(streams if past is None else past),
     )

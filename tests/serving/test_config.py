@@ -149,3 +149,18 @@ def test_shipped_trace_copy_matches_the_original_csvs():
         assert len(a.t) == len(b.t)
         assert (a.prompt == b.prompt).all() and (a.output == b.output).all()
         assert np.abs(a.t - b.t).max() < 0.01  # millisecond rounding
+
+
+@pytest.mark.parametrize(
+    ("serving", "reason"),
+    [
+        ("{perf: {storage_gbs: -1}}", "perf.storage_gbs -1 is outside"),
+        ("{perf: {h2d_efficiency: 0}}", "perf.h2d_efficiency 0 is outside"),
+        ("{multiplex: true, keep_alive_s: 1e9}", "keep_alive_s"),
+    ],
+)
+def test_multiplexing_settings_are_bounded(tmp_path, serving, reason):
+    text = SMALL.replace("serving: {interval_s: 30}", f"serving: {serving}")
+    with pytest.raises(TraceError, match=reason) as e:
+        read_serving(_write(tmp_path, text))
+    assert "serving" in str(e.value)

@@ -46,7 +46,8 @@ def test_scale_up_preempts_only_preemptible_jobs_and_they_finish_from_their_chec
     pool = one_node_pool(per_node=8, nodes=2)  # 16 accelerators
     svc = ServiceSpec("chat", model("qwen2.5-7b"), max_replicas=10)
     rate = np.r_[np.full(600, 0.5), np.full(1200, 120.0)]  # x240 step at 10 min
-    sw = workload([svc], [stream(rate)], 1800.0, packing=False, grace_s=30.0)
+    quiet = stream(np.full(1800, 0.5), seed=1)  # the previous period saw no step
+    sw = workload([svc], [stream(rate)], 1800.0, past=[quiet], packing=False, grace_s=30.0)
     res = _run(pool, sw, _jobs(3 * 3600.0))
     prod, spot = 0, 1
     assert res.preemptions[prod] == 0
@@ -65,7 +66,8 @@ def test_preempted_replica_starts_only_after_the_grace_period():
     svc = ServiceSpec("chat", model("qwen2.5-7b"), max_replicas=8)
     rate = np.r_[np.full(600, 0.5), np.full(600, 120.0)]
     jobs = Workload.from_jobs([Job(id="spot", workers=7, total_steps=7 * 7200.0)])
-    sw = workload([svc], [stream(rate)], 1200.0, packing=False, grace_s=45.0)
+    quiet = stream(np.full(1200, 0.5), seed=1)  # the previous period saw no step
+    sw = workload([svc], [stream(rate)], 1200.0, past=[quiet], packing=False, grace_s=45.0)
     res = _run(pool, sw, jobs)
     st = res.serving.states[0]
     starts = [g.ready_at for g in st.groups]  # groups are closed at the horizon

@@ -20,8 +20,10 @@ def _f(x: Any, pattern: str) -> str:
 
 
 def _shape(r: dict[str, Any]) -> str:
-    by_shape = r["accelerator_hours_by_shape"]
-    if r["status"] != "ok" or not by_shape:
+    if r.get("served_by"):
+        return f"in {r['served_by']}"
+    by_shape = r.get("accelerator_hours_by_shape")
+    if r["status"] not in ("ok", "group") or not by_shape:
         return "-"
     main = max(by_shape, key=by_shape.get)
     return main + (f" +{len(by_shape) - 1}" if len(by_shape) > 1 else "")
@@ -31,17 +33,21 @@ def _ok(r: dict[str, Any], text: str) -> str:
     return text if r["status"] == "ok" else "-"
 
 
+def _held(r: dict[str, Any], text: str) -> str:
+    return text if r["status"] in ("ok", "group") else "-"
+
+
 SERVICE_COLUMNS = [
     Col("SERVICE", lambda r: escape(r["name"]), key=True),
     Col("MODEL", lambda r: escape(r["model"]), key=True, optional=True),
     Col("REQUESTS", lambda r: f"{r['requests']:,}", key=True, right=True),
     Col("SLO ATT.", lambda r: _ok(r, _f(r["slo_attainment"], "{:.2%}")) if r["status"] == "ok"
-        else "rejected", key=True, right=True),
+        else ("group" if r["status"] == "group" else "rejected"), key=True, right=True),
     Col("TTFT P99", lambda r: _ok(r, _f(r["ttft_p99_s"], "{:.2f} s")), key=True, right=True),
     Col("TBT P99", lambda r: _ok(r, _f(None if r["tbt_p99_s"] is None else r["tbt_p99_s"] * 1000,
         "{:.0f} ms")), key=True, right=True, optional=True),
-    Col("ACC-H", lambda r: _ok(r, _f(r["accelerator_hours"], "{:,.1f}")), key=True, right=True),
-    Col("REPL", lambda r: _ok(r, str(r["replicas_max"])), key=True, right=True, optional=True),
+    Col("ACC-H", lambda r: _held(r, _f(r["accelerator_hours"], "{:,.1f}")), key=True, right=True),
+    Col("REPL", lambda r: _held(r, str(r["replicas_max"])), key=True, right=True, optional=True),
     Col("MAIN SHAPE", lambda r: escape(_shape(r)), wrap=True, min_free=22),
 ]  # fmt: skip
 
@@ -51,7 +57,7 @@ def print_services(rows: list[dict[str, Any]], total: dict[str, Any]) -> None:
     title = f"services ({total['mode']})"
     print_table(build_table(SERVICE_COLUMNS, rows, False, console.width, title))
     for r in rows:
-        if r["status"] != "ok":
+        if r["status"] == "rejected":
             console.print(f"[bold red]rejected:[/] {escape(r['reason'])}", highlight=False)
     console.print(
         f"services: {total['requests']:,} requests, SLO attainment {total['slo_attainment']:.2%}"

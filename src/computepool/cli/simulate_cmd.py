@@ -78,13 +78,14 @@ def _check_placement(name: str | None, policies: list[str]) -> None:
         load_or_exit(lambda p=policy: check_policy_placement(get_policy(p), placed=True))
 
 
-SERVING_MODES = ("pooled", "dedicated")
+SERVING_MODES = ("pooled", "dedicated", "dedicated-best")
 ServingOpt = Annotated[
     str | None,
     typer.Option(
         "--serving",
-        help="How the workload's services run: pooled (autoscaled, packed; default) or "
-        "dedicated (per-model replicas sized for the peak).",
+        help="How the workload's services run: pooled (autoscaled, packed; default), "
+        "dedicated (whole devices of the first listed card, sized for the previous period's "
+        "peak) or dedicated-best (the same on each model's cheapest card).",
     ),
 ]
 

@@ -119,6 +119,9 @@ class ServingEntry(_Strict):
     scale_down_delay_s: float = Field(300.0, ge=0)
     bin_s: float = Field(2.0, gt=0)
     decode_window_s: float = Field(15.0, gt=0)
+    multiplex: bool = False
+    hot_fraction: float = Field(0.5, ge=0, le=100)
+    keep_alive_s: float = Field(60.0, ge=0, le=86400)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -127,7 +130,20 @@ class ServingEntry(_Strict):
         bad = sorted(set(self.perf) - known)
         if bad:
             raise ValueError(f"unknown perf key(s) {bad}; known: {', '.join(sorted(known))}")
+        for key, (lo, hi) in PERF_BOUNDS.items():
+            v = self.perf.get(key)
+            if v is not None and not lo <= v <= hi:
+                raise ValueError(f"perf.{key} {v:g} is outside [{lo:g}, {hi:g}]")
         return self
+
+
+#: Bounds of the multiplexing perf keys (a cold start divides by the bandwidths).
+PERF_BOUNDS = {
+    "h2d_efficiency": (0.01, 1.0),
+    "host_cached": (0.0, 1.0),
+    "storage_gbs": (0.01, 1e4),
+    "switch_s": (0.0, 3600.0),
+}
 
 
 def _line_of(root: yaml.Node | None, path: list[Any]) -> int | None:

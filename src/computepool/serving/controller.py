@@ -14,6 +14,11 @@ Each round, before the training policy runs, ``reserve(inp)``:
    Scheduler gives the training policy only what is left.
 
 ``mode="dedicated"`` sizes each service once for its peak on whole devices and holds them.
+Every decision looks at the past only: sizing once and the pooled warm start use the previous
+period (``ServingWorkload.past_streams``), rounds use the requests that have arrived.
+``multiplex`` puts the rarely used services into mux groups (``muxplan.py``, ``mux.py``): a
+group is scaled like a service on its members' merged requests, the members hold nothing.
+Plain services are replayed and measured together (``replay_batch.py``).
 """
 
 from __future__ import annotations
@@ -27,39 +32,19 @@ from computepool.model.status import Status
 from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
 from computepool.serving.feasibility import service_status
+from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
-from computepool.serving.perf import Mix, ShapeTable, build_shapes, capacity_rps, prefill_flops
+from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.replay import Group, ServiceReplay
+from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
+from computepool.serving.state import ServiceState
 
 
 @dataclass(frozen=True)
 class Reservation:
     capacity: np.ndarray  # (F,) accelerators held by services from this round on
     evict: np.ndarray  # (n,) bool over the PolicyInput rows: preempt now
-
-
-@dataclass
-class ServiceState:
-    spec: ServiceSpec
-    shapes: ShapeTable
-    usable: np.ndarray
-    replay: ServiceReplay
-    status: Status
-    groups: list[Group] = field(default_factory=list)
-    hist_t: list[float] = field(default_factory=list)
-    hist_rate: list[float] = field(default_factory=list)
-    hist_need: list[float] = field(default_factory=list)
-    preemptions: int = 0
-    capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
-    shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
-
-    @property
-    def replicas(self) -> int:
-        return sum(g.count for g in self.groups)
-
-    def devices(self) -> float:
-        return float(sum(g.count * self.shapes.devices[g.shape] for g in self.groups))
 
 
 @dataclass
@@ -80,6 +65,7 @@ class ServingController:
         serving: ServingWorkload,
         preemptible: np.ndarray | None = None,
         start: float = 0.0,
+        batched: bool = True,
     ) -> None:
         self.pool, self.serving, self.cfg = pool, serving, serving.config
         self.preemptible = preemptible
@@ -93,12 +79,37 @@ class ServingController:
         self._first = True
         self._closed = False
         self._plans: dict = {}
+        self.past_horizon = self._past_horizon()
+        past = serving.past_streams(self.past_horizon)
+        if serving.past is not None:  # given: a period as long as this run
+            self.past_horizon = self.horizon
         self.states = [
-            self._state(s, st) for s, st in zip(serving.services, serving.streams, strict=True)
+            self._state(s, st, ps)
+            for s, st, ps in zip(serving.services, serving.streams, past, strict=True)
         ]
+        if self.cfg.multiplex and self.cfg.mode == "pooled" and self.cfg.autoscale:
+            from computepool.serving.muxplan import group_states
+
+            self.states += group_states(self)
+        # plain services are replayed together (replay_batch.py); mux groups one by one
+        self._batched = [
+            s
+            for s in self.states
+            if batched and s.status.ok and s.member_of is None and not s.members
+        ]
+        self._batched_ids = {id(s) for s in self._batched}
+        self._batch = ReplayBatch([s.replay for s in self._batched]) if self._batched else None
+
+    def _past_horizon(self) -> float:
+        """How much of the previous period the decisions need: all of it when sizing once
+        for its peak, else an hour (mix, p99 prompt) or the horizon if shorter."""
+        cfg = self.cfg
+        if cfg.mode == "dedicated" or not cfg.autoscale:
+            return self.horizon
+        return min(self.horizon, 3600.0)
 
     # ---- set-up --------------------------------------------------------------------
-    def _state(self, svc: ServiceSpec, stream) -> ServiceState:
+    def _state(self, svc: ServiceSpec, stream, past_stream) -> ServiceState:
         cfg = self.cfg
         packing = cfg.packing and cfg.mode == "pooled"
         shapes = build_shapes(
@@ -111,7 +122,9 @@ class ServingController:
             regions=svc.regions,
         )
         flops = prefill_flops(svc.model, stream.prompt)
-        p99_prompt = float(np.percentile(stream.prompt, 99)) if len(stream) else 0.0
+        # decisions see the previous period only, never this run's requests ahead of time
+        past_flops = prefill_flops(svc.model, past_stream.prompt)
+        p99_prompt = float(np.percentile(past_stream.prompt, 99)) if len(past_stream) else 0.0
         p99_flops = float(prefill_flops(svc.model, np.array([p99_prompt]))[0])
         usable = asc.usable_shapes(shapes, svc, p99_flops, cfg)
         if cfg.flavor_choice == "first" and svc.accelerators:
@@ -122,10 +135,14 @@ class ServingController:
                     usable = m
                     break
         status = service_status(svc, self.pool, shapes, usable, p99_prompt, p99_flops, cfg)
-        replay = ServiceReplay(
-            stream, flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s
+        past = ServiceReplay(
+            past_stream, past_flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s
         )
-        return ServiceState(svc, shapes, usable, replay, status)
+        replay = ServiceReplay(
+            stream, flops, shapes, svc.tbt_slo_s, cfg.perf, cfg.bin_s, cfg.decode_window_s,
+            prior=past.mean_mix(),
+        )  # fmt: skip
+        return ServiceState(svc, shapes, usable, replay, status, past)
 
     @property
     def rejections(self) -> dict[str, Status]:
@@ -159,10 +176,11 @@ class ServingController:
         if self.preemptible is not None and inp.n:
             pre = self.preemptible[inp.job]
         ctx = _Round(inp, free, run & pre, evict)
-        live = [s for s in self.states if s.status.ok]
+        live = [s for s in self.states if s.status.ok and s.member_of is None]
         autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
         if self._first or autoscaled:
-            plans = {id(s): self._needs(s, now) for s in live}
+            seen = self._observe_batched(now) if autoscaled and not self._first else {}
+            plans = {id(s): self._needs(s, now, seen.get(id(s))) for s in live}
             self._plans = plans
         else:  # sized once: keep the first plan
             plans = self._plans
@@ -181,19 +199,56 @@ class ServingController:
         return Reservation(self.held().astype(np.int64), ctx.evict)
 
     # ---- per service ----------------------------------------------------------------
-    def _needs(self, s: ServiceState, now: float) -> tuple[float, float, np.ndarray]:
-        """(capacity needed, scale-down floor, replica capacity per shape), req/s."""
+    def _observe_batched(self, now: float) -> dict[int, tuple[float, Mix, np.ndarray]]:
+        """What ``_needs`` measures (rate incl. bursts, mix, capacity per shape) for the
+        batched services at once (``ReplayBatch.observe``)."""
+        if self._batch is None:
+            return {}
         cfg = self.cfg
+        ttft = np.array([s.spec.ttft_slo_s for s in self._batched])
+        rate, mixes, burst = self._batch.observe(
+            now, cfg.window_s, cfg.burst_window_s, cfg.peak_window_s, ttft
+        )
+        caps = self._batch.capacity(mixes, cfg.target_utilization)
+        out = {}
+        for k, st in enumerate(self._batched):
+            mix = mixes[k]
+            r = max(float(rate[k]), burst[k] / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
+            out[id(st)] = (r, mix, caps[k])
+        return out
+
+    def _needs(
+        self, s: ServiceState, now: float, seen: tuple[float, Mix, np.ndarray] | None = None
+    ) -> tuple[float, float, np.ndarray]:
+        """(capacity needed, scale-down floor, replica capacity per shape), req/s; ``seen``:
+        the measurements already taken by ``_observe_batched``."""
+        cfg = self.cfg
+        if seen is not None:
+            rate, mix, cap = seen
+            return self._decide(s, now, rate, mix, cap, 0.0)
         rate, mix = s.replay.load(now, cfg.window_s, cfg.burst_window_s)
         if self._first or cfg.mode == "dedicated" or not cfg.autoscale:
             if self._first and cfg.mode == "pooled" and cfg.autoscale:
-                # pre-warmed: as if it had run before, sized for its first peak window
-                ahead = now + cfg.peak_window_s
-                rate, mix = s.replay.load(ahead, cfg.peak_window_s, cfg.burst_window_s)
+                # pre-warmed: as if it had run before, sized for the previous period's last
+                # peak window (never this run's first minutes: they have not arrived yet)
+                end = self.past_horizon
+                rate, mix = s.past.load(end, cfg.peak_window_s, cfg.burst_window_s)
             else:
                 rate, mix = self._peak(s)
-        cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+        if s.members:  # a mux group: capacity at its members' current activity
+            src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+            cap = group_capacity(src, at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization)
+            mem_floor = src.floor_replicas(at) * float(cap[0])
+        else:
+            cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+            mem_floor = 0.0
         rate = max(rate, self._burst(s, now, mix))
+        return self._decide(s, now, rate, mix, cap, mem_floor)
+
+    def _decide(
+        self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float
+    ) -> tuple[float, float, np.ndarray]:
+        cfg = self.cfg
         s.hist_t.append(now)
         s.hist_rate.append(rate)
         keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
@@ -202,7 +257,7 @@ class ServingController:
             del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
         t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
         need = asc.forecast_rate(t, r, now, cfg)
-        need = asc.needed_rate(need, s.replay.backlog, mix, cfg)
+        need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
         floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
         return need, floor, cap
@@ -213,23 +268,23 @@ class ServingController:
         cfg = self.cfg
         autoscaled = cfg.mode == "pooled" and cfg.autoscale
         if autoscaled and not self._first:
-            t0, t1 = now - cfg.peak_window_s, now
-        elif autoscaled:  # pre-warmed start: the first peak window
-            t0, t1 = now, now + cfg.peak_window_s
-        else:  # sized once for the whole horizon
-            t0, t1 = 0.0, self.horizon
-        flops = s.replay.burst_flops_rate(t0, t1, s.spec.ttft_slo_s)
+            flops = s.replay.burst_flops_rate(now - cfg.peak_window_s, now, s.spec.ttft_slo_s)
+        elif autoscaled:  # pre-warmed start: the previous period's last peak window
+            end = self.past_horizon
+            flops = s.past.burst_flops_rate(end - cfg.peak_window_s, end, s.spec.ttft_slo_s)
+        else:  # sized once for the previous period's peak
+            flops = s.past.burst_flops_rate(0.0, self.past_horizon, s.spec.ttft_slo_s)
         return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
-        """Highest rate over any ``window_s`` window of the whole stream, and its mix."""
+        """Highest rate over any ``window_s`` window of the previous period, and its mix."""
         cfg = self.cfg
         win = cfg.burst_window_s or cfg.window_s
-        starts = np.arange(0.0, max(self.horizon - win, 0.0) + 1e-9, min(win, cfg.interval_s))
-        w = s.replay.window(starts, starts + win)
+        end = self.past_horizon
+        starts = np.arange(0.0, max(end - win, 0.0) + 1e-9, min(win, cfg.interval_s))
+        w = s.past.window(starts, starts + win)
         n = float(w["n"].max()) if len(starts) else 0.0
-        _, mix = s.replay.load(self.horizon, self.horizon + 1.0)
-        return n / win, mix
+        return n / win, s.past.mean_mix()
 
     def _cap_have(self, s: ServiceState, cap: np.ndarray) -> float:
         return float(sum(g.count * cap[g.shape] for g in s.groups))
@@ -322,23 +377,38 @@ class ServingController:
     def _advance(self, now: float) -> None:
         if now <= self._t:
             return
+        if self._batch is not None:
+            self._batch.advance(self._t, now, [s.groups for s in self._batched])
         for s in self.states:
-            if s.status.ok:
+            if not s.status.ok or s.member_of is not None:
+                continue
+            if id(s) not in self._batched_ids:
                 s.replay.advance(self._t, now, s.groups)
-                for g in s.groups:
-                    d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
-                    s.shape_seconds[g.shape] = s.shape_seconds.get(g.shape, 0.0) + d
-                s.groups = _merge_ready(s.groups, now)
+            for g in s.groups:
+                d = g.count * float(s.shapes.devices[g.shape]) * (now - self._t)
+                s.shape_seconds[g.shape] = s.shape_seconds.get(g.shape, 0.0) + d
+            s.groups = _merge_ready(s.groups, now)
         self._t = now
 
     def _close(self) -> None:
         if self._closed:
             return
+        end = self.horizon + 600.0  # requests still queued drain on what is up
+        if self._batch is not None:
+            self._batch.advance(self.horizon, end, [s.groups for s in self._batched])
+            self._batch.close()
         for s in self.states:
-            if s.status.ok:  # requests still queued at the horizon drain on what is up
-                s.replay.advance(self.horizon, self.horizon + 600.0, s.groups)
+            if s.status.ok and s.member_of is None and id(s) not in self._batched_ids:
+                s.replay.advance(self.horizon, end, s.groups)
             s.replay.close()
             s.groups = []
+        for g in self.states:
+            if g.member_pos is not None:  # members' requests were replayed in their group
+                member, pos = g.member_pos
+                for j, i in enumerate(g.members):
+                    m = member == j
+                    self.states[i].replay.ttft[pos[m]] = g.replay.ttft[m]
+                    self.states[i].replay.tbt[pos[m]] = g.replay.tbt[m]
         self.whole[:] = 0
         self.frac[:] = 0
         self._record(self.horizon, {})

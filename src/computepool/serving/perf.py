@@ -62,6 +62,17 @@ class PerfAssumptions:
     load_gbs: float = 4.0
     #: Fixed replica start-up time (process, runtime, graph capture), seconds.
     start_s: float = 20.0
+    #: Multiplexed models (``serving.multiplex``): share of the host link's bandwidth a
+    #: weight copy from pinned host memory reaches (ServerlessLLM-style loading).
+    h2d_efficiency: float = 0.8
+    #: Cold models load from host memory (1: every model cached in the node's DRAM) or,
+    #: when 0, from the node's local storage at ``storage_gbs``.
+    host_cached: float = 1.0
+    #: Node-local storage read bandwidth for weights not in host memory, GB/s (one NVMe).
+    storage_gbs: float = 6.0
+    #: Fixed cost of switching a running engine to another model (no process start: the
+    #: engine, its CUDA context and graphs are reused, as in Aegaeon), seconds.
+    switch_s: float = 0.2
     #: Prefill always keeps this share of a step even when decode overruns the budget.
     prefill_floor: float = 0.05
     tp_sizes: tuple[int, ...] = (1, 2, 4, 8)
@@ -225,7 +236,7 @@ def step_time(shapes: ShapeTable, rho: np.ndarray | float) -> np.ndarray:
         return np.where(rho < 1.0, shapes.a / np.maximum(1.0 - rho, 1e-12), np.inf)
 
 
-def per_seq_cost(shapes: ShapeTable, context_tokens: float) -> np.ndarray:
+def per_seq_cost(shapes: ShapeTable, context_tokens: float | np.ndarray) -> np.ndarray:
     """Seconds of step time each decoding sequence adds (``ctx * kvr + c``)."""
     return context_tokens * shapes.kvr + shapes.c
 
@@ -245,11 +256,26 @@ def capacity_rps(
     is the quadratic ``P O k y^2 - (u F O k + P) y + u F (1 - a/B) >= 0`` (its smaller root is
     the bound); the KV condition ``y O tau <= kv_cap / ctx`` gives ``y <= M / (O (a + M k))``.
     """
-    perf = perf or PerfAssumptions()
-    budget = perf.tbt_budget * tbt_slo
-    k = per_seq_cost(shapes, mix.context_tokens)
-    o = max(mix.output_tokens, 1e-9)
-    p = max(mix.prefill_flops, 1.0)
+    return capacity_arrays(
+        shapes, mix.prefill_flops, mix.output_tokens, mix.context_tokens, tbt_slo, target_util,
+        perf or PerfAssumptions(),
+    )  # fmt: skip
+
+
+def capacity_arrays(
+    shapes: ShapeTable,
+    prefill: np.ndarray | float,
+    output: np.ndarray | float,
+    context: np.ndarray | float,
+    tbt_slo: np.ndarray | float,
+    target_util: float,
+    perf: PerfAssumptions,
+) -> np.ndarray:
+    """``capacity_rps`` with the mix (and TBT SLO) given per shape (arrays) or for all."""
+    budget = perf.tbt_budget * np.asarray(tbt_slo, dtype=np.float64)
+    k = per_seq_cost(shapes, context)
+    o = np.maximum(output, 1e-9)
+    p = np.maximum(prefill, 1.0)
     uf = target_util * shapes.flops
     a0 = uf * (1.0 - shapes.a / budget)
     a1 = uf * o * k + p
@@ -257,6 +283,6 @@ def capacity_rps(
     disc = np.maximum(a1 * a1 - 4.0 * a2 * a0, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         root = np.where(a0 > 0, 2.0 * a0 / (a1 + np.sqrt(disc)), 0.0)
-    m = shapes.kv_cap / max(mix.context_tokens, 1.0)
+    m = shapes.kv_cap / np.maximum(context, 1.0)
     kv = m / (o * (shapes.a + m * k))
     return np.maximum(np.minimum(root, kv), 0.0)

@@ -51,6 +51,8 @@ class ServiceReplay:
     perf: PerfAssumptions
     bin_s: float = 2.0
     decode_window_s: float = 15.0
+    #: Mix assumed while too few requests were seen (None: this stream's own means).
+    prior: Mix | None = None
     ttft: np.ndarray = field(init=False)
     tbt: np.ndarray = field(init=False)
     next_i: int = 0
@@ -87,7 +89,7 @@ class ServiceReplay:
         w = self.window(now - window_s, now)
         n = float(w["n"])
         if n < 5:
-            mix = Mix(self._mean_flops, self._mean_out, self._mean_ctx)
+            mix = self.prior or self.mean_mix()
         else:
             mix = Mix(float(w["flops"]) / n, float(w["out"]) / n, float(w["ctx"]) / n)
         rate = n / window_s
@@ -95,6 +97,10 @@ class ServiceReplay:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
             rate = max(rate, float(self.window(ends - burst_s, ends)["n"].max()) / burst_s)
         return rate, mix
+
+    def mean_mix(self) -> Mix:
+        """Means over the whole stream."""
+        return Mix(self._mean_flops, self._mean_out, self._mean_ctx)
 
     def burst_flops_rate(self, t0: float, t1: float, width: float) -> float:
         """Highest prefill FLOPs per second arriving in any ``width``-second window inside
@@ -171,7 +177,8 @@ class ServiceReplay:
         self.pending_left = self.pending_left[~done_p] - total
         if len(ta):
             k_at = np.interp(ta, edges, kcum)
-            x_before = self.backlog + (np.cumsum(wk) - wk) - k_at
+            cs = np.cumsum(wk)
+            x_before = self.backlog + (cs - wk) - k_at
             run_min = np.minimum(np.minimum.accumulate(x_before), 0.0)
             target = k_at + x_before - run_min
             ok = target < total
@@ -181,7 +188,7 @@ class ServiceReplay:
                 self._finish(idx[ok], start, bins)
             self.pending = np.concatenate([self.pending, idx[~ok]])
             self.pending_left = np.concatenate([self.pending_left, target[~ok] - total])
-            x_end = self.backlog + float(wk.sum()) - total
+            x_end = self.backlog + float(cs[-1]) - total
             self.backlog = x_end - min(0.0, float(run_min[-1]), x_end)
         else:
             self.backlog = max(0.0, self.backlog - total)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from computepool.serving.controller import ServiceState, ServingController
+from computepool.serving.controller import ServingController
 from computepool.serving.replay import attainment
+from computepool.serving.state import ServiceState
 
 H = 3600.0
 
@@ -35,7 +36,27 @@ def service_rows(ctl: ServingController) -> list[dict[str, Any]]:
         rows.append(
             _row(s, dev[:, k] if len(dev) else dev, reps[:, k] if len(reps) else reps, t, dt)
         )
+    for g, s in zip(rows, ctl.states, strict=True):
+        if s.members:
+            _share_group(g, s, [rows[i] for i in s.members], [ctl.states[i] for i in s.members])
     return rows
+
+
+def _share_group(row: dict, g: ServiceState, rows: list[dict], members: list[ServiceState]):
+    """A mux group's row lists its members; each member is charged the group's
+    accelerator-hours in proportion to the prefill work (loads included) it brought."""
+    member, _ = g.member_pos
+    work = np.bincount(member, weights=g.replay.flops, minlength=len(members))
+    share = work / max(float(work.sum()), 1e-9)
+    row["status"] = "group"
+    row["members"] = [m.spec.name for m in members]
+    row["cold_starts"] = int(g.replay.cold.sum()) if g.replay.cold is not None else 0
+    row["requests"] = int(len(g.replay.stream))
+    for r, m, sh in zip(rows, members, share, strict=True):
+        r["served_by"] = g.spec.name
+        r["accelerator_hours"] = row["accelerator_hours"] * float(sh)
+        cold = g.replay.cold[member == members.index(m)] if g.replay.cold is not None else []
+        r["cold_starts"] = int(np.sum(cold))
 
 
 def _row(s: ServiceState, dev: np.ndarray, reps: np.ndarray, t: np.ndarray, dt: np.ndarray):

@@ -9,6 +9,9 @@ from computepool.serving.models import ModelSpec
 from computepool.serving.perf import PerfAssumptions, Profile
 from computepool.serving.streams import RequestStream, TrafficSpec
 
+#: The previous period is drawn with the run's seed plus this offset.
+PAST_SEED_OFFSET = 1_000_003
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -71,6 +74,12 @@ class ServingConfig:
     bin_s: float = 2.0
     #: Output tokens are spread over this window to get the decode load.
     decode_window_s: float = 15.0
+    #: Pooled only: models whose past load is below ``hot_fraction`` of one replica share
+    #: replica groups (``serving/mux.py``): weights loaded on demand, evicted after
+    #: ``keep_alive_s`` without requests (scale to zero per model).
+    multiplex: bool = False
+    hot_fraction: float = 0.5
+    keep_alive_s: float = 60.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:
@@ -88,10 +97,35 @@ class ServingWorkload:
     traffic: TrafficSpec
     config: ServingConfig
     source: str = ""
+    #: The previous period's request streams (what the operator saw before the run starts):
+    #: dedicated sizing, the pooled warm start and the shape choice look only at these.
+    #: None: drawn from ``traffic`` with another seed and no load step (``past_streams``).
+    past: tuple[RequestStream, ...] | None = None
 
     @property
     def horizon_s(self) -> float:
         return self.traffic.duration_s
+
+    def past_streams(self, duration_s: float | None = None) -> tuple[RequestStream, ...]:
+        """The previous period: ``past`` if given, else the same traffic drawn with an
+        independent seed, without the load step (a step is news), over ``duration_s``."""
+        if self.past is not None:
+            return self.past
+        from dataclasses import replace
+
+        from computepool.serving.streams import build_streams
+
+        traffic = replace(
+            self.traffic,
+            seed=self.traffic.seed + PAST_SEED_OFFSET,
+            step=None,
+            duration_s=duration_s or self.traffic.duration_s,
+        )
+        sv = self.services
+        streams = build_streams(
+            traffic, [s.name for s in sv], [s.trace for s in sv], [s.share for s in sv]
+        )
+        return tuple(streams)
 
     def with_config(self, config: ServingConfig) -> ServingWorkload:
         from dataclasses import replace

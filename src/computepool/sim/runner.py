@@ -65,11 +65,14 @@ def load_inputs(
 
 
 def with_serving_mode(inputs: Inputs, mode: str | None) -> Inputs:
-    """The same inputs with the services run ``pooled`` or ``dedicated`` (None: as the file says)."""
+    """The same inputs with the services run ``pooled``, ``dedicated`` (first listed card) or
+    ``dedicated-best`` (each model on its cheapest shape) (None: as the file says)."""
     if mode is None or inputs.services is None:
         return inputs
     if mode == "dedicated":  # the status quo: first listed card, whole devices, peak-sized
         cfg = inputs.services.config.variant(mode=mode, flavor_choice="first")
+    elif mode == "dedicated-best":  # whole devices of the best card per model, peak-sized
+        cfg = inputs.services.config.variant(mode="dedicated", flavor_choice="price")
     else:
         cfg = inputs.services.config.variant(mode=mode)
     return replace(inputs, services=inputs.services.with_config(cfg))

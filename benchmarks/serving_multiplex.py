@@ -1,0 +1,123 @@
+"""Many models on few cards: dedicated (first card), dedicated (best card), pooled, pooled with
+multiplexing, on a workload's services (default the long-tail marketplace), and a sweep over
+popularity skew and traffic volume.
+
+Same models, request streams and SLOs in every variant; services only (no training). All
+decisions see the past only (the dedicated baselines are sized from the previous period's
+traffic: the same traffic drawn with another seed). Run from the repository root::
+
+    python benchmarks/serving_multiplex.py                      # examples/serving/long-tail.yaml
+    python benchmarks/serving_multiplex.py --workload examples/serving/llm-mix.yaml
+    python benchmarks/serving_multiplex.py --sweep --json sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from computepool.catalog.pools import load_pool
+from computepool.catalog.throughputs import load_throughputs
+from computepool.model.workload import Workload
+from computepool.policies.registry import get_policy
+from computepool.serving.config import read_serving, with_traffic
+from computepool.serving.service import ServingWorkload
+from computepool.sim.run import SimConfig, simulate
+
+VARIANTS = {
+    "dedicated (first card)": dict(mode="dedicated", flavor_choice="first", multiplex=False),
+    "dedicated (best card)": dict(mode="dedicated", flavor_choice="price", multiplex=False),
+    "pooled": dict(mode="pooled", multiplex=False),
+    "pooled + multiplexing": dict(mode="pooled", multiplex=True),
+}
+
+
+def run(pool, tp, sw: ServingWorkload, changes: dict) -> dict:
+    empty = Workload(np.zeros(0), np.zeros(0), np.zeros(0), [])
+    s = replace(sw, config=sw.config.variant(**changes))
+    t = time.perf_counter()
+    res = simulate(pool, empty, tp, get_policy("las"), SimConfig(), services=s)
+    out = dict(res.extra["serving"])
+    out["wall_seconds"] = time.perf_counter() - t
+    out["groups"] = [
+        {
+            "name": r["name"],
+            "members": len(r["members"]),
+            "accelerator_hours": r["accelerator_hours"],
+        }
+        for r in res.extra["services"]
+        if r["status"] == "group"
+    ]
+    return out
+
+
+def row(name: str, r: dict, best: dict) -> str:
+    return (
+        f"| {name} | {r['accelerator_hours']:,.1f} | {r['accelerator_hours'] / best['accelerator_hours']:.0%} "
+        f"| {r['peak_accelerators']:,.0f} | {r['cost_usd']:,.0f} | {r['cost_usd'] / best['cost_usd']:.0%} "
+        f"| {r['slo_attainment']:.2%} / {r['slo_attainment_min_service']:.2%} | {r['wall_seconds']:.1f} s |"
+    )
+
+
+HEAD = (
+    "| variant | accelerator-hours | vs dedicated (best card) | peak accelerators | cost (USD) "
+    "| cost vs best card | SLO attainment (all / worst service) | wall |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", default="automotive-demo")
+    ap.add_argument("--workload", default="examples/serving/long-tail.yaml")
+    ap.add_argument("--sweep", action="store_true", help="over Zipf skew and rate scale")
+    ap.add_argument("--zipf", type=float, nargs="*", default=[0.8, 1.2, 1.6])
+    ap.add_argument("--rates", type=float, nargs="*", default=[1.0, 4.0, 16.0])
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    pool = load_pool(args.pool)
+    tp = load_throughputs("gavel", accelerators=pool.accelerators)
+    sw = read_serving(args.workload)
+    if sw is None:
+        sys.exit(f"{args.workload}: no services")
+    out: dict = {}
+    if not args.sweep:
+        print(f"{args.workload}: {len(sw.services)} services, {sum(len(s) for s in sw.streams):,} "
+              f"requests, {sw.traffic}\n\n{HEAD}")  # fmt: skip
+        for name, ch in VARIANTS.items():
+            out[name] = run(pool, tp, sw, ch)
+        for name in VARIANTS:
+            print(row(name, out[name], out["dedicated (best card)"]), flush=True)
+    else:
+        print(
+            "| Zipf | rate scale | requests | dedicated first / best card acc-h | pooled acc-h "
+            "| pooled + mux acc-h (worst-service SLO) | mux vs best card | cost vs best card |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for z in args.zipf:
+            for rs in args.rates:
+                s = with_traffic(sw, rate_scale=rs, popularity=z)
+                r = {name: run(pool, tp, s, ch) for name, ch in VARIANTS.items()}
+                out[f"{z}/{rs}"] = r
+                d, b = r["dedicated (first card)"], r["dedicated (best card)"]
+                p, m = r["pooled"], r["pooled + multiplexing"]
+                print(
+                    f"| {z:g} | {rs:g} | {m['requests']:,} | {d['accelerator_hours']:,.0f} / "
+                    f"{b['accelerator_hours']:,.0f} | {p['accelerator_hours']:,.0f} | "
+                    f"{m['accelerator_hours']:,.0f} ({m['slo_attainment_min_service']:.2%}) | "
+                    f"{m['accelerator_hours'] / b['accelerator_hours']:.0%} | "
+                    f"{m['cost_usd'] / b['cost_usd']:.0%} |",
+                    flush=True,
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Many models on few replicas: multiplexed replica groups with per-model scale to zero.
+
+A *mux group* is a set of identical instances (``tp`` whole devices of one flavor) that serve
+several rarely used models. Mechanisms, and the published design each follows:
+
+* **co-location, weights and KV in device memory** (MuxServe, ICML'24): the models used
+  within ``keep_alive_s`` stay resident; per instance, the weights of the models with
+  sequences in flight (spread over the instances) plus their KV cache must fit
+  ``memory_usable`` of its memory, else the bin's decode steps miss; idle resident models are
+  evicted first when memory runs short (an eviction before ``keep_alive_s`` is not charged a
+  cold start: optimistic, bounded by the autoscaler sizing instances for the whole resident
+  set, ``MuxReplay.floor_replicas``);
+* **scale to zero per model, cold starts from weight bytes** (ServerlessLLM, OSDI'24): a
+  model unused for ``keep_alive_s`` is evicted; its next request first loads the weights,
+  ``switch_s + W / (tp * host_link_gbs * h2d_efficiency)`` from pinned host memory (or at
+  ``storage_gbs`` from local storage when not cached), the host link of each card catalogued
+  in ``catalog/data/serving/host_links.yaml``. The load occupies the instance (it is queued
+  as prefill work, pessimistic: real engines overlap the copy with other models' compute) and
+  is part of that request's time to first token;
+* **token-level scheduling across models** (Aegaeon, SOSP'25): an instance runs one decode
+  step of every active model per cycle (weighted round robin, each step reads that model's
+  weights once), prefill chunks of all models fill the rest of the TBT budget first come first
+  served, so the cycle is ``tau = a_eff / (1 - rho)`` with ``a_eff`` the active models' weight
+  reads per instance and ``rho`` the decode work of all of them; instances are auto-scaled on
+  the group's total load (never below one), not per model.
+
+What it assumes: all members' weights are in the nodes' host memory (``host_cached``), any
+instance can serve any member (requests of one model may be spread over instances), switching
+needs no process restart, and prefill and decode share an instance (not disaggregated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import yaml
+
+from computepool.serving.perf import Mix, PerfAssumptions, ShapeTable, capacity_rps
+from computepool.serving.replay import ServiceReplay
+from computepool.serving.streams import RequestStream
+
+#: Member ids are folded into one sorted key array: member * KEY + time (KEY > any time).
+KEY = 1e8
+
+
+@cache
+def _links() -> dict:
+    text = (
+        resources.files("computepool.catalog")
+        .joinpath("data/serving/host_links.yaml")
+        .read_text(encoding="utf-8")
+    )
+    return yaml.safe_load(text)
+
+
+def host_link_gbs(accelerator: str) -> float:
+    """GB/s per direction of the card's host link (the catalogue's default when unlisted)."""
+    d = _links()
+    row = d["links"].get(accelerator)
+    return float(row["gbs"] if row else d["default_gbs"])
+
+
+def load_seconds(weight_bytes: float, accelerator: str, tp: int, perf: PerfAssumptions) -> float:
+    """Cold start of a model on a running instance: switch cost + weights over the host link
+    (from host memory) or local storage, split over the ``tp`` devices."""
+    h2d = tp * host_link_gbs(accelerator) * perf.h2d_efficiency
+    bw = h2d if perf.host_cached >= 1.0 else min(h2d, perf.storage_gbs)
+    return perf.switch_s + weight_bytes / (bw * 1e9)
+
+
+def cold_flags(t: np.ndarray, member: np.ndarray, keep_alive_s: float) -> np.ndarray:
+    """Per request (sorted by time): its model was not used within ``keep_alive_s`` before."""
+    cold = np.ones(len(t), dtype=bool)
+    order = np.lexsort((t, member))
+    ts, ms = t[order], member[order]
+    same = np.r_[False, ms[1:] == ms[:-1]]
+    gap = np.r_[np.inf, np.diff(ts)]
+    cold[order] = ~same | (gap > keep_alive_s)
+    return cold
+
+
+@dataclass(frozen=True)
+class Members:
+    """Per-member numbers on the group's instance shape (arrays over members)."""
+
+    a: np.ndarray  # s: one decode step's fixed cost (weights read, overhead, all-reduces)
+    kvr: np.ndarray  # s per (sequence x resident token) per step
+    c: np.ndarray  # s per sequence per step
+    kvb: np.ndarray  # KV bytes per token
+    weight_bytes: np.ndarray
+    load_s: np.ndarray  # cold start on one instance
+
+
+def merge(streams: list[RequestStream]) -> tuple[RequestStream, np.ndarray, np.ndarray]:
+    """One stream of all members' requests in time order, each request's member and its
+    index in that member's stream."""
+    t = np.concatenate([s.t for s in streams]) if streams else np.zeros(0)
+    member = np.concatenate([np.full(len(s), i) for i, s in enumerate(streams)]).astype(np.int64)
+    pos = np.concatenate([np.arange(len(s)) for s in streams]).astype(np.int64)
+    order = np.argsort(t, kind="stable")
+    prompt = np.concatenate([s.prompt for s in streams])[order]
+    output = np.concatenate([s.output for s in streams])[order]
+    return RequestStream(t[order], prompt, output), member[order], pos[order]
+
+
+@dataclass
+class MuxReplay(ServiceReplay):
+    """The replay of one mux group: ``ServiceReplay``'s FIFO prefill queue over all members'
+    requests (each request's work = its prefill FLOPs, plus its model's load when cold) and a
+    decode model with per-member step costs (``_bins``)."""
+
+    member: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    members: Members | None = None
+    mem_bytes: float = 0.0  # usable memory of one instance
+    keep_alive_s: float = 60.0
+    cold: np.ndarray | None = None  # per request: its model had to be loaded first
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        m = self.members
+        assert m is not None
+        s = self.stream
+        ctx = s.prompt + s.output / 2.0
+        k = ctx * m.kvr[self.member] + m.c[self.member]
+        self._cum["outk"] = np.concatenate([[0.0], np.cumsum(s.output * k)])
+        self._cum["ctxkv"] = np.concatenate([[0.0], np.cumsum(ctx * m.kvb[self.member])])
+        self._keys = np.sort(self.member * KEY + s.t)
+        self._mean_k = float((s.output * k).sum() / max(s.output.sum(), 1.0)) if len(s) else 0.0
+
+    def active(self, t1: np.ndarray, width: float) -> np.ndarray:
+        """(members, len(t1)) bool: the member had a request in (t1 - width, t1]."""
+        ids = np.arange(len(self.members.a), dtype=np.float64)[:, None] * KEY
+        a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
+        b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
+        return b > a
+
+    def _step(
+        self, dec: np.ndarray, res: np.ndarray, n: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-instance fixed step cost of the models decoding (``dec``) and weight bytes of
+        the resident ones (``res``), spread over ``n`` instances."""
+        m = self.members
+        big = np.maximum(n, 1.0)
+        a_sum = (dec * m.a[:, None]).sum(axis=0)
+        a_max = (dec * m.a[:, None]).max(axis=0, initial=0.0)
+        w_sum = (res * m.weight_bytes[:, None]).sum(axis=0)
+        w_max = (res * m.weight_bytes[:, None]).max(axis=0, initial=0.0)
+        return np.maximum(a_sum / big, a_max), np.maximum(w_sum / big, w_max)
+
+    def _bins(self, t0, t1, groups):
+        k = max(1, int(np.ceil((t1 - t0) / self.bin_s - 1e-9)))
+        edges = np.minimum(t0 + self.bin_s * np.arange(k + 1), t1)
+        edges[-1] = t1
+        budget = self.perf.tbt_budget * self.tbt_slo
+        if not groups:
+            z = np.zeros(k)
+            return edges, z, z, np.full(k, np.inf), np.full(k, budget)
+        n = sum(g.count * (g.ready_at <= edges[:-1] + 1e-9).astype(np.float64) for g in groups)
+        f = float(self.shapes.flops[0])
+        dw = self.decode_window_s
+        w = self.window(edges[1:] - dw, edges[1:])
+        x, xk, cnt = w["out"] / dw, w["outk"] / dw, w["n"]
+        # models with sequences in flight: one step per cycle, their weights must be in
+        # memory; idle resident models are evicted first when memory runs short (LRU)
+        dec = self.active(edges[1:], dw)
+        a_eff, resident = self._step(dec, dec, n)
+        big = np.maximum(n, 1e-9)
+        rho = xk / big
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tau = np.where(rho < 1.0, a_eff / np.maximum(1.0 - rho, 1e-12), np.inf)
+            kv = np.where(cnt > 0, w["ctxkv"] / np.maximum(cnt, 1), 0.0)
+            resident = resident + x / big * tau * kv
+        bad = (resident > self.mem_bytes) | (n <= 0)
+        tau = np.where(bad, np.inf, tau)
+        share = np.maximum(1.0 - tau / budget, self.perf.prefill_floor)
+        share = np.where(np.isfinite(tau), share, self.perf.prefill_floor)
+        cap = n * f * share
+        r1 = np.where(n > 0, f * share, 0.0)
+        return edges, cap, r1, tau, np.full(k, budget)
+
+    # ---- what the autoscaler sees ------------------------------------------------------
+    def decision_shapes(self, now: float, replicas: int) -> ShapeTable:
+        """The instance shape with the step cost of the models active in the last
+        ``keep_alive_s`` (spread over ``replicas`` instances) and their mean per-token cost."""
+        dec = self.active(np.array([now]), self.decode_window_s)
+        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))
+        n = float(max(replicas, self.floor_replicas(now), 1))
+        a_eff, resident = self._step(dec, res, np.array([n]))
+        w = self.window(now - self.keep_alive_s, now)
+        mean_k = float(w["outk"]) / float(w["out"]) if float(w["out"]) > 0 else self._mean_k
+        kvb = float(np.mean(self.members.kvb))
+        kv_cap = max(self.mem_bytes - float(resident[0]), 0.0) / kvb
+        return replace(
+            self.shapes,
+            a=np.array([float(a_eff[0]) or float(self.members.a.min())]),
+            kvr=np.zeros(1),
+            c=np.array([mean_k]),
+            kv_cap=np.array([kv_cap]),
+        )
+
+    def floor_replicas(self, now: float) -> int:
+        """Instances the group needs whatever its request rate: to hold the weights of the
+        models used in the last ``keep_alive_s`` with a fifth of memory left for KV cache, and
+        to run one decode step of every model decoding within half the TBT budget."""
+        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))[:, 0]
+        dec = self.active(np.array([now]), self.decode_window_s)[:, 0]
+        w = float(self.members.weight_bytes[res].sum())
+        a = float(self.members.a[dec].sum())
+        budget = self.perf.tbt_budget * self.tbt_slo
+        return max(
+            math.ceil(w / (0.8 * self.mem_bytes) - 1e-9) if w > 0 else 0,
+            math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
+        )
+
+
+def group_capacity(
+    replay: MuxReplay, now: float, replicas: int, mix: Mix, tbt_slo: float, util: float
+) -> np.ndarray:
+    """Requests per second one instance carries at the current member activity."""
+    shapes = replay.decision_shapes(now, replicas)
+    return capacity_rps(shapes, mix, tbt_slo, util, replay.perf)

@@ -1,0 +1,168 @@
+"""Which services share mux groups, and the groups' controller states (``serving/mux.py``).
+
+From the previous period only: a service whose mean load is below ``hot_fraction`` of one
+replica of its cheapest whole-device shape is *cold*; cold services with the same SLOs whose
+cheapest shapes are on the same flavor with the same tensor-parallel degree share one group
+(an instance keeps ``ROOM`` of its biggest member's weight bytes free). A group starts with one instance and is auto-scaled on its members' total load.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from computepool.model.status import Status
+from computepool.serving.mux import Members, MuxReplay, cold_flags, load_seconds, merge
+from computepool.serving.perf import capacity_rps, max_tp_per_flavor
+from computepool.serving.service import ServiceSpec
+from computepool.serving.state import ServiceState
+
+if TYPE_CHECKING:
+    from computepool.serving.controller import ServingController
+
+#: At most this many instances per group.
+MAX_GROUP_REPLICAS = 64
+#: A cold model's instance keeps this share of its weight bytes free for KV cache and a
+#: second model being switched in.
+ROOM = 0.5
+
+
+def _home(s: ServiceState, cfg, past_horizon: float) -> tuple[int, bool] | None:
+    """(row of the instance shape for the service, cold?) or None when it has none."""
+    whole = s.usable & (s.shapes.frac >= 1.0)
+    if not whole.any():
+        return None
+    mix = s.past.mean_mix()
+    cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+    idx = np.nonzero(whole & (cap > 0))[0]
+    if len(idx) == 0:
+        return None
+    # the flavor with the lowest cost per SLO-meeting throughput (a group pools its members'
+    # load), then the smallest instance on it (a cold model rarely fills one)
+    best = int(idx[np.argmin(s.shapes.price_h[idx] / cap[idx])])
+    on = idx[s.shapes.flavor[idx] == s.shapes.flavor[best]]
+    room = s.shapes.kv_cap[on] * s.spec.model.kv_bytes_per_token >= ROOM * s.spec.model.weight_bytes
+    on = on[room] if room.any() else on
+    k = int(on[np.argmin(s.shapes.tp[on])])
+    rate = len(s.past.stream) / max(past_horizon, 1e-9)
+    return k, rate < cfg.hot_fraction * float(cap[k])
+
+
+def plan(states: list[ServiceState], cfg, past_horizon: float) -> dict[tuple, list[int]]:
+    """Groups: key (flavor, tp, ttft SLO, tbt SLO) -> indices of the cold states in it (2+)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, s in enumerate(states):
+        if not s.status.ok:
+            continue
+        home = _home(s, cfg, past_horizon)
+        if home is None or not home[1]:
+            continue
+        f, tp = int(s.shapes.flavor[home[0]]), int(s.shapes.tp[home[0]])
+        groups[(f, tp, s.spec.ttft_slo_s, s.spec.tbt_slo_s)].append(i)
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def _row(s: ServiceState, f: int, tp: int) -> int | None:
+    sh = s.shapes
+    hit = np.nonzero((sh.flavor == f) & (sh.tp == tp) & (sh.frac >= 1.0))[0]
+    return int(hit[0]) if len(hit) else None
+
+
+def group_states(ctl: ServingController) -> list[ServiceState]:
+    """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
+    cfg, pool = ctl.cfg, ctl.pool
+    out: list[ServiceState] = []
+    for (f, tp, ttft, tbt), idx in plan(ctl.states, cfg, ctl.past_horizon).items():
+        states = [ctl.states[i] for i in idx]
+        tp = _instance_tp(ctl, f, tp, max(s.spec.model.weight_bytes for s in states))
+        rows = [_row(s, f, tp) for s in states]
+        keep = [i for i, r in zip(idx, rows, strict=True) if r is not None]
+        if len(keep) < 2:
+            continue
+        states = [ctl.states[i] for i in keep]
+        rows = [r for r in rows if r is not None]
+        acc = pool.flavor_accelerators[f]
+        members = Members(
+            a=np.array([s.shapes.a[r] for s, r in zip(states, rows, strict=True)]),
+            kvr=np.array([s.shapes.kvr[r] for s, r in zip(states, rows, strict=True)]),
+            c=np.array([s.shapes.c[r] for s, r in zip(states, rows, strict=True)]),
+            kvb=np.array([s.spec.model.kv_bytes_per_token for s in states]),
+            weight_bytes=np.array([s.spec.model.weight_bytes for s in states]),
+            load_s=np.array(
+                [load_seconds(s.spec.model.weight_bytes, acc.name, tp, cfg.perf) for s in states]
+            ),
+        )
+        biggest = int(np.argmax(members.weight_bytes))
+        shape = states[biggest].shapes.take(np.array([rows[biggest]]))
+        shape = _instance_shape(shape, cfg.perf.start_s)
+        mem = tp * acc.memory_gib * 1e9 * cfg.perf.memory_usable
+        gi = len(ctl.states) + len(out)
+        name = f"mux/{shape.names[0]}"
+        if any(g.spec.name == name for g in out):  # same instances, other SLOs
+            name += f" ttft {ttft:g}s tbt {tbt:g}s"
+        spec = ServiceSpec(
+            name=name,
+            model=states[biggest].spec.model,
+            ttft_slo_s=ttft,
+            tbt_slo_s=tbt,
+            min_replicas=1,
+            max_replicas=min(MAX_GROUP_REPLICAS, sum(s.spec.max_replicas for s in states)),
+        )
+        replay, member, pos = _replay(ctl, states, [s.replay for s in states], shape, members, mem)
+        past_replay, _, _ = _replay(ctl, states, [s.past for s in states], shape, members, mem)
+        g = ServiceState(spec, shape, np.ones(1, dtype=bool), replay, Status.success(), past_replay)
+        g.members = tuple(keep)
+        g.member_pos = (member, pos)
+        for s in states:
+            s.member_of = gi
+        out.append(g)
+    return out
+
+
+def _instance_tp(ctl: ServingController, f: int, tp: int, biggest: float) -> int:
+    """The members' tp, raised until an instance holds the biggest member with ``ROOM``
+    to spare where the node allows it."""
+    perf = ctl.cfg.perf
+    acc = ctl.pool.flavor_accelerators[f]
+    most = int(max_tp_per_flavor(ctl.pool)[f])
+    for t in sorted(x for x in perf.tp_sizes if tp <= x <= most):
+        if t * acc.memory_gib * 1e9 * perf.memory_usable >= (1.0 + ROOM) * biggest:
+            return t
+    return tp
+
+
+def _instance_shape(shape, start_s: float):
+    from dataclasses import replace
+
+    # an instance starts empty (engine only); members load their weights on demand
+    return replace(shape, start_s=np.array([start_s]))
+
+
+def _replay(ctl, states, replays, shape, members: Members, mem: float):
+    cfg = ctl.cfg
+    stream, member, pos = merge([r.stream for r in replays])
+    flops = np.concatenate([r.flops for r in replays])
+    order_flops = np.empty(len(stream))
+    # merge() sorted by time: rebuild each request's FLOPs in the merged order
+    offsets = np.cumsum([0] + [len(r.stream) for r in replays])
+    order_flops[:] = flops[offsets[member] + pos]
+    cold = cold_flags(stream.t, member, cfg.keep_alive_s)
+    work = order_flops + cold * members.load_s[member] * float(shape.flops[0])
+    tbt = min(s.spec.tbt_slo_s for s in states)
+    replay = MuxReplay(
+        stream,
+        work,
+        shape,
+        tbt,
+        cfg.perf,
+        cfg.bin_s,
+        cfg.decode_window_s,
+        member=member,
+        members=members,
+        mem_bytes=mem,
+        keep_alive_s=cfg.keep_alive_s,
+        cold=cold,
+    )
+    return replay, member, pos

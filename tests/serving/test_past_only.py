@@ -1,0 +1,73 @@
+"""Decisions look at the past only: a spike later in the run moves nothing before it."""
+
+import numpy as np
+import pytest
+
+from computepool.model.throughput import Throughputs
+from computepool.model.workload import Workload
+from computepool.policies import get_policy
+from computepool.serving.service import ServiceSpec
+from computepool.serving.streams import RequestStream
+from computepool.sim.run import SimConfig, simulate
+from tests.serving.helpers import model, one_node_pool, stream, workload
+
+EMPTY = Workload(np.zeros(0), np.zeros(0), np.zeros(0), [])
+SPIKE_AT = 900.0
+
+
+def _run(pool, services):
+    tp = Throughputs(pool.accelerators)
+    return simulate(pool, EMPTY, tp, get_policy("las"), SimConfig(), services=services)
+
+
+def _with_spike(base: RequestStream, at: float, extra: RequestStream) -> RequestStream:
+    """``base`` plus ``extra`` shifted to start at ``at`` (long prompts: a burst of work)."""
+    t = np.r_[base.t, extra.t + at]
+    order = np.argsort(t, kind="stable")
+    return RequestStream(
+        t[order], np.r_[base.prompt, extra.prompt][order], np.r_[base.output, extra.output][order]
+    )
+
+
+@pytest.mark.parametrize("at", [SPIKE_AT, 60.0])
+@pytest.mark.parametrize("mode", ["pooled", "dedicated"])
+def test_a_future_spike_moves_no_decision_before_it(mode, at):
+    pool = one_node_pool(per_node=8, nodes=2)
+    svc = ServiceSpec("chat", model("qwen2.5-7b"), max_replicas=16)
+    calm = stream(np.full(1800, 1.0), seed=1)
+    spiky = _with_spike(calm, at, stream(np.full(120, 40.0), prompt=4000, seed=2))
+    yesterday = stream(np.full(1800, 1.0), seed=3)
+    runs = [
+        _run(pool, workload([svc], [s], 1800.0, past=[yesterday], mode=mode)) for s in (calm, spiky)
+    ]
+    recs = [r.serving.record for r in runs]
+    t = np.asarray(recs[0].t)
+    assert np.array_equal(t, np.asarray(recs[1].t))
+    before = t < at
+    assert before.sum() >= 2
+    for key in ("replicas", "devices", "need"):
+        a, b = (np.asarray(getattr(r, key))[before] for r in recs)
+        assert np.array_equal(a, b), key
+    # the spike itself is seen once it arrives (pooled scales up; dedicated cannot)
+    after = [np.asarray(r.replicas)[~before].max() for r in recs]
+    if mode == "pooled":
+        assert after[1] > after[0]
+    else:
+        assert after[1] == after[0]
+
+
+def test_dedicated_is_sized_from_the_previous_period_not_from_this_run():
+    pool = one_node_pool(per_node=8, nodes=2)
+    svc = ServiceSpec("chat", model("qwen2.5-7b"), max_replicas=16)
+    today = _with_spike(stream(np.full(1800, 1.0)), SPIKE_AT, stream(np.full(120, 40.0)))
+    quiet = stream(np.full(1800, 1.0), seed=3)
+    busy = stream(np.full(1800, 30.0), seed=3)
+    reps = [
+        np.asarray(
+            _run(
+                pool, workload([svc], [today], 1800.0, past=[p], mode="dedicated")
+            ).serving.record.replicas
+        )[0, 0]
+        for p in (quiet, busy)
+    ]
+    assert reps[1] > reps[0]
