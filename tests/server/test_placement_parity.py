@@ -1,6 +1,6 @@
 """Placement decides the same in the simulator and the live pool: the same job file on the same
 pool (gavel-36x3: 9 nodes x 4 of each of V100, P100, K80), the same placement profile
-(``bestfit``) and policy, one job per round. Each job's workers must land on the same nodes and
+(``bestfit``, ``fgd``) and policy, one job per round. Each job's workers must land on the same nodes and
 device slots in both."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SHAPES = {"p1": (1, 3), "p2": (1, 2), "p3": (1, 1), "p4": (2, 4), "p5": (1, 2), 
 Where = tuple[tuple[str, tuple[int, ...]], ...]
 
 
-def simulated(tmp_path) -> dict[str, Where]:
+def simulated(tmp_path, profile: str = "bestfit") -> dict[str, Where]:
     path = tmp_path / "w.yaml"
     path.write_text(textwrap.dedent(JOBS))
     inp = load_inputs("gavel-36x3", str(path))
@@ -40,17 +40,11 @@ def simulated(tmp_path) -> dict[str, Where]:
             jid = inp.workload.ids[j]
             seen.setdefault(jid, tuple((names[b.node], tuple(b.devices)) for b in g.bindings))
 
-    cfg = SimConfig(round_seconds=60.0, placement="bestfit", until=400.0)
+    cfg = SimConfig(round_seconds=60.0, placement=profile, until=400.0)
     simulate(
         inp.pool, inp.workload, inp.throughputs, get_policy("fifo-sticky"), cfg, on_round=record
     )
     return seen
-
-
-@pytest.fixture
-def pool(tmp_path):
-    with sqlite_live(tmp_path, policy="fifo-sticky", placement="bestfit") as p:
-        yield p
 
 
 def live(p: LivePool) -> dict[str, Where]:
@@ -67,8 +61,10 @@ def live(p: LivePool) -> dict[str, Where]:
     return out
 
 
-def test_placement_decisions_match_between_simulator_and_live_pool(tmp_path, pool):
-    sim = simulated(tmp_path)
+@pytest.mark.parametrize("profile", ["bestfit", "fgd"])
+def test_placement_decisions_match_between_simulator_and_live_pool(tmp_path, profile):
+    sim = simulated(tmp_path, profile)
     assert set(sim) == set(SHAPES)
     assert [len(sim[j]) for j in SHAPES] == [w for w, _ in SHAPES.values()]
-    assert live(pool) == sim
+    with sqlite_live(tmp_path, policy="fifo-sticky", placement=profile) as p:
+        assert live(p) == sim
