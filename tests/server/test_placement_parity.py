@@ -1,7 +1,7 @@
 """Placement decides the same in the simulator and the live pool: the same job file on the same
 pool (gavel-36x3: 9 nodes x 4 of each of V100, P100, K80), the same placement profile
-(``bestfit``, ``fgd``) and policy, one job per round. Each job's workers must land on the same nodes and
-device slots in both."""
+(``bestfit``, ``fgd``) and policy, one job per round. Each job's workers must land on the same
+nodes and device slots in both."""
 
 from __future__ import annotations
 
