@@ -1,21 +1,26 @@
-"""Fidelity: the same small workload live on a Ray cluster and in ``simulate()``; per-job JCT.
+"""Fidelity on real work: the same small workload live on a Ray cluster and in ``simulate()``.
 
     python benchmarks/ray_fidelity.py [--jobs 30] [--seed 1] [--round-seconds 0.5]
-                                      [--port 6391] [--json OUT]
+                                      [--cpus 1] [--port 6391] [--json OUT]
 
 1. Starts the demo Ray cluster (``cpool ray up --demo``: 2 x 8 H800, 8 Ascend910B, 8 H100;
-   CPU and memory pinned small) and a real ``cpool serve --backend ray`` on it.
-2. Measures the test job (``ray_fidelity_job.py``: paced steps whose speed depends on the
-   accelerator type, factors passed in the job's env) on every (accelerator type, job size)
-   the workload uses, through the live pool: steps/s from the job's own first and last step,
-   and the start overhead (the scheduler's start decision to the first step). Writes the
-   throughput table in Gavel's JSON layout (``load_throughputs(path)`` reads it).
-3. Runs the workload live: N jobs of a few seconds to a minute, mixed types and sizes, a gang
-   of two whole H800 nodes among them, submitted at their (compressed) arrival times; the
-   server runs fifo-sticky with the measured table.
+   Ray's CPU and memory resources small), pinned to ``--cpus`` cores of this machine (every
+   raylet, Ray worker and so every job inherits the affinity: the benchmark's CPU use is
+   bounded), and a real ``cpool serve --backend ray`` on it.
+2. Measures the test job (``ray_fidelity_job.py``: steps of real work, numpy matrix products
+   on one BLAS thread per worker; nothing in its environment says how fast it should be) on
+   every (accelerator type, job size) the workload uses, through the live pool, one job at a
+   time: steps/s from the job's own first and last step, and the start overhead (the
+   scheduler's start decision to the first step). That separate run's rates are the
+   simulator's throughput table (Gavel's JSON layout; ``load_throughputs(path)`` reads it).
+3. Runs the workload live on a fresh server: N jobs, mixed types and sizes, a gang of two
+   whole H800 nodes among them, submitted at their arrival times; fifo-sticky, bestfit, the
+   measured table.
 4. Simulates the same jobs (arrivals = the live submission times) on the pool read from the
    Ray inventory with the same policy, placement, round length and table, the measured start
-   overhead as restart penalty; compares JCT = completion - submission per job.
+   overhead as restart penalty; compares JCT = completion - submission per job, and says how
+   many other benchmark jobs each one shared the pinned cores with (the simulator's devices
+   are independent; here they share real cores).
 
 Cleans up the server and the cluster it started. Timings on a shared 2-core machine are noisy.
 """
@@ -50,9 +55,10 @@ from tests.server.conftest import admin_token, bearer  # noqa: E402
 from tests.server.serverproc import ServerProcess  # noqa: E402
 
 JOB = Path(__file__).resolve().parent / "ray_fidelity_job.py"
-JOB_TYPE = "paced"
-BASE_RATE = 10.0  # steps/s at speed 1.0
-SPEEDS = {"H800": 1.0, "Ascend910B": 0.6, "H100": 1.5}
+JOB_TYPE = "matmul"
+TYPES = ("H800", "Ascend910B", "H100")
+#: The work of one step (the same on every type): REPS products of N x N float64 matrices.
+WORK_ENV = {"BENCH_N": "160", "BENCH_REPS": "40"}
 #: (spec fields, weight): which accelerators a job accepts.
 KINDS = [
     ({"accelerator_types": ["H800"]}, 3),
@@ -76,17 +82,17 @@ def job_spec(steps: int, workers: int, per: int, kind: dict, name: str) -> dict:
         "accelerators_per_worker": per,
         "job_type": JOB_TYPE,
         "work": steps,
-        "env": {
-            "BENCH_SPEEDS": ",".join(f"{k}={v}" for k, v in SPEEDS.items()),
-            "BENCH_BASE_RATE": str(BASE_RATE),
-        },
+        "env": dict(WORK_ENV),
         **kind,
     }
 
 
-def make_workload(n: int, seed: int, mean_gap_s: float) -> list[tuple[float, dict]]:
-    """(arrival offset, spec): sizes 1-8 devices, 50-500 steps (5-50 s at speed 1), one gang
-    of two whole H800 nodes in every 15 jobs."""
+def make_workload(
+    n: int, seed: int, mean_gap_s: float, steps: tuple[int, int] = (200, 1500)
+) -> list[tuple[float, dict]]:
+    """(arrival offset, spec): sizes 1-8 devices, ``steps`` steps (a gang: a third to two
+    thirds of the most), one gang of two whole H800 nodes in every 15 jobs."""
+    lo, hi = steps
     rng = np.random.default_rng(seed)
     kinds, w = zip(*KINDS, strict=True)
     p = np.asarray(w, dtype=float) / sum(w)
@@ -94,12 +100,16 @@ def make_workload(n: int, seed: int, mean_gap_s: float) -> list[tuple[float, dic
     for i in range(n):
         if i % 15 == 7:
             spec = job_spec(
-                int(rng.integers(100, 300)), 2, 8, {"accelerator_types": ["H800"]}, f"gang{i}"
+                int(rng.integers(hi // 3, 2 * hi // 3)),
+                2,
+                8,
+                {"accelerator_types": ["H800"]},
+                f"gang{i}",
             )
         else:
             kind = kinds[int(rng.choice(len(kinds), p=p))]
             per = int(rng.choice([1, 2, 4, 8], p=[0.35, 0.3, 0.2, 0.15]))
-            spec = job_spec(int(rng.integers(50, 500)), 1, per, kind, f"job{i}")
+            spec = job_spec(int(rng.integers(lo, hi)), 1, per, kind, f"job{i}")
         out.append((round(t, 2), spec))
         t += float(rng.exponential(mean_gap_s))
     return out
@@ -109,7 +119,7 @@ def sizes_used(workload: list[tuple[float, dict]]) -> set[tuple[str, int, int]]:
     """(accelerator type, workers, per worker) pairs a measurement must cover."""
     out = set()
     for _, s in workload:
-        types = s.get("accelerator_types") or list(SPEEDS)
+        types = s.get("accelerator_types") or list(TYPES)
         if s.get("stacks") == ["cuda"]:
             types = ["H800", "H100"]
         out |= {(a, s["workers"], s["accelerators_per_worker"]) for a in types}
@@ -152,29 +162,47 @@ class Live:
         return out
 
 
-def measure(live: Live, combos: set[tuple[str, int, int]], steps: int) -> tuple[dict, list]:
-    """Gavel-layout table {type: {"('paced', sf)": {"null": steps/s}}} and start overheads.
+def measure(
+    live: Live, combos: set[tuple[str, int, int]], steps: int, repeats: int = 1
+) -> tuple[dict, list]:
+    """Gavel-layout table {type: {"('matmul', sf)": {"null": steps/s}}} and start overheads.
 
     One job at a time: a start's overhead (a Ray worker process per rank, then the shim and the
-    job's interpreter) grows when several starts share the 2 cores, and the workload's starts
-    are mostly spread out."""
+    job's interpreter) grows when several starts share the cores, and the workload's starts
+    are mostly spread out. Each (type, size) ``repeats`` times, the median rate kept: the
+    machine is shared, and one run can land in a busy moment."""
     table: dict[str, dict] = {}
     overheads = []
     for a, workers, per in sorted(combos):
-        spec = job_spec(
-            steps, workers, per, {"accelerator_types": [a]}, f"measure-{a}-{workers}x{per}"
-        )
-        spec["job_type"] = "generic"  # the server knows no 'paced' rates yet: measured here
-        i = live.submit(spec)["id"]
-        doc = live.wait_all([i], timeout_s=300)[i]
-        assert doc["status"] == "succeeded", doc
-        ev = live.job_log_events(i)
-        starts = [e["t"] for e in ev if e["ev"] == "start"]
-        ends = [e["t"] for e in ev if e["ev"] == "end"]
-        rate = steps / (max(ends) - min(starts))
-        table.setdefault(a, {})[str((JOB_TYPE, workers * per))] = {"null": rate}
-        overheads.append(min(starts) - ts(doc["started_at"]))
+        rates = []
+        for _ in range(repeats):
+            spec = job_spec(
+                steps, workers, per, {"accelerator_types": [a]}, f"measure-{a}-{workers}x{per}"
+            )
+            spec["job_type"] = "generic"  # the server knows no 'matmul' rates yet
+            i = live.submit(spec)["id"]
+            doc = live.wait_all([i], timeout_s=300)[i]
+            assert doc["status"] == "succeeded", doc
+            ev = live.job_log_events(i)
+            starts = [e["t"] for e in ev if e["ev"] == "start"]
+            ends = [e["t"] for e in ev if e["ev"] == "end"]
+            rates.append(steps / (max(ends) - min(starts)))
+            overheads.append(min(starts) - ts(doc["started_at"]))
+        table.setdefault(a, {})[str((JOB_TYPE, workers * per))] = {"null": statistics.median(rates)}
     return table, overheads
+
+
+def sharing(docs: list[dict]) -> list[float]:
+    """Per job: how many other jobs of the run were running, on average over its run (from
+    the live start and finish times): the pinned cores are shared that many ways more."""
+    span = [(ts(d["started_at"]), ts(d["finished_at"])) for d in docs]
+    out = []
+    for i, (a, b) in enumerate(span):
+        overlap = sum(
+            max(0.0, min(b, b2) - max(a, a2)) for k, (a2, b2) in enumerate(span) if k != i
+        )
+        out.append(overlap / max(b - a, 1e-9))
+    return out
 
 
 def run_live(live: Live, workload: list[tuple[float, dict]]) -> tuple[list[int], dict]:
@@ -216,18 +244,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--mean-gap", type=float, default=2.5, help="mean seconds between arrivals")
+    ap.add_argument("--mean-gap", type=float, default=8.0, help="mean seconds between arrivals")
+    ap.add_argument("--cpus", type=str, default="1", help="cores the Ray cluster is pinned to")
     ap.add_argument("--round-seconds", type=float, default=0.5)
-    ap.add_argument("--measure-steps", type=int, default=60)
+    ap.add_argument("--measure-steps", type=int, default=150)
+    ap.add_argument("--repeats", type=int, default=3, help="measurements per (type, size)")
+    ap.add_argument("--steps", type=str, default="200:1500", help="steps per job, MIN:MAX")
     ap.add_argument("--port", type=int, default=6391)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     work = Path(tempfile.mkdtemp(prefix="cpool-fidelity-"))
-    workload = make_workload(args.jobs, args.seed, args.mean_gap)
+    lo, hi = (int(x) for x in args.steps.split(":"))
+    workload = make_workload(args.jobs, args.seed, args.mean_gap, (lo, hi))
     server = None
     t_up = time.time()
-    ray_demo.up(args.port, client_port=args.port + 1)
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})  # the cluster inherits it
+    try:
+        ray_demo.up(args.port, client_port=args.port + 1)
+    finally:
+        os.sched_setaffinity(0, everywhere)  # the server and this script are not pinned
     try:
         import ray
 
@@ -245,7 +282,7 @@ def main() -> int:
         rs = ["--round-seconds", str(args.round_seconds), "--policy", "fifo-sticky"]
         server = ServerProcess(data, url, "--backend", "ray", *rs).start(timeout=120)
         table, overheads = measure(
-            Live(server.url, admin), sizes_used(workload), args.measure_steps
+            Live(server.url, admin), sizes_used(workload), args.measure_steps, args.repeats
         )
         server.stop()
         table_path = work / "throughputs.json"
@@ -280,6 +317,7 @@ def main() -> int:
         raise SystemExit(f"live jobs did not succeed: {bad}")
     live_jct = [ts(d["finished_at"]) - ts(d["submitted_at"]) for d in ordered]
     live_wait = [ts(d["started_at"]) - ts(d["submitted_at"]) for d in ordered]
+    shared = sharing(ordered)
     first_step = [min(e["t"] for e in ev if e["ev"] == "start") for ev in step_events]
     overhead = [t - ts(d["started_at"]) for t, d in zip(first_step, ordered, strict=True)]
     try:
@@ -298,9 +336,10 @@ def main() -> int:
             "live_wait_s": lw,
             "sim_wait_s": sw,
             "live_start_overhead_s": oh,
+            "live_sharing": sh,
         }
-        for d, lv, s, x, lw, sw, oh in zip(
-            ordered, live_jct, sim_jct, diff, live_wait, sim_wait, overhead, strict=True
+        for d, lv, s, x, lw, sw, oh, sh in zip(
+            ordered, live_jct, sim_jct, diff, live_wait, sim_wait, overhead, shared, strict=True
         )
     ]
     summary = {
@@ -316,17 +355,20 @@ def main() -> int:
         "live_start_overhead_median_s": statistics.median(overhead),
         "live_start_overhead_max_s": max(overhead),
         "seed": args.seed,
+        "cpus": args.cpus,
+        "repeats": args.repeats,
+        "mean_live_sharing": statistics.mean(shared),
         "throughputs": table,
     }
     print(
         f"{'job':>4} {'name':>7} {'flavor':>22} {'live s':>7} {'sim s':>7} {'diff':>6} "
-        f"{'wait live':>9} {'wait sim':>8} {'start s':>7}"
+        f"{'wait live':>9} {'wait sim':>8} {'start s':>7} {'shared':>6}"
     )
     for r in rows:
         print(
             f"{r['job']:>4} {r['name']:>7} {r['flavor']:>22} {r['live_jct_s']:7.2f} "
             f"{r['sim_jct_s']:7.2f} {100 * r['rel_diff']:5.1f}% {r['live_wait_s']:9.2f} "
-            f"{r['sim_wait_s']:8.2f} {r['live_start_overhead_s']:7.2f}"
+            f"{r['sim_wait_s']:8.2f} {r['live_start_overhead_s']:7.2f} {r['live_sharing']:6.2f}"
         )
     print(
         f"median |diff| {100 * summary['median_rel_diff']:.1f}%, p90 "

@@ -176,3 +176,34 @@ def test_after_a_restart_unfinished_ray_attempts_are_lost_and_finished_ones_exit
     assert cluster.placement_of(0, recs["7"]) is None
     cluster.discard(recs["7"], "lost")
     assert json.loads((tmp_path / "runs" / "7" / "1" / "closed").read_text())["outcome"] == "lost"
+
+
+def test_a_ray_start_that_raises_is_reported_to_the_loop_and_the_others_are_tried(tmp_path):
+    """A start that fails (here: its launch cannot be read) is undone and returned as not
+    started, for the loop's next observation; it no longer stops the round's other starts."""
+    import numpy as np
+
+    from computepool.backends.ray_backend import RayCluster
+    from computepool.scheduler.contract import Applied
+    from computepool.scheduler.interfaces import Placement, RoundPlan
+
+    nodes = nodes_from_ray([h800(0)])
+    pool = pool_from_nodes(nodes)
+    asked = []
+
+    def describe(j):
+        asked.append(j)
+        raise OSError(28, "No space left on device")
+
+    cluster = RayCluster(pool, nodes, tmp_path, describe=describe, list_nodes=lambda: [])
+    plan = RoundPlan(
+        now=1.0,
+        round_seconds=1.0,
+        start=np.array([0, 1]),
+        start_flavor=np.array([0, 0]),
+        placements=(Placement(0, 0, ((0, (0,)),)), Placement(1, 0, ((0, (1,)),))),
+    )
+    out = cluster.apply(plan)
+    assert isinstance(out, Applied) and sorted(out.start_failed) == [0, 1]
+    assert "OSError" in out.start_failed[0] and "No space left" in out.start_failed[0]
+    assert asked == [0, 1] and cluster.running == {}

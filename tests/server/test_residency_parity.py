@@ -54,8 +54,8 @@ def live_spec(job: dict, defaults: dict) -> dict:
         "name": j["id"],
         "command": "true",
         "job_type": j["job_type"],
-        "work": j["total_steps"],
-        "accelerator_types": j.get("accelerators", []),
+        "work": j["work"],
+        "accelerator_types": j.get("accelerator_types", []),
         "datasets": j["datasets"],
     }
 

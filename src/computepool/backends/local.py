@@ -47,11 +47,16 @@ from computepool.backends.worker_env import (
 )
 from computepool.backends.worker_launch import JobDirs, job_dirs, make_private_dir, rank_launch
 from computepool.model.pool import Pool
+from computepool.scheduler.contract import Applied
 from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
 
 __all__ = ["Launch", "LocalCluster", "Running", "latest_checkpoint"]
 
 log = logging.getLogger("computepool.backends.local")
+
+#: A start this machine cannot do (not the job's fault) is retried in later rounds; after this
+#: many in a row the job fails with the reason.
+MAX_START_FAILURES = 3
 
 
 def _close(d: Path, outcome: str, rc: int | None = None) -> None:
@@ -131,15 +136,47 @@ class LocalCluster:
         self.failures: dict[int, tuple[float, str]] = {}
         #: job -> why its last attempt failed (the event's and the API's ``reason``).
         self.reasons: dict[int, str] = {}
+        #: job -> starts in a row this machine could not do (``apply``).
+        self.failed_starts: dict[int, int] = {}
 
     # ---- Cluster protocol ------------------------------------------------------------
-    def apply(self, plan: RoundPlan) -> None:
+    def apply(self, plan: RoundPlan) -> Applied | None:
+        """Stops, kills, then starts. A start this machine could not do (an OS error, not the
+        job's own problem) is undone and returned: the job waits again with the reason, up to
+        ``MAX_START_FAILURES`` times in a row, then fails. A job whose launch is wrong
+        (``StartError``) fails at once: starting it again would not help."""
         for j in plan.stop.tolist():
             self._guard(int(j), plan.now, "stopping it", self._stop, int(j), "preempted")
         for j in plan.kill.tolist():
             self._guard(int(j), plan.now, "stopping it", self._stop, int(j), "cancelled")
+        not_started: dict[int, str] = {}
         for j, f, p, delay in placed_starts(plan, "local"):
-            self._guard(j, plan.now, "starting it", self._start, j, f, p, plan.now, delay)
+            try:
+                self._start(j, f, p, plan.now, delay)
+            except StartError as exc:
+                self.fail(j, plan.now, str(exc))
+            except Exception as exc:  # this machine's trouble for this start only
+                log.warning("job %s: error starting it", j, exc_info=True)
+                why = f"error starting it: {type(exc).__name__}: {exc}"[:1000]
+                n = self.failed_starts.get(j, 0) + 1
+                if n >= MAX_START_FAILURES:
+                    self.failed_starts.pop(j, None)
+                    self.fail(j, plan.now, f"{why} ({n} starts in a row failed)")
+                    continue
+                self.failed_starts[j] = n
+                self._undo_start(j)
+                not_started[j] = why
+            else:
+                self.failed_starts.pop(j, None)
+        return Applied(not_started) if not_started else None
+
+    def _undo_start(self, job: int) -> None:
+        """Close and kill whatever a start that failed half-way left behind."""
+        r = self.running.pop(job, None)
+        if r is not None:
+            if r in self.waiting:
+                self.waiting.remove(r)
+            self._kill_now(r)
 
     def _guard(self, job: int, now: float, doing: str, fn: Callable, *args) -> None:
         """Run one job's step; if it fails, that job fails (with the reason), nothing else."""

@@ -49,6 +49,7 @@ from computepool.backends.rendezvous import rank_env
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import Launch, job_env
 from computepool.model.pool import Pool
+from computepool.scheduler.contract import Applied
 from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
 
 log = logging.getLogger("computepool.ray")
@@ -165,13 +166,25 @@ class RayCluster:
         self.placer = placer
 
     # ---- Cluster protocol ------------------------------------------------------------
-    def apply(self, plan: RoundPlan) -> None:
+    def apply(self, plan: RoundPlan) -> Applied | None:
+        """Stops, kills, then starts; a start that raised (Ray refused its placement group, a
+        record that cannot be written) is undone and returned: the job waits again with why."""
         for j in plan.stop.tolist():
             self._stop(int(j), "preempted")
         for j in plan.kill.tolist():
             self._stop(int(j), "cancelled")
+        not_started: dict[int, str] = {}
         for j, f, p, delay in placed_starts(plan, "Ray", every_worker_slotted=True):
-            self._start(j, f, p, plan.now, delay)
+            try:
+                self._start(j, f, p, plan.now, delay)
+            except Exception as exc:  # this start only; the other starts go on
+                log.warning("job %s: error starting it", j, exc_info=True)
+                r = self.running.get(j)
+                if r is not None:
+                    with contextlib.suppress(Exception):
+                        self._finish(r, "failed", None)
+                not_started[j] = f"error starting it: {type(exc).__name__}: {exc}"[:1000]
+        return Applied(not_started) if not_started else None
 
     def observe(self, now: float) -> Observation:
         self._check_nodes()

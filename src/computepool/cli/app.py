@@ -3,6 +3,7 @@ the conventions they share (``--url``, ``--pool``, ``-o``) are in ``cli/conventi
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from computepool.cli import (
     wait_cmd,
     whatif_cmd,
 )
+from computepool.cli.common import warn
 from computepool.cli.conventions import CpoolTyper
 
 app = CpoolTyper(
@@ -85,7 +87,17 @@ demo_cmd.register(app)
 report_cmd.register(app)
 
 
+class _WarnOnStderr(logging.Handler):
+    """Deprecations the library logs, shown as the CLI's warnings (stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
+
+
 def main() -> None:
+    dep = logging.getLogger("computepool.deprecation")
+    dep.addHandler(_WarnOnStderr())
+    dep.propagate = False
     app()
 
 

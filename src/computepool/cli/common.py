@@ -21,6 +21,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """A warning on stderr (deprecations, things done but worth a look)."""
+    err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def load_or_exit(what: Callable[[], T]) -> T:
     """Run a loader; turn input errors (ValueError, OSError, KeyError) into a clean exit."""
     try:

@@ -98,6 +98,7 @@ def _nodes(path: Path, doc: YamlDoc | None) -> str:
 
 def _job(path: Path, doc: YamlDoc | None) -> str:
     from computepool.admission.rulebook import load_rulebook
+    from computepool.model.field_names import warn_old_names
     from computepool.server.schemas import JobSpec
 
     data = _mapping(doc, "a mapping of job fields (command, workers, ...)")
@@ -105,6 +106,7 @@ def _job(path: Path, doc: YamlDoc | None) -> str:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         raise CatalogFileError(str(path), problems_from_validation(exc)) from None
+    warn_old_names(str(path), [data])
     classes = {c for r in load_rulebook().rules for c in r.data_classes}
     problems = [
         Problem(

@@ -18,7 +18,7 @@ import yaml
 
 from computepool.bounds import JOB_FILE_MAX_BYTES
 from computepool.catalog import yaml_lines
-from computepool.cli.common import console, fail
+from computepool.cli.common import console, fail, warn
 from computepool.cli.conventions import DEFAULT_URL, TokenOpt, UrlOpt
 from computepool.cli.output import Output, OutputOpt
 
@@ -138,6 +138,8 @@ def register(app: typer.Typer) -> None:
         headers = {"Idempotency-Key": key} if key else {}
         r = Client(url, token).call("POST", "/v1/jobs", json=doc, headers=headers)
         j = r.json()
+        for w in j.get("warnings") or []:  # deprecations, e.g. old field names
+            warn(w.replace("job file", str(file), 1))
         again = " (already submitted with this key)" if r.status_code == 200 else ""
         console.print(f"job [bold]{j['id']}[/] {_status(j['status'])}{again}")
 

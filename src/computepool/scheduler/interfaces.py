@@ -72,6 +72,9 @@ class Observation:
     errored_reason: dict[int, str] = field(default_factory=dict)
     #: The cluster's capacity changed (a node lost or back): waiting jobs are re-decided.
     capacity_changed: bool = False
+    #: Starts of the last plan that did not happen (job -> why), as the loop that applied it
+    #: reported them: those jobs wait again, with the reason.
+    start_failed: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def of_exits(
@@ -104,7 +107,9 @@ class Clock(Protocol):
 class Cluster(Protocol):
     def observe(self, now: float) -> Observation: ...
 
-    def apply(self, plan: RoundPlan) -> None: ...
+    def apply(self, plan: RoundPlan) -> object:
+        """Carry out ``plan``; None, or an ``Applied`` naming the starts that did not happen."""
+        ...
 
     def next_event_time(self) -> float:
         """Earliest time something is known to happen (a completion); inf if unknown."""

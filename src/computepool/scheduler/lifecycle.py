@@ -172,3 +172,40 @@ def withdraw(
     history.end[jobs] = now
     for j in jobs:
         emit(sink, int(j), kind, now, reason)
+
+
+def unstart(
+    start_failed: dict[int, str],
+    active: ActiveSet,
+    history: JobHistory,
+    pairs: PairState,
+    placer: Placer | None,
+    why_waiting: dict[int, str],
+    sink: JobSink | None,
+    at: float,
+) -> bool:
+    """Starts the cluster reported as not done: those jobs never ran since the last step.
+    They wait again (not running, their slots freed, the start uncounted), ``requeued`` with
+    the cluster's reason (event at ``at``), and the reason is kept in ``why_waiting`` until
+    they start. True when any job still in the pool was affected."""
+    if not start_failed:
+        return False
+    jobs = np.asarray(sorted(start_failed), dtype=np.int64)
+    jobs = jobs[jobs < len(history.row_of)]
+    rows = history.row_of[jobs]
+    jobs, rows = jobs[rows >= 0], rows[rows >= 0]
+    jobs, rows = jobs[active.running[rows] >= 0], rows[active.running[rows] >= 0]
+    if len(jobs) == 0:
+        return False
+    if placer is not None:
+        placer.release(jobs)
+    active.running[rows] = -1
+    active.partner[rows] = -1
+    pairs.drop_jobs(jobs)
+    history.starts[jobs] -= 1
+    history.first_start[jobs[history.starts[jobs] <= 0]] = np.nan
+    for j in jobs.tolist():
+        why = str(start_failed[j])[:1000]
+        why_waiting[j] = why
+        emit(sink, j, "requeued", at, f"start failed: {why}")
+    return True

@@ -1,21 +1,26 @@
-"""The Scheduler: one round loop for the live pool and the simulator.
+"""The Scheduler: one round loop's decisions for the live pool and the simulator.
 
-Each round: observe the cluster (completions, failures, progress) -> account usage -> admit
-arrivals (feasibility + admission checks) -> policy allocation -> round mechanism -> plan ->
-``Cluster.apply``. Time comes from an injected ``Clock``; there is no "simulate" flag.
+The scheduler plans, the loops apply (Nomad's shape). ``Scheduler.plan(observation, arrivals)``
+takes what the cluster observed (completions, failures, progress, starts that did not happen)
+-> accounts usage -> admits arrivals (feasibility + admission checks) -> policy allocation ->
+round mechanism -> a ``StepOutput``: the ``RoundPlan`` list and the lifecycle events of the step. It
+changes only its ``SchedulerState`` (``scheduler/contract.py``); the simulator's loop
+(``sim/loop.py``) and the live pool's (``server/live_loop.py``) apply the plans to their
+cluster, report the events, and feed what the cluster could not do into the next observation.
+Time comes from an injected ``Clock``; there is no "simulate" flag. ``step``/``run`` are the
+simplest such loop, over the ``cluster`` and ``source`` the Scheduler was built with.
 
-This module owns the order of those steps and the loop's timing (``step``, ``next_time``,
-``run``); the steps themselves live beside it: ``admission_masks`` (which flavors a job may
-use, and why not), ``accounting`` (usage, the mechanism's time counters, ``RoundSeries``),
-``lifecycle`` (joining and leaving the active set, events) and ``round`` (the pieces of one
-round's decision and its application).
+This module owns the order of a step and the loop's timing (``plan``, ``next_time``); the
+steps themselves live beside it: ``admission_masks`` (which flavors a job may use, and why
+not), ``accounting`` (usage, the mechanism's time counters, ``RoundSeries``), ``lifecycle``
+(joining and leaving the active set, events) and ``round`` (the pieces of one round's
+decision and its plan).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,16 +33,24 @@ from computepool.policies.base import Policy, PolicyInput
 from computepool.scheduler import lifecycle
 from computepool.scheduler.accounting import (
     RoundSeries,
-    TimeCounters,
     charge_usage,
     record_interval,
 )
 from computepool.scheduler.admission_masks import Admission, ProfileCheck
+from computepool.scheduler.contract import (
+    RoundContext,
+    SchedulerConfig,
+    SchedulerState,
+    StepOutput,
+    deliver,
+    with_start_failures,
+)
 from computepool.scheduler.interfaces import (
     Clock,
     Cluster,
     JobSink,
     JobSource,
+    Observation,
     Placer,
     RoundGate,
     RoundPlan,
@@ -45,7 +58,6 @@ from computepool.scheduler.interfaces import (
 from computepool.scheduler.lifecycle import CANCELLED, COMPLETED, FAILED, REJECTED, emit
 from computepool.scheduler.policy_view import ServingHook
 from computepool.scheduler.round import RoundMaker
-from computepool.scheduler.state import ActiveSet, JobHistory
 
 __all__ = [
     "CANCELLED",
@@ -60,42 +72,12 @@ __all__ = [
 ]
 
 
-#: Gavel's minimum time between counter resets in rounds (1,920 s / 360 s).
-GAVEL_RESET_ROUNDS = 1920.0 / 360.0
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    round_seconds: float = 360.0
-    #: Received-time counters (the mechanism's memory) are reset at most this often, and only
-    #: when the job set changed (Gavel's ``minimum_time_between_allocation_resets``).
-    min_reset_seconds: float = 1920.0
-    #: Time-shared (LP) policies: recompute the allocation whenever the job set changed. False
-    #: (Gavel's simulator) recomputes it only together with a counter reset; jobs that arrive in
-    #: between hold no share until then and run only on room the others leave.
-    recompute_on_change: bool = False
-    #: Time-shared policies: a row owed more than this many rounds of time on a flavor (its
-    #: deficit) goes ahead of rows ranked by Gavel's priority (``mechanism.assign_time_shares``),
-    #: so large gangs with small shares are not starved. ``inf``: Gavel's order exactly.
-    starvation_rounds: float = 2.0
-
-    @classmethod
-    def live(cls, round_seconds: float) -> SchedulerConfig:
-        """A live pool's defaults, tied to its round: the allocation is recomputed as soon as
-        the job set changes (a new job holds its share from the next round, not from the next
-        counter reset), and counters reset after as many rounds as Gavel's 1,920 s are of its
-        360 s rounds. With the simulator's defaults and 1 s live rounds a new job under a
-        max-min policy waited up to 32 minutes for its share."""
-        return cls(
-            round_seconds=round_seconds,
-            min_reset_seconds=round_seconds * GAVEL_RESET_ROUNDS,
-            recompute_on_change=True,
-        )
-
-
 class Scheduler:
-    """The round loop over one pool and workload: when rounds happen and in what order their
-    steps run; admission, accounting, lifecycle and the round itself are delegated."""
+    """The round loop's brain over one pool and workload: ``plan`` takes an observation and
+    the arrivals and returns the step's plans and events; when rounds happen and in what order
+    their steps run is decided here, admission, accounting, lifecycle and the round itself are
+    delegated. ``step``/``run`` drive ``cluster`` and ``source`` themselves (the simplest loop:
+    tests, scripts); the simulator (``sim/loop.py``) and the live pool run their own."""
 
     def __init__(
         self,
@@ -115,48 +97,37 @@ class Scheduler:
         pair_rates: np.ndarray | None = None,
         serving: ServingHook | None = None,
     ) -> None:
-        self.pool, self.workload, self.throughputs = pool, workload, throughputs
-        self.policy, self.cluster, self.clock, self.source = policy, cluster, clock, source
-        self.config = config or SchedulerConfig()
-        self.checks, self.sink = tuple(checks), sink
-        self.placer, self.gate = placer, gate
-        self.serving = serving
-        F = len(pool.flavors)
-        self.active = ActiveSet(F)
-        self.history = JobHistory(len(workload))
-        self.series = RoundSeries()
-        self.rejections: dict[int, Status] = {}
-        self._admission = Admission(pool, workload, throughputs, self.checks, feasibility)
-        self._t_prev = clock.now()
-        #: The mechanism's memory: time per flavor and per pair since the last reset.
-        self._counters = TimeCounters.empty(F)
-        self._round = RoundMaker(
-            pool=pool,
-            workload=workload,
-            throughputs=throughputs,
-            policy=policy,
-            round_seconds=self.config.round_seconds,
-            min_reset_seconds=self.config.min_reset_seconds,
-            recompute_on_change=self.config.recompute_on_change,
-            starvation_deficit_s=self.config.starvation_rounds * self.config.round_seconds,
-            cluster=cluster,
-            admission=self._admission,
-            active=self.active,
-            history=self.history,
-            series=self.series,
-            counters=self._counters,
-            checks=self.checks,
-            sink=sink,
-            placer=placer,
-            gate=gate,
-            serving=serving,
-            pair_rates=pair_rates,
+        cfg = config or SchedulerConfig()
+        checks = tuple(checks)
+        admission = Admission(pool, workload, throughputs, checks, feasibility)
+        ctx = RoundContext(
+            pool, workload, throughputs, policy, cfg, admission, checks, placer, gate, serving
         )
-        self._first = True
-        self._next_round = -math.inf
-        self._deferred = False
-        #: Set by ``wake`` (and withdrawals, capacity changes): the next round re-decides.
-        self._woken = False
+        state = SchedulerState.empty(len(pool.flavors), len(workload), clock.now())
+        state.pair_rates = pair_rates
+        self.ctx, self.state = ctx, state
+        #: The simplest loop's seams (``step``, ``run``, ``cancel``, ``adopt``).
+        self.cluster, self.clock, self.source, self.sink = cluster, clock, source, sink
+        self._round = RoundMaker(ctx, state)
+        #: Starts the cluster reported as not done, for the next step (``step``'s loop).
+        self._start_failed: dict[int, str] = {}
+
+    # ---- the context and state, by name -------------------------------------------------
+    pool = property(lambda self: self.ctx.pool)
+    workload = property(lambda self: self.ctx.workload)
+    throughputs = property(lambda self: self.ctx.throughputs)
+    policy = property(lambda self: self.ctx.policy)
+    config = property(lambda self: self.ctx.config)
+    checks = property(lambda self: self.ctx.checks)
+    placer = property(lambda self: self.ctx.placer)
+    gate = property(lambda self: self.ctx.gate)
+    serving = property(lambda self: self.ctx.serving)
+    _admission = property(lambda self: self.ctx.admission)
+    active = property(lambda self: self.state.active)
+    history = property(lambda self: self.state.history)
+    series = property(lambda self: self.state.series)
+    rejections = property(lambda self: self.state.rejections)
+    _counters = property(lambda self: self.state.counters)
 
     # ---- admission (scheduler/admission_masks.py) -------------------------------------
     @property
@@ -189,12 +160,14 @@ class Scheduler:
         self._admission.refresh_classes()
         ok = self._admission.legal(jobs)
         for j in jobs[~ok]:
-            self._reject(int(j), self._t_prev)
+            self._reject(int(j), self.state.t_prev)
         return jobs[ok]
 
     def _reject(self, job: int, now: float) -> None:
         st = self._admission.why_not(job)
-        lifecycle.reject(job, st, now, self.rejections, self.history, self.sink, self.checks)
+        lifecycle.reject(
+            job, st, now, self.rejections, self.history, self.state.outbox, self.checks
+        )
 
     def _reject_stranded(self, now: float) -> bool:
         """Reject active jobs that no longer have any legal flavor (e.g. an approval expired)."""
@@ -209,7 +182,7 @@ class Scheduler:
         if len(running):
             if self.placer is not None:
                 self.placer.release(running)
-            self.cluster.apply(
+            self.state.outbox.plans.append(
                 RoundPlan(now=now, round_seconds=self.config.round_seconds, stop=running)
             )
         for j in jobs:
@@ -220,17 +193,29 @@ class Scheduler:
         return True
 
     # ---- accounting and lifecycle (scheduler/accounting.py, scheduler/lifecycle.py) ------
-    def _account(self, now: float) -> bool:
-        """Observe the cluster, charge usage since the last round, settle ended and failed
-        jobs; True when the job set changed."""
-        obs = self.cluster.observe(now)
-        self._woken = self._woken or obs.capacity_changed
+    def _account(self, obs: Observation) -> bool:
+        """Take in what the cluster observed: starts that did not happen first (their rows
+        never ran), then usage since the last step, ended and failed jobs; True when the job
+        set changed."""
+        st, now = self.state, obs.now
+        st.woken = st.woken or obs.capacity_changed
+        not_started = lifecycle.unstart(
+            obs.start_failed,
+            st.active,
+            st.history,
+            st.counters.pairs,
+            self.placer,
+            st.start_failures,
+            st.outbox,
+            st.t_prev,
+        )
+        st.backoff = {j for j in obs.start_failed if j in st.start_failures}
         ended, ended_at = lifecycle.ended_jobs(obs)
-        t0 = self._t_prev
+        t0 = st.t_prev
         usage = charge_usage(
-            self.active,
-            self.history,
-            self._counters,
+            st.active,
+            st.history,
+            st.counters,
             self.pool,
             self._admission.scale_factor,
             self.workload.job_class,
@@ -240,26 +225,29 @@ class Scheduler:
             ended_at,
         )
         held = self.serving.held if self.serving is not None else None
-        record_interval(self.series, usage, self.active, len(self.pool.flavors), t0, now, held)
-        return lifecycle.settle(
+        record_interval(st.series, usage, st.active, len(self.pool.flavors), t0, now, held)
+        settled = lifecycle.settle(
             obs,
             ended,
             ended_at,
-            self.active,
-            self.history,
-            self._counters.pairs,
+            st.active,
+            st.history,
+            st.counters.pairs,
             self.placer,
-            self.sink,
+            st.outbox,
             t0,
         )
+        return settled or not_started
 
     # ---- live-pool operations (between rounds) ---------------------------------------
-    def adopt(self, jobs: np.ndarray, flavors: np.ndarray, started_at: np.ndarray) -> np.ndarray:
+    def take_over(
+        self, jobs: np.ndarray, flavors: np.ndarray, started_at: np.ndarray
+    ) -> np.ndarray:
         """Take over jobs already running on the cluster (after a control-plane restart).
 
-        They join the active set as running on ``flavors`` without a start being sent to the
-        cluster. Returns the mask of jobs adopted; the others were rejected at admission
-        (their reason is in ``rejections``) and the caller must stop them.
+        They join the active set as running on ``flavors`` without a start in any plan.
+        Returns the mask of jobs adopted; the others were rejected at admission (their reason
+        is in ``rejections``) and the caller must stop them. Events wait in the outbox.
         """
         jobs = np.asarray(jobs, dtype=np.int64)
         if len(jobs) == 0:
@@ -276,33 +264,63 @@ class Scheduler:
             np.asarray(started_at, dtype=np.float64)[ok],
         )
         for j in admitted:
-            emit(self.sink, int(j), "adopted", self._t_prev)
+            emit(self.state.outbox, int(j), "adopted", self.state.t_prev)
+        return ok
+
+    def withdraw(
+        self, jobs: np.ndarray, now: float, reason: str = "cancelled", kind: str = "cancelled"
+    ) -> np.ndarray:
+        """Withdraw jobs at ``now``: running ones get a kill in the outbox's plan. Returns those
+        withdrawn; jobs already finished, failed, rejected or cancelled are left alone.
+        ``kind``: the event they leave with (``failed`` when the pool stops them)."""
+        jobs = np.asarray(jobs, dtype=np.int64)
+        if len(jobs) == 0:
+            return jobs
+        jobs, kill = lifecycle.withdrawable(self.active, self.history, jobs)
+        if len(kill):
+            if self.placer is not None:
+                self.placer.release(kill)
+            self.state.outbox.plans.append(
+                RoundPlan(now=now, round_seconds=self.config.round_seconds, kill=kill)
+            )
+        lifecycle.withdraw(
+            self.active,
+            self.history,
+            self._counters.pairs,
+            jobs,
+            now,
+            self.state.outbox,
+            reason,
+            kind,
+        )
+        for j in jobs.tolist():
+            self.state.start_failures.pop(int(j), None)
+        self.state.woken = self.state.woken or len(jobs) > 0  # their capacity is free for others
+        return jobs
+
+    def take(self, now: float | None = None, more: bool = True) -> StepOutput:
+        """What the scheduler produced since the last ``take`` (plans, events) for a loop."""
+        plans, events = self.state.outbox.take()
+        t = self.state.t_prev if now is None else now
+        return StepOutput(t, tuple(plans), tuple(events), more)
+
+    def _drain(self) -> None:
+        """The simplest loop: apply what is in the outbox to ``cluster``, tell ``sink``."""
+        deliver(self.take(), self.cluster, self.sink, self._start_failed)
+
+    def adopt(self, jobs: np.ndarray, flavors: np.ndarray, started_at: np.ndarray) -> np.ndarray:
+        """``take_over``, its events told to ``sink`` at once."""
+        ok = self.take_over(jobs, flavors, started_at)
+        self._drain()
         return ok
 
     def cancel(
         self, jobs: np.ndarray, reason: str = "cancelled", kind: str = "cancelled"
     ) -> np.ndarray:
-        """Withdraw jobs; running ones are killed through the cluster. Returns those withdrawn.
-
-        Jobs already finished, failed, rejected or cancelled are left alone. ``kind``: the
-        event they leave with (``failed`` when the pool stops them, e.g. at a time limit).
-        """
-        jobs = np.asarray(jobs, dtype=np.int64)
-        if len(jobs) == 0:
-            return jobs
-        jobs, kill = lifecycle.withdrawable(self.active, self.history, jobs)
-        now = self.clock.now()
-        if len(kill):
-            if self.placer is not None:
-                self.placer.release(kill)
-            self.cluster.apply(
-                RoundPlan(now=now, round_seconds=self.config.round_seconds, kill=kill)
-            )
-        lifecycle.withdraw(
-            self.active, self.history, self._counters.pairs, jobs, now, self.sink, reason, kind
-        )
-        self._woken = self._woken or len(jobs) > 0  # their capacity is free for others
-        return jobs
+        """``withdraw`` now (the clock's time), its kills applied to ``cluster`` at once."""
+        out = self.withdraw(jobs, self.clock.now(), reason, kind)
+        self._drain()
+        return out
 
     def steps_done(self, job: int) -> float:
         """Work a job still in the pool has done so far (0 when it has not run yet)."""
@@ -311,14 +329,14 @@ class Scheduler:
 
     def pending_reason(self, job: int) -> Status | None:
         """Why ``job`` waits after the last round: a status naming the quota, placement,
-        check or capacity that held it back (None: it is not waiting)."""
+        check, failed start or capacity that held it back (None: it is not waiting)."""
         return self._round.explain(job)
 
     def wake(self) -> None:
         """Something the loop does not watch changed (tenants' quotas or budgets, the pool's
         capacity): the next round re-decides as if the job set had changed, so a waiting job
         starts within one round of the change rather than at the next unrelated event."""
-        self._woken = True
+        self.state.woken = True
 
     # ---- the policy's round (scheduler/round.py) ---------------------------------------
     def pair_rates(self) -> np.ndarray:
@@ -330,23 +348,27 @@ class Scheduler:
         return self._round.policy_input(now)
 
     def _decide(self, now: float, changed: bool) -> None:
-        self._round.decide(now, changed, first=self._first, at=self._t_prev)
+        """A policy round at ``now`` outside ``plan`` (tests), applied at once."""
+        self._round.decide(now, changed, first=self.state.first, at=self.state.t_prev)
+        self._drain()
 
     @property
     def _half_round(self) -> float:
         return self.config.round_seconds / 2.0
 
-    # ---- the loop --------------------------------------------------------------------
-    def step(self) -> bool:
-        """Run one round at the clock's current time. Returns False when all work is done."""
-        now = self.clock.now()
-        changed = self._account(now) or self._woken
-        self._woken = False
-        self._t_prev = now
+    # ---- the step --------------------------------------------------------------------
+    def plan(self, obs: Observation, arrivals: np.ndarray, exhausted: bool) -> StepOutput:
+        """One step at ``obs.now``: take in the observation, admit ``arrivals`` (``exhausted``:
+        no more will come), decide the round if one is due; return the plans and events for
+        the loop to apply. Changes only the scheduler's state (and the placer's slots)."""
+        st, now = self.state, obs.now
+        changed = self._account(obs) or st.woken
+        st.woken = False
+        st.t_prev = now
         if self._sync_checks(now):
             self._reject_stranded(now)
             changed = True
-        arrived = np.asarray(self.source.arrivals(now), dtype=np.int64)
+        arrived = np.asarray(arrivals, dtype=np.int64)
         if len(arrived):
             self.history.ensure(int(arrived.max()) + 1)
             admitted = self.admit(arrived)
@@ -354,43 +376,50 @@ class Scheduler:
                 # Gavel starts every job's received time at half a round on each flavor.
                 lifecycle.join(self.active, self.history, admitted, self._half_round)
                 for j in admitted:
-                    emit(self.sink, int(j), "admitted", self._t_prev)
+                    emit(st.outbox, int(j), "admitted", st.t_prev)
                 changed = True
         serving = self.serving is not None and self.serving.active(now)
-        if len(self.active) == 0 and self.source.exhausted() and not serving:
-            return False
-        round_due = now >= self._next_round - 1e-9
+        if len(self.active) == 0 and exhausted and not serving:
+            return self.take(now, more=False)
+        round_due = now >= st.next_round - 1e-9
         if serving and not self.policy.event_driven and not round_due:
             # between training rounds only the services act; changes wait for the round
-            self._deferred = self._deferred or changed
+            st.deferred = st.deferred or changed
             changed = False
         if (
             changed
-            or self._first
+            or st.first
             or (round_due and not self.policy.event_driven)
-            or now >= self._round.policy_next
+            or now >= st.policy_next
         ):
-            self._decide(now, changed or self._deferred)
-            self._deferred = False
-            self._next_round = now + self.config.round_seconds
+            self._round.decide(now, changed or st.deferred, first=st.first, at=st.t_prev)
+            st.deferred = False
+            st.next_round = now + self.config.round_seconds
         elif serving:
-            self._round.serve(now, at=self._t_prev)
-            if len(self.active) == 0 and self.source.exhausted() and not self.serving.active(now):
-                return False  # the services just ended and nothing else is left
-        self._first = False
+            self._round.serve(now, at=st.t_prev)
+            if len(self.active) == 0 and exhausted and not self.serving.active(now):
+                return self.take(now, more=False)  # the services just ended, nothing is left
+        st.first = False
+        if st.backoff:  # they sat this round out: the next round decides for them again
+            st.woken, st.backoff = True, set()
         self.series.rounds += 1
-        return True
+        return self.take(now)
 
-    def next_time(self, now: float) -> float:
+    def next_time(
+        self, now: float, next_event: float | None = None, next_arrival: float | None = None
+    ) -> float:
+        """When the next step should run, given the cluster's next known event and the
+        source's next arrival (default: asked of ``cluster`` and ``source``)."""
         r = self.config.round_seconds
         t_next = now + r
         if self.serving is not None and self.serving.active(now):
             return now + float(getattr(self.serving, "interval_s", r))
-        nxt_arrival = self.source.next_arrival()
+        nxt_arrival = self.source.next_arrival() if next_arrival is None else next_arrival
         if len(self.active) == 0:
             t_next = max(t_next, nxt_arrival) if math.isfinite(nxt_arrival) else t_next
         elif self.policy.event_driven:
-            t_evt = min(self.cluster.next_event_time(), nxt_arrival, self._round.policy_next)
+            evt = self.cluster.next_event_time() if next_event is None else next_event
+            t_evt = min(evt, nxt_arrival, self.state.policy_next)
             if math.isfinite(t_evt) and t_evt > t_next:
                 t_next = now + math.ceil((t_evt - now) / r - 1e-9) * r
         if len(self.active):
@@ -400,6 +429,18 @@ class Scheduler:
                 if nxt is not None and now < (t_change := nxt(now)) < t_next:
                     t_next = t_change
         return t_next
+
+    # ---- the simplest loop (tests, scripts) ----------------------------------------------
+    def step(self) -> bool:
+        """Observe ``cluster``, plan, apply, tell ``sink``: one step at the clock's time.
+        Returns False when all work is done."""
+        now = self.clock.now()
+        obs = with_start_failures(self.cluster.observe(now), self._start_failed)
+        self._start_failed = {}
+        arrivals = self.source.arrivals(now)
+        out = self.plan(obs, arrivals, self.source.exhausted())
+        deliver(out, self.cluster, self.sink, self._start_failed)
+        return out.more
 
     def run(
         self,

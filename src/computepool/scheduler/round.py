@@ -1,49 +1,37 @@
-"""One policy round: from the active set to the ``RoundPlan`` handed to ``Cluster.apply``.
+"""One policy round: from the active set to the ``RoundPlan`` a loop hands its cluster.
 
-``RoundMaker`` owns the round's decision and its application: it builds the policy's view
+``RoundMaker`` owns the round's decision: it builds the policy's view
 (``scheduler/policy_view.py``), lets the gate and ``hold_back`` take rows out, calls the policy,
 turns the allocation into one flavor per row with the mechanism (``scheduler/mechanism.py``,
 ``scheduler/pairs.py``: Gavel's priorities for time-shared policies, the policy's order for the
-others), and applies what changed (``scheduler/starts.py``: slots, the checks' last word). It
-keeps the mechanism's memory between rounds: the time counters (shared with accounting), when
-they are due for a reset, and when an event-driven policy wants its next round. The Scheduler
-(``scheduler/loop.py``) decides when a round happens.
+others), and plans what changed (``scheduler/starts.py``: slots, the checks' last word) into the
+state's outbox. It reads a ``RoundContext`` and changes one ``SchedulerState``
+(``scheduler/contract.py``): the mechanism's memory between rounds (the time counters, shared
+with accounting, when they are due for a reset, when an event-driven policy wants its next
+round). The Scheduler (``scheduler/loop.py``) decides when a round happens; a loop applies it.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
 from computepool.model.allocation import Allocation, PairShares
-from computepool.model.pool import Pool
 from computepool.model.status import Status
-from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies.base import Policy, PolicyInput
 from computepool.scheduler.accounting import RoundSeries, TimeCounters
 from computepool.scheduler.admission_masks import (
-    Admission,
-    ProfileCheck,
     forbid_illegal,
     usable_flavors,
 )
-from computepool.scheduler.interfaces import (
-    Cluster,
-    JobSink,
-    Placement,
-    Placer,
-    RoundGate,
-    RoundPlan,
-)
+from computepool.scheduler.contract import Outbox, RoundContext, SchedulerState
+from computepool.scheduler.interfaces import Placement, RoundPlan
 from computepool.scheduler.lifecycle import emit
 from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.pairs import assign_round, class_pair_rates
 from computepool.scheduler.policy_view import (
-    ServingHook,
     build_policy_input,
     flavor_order,
     gate_input,
@@ -75,56 +63,51 @@ def check_policy_placement(policy: Policy, placed: bool) -> None:
 
 
 class RoundMaker:
-    """Decides and applies policy rounds (and services-only rounds) for one Scheduler."""
+    """Decides policy rounds (and services-only rounds) for one Scheduler: reads its
+    ``RoundContext``, changes its ``SchedulerState``, and leaves the round's plan and events in
+    the state's outbox for the loop to apply."""
 
-    def __init__(
-        self,
-        *,
-        pool: Pool,
-        workload: Workload,
-        throughputs: Throughputs,
-        policy: Policy,
-        round_seconds: float,
-        min_reset_seconds: float,
-        recompute_on_change: bool,
-        starvation_deficit_s: float,
-        cluster: Cluster,
-        admission: Admission,
-        active: ActiveSet,
-        history: JobHistory,
-        series: RoundSeries,
-        counters: TimeCounters,
-        checks: Sequence[ProfileCheck] = (),
-        sink: JobSink | None = None,
-        placer: Placer | None = None,
-        gate: RoundGate | None = None,
-        serving: ServingHook | None = None,
-        pair_rates: np.ndarray | None = None,
-    ) -> None:
-        self.pool, self.workload, self.throughputs = pool, workload, throughputs
-        self.policy, self.cluster, self.admission = policy, cluster, admission
-        self.round_seconds = round_seconds
-        self.min_reset_seconds = min_reset_seconds
-        self.recompute_on_change = recompute_on_change
-        self.starvation_deficit_s = starvation_deficit_s
-        self.active, self.history, self.series = active, history, series
-        self.checks, self.sink = tuple(checks), sink
-        self.placer, self.gate, self.serving = placer, gate, serving
-        #: Time per flavor and per pair since the last reset (charged by accounting).
-        self.counters = counters
-        #: The job set changed since the allocation was last computed (Gavel's
-        #: ``_need_to_update_allocation``): the next round past the reset interval resets.
-        self.pending_change = False
-        #: When an event-driven policy wants a round next (``Policy.next_change``).
-        self.policy_next = math.inf
-        self.speed_order = speed_order(admission.rates)
+    def __init__(self, ctx: RoundContext, state: SchedulerState) -> None:
+        self.ctx, self.state = ctx, state
+        self.pool, self.workload, self.throughputs = ctx.pool, ctx.workload, ctx.throughputs
+        self.policy, self.admission = ctx.policy, ctx.admission
+        self.round_seconds = ctx.config.round_seconds
+        self.checks = ctx.checks
+        self.placer, self.gate, self.serving = ctx.placer, ctx.gate, ctx.serving
+        self.speed_order = speed_order(ctx.admission.rates)
         #: Space sharing (policies with ``space_sharing``; refused with a Placer, which binds
         #: one job per device slot): pair rates per class and the pairs the mechanism tracks.
-        check_policy_placement(policy, placer is not None)
-        #: What the last round refused, for ``explain``.
-        self.refusals = RoundRefusals()
-        self.space_sharing = bool(getattr(policy, "space_sharing", False))
-        self._rates_of_pairs = pair_rates
+        check_policy_placement(ctx.policy, ctx.placer is not None)
+        self.space_sharing = bool(getattr(ctx.policy, "space_sharing", False))
+
+    # The state's columns, by their round-level names.
+    @property
+    def active(self) -> ActiveSet:
+        return self.state.active
+
+    @property
+    def history(self) -> JobHistory:
+        return self.state.history
+
+    @property
+    def series(self) -> RoundSeries:
+        return self.state.series
+
+    @property
+    def counters(self) -> TimeCounters:
+        return self.state.counters
+
+    @property
+    def refusals(self) -> RoundRefusals:
+        return self.state.refusals
+
+    @property
+    def sink(self) -> Outbox:
+        return self.state.outbox
+
+    @property
+    def policy_next(self) -> float:
+        return self.state.policy_next
 
     def _profile_masks(self) -> np.ndarray:
         """Per-profile flavor masks, up to date for the profiles of active jobs."""
@@ -133,12 +116,13 @@ class RoundMaker:
     def pair_rates(self) -> np.ndarray:
         """(C, C, F) pair rates for the workload's classes (computed once, grown with them)."""
         C = len(self.workload.classes)
-        if self._rates_of_pairs is None or self._rates_of_pairs.shape[0] < C:
+        st = self.state
+        if st.pair_rates is None or st.pair_rates.shape[0] < C:
             accels = [f.accelerator for f in self.pool.flavors]
             keys = [c.key for c in self.workload.classes]
             rates = self.admission.rates
-            self._rates_of_pairs = class_pair_rates(keys, accels, self.throughputs, rates)
-        return self._rates_of_pairs
+            st.pair_rates = class_pair_rates(keys, accels, self.throughputs, rates)
+        return st.pair_rates
 
     def policy_input(self, now: float) -> PolicyInput:
         return build_policy_input(
@@ -177,14 +161,14 @@ class RoundMaker:
         take rows out, allocate (time-shared policies: only when the allocation is
         recomputed), turn the allocation into one flavor per row and apply it. ``first``: the
         loop's first round (the allocation is computed); events are stamped ``at``."""
-        a, c = self.active, self.counters
+        a, c, st, cfg = self.active, self.counters, self.state, self.ctx.config
         time_shared = bool(getattr(self.policy, "time_shared", False))
-        self.pending_change = self.pending_change or changed
-        reset = self.pending_change and now - c.reset_at >= self.min_reset_seconds
+        st.pending_change = st.pending_change or changed
+        reset = st.pending_change and now - c.reset_at >= cfg.min_reset_seconds
         if reset:
-            self.pending_change = False
+            st.pending_change = False
             c.reset(a, now, self._half_round)
-        recompute = not time_shared or reset or first or (changed and self.recompute_on_change)
+        recompute = not time_shared or reset or first or (changed and cfg.recompute_on_change)
         rows = np.arange(len(a))
         inp: PolicyInput | None = None
         allowed = None  # (n, F) flavors each row may use, when the gate says so per flavor
@@ -213,7 +197,7 @@ class RoundMaker:
         self._enforce_checks(new)
         next_change = getattr(self.policy, "next_change", None)
         if next_change is not None:
-            self.policy_next = next_change(inp, new[rows])
+            st.policy_next = next_change(inp, new[rows])
         new[pinned] = a.running[pinned]
         self._apply(now, at, new)
 
@@ -274,7 +258,7 @@ class RoundMaker:
             c.flavor_time,
             a.deficit,
             self._flavor_order(),
-            self.starvation_deficit_s,
+            self.ctx.config.starvation_deficit_s,
         )
         new[pinned] = a.running[pinned]
         self._apply(now, at, new)
@@ -294,7 +278,7 @@ class RoundMaker:
             capacity,
             c.flavor_time,
             self._flavor_order(),
-            self.starvation_deficit_s,
+            self.ctx.config.starvation_deficit_s,
         )
 
     def serve(self, now: float, at: float) -> None:
@@ -343,6 +327,11 @@ class RoundMaker:
             if len(rows) and why is not None:
                 return why(full, int(rows[0]))
             return Status.unschedulable("held back by the round gate (quotas)", "quota")
+        why_failed = self.state.start_failures.get(job)
+        if why_failed is not None:
+            return Status.unschedulable(
+                f"its last start did not happen ({why_failed}); it waits to start again", "start"
+            )
         usable = usable_flavors(
             self.admission.rates,
             self._profile_masks(),
@@ -351,6 +340,15 @@ class RoundMaker:
         )[0]
         name = str(getattr(self.policy, "name", self.policy))
         return capacity_status(self.pool, usable, free, float(cls.scale_factor), name)
+
+    def _sit_out(self, new: np.ndarray) -> None:
+        """Jobs whose start just failed do not start again in this round."""
+        a = self.active
+        jobs = np.fromiter(self.state.backoff, dtype=np.int64)
+        rows = self.history.row_of[jobs[jobs < len(self.history.row_of)]]
+        rows = rows[(rows >= 0) & (rows < len(a))]
+        rows = rows[a.running[rows] < 0]
+        new[rows] = -1
 
     def _enforce_checks(self, new: np.ndarray) -> None:
         """Admission checks hold whatever the policy proposed: a row never gets a flavor its
@@ -366,6 +364,8 @@ class RoundMaker:
         partner changes is restarted: a pair is one unit on its devices); events are stamped
         ``at``."""
         a, h = self.active, self.history
+        if self.state.backoff:
+            self._sit_out(new)
         if partner is None:
             partner = np.full(len(a), -1, dtype=np.int64)
         moved = (new != a.running) | (partner != a.partner)
@@ -393,7 +393,9 @@ class RoundMaker:
             return
         start_jobs = a.job[start_rows]
         count_starts(h, stop_jobs, start_jobs, now)
-        self.cluster.apply(
+        for j in start_jobs.tolist():
+            self.state.start_failures.pop(int(j), None)
+        self.state.outbox.plans.append(
             RoundPlan(
                 now=now,
                 round_seconds=self.round_seconds,
@@ -407,8 +409,7 @@ class RoundMaker:
         )
         a.running = new
         a.partner = np.where(new >= 0, partner, -1)
-        if self.sink is not None:
-            for j in stop_jobs:
-                emit(self.sink, int(j), "preempted", at)
-            for j, f in zip(start_jobs, new[start_rows], strict=True):
-                emit(self.sink, int(j), "running", at, self.pool.flavors[int(f)].name)
+        for j in stop_jobs:
+            emit(self.sink, int(j), "preempted", at)
+        for j, f in zip(start_jobs, new[start_rows], strict=True):
+            emit(self.sink, int(j), "running", at, self.pool.flavors[int(f)].name)

@@ -252,7 +252,7 @@ def _adopt(
         started.append(rec.started_at)
     if not ok_jobs:
         return
-    mask = svc.scheduler.adopt(np.array(ok_jobs), np.array(flavors), np.array(started))
+    mask = svc.loop.adopt(np.array(ok_jobs), np.array(flavors), np.array(started))
     for k, ok in zip(ok_jobs, mask.tolist(), strict=True):
         if ok:
             rep.adopted.append(svc.index.ids[k])

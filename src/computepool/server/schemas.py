@@ -6,12 +6,13 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from computepool import bounds as B
 from computepool.bounds import BoundedModel
 from computepool.model.accelerator import STACKS
 from computepool.model.dataset_spec import DatasetSpec
+from computepool.model.field_names import DEPRECATED, deprecation
 from computepool.model.job import JobKind
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,7 +52,37 @@ class WorkerLimits(BoundedModel):
 
 
 class JobSpec(BoundedModel):
-    """A job as a tenant submits it (``cpool submit JOB.yaml`` sends this)."""
+    """A job as a tenant submits it (``cpool submit JOB.yaml`` sends this). The old spellings
+    of three fields (``accel_per_worker``, ``accelerators`` as a list of types,
+    ``total_steps``) are read as their new names, with a deprecation in ``warnings``."""
+
+    _deprecated: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _old_names(cls, data: Any, handler: Any) -> Any:
+        names: list[str] = []
+        if isinstance(data, dict):
+            names = [
+                k
+                for k in DEPRECATED
+                if k in data and (k != "accelerators" or isinstance(data[k], list))
+            ]
+            if names:
+                data = dict(data)
+                for old in names:
+                    new = DEPRECATED[old]
+                    if new in data:
+                        raise ValueError(f"give {new} or {old}, not both (they are one field)")
+                    data[new] = data.pop(old)
+        spec = handler(data)
+        spec._deprecated = names
+        return spec
+
+    @property
+    def warnings(self) -> list[str]:
+        """Deprecations of the submitted job (the old field names it used)."""
+        return [deprecation("job file", self._deprecated)] if self._deprecated else []
 
     name: Name = ""
     command: Shell | Argv = Field(

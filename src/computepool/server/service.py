@@ -1,7 +1,8 @@
 """The live pool: the shared ``Scheduler`` on a wall clock, the local backend, the store.
 
-One thread runs rounds: cancel requests -> ``Scheduler.step()`` (observe the processes,
-account, admit new submissions, quota gate, policy, placement, start/stop processes) ->
+One thread runs rounds: cancel requests -> ``LiveLoop.round()`` (observe the processes,
+``Scheduler.plan``: account, admit new submissions, quota gate, policy, placement; then the
+loop starts/stops processes as planned) ->
 write the round's events, allocations and ledger entries in one transaction -> metrics.
 A round runs every ``round_seconds``, or sooner when a submission or a cancel wakes it.
 """
@@ -37,6 +38,7 @@ from computepool.server import ledger, residency_store, store
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
+from computepool.server.live_loop import LiveLoop
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
@@ -141,6 +143,8 @@ class LiveService:
             gate=self.gate,
             serving=serving,
         )
+        #: The scheduler plans; this loop applies its plans to the backend and the store.
+        self.loop = LiveLoop(self.scheduler, self.cluster, self.source, self.sink)
         self.serving = serving
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
@@ -280,7 +284,7 @@ class LiveService:
         self.refresh_tenants()
         self._cancellations()
         self._time_limits()
-        self.scheduler.step()
+        self.loop.round()
         with self.write_lock, self.sessions() as s:
             self._fence_in(s)
             self._write_audit(s)
@@ -342,7 +346,7 @@ class LiveService:
             if unknown:  # never reached the scheduler: cancel in the store directly
                 self._cancel_unknown(s, unknown)
         if known:
-            self.scheduler.cancel(np.asarray(known, dtype=np.int64))
+            self.loop.cancel(np.asarray(known, dtype=np.int64))
 
     def _time_limits(self) -> None:
         """Stop running jobs that have held their accelerators for their time limit (all
@@ -359,7 +363,7 @@ class LiveService:
             ).all()
         ks = [self.index.of_id[i] for i in ids if i in self.index.of_id]
         if ks:
-            self.scheduler.cancel(np.asarray(ks, dtype=np.int64), reason=TIME_LIMIT, kind="failed")
+            self.loop.cancel(np.asarray(ks, dtype=np.int64), reason=TIME_LIMIT, kind="failed")
 
     def _cancel_unknown(self, s: Session, unknown: list[int]) -> None:
         now = time.time()

@@ -21,6 +21,7 @@ from computepool.scheduler.loop import COMPLETED, Scheduler, SchedulerConfig
 from computepool.scheduler.pairs import class_pair_rates
 from computepool.sim.budgets import BudgetWatch
 from computepool.sim.cluster import SimClock, SimulatedCluster, WorkloadSource
+from computepool.sim.loop import SimLoop
 from computepool.sim.metrics import SimResult, contention_per_job, isolated_seconds
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ def simulate(
                 )
             on_progress(min(done, 1.0))
 
-    sched.run(until=cfg.until, on_round=after_round, stop=done_in_window)
+    loop = SimLoop(sched, cluster, clock, source)
+    loop.run(until=cfg.until, on_round=after_round, stop=done_in_window)
     wall = time.perf_counter() - wall0
     h = sched.history
     h.ensure(n)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from computepool.catalog import yaml_lines
 from computepool.model.dataset_spec import DatasetSpec
+from computepool.model.field_names import DEPRECATED, warn_old_names
 from computepool.model.job import Job, JobKind
 from computepool.model.tenant import Tenant
 from computepool.model.throughput import GENERIC, Throughputs
@@ -32,12 +33,9 @@ SERVING_KEYS = ("services", "traffic", "serving")
 
 
 #: The live API's names for workload-file fields: a job file that ``cpool submit`` sends can
-#: be a workload file's job as it is (one contract; either spelling, not both).
-API_NAMES = {
-    "accelerators_per_worker": "accel_per_worker",
-    "accelerator_types": "accelerators",
-    "work": "total_steps",
-}
+#: be a workload file's job as it is (one contract; either spelling, not both). The old
+#: spellings (the model's) are deprecated: a file that uses them gets one warning.
+API_NAMES = {new: old for old, new in DEPRECATED.items()}
 
 
 class JobSpec(BaseModel):
@@ -220,6 +218,7 @@ def read_yaml_jobs(path: str | Path, throughputs: Throughputs | None = None) -> 
     if not isinstance(defaults, dict):
         raise TraceError(file, "must be a mapping of job fields", defaults_line, "defaults")
     t = resolve_throughputs(throughputs)
+    warn_old_names(file, [defaults, *data["jobs"]])
     jobs: list[Job] = []
     for i, record in enumerate(data["jobs"]):
         job_line, fields = lines[i] if i < len(lines) else (1, {})
@@ -251,6 +250,7 @@ def read_jsonl_jobs(path: str | Path, throughputs: Throughputs | None = None) ->
     t = resolve_throughputs(throughputs)
     jobs: list[Job] = []
     lines: list[int] = []
+    records: list[object] = []
     for n, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -262,6 +262,8 @@ def read_jsonl_jobs(path: str | Path, throughputs: Throughputs | None = None) ->
             ) from None
         jobs.append(_build_job(record, len(jobs), t, file, {}, n))
         lines.append(n)
+        records.append(record)
+    warn_old_names(file, records)
     _check_ids(jobs, file, lines)
     return jobs
 
@@ -275,12 +277,13 @@ def read_jsonl_workload(path: str | Path, throughputs: Throughputs | None = None
 
 
 def job_to_record(job: Job) -> dict[str, Any]:
-    """A ``Job`` as a JSONL/YAML record (``total_steps`` form), for writing workloads."""
+    """A ``Job`` as a JSONL/YAML record (``work`` form, the contract's names), for writing
+    workloads."""
     rec: dict[str, Any] = {
         "id": job.id, "tenant": job.tenant, "kind": job.kind.value, "job_type": job.job_type,
-        "workers": job.workers, "accel_per_worker": job.accel_per_worker, "gang": job.gang,
-        "stacks": list(job.stacks), "accelerators": list(job.accelerators),
-        "total_steps": job.total_steps, "arrival": job.arrival, "priority": job.priority,
+        "workers": job.workers, "accelerators_per_worker": job.accel_per_worker,
+        "gang": job.gang, "stacks": list(job.stacks), "accelerator_types": list(job.accelerators),
+        "work": job.total_steps, "arrival": job.arrival, "priority": job.priority,
         "weight": job.weight, "deadline": job.deadline, "preemptible": job.preemptible,
         "datasets": [
             {"name": d.name, "data_class": d.data_class, "origin": d.origin, "stored_in": d.stored_in,
