@@ -235,6 +235,30 @@ def register(app: typer.Typer) -> None:
                 "a token; by default only an admin token sees them all, a tenant's its own.",
             ),
         ] = False,
+        gateway_rps: Annotated[
+            float | None,
+            typer.Option(
+                "--gateway-requests-per-s",
+                help="Gateway rate limit of a tenant that sets none: requests a second "
+                "(default: unlimited).",
+            ),
+        ] = None,
+        gateway_tpm: Annotated[
+            float | None,
+            typer.Option(
+                "--gateway-tokens-per-min",
+                help="Gateway rate limit of a tenant that sets none: prompt + completion "
+                "tokens a minute (default: unlimited).",
+            ),
+        ] = None,
+        token_prices: Annotated[
+            str | None,
+            typer.Option(
+                "--token-prices",
+                help="Gateway prices per million tokens (YAML; default: the shipped "
+                "catalog/data/serving/token_prices.yaml).",
+            ),
+        ] = None,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -272,6 +296,9 @@ def register(app: typer.Typer) -> None:
             sandbox_read_only=tuple(sandbox_ro or ()),
             sandbox_datasets=tuple(_dataset(d) for d in sandbox_dataset or ()),
             public_metrics=public_metrics,
+            gateway_requests_per_s=gateway_rps,
+            gateway_tokens_per_min=gateway_tpm,
+            token_prices=token_prices,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
@@ -356,6 +383,21 @@ def register(app: typer.Typer) -> None:
                 help="Time limit of its jobs that give no max_hours (a budget needs limits).",
             ),
         ] = None,
+        requests_per_s: Annotated[
+            float | None,
+            typer.Option(
+                "--requests-per-s",
+                help="Gateway rate limit: requests a second (default: the server's).",
+            ),
+        ] = None,
+        tokens_per_min: Annotated[
+            float | None,
+            typer.Option(
+                "--tokens-per-min",
+                help="Gateway rate limit: prompt + completion tokens a minute (default: the "
+                "server's).",
+            ),
+        ] = None,
         handler: Annotated[
             list[str] | None,
             typer.Option(
@@ -383,6 +425,8 @@ def register(app: typer.Typer) -> None:
                 budget_accel_hours=budget_hours,
                 budget_usd=budget_usd,
                 default_max_hours=default_max_hours,
+                requests_per_s=requests_per_s,
+                tokens_per_min=tokens_per_min,
                 handlers=handler,
             )
         except ValidationError as exc:

@@ -34,6 +34,8 @@ def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
         budget_accel_hours=row.budget_accel_hours,
         budget_usd=row.budget_usd,
         default_max_hours=row.default_max_hours,
+        requests_per_s=row.requests_per_s,
+        tokens_per_min=row.tokens_per_min,
         handlers=handlers,
         created_at=iso(row.created_at),
     )

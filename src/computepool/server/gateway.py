@@ -1,0 +1,434 @@
+"""The OpenAI-compatible gateway on the server's port: ``GET /v1/models``,
+``POST /v1/completions`` and ``POST /v1/chat/completions`` (streamed by server-sent events,
+passed on chunk by chunk), for a tenant's bearer token.
+
+A request names a service as its ``model``; the gateway sends it to a healthy replica of that
+service (fewest requests in flight, ties in turn), trying another replica when one cannot be
+reached before it answered. The tenant's rate limits (requests a second, tokens a minute;
+``ratelimit.py``) are checked first; the prompt and completion tokens the replica reports
+(``usage``; in a stream, its final usage chunk, which the gateway always asks for) are
+metered per tenant, service and model (``token_meter.py``). A replica that reports no usage
+is metered by the gateway's own count (prompt: four characters a token; completion: one
+token per streamed chunk with text, or four characters a token), marked as estimated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from computepool.server import gateway_schemas as gs
+from computepool.server.db import TenantRow
+from computepool.server.gateway_metrics import GatewayMetrics
+from computepool.server.ratelimit import Limits, TenantLimiter
+from computepool.server.service_directory import (
+    SHARED,
+    ServiceDirectory,
+    ServiceInfo,
+    StaticDirectory,
+)
+from computepool.server.sse import SseTap, usage_counts
+from computepool.server.store import Principal
+from computepool.server.token_meter import TokenMeter
+
+log = logging.getLogger("computepool.gateway")
+#: Failures before the replica answered: another replica may take the request.
+RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    #: Limits of a tenant that sets none (``cpool serve --gateway-requests-per-s`` ...).
+    default_limits: Limits = Limits()
+    #: Seconds a tenant's limits read from the store are used before being read again.
+    limits_ttl_s: float = 2.0
+    #: Seconds between writes of metered tokens to the store.
+    flush_s: float = 1.0
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 300.0
+    #: A price list (YAML) instead of the shipped one.
+    token_prices: str | None = None
+
+
+@dataclass
+class Gateway:
+    directory: ServiceDirectory
+    meter: TokenMeter
+    metrics: GatewayMetrics | None = None
+    config: GatewayConfig = field(default_factory=GatewayConfig)
+    limiter: TenantLimiter = field(default_factory=TenantLimiter)
+    inflight: dict[str, int] = field(default_factory=dict)
+    #: Per service: [streamed requests within the TTFT objective, streamed requests].
+    slo: dict[str, list[int]] = field(default_factory=dict)
+    client: httpx.AsyncClient | None = None
+    _limits: dict[int, tuple[float, Limits]] = field(default_factory=dict)
+    _turn: int = 0
+    _task: asyncio.Task | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+    async def start(self, sessions, lock) -> None:
+        cfg = self.config
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(cfg.read_timeout_s, connect=cfg.connect_timeout_s),
+            limits=httpx.Limits(max_connections=2048, max_keepalive_connections=512),
+        )
+        self._task = asyncio.create_task(self._flush_loop(sessions, lock))
+
+    async def stop(self, sessions, lock) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.client is not None:
+            await self.client.aclose()
+        self.flush(sessions, lock)
+
+    def flush(self, sessions, lock) -> None:
+        try:
+            self.meter.flush(sessions, lock)
+        except Exception:  # kept for the next flush
+            log.exception("gateway: writing metered tokens failed (kept for the next try)")
+
+    async def _flush_loop(self, sessions, lock) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_s)
+            if self.meter.pending():
+                await run_in_threadpool(self.flush, sessions, lock)
+
+    # ---- decisions -------------------------------------------------------------------
+    def order(self, urls: list[str]) -> list[str]:
+        """Replicas to try: fewest requests in flight first, ties taken in turn."""
+        if len(urls) > 1:
+            k = self._turn % len(urls)
+            self._turn += 1
+            urls = urls[k:] + urls[:k]
+        return sorted(urls, key=lambda u: self.inflight.get(u, 0))
+
+    def limits_of(self, sessions, tenant_id: int, now: float) -> Limits:
+        have = self._limits.get(tenant_id)
+        if have is not None and now - have[0] < self.config.limits_ttl_s:
+            return have[1]
+        with sessions() as s:
+            row = s.get(TenantRow, tenant_id)
+            rps, tpm = (None, None) if row is None else (row.requests_per_s, row.tokens_per_min)
+        d = self.config.default_limits
+        lim = Limits(
+            rps if rps is not None else d.requests_per_s,
+            tpm if tpm is not None else d.tokens_per_min,
+        )
+        self._limits[tenant_id] = (now, lim)
+        return lim
+
+    def visible(self, caller: Principal) -> list[ServiceInfo]:
+        return [s for s in self.directory.services() if s.usable_by(caller.tenant, caller.is_admin)]
+
+    def attainment(self, service: str) -> float | None:
+        ok, n = self.slo.get(service, (0, 0))
+        return ok / n if n else None
+
+
+def empty_gateway(metrics: GatewayMetrics | None, config: GatewayConfig) -> Gateway:
+    from computepool.catalog.token_prices import load_token_prices
+
+    return Gateway(
+        StaticDirectory(), TokenMeter(load_token_prices(config.token_prices)), metrics, config
+    )
+
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+def _ctx(request: Request):
+    return request.app.state.ctx
+
+
+async def _caller(request: Request) -> Principal | JSONResponse:
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return gs.error(401, "missing 'Authorization: Bearer <token>' header", "invalid_api_key")
+    ctx = _ctx(request)
+    token = auth[7:].strip()
+    p = (
+        await run_in_threadpool(ctx.principal, token)
+        if ctx.lookup_is_remote
+        else ctx.principal(token)
+    )
+    if p is None:
+        return gs.error(401, "unknown or revoked token", "invalid_api_key")
+    return p
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    """The services (served model names) the caller's token may use (OpenAI's model list)."""
+    caller = await _caller(request)
+    if isinstance(caller, JSONResponse):
+        return caller
+    gw: Gateway = _ctx(request).gateway
+    data = [
+        {
+            "id": s.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "computepool" if s.tenant in SHARED else s.tenant,
+            "root": s.model or s.name,
+        }
+        for s in gw.visible(caller)
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.post("/completions")
+async def completions(request: Request) -> Response:
+    """OpenAI's completions: ``model`` names a service; ``stream: true`` answers by SSE."""
+    return await _proxy(request, gs.CompletionIn, "/v1/completions")
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """OpenAI's chat completions: ``model`` names a service; ``stream: true`` answers by SSE."""
+    return await _proxy(request, gs.ChatIn, "/v1/chat/completions")
+
+
+def _parse(raw: bytes, model: type[gs._Request]) -> tuple[dict, gs._Request] | JSONResponse:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return gs.error(400, "the body is not valid JSON", "invalid_json")
+    if not isinstance(doc, dict):
+        return gs.error(400, "the body must be a JSON object", "invalid_json")
+    try:
+        body = model.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ())) or "body"
+        return gs.error(400, f"{where}: {e.get('msg', 'invalid')}", "invalid_value", where)
+    except RecursionError:
+        return gs.error(400, "the body nests too deeply", "invalid_json")
+    return doc, body
+
+
+def _upstream_body(doc: dict, body: gs._Request) -> dict:
+    out = dict(doc)
+    if isinstance(body, gs.ChatIn):
+        if body.max_tokens is None and body.max_completion_tokens is None:
+            out["max_tokens"] = gs.MAX_TOKENS
+    elif body.max_tokens is None:
+        out["max_tokens"] = gs.MAX_TOKENS
+    if body.stream:
+        opts = dict(doc.get("stream_options") or {})
+        opts["include_usage"] = True  # always: the gateway meters from it
+        out["stream_options"] = opts
+    return out
+
+
+async def _proxy(request: Request, model: type[gs._Request], path: str) -> Response:
+    t0 = time.monotonic()
+    caller = await _caller(request)
+    if isinstance(caller, JSONResponse):
+        return caller
+    if caller.tenant_id is None or caller.tenant is None:
+        return gs.error(
+            403, "the gateway meters tokens per tenant: use a tenant's token", "tenant_required"
+        )
+    parsed = _parse(await request.body(), model)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    doc, body = parsed
+    ctx = _ctx(request)
+    gw: Gateway = ctx.gateway
+    info = next((s for s in gw.visible(caller) if s.name == body.model), None)
+    if info is None:
+        return gs.error(
+            404,
+            f"The model '{body.model}' does not exist or you do not have access to it.",
+            "model_not_found",
+            "model",
+        )
+    now = time.monotonic()
+    if ctx.lookup_is_remote:
+        limits = await run_in_threadpool(gw.limits_of, ctx.sessions, caller.tenant_id, now)
+    else:
+        limits = gw.limits_of(ctx.sessions, caller.tenant_id, now)
+    wait = gw.limiter.admit(caller.tenant_id, limits, now)
+    if wait > 0:
+        if gw.metrics is not None:
+            gw.metrics.rate_limited.labels(caller.tenant).inc()
+        return gs.error(
+            429,
+            f"rate limit of tenant {caller.tenant!r} reached ({_describe(limits)}); "
+            f"retry in {wait:.1f} s",
+            "rate_limit_exceeded",
+            retry_after_s=wait,
+        )
+    urls = gw.directory.endpoints(info.name)
+    if not urls:
+        return gs.error(
+            503,
+            f"service {info.name!r} has no replica ready (starting or scaling); retry shortly",
+            "no_replica_ready",
+            retry_after_s=5,
+        )
+    up = _upstream_body(doc, body)
+    sent = await _send(gw, urls, path, up)
+    if isinstance(sent, JSONResponse):
+        return sent
+    url, resp = sent
+    call = _Call(gw, caller, info, body, t0)
+    if body.stream and resp.status_code == 200:
+        return StreamingResponse(
+            _relay(call, url, resp),
+            status_code=200,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        content = await _read_bounded(resp)
+    finally:
+        await resp.aclose()
+        gw.inflight[url] -= 1
+    if content is None:
+        call.done(502, None, "")
+        return gs.error(502, "the replica's answer was too large", "upstream_too_large")
+    usage, text = None, ""
+    if resp.status_code == 200:
+        with contextlib.suppress(ValueError, RecursionError):
+            answer = json.loads(content)
+            if isinstance(answer, dict):
+                usage, text = answer.get("usage"), _answer_text(answer)
+    call.done(resp.status_code, usage, text)
+    return Response(
+        content,
+        status_code=resp.status_code,
+        media_type=resp.headers.get("content-type", "application/json"),
+    )
+
+
+def _describe(limits: Limits) -> str:
+    parts = []
+    if limits.requests_per_s is not None:
+        parts.append(f"{limits.requests_per_s:g} requests/s")
+    if limits.tokens_per_min is not None:
+        parts.append(f"{limits.tokens_per_min:g} tokens/min")
+    return ", ".join(parts)
+
+
+async def _send(
+    gw: Gateway, urls: list[str], path: str, body: dict
+) -> tuple[str, httpx.Response] | JSONResponse:
+    assert gw.client is not None, "the gateway starts with the app"
+    last = ""
+    for url in gw.order(urls):
+        gw.inflight[url] = gw.inflight.get(url, 0) + 1
+        try:
+            req = gw.client.build_request("POST", f"{url}{path}", json=body)
+            return url, await gw.client.send(req, stream=True)
+        except RETRYABLE as exc:
+            gw.inflight[url] -= 1
+            last = type(exc).__name__
+            log.info("gateway: replica %s failed before answering (%s); trying another", url, last)
+        except httpx.HTTPError as exc:
+            gw.inflight[url] -= 1
+            return gs.error(502, f"the replica failed: {type(exc).__name__}", "upstream_error")
+    return gs.error(
+        503,
+        f"no replica of the service could be reached ({last}); retry shortly",
+        "no_replica_ready",
+        retry_after_s=5,
+    )
+
+
+async def _read_bounded(resp: httpx.Response) -> bytes | None:
+    buf = bytearray()
+    async for chunk in resp.aiter_raw():
+        buf += chunk
+        if len(buf) > gs.UPSTREAM_BODY_MAX:
+            return None
+    return bytes(buf)
+
+
+def _answer_text(answer: dict[str, Any]) -> str:
+    out = []
+    for c in answer.get("choices") or []:
+        if isinstance(c, dict):
+            msg = c.get("message") if isinstance(c.get("message"), dict) else {}
+            text = c.get("text") or msg.get("content") or ""
+            if isinstance(text, str):
+                out.append(text)
+    return "".join(out)
+
+
+@dataclass
+class _Call:
+    """One request's bookkeeping: metering, limits, metrics, when it ends."""
+
+    gw: Gateway
+    caller: Principal
+    info: ServiceInfo
+    body: gs._Request
+    t0: float
+    ttft: float | None = None
+
+    def done(
+        self, code: int, usage: Any, text: str, chunks: int | None = None, metered: bool = False
+    ) -> None:
+        """``metered``: count tokens although ``code`` is not 2xx (a stream broken off)."""
+        gw, tenant = self.gw, self.caller.tenant or "?"
+        prompt = completion = 0
+        if 200 <= code < 300 or metered:
+            counts = usage_counts(usage)
+            estimated = counts is None
+            if counts is None:
+                prompt = gs.estimate_tokens(gs.prompt_text(self.body))
+                completion = chunks if chunks is not None else gs.estimate_tokens(text)
+            else:
+                prompt, completion = counts
+            assert self.caller.tenant_id is not None
+            gw.meter.add(self.caller.tenant_id, self.info.name, self.info.model or self.info.name,
+                         prompt, completion, estimated)  # fmt: skip
+            gw.limiter.charge(self.caller.tenant_id, prompt + completion, time.monotonic())
+        if gw.metrics is not None:
+            gw.metrics.done(tenant, self.info.name, code, prompt, completion,
+                            time.monotonic() - self.t0)  # fmt: skip
+            if self.ttft is not None:
+                gw.metrics.ttft.labels(self.info.name).observe(self.ttft)
+        if self.ttft is not None and self.info.ttft_slo_s is not None:
+            tally = gw.slo.setdefault(self.info.name, [0, 0])
+            tally[0] += int(self.ttft <= self.info.ttft_slo_s)
+            tally[1] += 1
+
+
+async def _relay(call: _Call, url: str, resp: httpx.Response):
+    tap = SseTap(drop_usage=not call.body.include_usage)
+    code = 200
+    try:
+        async for chunk in resp.aiter_raw():
+            out = tap.feed(chunk)
+            if call.ttft is None and tap.text_chunks:
+                call.ttft = time.monotonic() - call.t0
+            if out:
+                yield out
+        rest = tap.close()
+        if rest:
+            yield rest
+    except httpx.HTTPError as exc:
+        # the replica broke off: what was sent is sent (no [DONE]); metered as counted
+        code = 502
+        log.warning("gateway: stream from %s broke off: %s", url, type(exc).__name__)
+    finally:
+        call.gw.inflight[url] -= 1
+        call.done(code, tap.usage, "", tap.text_chunks, metered=True)
+        with anyio.CancelScope(shield=True):
+            await resp.aclose()

@@ -1,0 +1,136 @@
+"""Request bodies of the OpenAI-compatible gateway, bounded, and its error answers.
+
+Fields the gateway reads are checked (model name, ``max_tokens``, ``n``, messages, prompt,
+streaming); other OpenAI and vLLM fields pass through to the replica unchanged, bounded by
+the body size (``bounds.BODY_MAX_BYTES``). Errors are OpenAI's shape:
+``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from computepool import bounds as B
+
+#: A served model name: what a service may be called (no spaces, quotes or control chars).
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+#: Completion tokens one choice may ask for; a request that names none gets this many.
+MAX_TOKENS = 32_768
+#: Choices per request (``n``, ``best_of``).
+CHOICES_MAX = 16
+#: Chat messages per request, and items of a batched prompt.
+MESSAGES_MAX = 1024
+PROMPTS_MAX = 256
+#: The largest replica answer the gateway reads (non-streamed), in bytes.
+UPSTREAM_BODY_MAX = 16 * 1024 * 1024
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model: str = Field(min_length=1, max_length=B.NAME_MAX)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    n: int = Field(1, ge=1, le=CHOICES_MAX)
+    best_of: int | None = Field(None, ge=1, le=CHOICES_MAX)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not MODEL_NAME.match(v):
+            raise ValueError(
+                "a model name is letters, digits and . _ : / @ + - (no spaces or control "
+                "characters)"
+            )
+        return v
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class CompletionIn(_Request):
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(max_length=B.BODY_MAX_BYTES)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompts(cls, v: Any) -> Any:
+        if isinstance(v, list) and v and not isinstance(v[0], int) and len(v) > PROMPTS_MAX:
+            raise ValueError(f"at most {PROMPTS_MAX} prompts in one request")
+        return v
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(min_length=1, max_length=32)
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatIn(_Request):
+    messages: list[Message] = Field(min_length=1, max_length=MESSAGES_MAX)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+
+
+def prompt_text(body: CompletionIn | ChatIn) -> str:
+    """The text of the prompt (for counting its tokens when a replica reports none)."""
+    if isinstance(body, ChatIn):
+        parts = []
+        for m in body.messages:
+            if isinstance(m.content, str):
+                parts.append(m.content)
+            elif isinstance(m.content, list):
+                parts.extend(str(c.get("text", "")) for c in m.content)
+        return "\n".join(parts)
+    p = body.prompt
+    if isinstance(p, str):
+        return p
+    return " ".join(str(x) for x in p)
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token (OpenAI's rule of thumb for English text)."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
+
+
+def error(
+    status: int,
+    message: str,
+    code: str,
+    param: str | None = None,
+    retry_after_s: float | None = None,
+) -> JSONResponse:
+    headers = {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    body = {
+        "error": {
+            "message": message,
+            "type": ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
