@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,11 +203,25 @@ async def chat_completions(request: Request) -> Response:
     return await _proxy(request, gs.ChatIn, "/v1/chat/completions")
 
 
+def _finite(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError("number out of range")
+    return v
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(raw: bytes, model: type[gs._Request]) -> tuple[dict, gs._Request] | JSONResponse:
-    try:
-        doc = json.loads(raw)
+    try:  # strict JSON: no NaN / Infinity, no number beyond a double (they would pass on)
+        doc = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, RecursionError):
-        return gs.error(400, "the body is not valid JSON", "invalid_json")
+        return gs.error(
+            400, "the body is not valid JSON (or holds NaN, Infinity, a number out of range)",
+            "invalid_json",
+        )  # fmt: skip
     if not isinstance(doc, dict):
         return gs.error(400, "the body must be a JSON object", "invalid_json")
     try:
