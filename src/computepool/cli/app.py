@@ -10,6 +10,7 @@ import typer
 from computepool.cli import (
     catalog_cmd,
     jobs_cmd,
+    loadgen_cmd,
     pack_cmd,
     plan_cmd,
     ray_cmd,
@@ -79,6 +80,7 @@ wait_cmd.register(app)
 whatif_cmd.register(app)
 ray_cmd.register(app)
 report_cmd.register(app)
+loadgen_cmd.register(app)
 
 
 def main() -> None:
