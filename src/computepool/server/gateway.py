@@ -140,6 +140,26 @@ class Gateway:
         return ok / n if n else None
 
 
+def pool_services(gw: Gateway | None, caller: Principal) -> list[dict]:
+    """The services the caller may use, for ``GET /v1/pool``: replicas ready and desired,
+    load, and TTFT objective attainment through the gateway."""
+    if gw is None:
+        return []
+    return [
+        {
+            "name": s.name,
+            "owner": "shared" if s.tenant in SHARED else s.tenant,
+            "model": s.model,
+            "replicas_ready": s.ready,
+            "replicas_desired": s.desired,
+            "load_rps": s.load_rps,
+            "ttft_slo_s": s.ttft_slo_s,
+            "slo_attainment": gw.attainment(s.name),
+        }
+        for s in gw.visible(caller)
+    ]
+
+
 def empty_gateway(metrics: GatewayMetrics | None, config: GatewayConfig) -> Gateway:
     from computepool.catalog.token_prices import load_token_prices
 

@@ -42,9 +42,12 @@ def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
 
 
 @router.get("/pool", tags=["pool"])
-def pool(request: Request, _caller: Caller) -> dict:
-    """Flavors with capacity and accelerators busy now."""
-    svc = ctx_of(request).service
+def pool(request: Request, caller: Caller) -> dict:
+    """Flavors with capacity and accelerators busy now; the LLM services the caller may use."""
+    from computepool.server.gateway import pool_services
+
+    ctx = ctx_of(request)
+    svc = ctx.service
     busy = svc.metrics.busy_now
     return {
         "name": svc.pool.name,
@@ -53,6 +56,7 @@ def pool(request: Request, _caller: Caller) -> dict:
             for f, c in zip(svc.pool.flavors, svc.pool.capacity, strict=True)
         ],
         "sandbox": svc.sandbox_public(),
+        "services": pool_services(ctx.gateway, caller),
     }
 
 

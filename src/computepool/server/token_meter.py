@@ -142,13 +142,18 @@ def token_usage(
     ]
 
 
-def tokens_by_service(s: Session, since: float | None = None) -> dict[str, tuple[int, float]]:
-    """(tokens, USD) per service, all tenants (the dashboard's Services page)."""
+def tokens_by_service(
+    s: Session, tenant_id: int | None = None, since: float | None = None
+) -> dict[str, tuple[int, int, float]]:
+    """(requests, tokens, USD) per service: one tenant's, or all tenants' (the dashboard)."""
     q = select(
         TokenUsageRow.service,
+        func.sum(TokenUsageRow.requests),
         func.sum(TokenUsageRow.prompt_tokens + TokenUsageRow.completion_tokens),
         func.sum(TokenUsageRow.cost_usd),
     ).group_by(TokenUsageRow.service)
+    if tenant_id is not None:
+        q = q.where(TokenUsageRow.tenant_id == tenant_id)
     if since is not None:
         q = q.where(TokenUsageRow.end > since)
-    return {svc: (int(t or 0), float(u or 0.0)) for svc, t, u in s.execute(q)}
+    return {svc: (int(r or 0), int(t or 0), float(u or 0.0)) for svc, r, t, u in s.execute(q)}
