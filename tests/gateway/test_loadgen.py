@@ -52,8 +52,15 @@ def test_loadgen_trace_and_errors(gw):
     b = gw.tenant("oem-b")
     r = CliRunner().invoke(app, ["loadgen", "private-a", "--trace", "code", "--speed", "1000",
                                  "--requests", "5", "--max-tokens", "2", "--url", gw.url,
-                                 "--token", _token(b)])  # fmt: skip
+                                 "--token", _token(b), "--wait-ready", "0"])  # fmt: skip
     assert r.exit_code == 1
     assert "HTTP 404: 5" in r.output
+    # waiting for a ready replica first: told at once that it is not theirs, or not ready
+    r = CliRunner().invoke(app, ["loadgen", "private-a", "--rate", "1", "--url", gw.url,
+                                 "--token", _token(b)])  # fmt: skip
+    assert r.exit_code == 2 and "no service 'private-a' for this token" in r.output
+    r = CliRunner().invoke(app, ["loadgen", "down", "--rate", "1", "--url", gw.url,
+                                 "--token", _token(b), "--wait-ready", "1"])  # fmt: skip
+    assert r.exit_code == 2 and "no replica ready after 1 s" in r.output
     r = CliRunner().invoke(app, ["loadgen", "chat-7b", "--url", gw.url, "--token", "x"])
     assert r.exit_code != 0 and "either --trace" in r.output

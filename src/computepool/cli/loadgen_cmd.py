@@ -61,6 +61,13 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--concurrency", help="Requests in flight at most.")
         ] = 32,
         seed: Annotated[int, typer.Option("--seed", help="Seed of Poisson arrivals.")] = 0,
+        wait_ready: Annotated[
+            float,
+            typer.Option(
+                "--wait-ready",
+                help="Seconds to wait for the service's first ready replica (0: do not wait).",
+            ),
+        ] = 300.0,
         url: UrlOpt = DEFAULT_URL,
         token: TokenOpt = None,
         output: OutputOpt = Output.table,
@@ -93,6 +100,10 @@ def register(app: typer.Typer) -> None:
             if not speed > 0:
                 raise fail("--speed must be > 0")
             plan = load_or_exit(lambda: ol.trace_plan(source, trace, requests, speed))
+        if wait_ready > 0:
+            why = ol.wait_ready(url, token, model, wait_ready)
+            if why is not None:
+                raise fail(why)
         offered = float(plan.t[-1]) if len(plan.t) > 1 else 0.0
         with progress_bar(f"{model}: {len(plan.t)} requests") as update:
             res = asyncio.run(

@@ -141,6 +141,29 @@ async def run(
     return res
 
 
+def wait_ready(base_url: str, token: str, model: str, timeout_s: float) -> str | None:
+    """Wait until the service has a replica ready (``GET /v1/pool``); None when it has, else
+    why not (not a service the token may use, or still none ready at the timeout)."""
+    end = time.monotonic() + timeout_s
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as c:
+        while True:
+            try:
+                r = c.get("/v1/pool")
+            except httpx.HTTPError as exc:
+                return f"{base_url}: {exc}"
+            if r.status_code != 200:
+                return f"GET /v1/pool answered {r.status_code}: {r.text[:200]}"
+            mine = {s["name"]: s for s in r.json().get("services", [])}
+            if model not in mine:
+                return f"no service {model!r} for this token (it may use: {', '.join(sorted(mine)) or 'none'})"
+            if mine[model]["replicas_ready"] > 0:
+                return None
+            if time.monotonic() >= end:
+                return f"service {model!r} has no replica ready after {timeout_s:g} s"
+            time.sleep(0.5)
+
+
 def summary(res: Result, offered_s: float) -> dict:
     """Achieved rate, latency and TTFT percentiles (ms), errors, tokens a second."""
     ok = res.status == 200

@@ -1,0 +1,229 @@
+"""Overhead of the OpenAI-compatible gateway: the same requests sent to an OpenAI-compatible
+upstream directly and through ``cpool serve``'s gateway (tenant token, rate-limit check,
+routing, metering), on loopback.
+
+Three processes: a minimal upstream (uvicorn; answers ``/v1/completions`` at once, streamed
+or not, with usage), the gateway (the real server app on SQLite, its directory pointed at the
+upstream) and this client (httpx, async). Reported per mode (non-streamed, streamed):
+
+- added latency: p50 / p99 of (through the gateway - direct), requests one at a time;
+- requests/s through the gateway (and direct) with ``--concurrency`` requests in flight.
+
+    python benchmarks/gateway_overhead.py [--requests 2000] [--concurrency 32] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+TOKENS = 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- the upstream (a minimal OpenAI-compatible server) ---------------------------------
+def upstream_app() -> FastAPI:
+    app = FastAPI()
+    usage = {"prompt_tokens": 8, "completion_tokens": TOKENS, "total_tokens": 8 + TOKENS}
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"ok": True}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        doc = await request.json()
+        if not doc.get("stream"):
+            text = " ".join(f"t{i}" for i in range(TOKENS))
+            return JSONResponse({"id": "x", "object": "text_completion", "model": doc["model"],
+                                 "choices": [{"index": 0, "text": text}], "usage": usage})  # fmt: skip
+
+        async def events():
+            for i in range(TOKENS):
+                yield 'data: {"id":"x","choices":[{"index":0,"text":"t%d "}]}\n\n' % i
+            if (doc.get("stream_options") or {}).get("include_usage"):
+                yield "data: " + json.dumps({"id": "x", "choices": [], "usage": usage}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def serve_upstream(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(upstream_app(), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)  # fmt: skip
+
+
+# ---- the gateway (the real server app, its directory on the upstream) -------------------
+def serve_gateway(port: int, data_dir: str, upstream: str) -> None:
+    import uvicorn
+
+    from computepool.server.runtime import ServeSettings, build_app
+    from computepool.server.service_directory import ServiceInfo, StaticDirectory
+
+    app = build_app(ServeSettings(data_dir=Path(data_dir), pool="gavel-36x3",
+                                  allow_unsandboxed=True))  # fmt: skip
+    app.state.ctx.gateway.directory = StaticDirectory(
+        [ServiceInfo("bench", "default", "qwen2.5-7b", ttft_slo_s=2.0, desired=1)],
+        {"bench": [upstream]},
+    )
+    app.state.ctx.service.lease.acquire(wait=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                log_level="warning")  # fmt: skip
+
+
+def tenant_token(data_dir: Path) -> str:
+    from computepool.server import store
+    from computepool.server.db import sessions
+    from computepool.server.runtime import open_store, private_data_dir
+    from computepool.server.schemas import TenantIn
+
+    engine = open_store(private_data_dir(data_dir))
+    with sessions(engine)() as s:
+        t, _ = store.upsert_tenant(s, TenantIn(name="bench"), "bench")
+        _, tok = store.create_token(s, "tenant", t, "bench")
+        s.commit()
+    engine.dispose()
+    return tok
+
+
+def wait_up(url: str, path: str, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url + path, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+# ---- the client ---------------------------------------------------------------------------
+async def one(client: httpx.AsyncClient, url: str, stream: bool, headers: dict) -> float:
+    body = {"model": "bench", "prompt": "hello " * 8, "max_tokens": TOKENS, "stream": stream}
+    t0 = time.perf_counter()
+    if stream:
+        async with client.stream("POST", url + "/v1/completions", json=body, headers=headers) as r:
+            async for _ in r.aiter_raw():
+                pass
+            assert r.status_code == 200, r.status_code
+    else:
+        r = await client.post(url + "/v1/completions", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+    return time.perf_counter() - t0
+
+
+async def sequential(url: str, n: int, stream: bool, headers: dict) -> np.ndarray:
+    async with httpx.AsyncClient(timeout=30) as c:
+        for _ in range(20):  # warm-up: connections, caches
+            await one(c, url, stream, headers)
+        return np.array([await one(c, url, stream, headers) for _ in range(n)])
+
+
+async def throughput(url: str, n: int, conc: int, stream: bool, headers: dict) -> float:
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as c:
+        sem = asyncio.Semaphore(conc)
+
+        async def task() -> None:
+            async with sem:
+                await one(c, url, stream, headers)
+
+        await asyncio.gather(*(task() for _ in range(min(n, 100))))  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(task() for _ in range(n)))
+        return n / (time.perf_counter() - t0)
+
+
+def measure(up: str, gw: str, headers: dict, n: int, conc: int) -> dict:
+    out = {}
+    for stream in (False, True):
+        mode = "streamed" if stream else "non-streamed"
+        # interleave direct and gateway runs in halves so drift on a busy machine hits both
+        direct = np.concatenate([asyncio.run(sequential(up, n // 2, stream, {})) for _ in "ab"])
+        via = np.concatenate([asyncio.run(sequential(gw, n // 2, stream, headers)) for _ in "ab"])
+        out[mode] = {
+            "direct_ms": {"p50": float(np.median(direct) * 1e3),
+                          "p99": float(np.percentile(direct, 99) * 1e3)},
+            "gateway_ms": {"p50": float(np.median(via) * 1e3),
+                           "p99": float(np.percentile(via, 99) * 1e3)},
+            "added_ms": {"p50": float((np.median(via) - np.median(direct)) * 1e3),
+                         "p99": float((np.percentile(via, 99) - np.percentile(direct, 99)) * 1e3)},
+            "direct_rps": asyncio.run(throughput(up, n, conc, stream, {})),
+            "gateway_rps": asyncio.run(throughput(gw, n, conc, stream, headers)),
+        }  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--role", choices=["upstream", "gateway"], help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--data-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--upstream", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.role == "upstream":
+        return serve_upstream(a.port)
+    if a.role == "gateway":
+        return serve_gateway(a.port, a.data_dir, a.upstream)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        token = tenant_token(data)
+        up_port, gw_port = free_port(), free_port()
+        up, gw = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CPOOL_")}
+        me = [sys.executable, __file__]
+        procs = [
+            subprocess.Popen([*me, "--role", "upstream", "--port", str(up_port)], env=env),
+            subprocess.Popen([*me, "--role", "gateway", "--port", str(gw_port),
+                              "--data-dir", str(data), "--upstream", up], env=env),  # fmt: skip
+        ]
+        try:
+            wait_up(up, "/health")
+            wait_up(gw, "/healthz")
+            res = measure(up, gw, {"Authorization": f"Bearer {token}"}, a.requests,
+                          a.concurrency)  # fmt: skip
+            # what the gateway metered: every request of the runs above (and warm-ups)
+            time.sleep(1.5)
+            usage = httpx.get(gw + "/v1/usage", headers={"Authorization": f"Bearer {token}"})
+            res["metered"] = usage.json()["tokens"]
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(timeout=20)
+    res["settings"] = {"requests": a.requests, "concurrency": a.concurrency,
+                       "cpus": os.cpu_count(), "tokens_per_answer": TOKENS}  # fmt: skip
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
