@@ -178,3 +178,30 @@ def test_metrics_per_service_public_per_tenant_admin_only(gw):
         'cpool_gateway_tenant_tokens_total{kind="prompt",service="chat-7b",tenant="oem-a"} 2.0'
         in admin
     )
+
+
+def test_replica_errors_openai_shape_passed_on_others_wrapped(gw):
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from tests.gateway.openai_double import serve_double
+
+    a = gw.tenant("oem-a")
+    odd = FastAPI()
+
+    @odd.post("/v1/completions")
+    async def refuse() -> JSONResponse:
+        return JSONResponse({"detail": [{"msg": "prompt_tokens required"}]}, status_code=422)
+
+    live = gw.gateway.directory.endpoints("chat-7b")[0]
+    with serve_double(odd) as url:
+        gw.route([ServiceInfo("odd", "default", "m"), ServiceInfo("other", "default", "m")],
+                 {"odd": [url], "other": [live]})  # fmt: skip
+        r = gw.http.post("/v1/completions", headers=a, json={"model": "odd", "prompt": "x"})
+        err = r.json()["error"]
+        assert r.status_code == 502 and err["code"] == "upstream_error"
+        assert "the replica answered 422" in err["message"] and "prompt_tokens" in err["message"]
+        # the replica serves another model: its own OpenAI error (404) comes through as it is
+        r = gw.http.post("/v1/completions", headers=a, json={"model": "other", "prompt": "x"})
+        assert r.status_code == 404 and r.json()["error"]["message"] == "no such model"
+    assert _tokens(gw, a) == []

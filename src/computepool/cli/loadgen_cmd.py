@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
             why = ol.wait_ready(url, token, model, wait_ready)
             if why is not None:
                 raise fail(why)
-        offered = float(plan.t[-1]) if len(plan.t) > 1 else 0.0
+        span = float(plan.t[-1]) if len(plan.t) > 1 else 0.0
+        offered = len(plan.t) / rate if rate is not None else span
         with progress_bar(f"{model}: {len(plan.t)} requests") as update:
             res = asyncio.run(
                 ol.run(

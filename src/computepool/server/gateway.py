@@ -337,6 +337,15 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
     if content is None:
         call.done(502, None, "")
         return gs.error(502, "the replica's answer was too large", "upstream_too_large")
+    if resp.status_code >= 400 and not _openai_error(content):
+        # not an OpenAI error body: say what the replica answered, in the gateway's shape
+        call.done(502, None, "")
+        return gs.error(
+            502,
+            f"the replica answered {resp.status_code}: "
+            f"{content[:300].decode('utf-8', errors='replace')}",
+            "upstream_error",
+        )
     usage, text = None, ""
     if resp.status_code == 200:
         with contextlib.suppress(ValueError, RecursionError):
@@ -392,6 +401,15 @@ async def _read_bounded(resp: httpx.Response) -> bytes | None:
         if len(buf) > gs.UPSTREAM_BODY_MAX:
             return None
     return bytes(buf)
+
+
+def _openai_error(content: bytes) -> bool:
+    """Whether a replica's error answer is OpenAI's shape (passed on as it is)."""
+    try:
+        doc = json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("error"), dict)
 
 
 def _answer_text(answer: dict[str, Any]) -> str:
