@@ -6,8 +6,11 @@ Three processes: a minimal upstream (uvicorn; answers ``/v1/completions`` at onc
 or not, with usage), the gateway (the real server app on SQLite, its directory pointed at the
 upstream) and this client (httpx, async). Reported per mode (non-streamed, streamed):
 
-- added latency: p50 / p99 of (through the gateway - direct), requests one at a time;
-- requests/s through the gateway (and direct) with ``--concurrency`` requests in flight.
+- added latency: p50 / p99 through the gateway minus direct, requests one at a time
+  (``--requests`` of them, an aiohttp client);
+- requests/s through the gateway (and direct) with ``--concurrency`` requests in flight, by
+  wrk (``--seconds`` a run) when it is installed, else by the aiohttp client.
+Direct and gateway runs alternate (twice each) so that drift on a busy machine hits both.
 
     python benchmarks/gateway_overhead.py [--requests 2000] [--concurrency 32] [--json F]
 """
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 from fastapi import FastAPI, Request
@@ -58,7 +63,8 @@ def upstream_app() -> FastAPI:
 
         async def events():
             for i in range(TOKENS):
-                yield 'data: {"id":"x","choices":[{"index":0,"text":"t%d "}]}\n\n' % i
+                chunk = {"id": "x", "choices": [{"index": 0, "text": f"t{i} "}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
             if (doc.get("stream_options") or {}).get("include_usage"):
                 yield "data: " + json.dumps({"id": "x", "choices": [], "usage": usage}) + "\n\n"
             yield "data: [DONE]\n\n"
@@ -121,30 +127,58 @@ def wait_up(url: str, path: str, timeout: float = 60.0) -> None:
 
 
 # ---- the client ---------------------------------------------------------------------------
-async def one(client: httpx.AsyncClient, url: str, stream: bool, headers: dict) -> float:
-    body = {"model": "bench", "prompt": "hello " * 8, "max_tokens": TOKENS, "stream": stream}
+def _body(stream: bool) -> dict:
+    return {"model": "bench", "prompt": "hello " * 8, "max_tokens": TOKENS, "stream": stream}
+
+
+async def one(
+    session: aiohttp.ClientSession, url: str, stream: bool, headers: dict
+) -> tuple[float, float]:
+    """(seconds to the first body bytes, seconds to the last)."""
     t0 = time.perf_counter()
-    if stream:
-        async with client.stream("POST", url + "/v1/completions", json=body, headers=headers) as r:
-            async for _ in r.aiter_raw():
-                pass
-            assert r.status_code == 200, r.status_code
-    else:
-        r = await client.post(url + "/v1/completions", json=body, headers=headers)
-        assert r.status_code == 200, r.text
-    return time.perf_counter() - t0
+    first = None
+    async with session.post(url + "/v1/completions", json=_body(stream), headers=headers) as r:
+        async for _ in r.content.iter_any():
+            if first is None:
+                first = time.perf_counter() - t0
+        assert r.status == 200, r.status
+    return first or 0.0, time.perf_counter() - t0
 
 
 async def sequential(url: str, n: int, stream: bool, headers: dict) -> np.ndarray:
-    async with httpx.AsyncClient(timeout=30) as c:
+    async with aiohttp.ClientSession() as c:
         for _ in range(20):  # warm-up: connections, caches
             await one(c, url, stream, headers)
-        return np.array([await one(c, url, stream, headers) for _ in range(n)])
+        return np.array([await one(c, url, stream, headers) for _ in range(n)])  # (n, 2)
 
 
-async def throughput(url: str, n: int, conc: int, stream: bool, headers: dict) -> float:
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as c:
+def wrk_rps(url: str, conc: int, seconds: int, stream: bool, headers: dict) -> float | None:
+    """Requests a second by wrk (a C client: the client takes little of the CPU)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    lua = "\n".join(
+        ['wrk.method = "POST"', f"wrk.body = '{json.dumps(_body(stream))}'",
+         'wrk.headers["Content-Type"] = "application/json"']
+        + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    )  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{conc}", f"-d{seconds}s", "-s", f.name, url + "/v1/completions"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    return float(out.split("Requests/sec:")[1].split()[0])
+
+
+async def client_rps(url: str, n: int, conc: int, stream: bool, headers: dict) -> float:
+    """Requests a second by this (Python, aiohttp) client, when wrk is not installed."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as c:
         sem = asyncio.Semaphore(conc)
 
         async def task() -> None:
@@ -157,22 +191,41 @@ async def throughput(url: str, n: int, conc: int, stream: bool, headers: dict) -
         return n / (time.perf_counter() - t0)
 
 
-def measure(up: str, gw: str, headers: dict, n: int, conc: int) -> dict:
+def rps(url: str, n: int, conc: int, seconds: int, stream: bool, headers: dict) -> float:
+    got = wrk_rps(url, conc, seconds, stream, headers)
+    return got if got is not None else asyncio.run(client_rps(url, n, conc, stream, headers))
+
+
+def pcts(prefix: str, d: np.ndarray, v: np.ndarray) -> dict:
+    """p50 / p99 in ms: direct, through the gateway, and the difference."""
+
+    def ms(a: np.ndarray, q: float) -> float:
+        return float(np.percentile(a, q) * 1e3)
+
+    return {
+        f"{prefix}direct_ms": {"p50": ms(d, 50), "p99": ms(d, 99)},
+        f"{prefix}gateway_ms": {"p50": ms(v, 50), "p99": ms(v, 99)},
+        f"{prefix}added_ms": {"p50": ms(v, 50) - ms(d, 50), "p99": ms(v, 99) - ms(d, 99)},
+    }
+
+
+def measure(up: str, gw: str, headers: dict, n: int, conc: int, seconds: int) -> dict:
     out = {}
     for stream in (False, True):
         mode = "streamed" if stream else "non-streamed"
-        # interleave direct and gateway runs in halves so drift on a busy machine hits both
-        direct = np.concatenate([asyncio.run(sequential(up, n // 2, stream, {})) for _ in "ab"])
-        via = np.concatenate([asyncio.run(sequential(gw, n // 2, stream, headers)) for _ in "ab"])
+        # interleave direct and gateway runs so drift on a busy machine hits both
+        direct, via, d_rps, g_rps = [], [], [], []
+        for _ in range(2):
+            direct.append(asyncio.run(sequential(up, n // 2, stream, {})))
+            via.append(asyncio.run(sequential(gw, n // 2, stream, headers)))
+            d_rps.append(rps(up, n, conc, seconds, stream, {}))
+            g_rps.append(rps(gw, n, conc, seconds, stream, headers))
+        d, v = np.concatenate(direct), np.concatenate(via)
         out[mode] = {
-            "direct_ms": {"p50": float(np.median(direct) * 1e3),
-                          "p99": float(np.percentile(direct, 99) * 1e3)},
-            "gateway_ms": {"p50": float(np.median(via) * 1e3),
-                           "p99": float(np.percentile(via, 99) * 1e3)},
-            "added_ms": {"p50": float((np.median(via) - np.median(direct)) * 1e3),
-                         "p99": float((np.percentile(via, 99) - np.percentile(direct, 99)) * 1e3)},
-            "direct_rps": asyncio.run(throughput(up, n, conc, stream, {})),
-            "gateway_rps": asyncio.run(throughput(gw, n, conc, stream, headers)),
+            **pcts("", d[:, 1], v[:, 1]),
+            **(pcts("first_byte_", d[:, 0], v[:, 0]) if stream else {}),
+            "direct_rps": d_rps,
+            "gateway_rps": g_rps,
         }  # fmt: skip
     return out
 
@@ -181,6 +234,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--seconds", type=int, default=10, help="Each wrk run (requests/s).")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--role", choices=["upstream", "gateway"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -200,15 +254,27 @@ def main() -> None:
         me = [sys.executable, __file__]
         procs = [
             subprocess.Popen([*me, "--role", "upstream", "--port", str(up_port)], env=env),
-            subprocess.Popen([*me, "--role", "gateway", "--port", str(gw_port),
-                              "--data-dir", str(data), "--upstream", up], env=env),  # fmt: skip
+            subprocess.Popen(
+                [
+                    *me,
+                    "--role",
+                    "gateway",
+                    "--port",
+                    str(gw_port),
+                    "--data-dir",
+                    str(data),
+                    "--upstream",
+                    up,
+                ],
+                env=env,
+            ),  # fmt: skip
         ]
         try:
             wait_up(up, "/health")
             wait_up(gw, "/healthz")
             res = measure(up, gw, {"Authorization": f"Bearer {token}"}, a.requests,
-                          a.concurrency)  # fmt: skip
-            # what the gateway metered: every request of the runs above (and warm-ups)
+                          a.concurrency, a.seconds)  # fmt: skip
+            # what the gateway metered: every request through it above (warm-ups included)
             time.sleep(1.5)
             usage = httpx.get(gw + "/v1/usage", headers={"Authorization": f"Bearer {token}"})
             res["metered"] = usage.json()["tokens"]
@@ -218,6 +284,7 @@ def main() -> None:
             for p in procs:
                 p.wait(timeout=20)
     res["settings"] = {"requests": a.requests, "concurrency": a.concurrency,
+                       "rps_client": "wrk" if shutil.which("wrk") else "aiohttp",
                        "cpus": os.cpu_count(), "tokens_per_answer": TOKENS}  # fmt: skip
     text = json.dumps(res, indent=2)
     print(text)
