@@ -14,6 +14,7 @@ from computepool.server.runtime import ServeSettings, build_app
 from computepool.server.service_directory import ServiceInfo, StaticDirectory
 from tests.gateway.openai_double import double_app, free_port, serve_double
 from tests.server.conftest import admin_token, bearer, kill_leftovers
+from tests.server.conftest import postgres as postgres  # noqa: F401 - the fixture, for pg tests
 
 
 @dataclass
@@ -43,9 +44,9 @@ class Gw:
         self.gateway.meter.flush(ctx.sessions)
 
 
-def serve_gateway(tmp_path: Path, **settings) -> tuple[object, str]:
+def serve_gateway(tmp_path: Path, url: str | None = None, **settings) -> tuple[object, str]:
     data = tmp_path / "data"
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = url or f"sqlite:///{tmp_path / 'c.db'}"
     tok = admin_token(data, url)
     app = build_app(
         ServeSettings(
@@ -65,7 +66,21 @@ def serve_gateway(tmp_path: Path, **settings) -> tuple[object, str]:
 def gw(tmp_path) -> Iterator[Gw]:
     """The gateway with three services on test doubles: ``chat-7b`` (shared, 2 replicas),
     ``private-a`` (tenant oem-a's), ``no-usage`` (shared; its replica reports no usage)."""
-    app, tok = serve_gateway(tmp_path)
+    yield from _gateway(tmp_path, None)
+
+
+@pytest.fixture
+def gw_pg(tmp_path, postgres) -> Iterator[Gw]:  # noqa: F811 - the imported fixture
+    """``gw`` on a throwaway PostgreSQL store."""
+    from computepool.server.runtime import open_store
+
+    name = postgres.migrated_template(lambda u: open_store(tmp_path, u).dispose())
+    postgres.truncate_all(postgres.url(name))
+    yield from _gateway(tmp_path, postgres.url(name))
+
+
+def _gateway(tmp_path: Path, db: str | None) -> Iterator[Gw]:
+    app, tok = serve_gateway(tmp_path, db)
     a = double_app("a", "chat-7b")
     b = double_app("b", "chat-7b")
     p = double_app("p", "private-a")

@@ -205,3 +205,17 @@ def test_replica_errors_openai_shape_passed_on_others_wrapped(gw):
         r = gw.http.post("/v1/completions", headers=a, json={"model": "other", "prompt": "x"})
         assert r.status_code == 404 and r.json()["error"]["message"] == "no such model"
     assert _tokens(gw, a) == []
+
+
+def test_metering_and_limits_on_postgresql(gw_pg):
+    gw = gw_pg
+    a = gw.tenant("oem-a", requests_per_s=1)
+    r = gw.http.post("/v1/chat/completions", headers=a,
+                     json={"model": "chat-7b", "messages": [{"role": "user", "content": "a b"}],
+                           "max_tokens": 3})  # fmt: skip
+    assert r.status_code == 200, r.text
+    r2 = gw.http.post("/v1/completions", headers=a, json={"model": "chat-7b", "prompt": "x"})
+    assert r2.status_code == 429
+    row = _tokens(gw, a)[0]
+    assert (row["requests"], row["prompt_tokens"], row["completion_tokens"]) == (1, 2, 3)
+    assert row["cost_usd"] == pytest.approx(5 * 0.20 / 1e6)
