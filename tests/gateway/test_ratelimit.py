@@ -91,3 +91,19 @@ def test_server_default_applies_to_tenants_without_limits(tmp_path):
 def test_bad_server_default_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--gateway-tokens-per-min must be > 0"):
         serve_gateway(tmp_path, gateway_tokens_per_min=0.0)
+
+
+def test_cli_sets_a_tenants_limits(tmp_path):
+    from typer.testing import CliRunner
+
+    from computepool.cli.app import app
+
+    d = ["--data-dir", str(tmp_path / "d")]
+    r = CliRunner().invoke(app, ["admin", "tenant", "add", "t1", "--requests-per-s", "5",
+                                 "--tokens-per-min", "9000", *d])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["admin", "tenant", "list", "-o", "json", *d])
+    (row,) = __import__("json").loads(r.output)
+    assert (row["requests_per_s"], row["tokens_per_min"]) == (5.0, 9000.0)
+    r = CliRunner().invoke(app, ["admin", "tenant", "add", "t2", "--requests-per-s", "0", *d])
+    assert r.exit_code != 0 and "requests_per_s" in r.output

@@ -77,6 +77,8 @@ TENANT_COLUMNS = [
     Col("BUDGET H", lambda r: _opt(r["budget_accel_hours"]), key=True, right=True),
     Col("BUDGET USD", lambda r: _opt(r["budget_usd"]), key=True, right=True),
     Col("MAX H/JOB", lambda r: _opt(r["default_max_hours"]), key=True, right=True, wide=True),
+    Col("REQ/S", lambda r: _opt(r.get("requests_per_s")), right=True, wide=True),
+    Col("TOK/MIN", lambda r: _opt(r.get("tokens_per_min")), right=True, wide=True),
     Col("HANDLERS", lambda r: escape(", ".join(r["handlers"])), wide=True, wrap=True),
     Col("QUOTAS", lambda r: escape(_quotas(r["quotas"]) or "unlimited"), wrap=True),
 ]
@@ -453,6 +455,7 @@ def register(app: typer.Typer) -> None:
                 {"name": r.name, "weight": r.weight, "cohort": r.cohort, "quotas": r.quotas or {},
                  "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd,
                  "default_max_hours": r.default_max_hours,
+                 "requests_per_s": r.requests_per_s, "tokens_per_min": r.tokens_per_min,
                  "handlers": [r.name, *store.handlers_of(s, r.id)]}
                 for r in store.tenants(s)
             ]  # fmt: skip
