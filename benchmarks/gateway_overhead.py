@@ -191,9 +191,22 @@ async def client_rps(url: str, n: int, conc: int, stream: bool, headers: dict) -
         return n / (time.perf_counter() - t0)
 
 
-def rps(url: str, n: int, conc: int, seconds: int, stream: bool, headers: dict) -> float:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rps(
+    url: str, n: int, conc: int, seconds: int, stream: bool, headers: dict, pid: int
+) -> tuple[float, float]:
+    """(requests a second, CPU ms a request of the server process ``pid``)."""
+    c0, t0 = cpu_s(pid), time.perf_counter()
     got = wrk_rps(url, conc, seconds, stream, headers)
-    return got if got is not None else asyncio.run(client_rps(url, n, conc, stream, headers))
+    if got is None:
+        got = asyncio.run(client_rps(url, n, conc, stream, headers))
+    done = got * (time.perf_counter() - t0)  # (the warm-up of the Python client included)
+    return got, (cpu_s(pid) - c0) * 1e3 / max(done, 1.0)
 
 
 def pcts(prefix: str, d: np.ndarray, v: np.ndarray) -> dict:
@@ -209,7 +222,9 @@ def pcts(prefix: str, d: np.ndarray, v: np.ndarray) -> dict:
     }
 
 
-def measure(up: str, gw: str, headers: dict, n: int, conc: int, seconds: int) -> dict:
+def measure(
+    up: str, gw: str, headers: dict, n: int, conc: int, seconds: int, pids: tuple[int, int]
+) -> dict:
     out = {}
     for stream in (False, True):
         mode = "streamed" if stream else "non-streamed"
@@ -218,14 +233,17 @@ def measure(up: str, gw: str, headers: dict, n: int, conc: int, seconds: int) ->
         for _ in range(2):
             direct.append(asyncio.run(sequential(up, n // 2, stream, {})))
             via.append(asyncio.run(sequential(gw, n // 2, stream, headers)))
-            d_rps.append(rps(up, n, conc, seconds, stream, {}))
-            g_rps.append(rps(gw, n, conc, seconds, stream, headers))
+            d_rps.append(rps(up, n, conc, seconds, stream, {}, pids[0]))
+            g_rps.append(rps(gw, n, conc, seconds, stream, headers, pids[1]))
         d, v = np.concatenate(direct), np.concatenate(via)
         out[mode] = {
             **pcts("", d[:, 1], v[:, 1]),
             **(pcts("first_byte_", d[:, 0], v[:, 0]) if stream else {}),
-            "direct_rps": d_rps,
-            "gateway_rps": g_rps,
+            "direct_rps": [r for r, _ in d_rps],
+            "gateway_rps": [r for r, _ in g_rps],
+            # CPU of the upstream per direct request; of the gateway process per request
+            "upstream_cpu_ms_per_request": [c for _, c in d_rps],
+            "gateway_cpu_ms_per_request": [c for _, c in g_rps],
         }  # fmt: skip
     return out
 
@@ -273,7 +291,7 @@ def main() -> None:
             wait_up(up, "/health")
             wait_up(gw, "/healthz")
             res = measure(up, gw, {"Authorization": f"Bearer {token}"}, a.requests,
-                          a.concurrency, a.seconds)  # fmt: skip
+                          a.concurrency, a.seconds, (procs[0].pid, procs[1].pid))  # fmt: skip
             # what the gateway metered: every request through it above (warm-ups included)
             time.sleep(1.5)
             usage = httpx.get(gw + "/v1/usage", headers={"Authorization": f"Bearer {token}"})
