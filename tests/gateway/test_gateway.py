@@ -219,3 +219,25 @@ def test_metering_and_limits_on_postgresql(gw_pg):
     row = _tokens(gw, a)[0]
     assert (row["requests"], row["prompt_tokens"], row["completion_tokens"]) == (1, 2, 3)
     assert row["cost_usd"] == pytest.approx(5 * 0.20 / 1e6)
+
+
+def test_client_leaving_mid_stream_frees_the_replica_and_is_metered(gw):
+    from tests.gateway.openai_double import double_app, serve_double
+
+    a = gw.tenant("oem-a")
+    slow = double_app("slow", "slow", delay_s=0.2)
+    with serve_double(slow) as url:
+        gw.route([ServiceInfo("slow", "default", "qwen2.5-7b")], {"slow": [url]})
+        body = {"model": "slow", "prompt": "p", "max_tokens": 50, "stream": True}
+        with gw.http.stream("POST", "/v1/completions", headers=a, json=body) as r:
+            first = next(r.iter_raw())
+            assert b"tok0" in first
+            assert gw.gateway.inflight[url] == 1
+        end = time.monotonic() + 10
+        while gw.gateway.inflight[url] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert gw.gateway.inflight[url] == 0
+        row = _tokens(gw, a)[0]
+        # the replica's usage chunk never came: counted by the gateway (chunks it passed on)
+        assert row["requests"] == 1 and row["estimated_requests"] == 1
+        assert 1 <= row["completion_tokens"] < 50

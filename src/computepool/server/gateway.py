@@ -333,12 +333,7 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
     url, resp = sent
     call = _Call(gw, caller, info, body, t0)
     if body.stream and resp.status == 200:
-        return StreamingResponse(
-            _relay(call, url, resp),
-            status_code=200,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return _Relay(call, url, resp)
     try:
         content = await _read_bounded(resp)
     except UPSTREAM_ERRORS as exc:
@@ -475,24 +470,50 @@ class _Call:
             tally[1] += 1
 
 
-async def _relay(call: _Call, url: str, resp: aiohttp.ClientResponse):
-    tap = SseTap(drop_usage=not call.body.include_usage)
-    code = 200
-    try:
-        async for chunk in resp.content.iter_any():
-            out = tap.feed(chunk)
-            if call.ttft is None and tap.text_chunks:
-                call.ttft = time.monotonic() - call.t0
-            if out:
-                yield out
-        rest = tap.close()
-        if rest:
-            yield rest
-    except UPSTREAM_ERRORS as exc:
-        # the replica broke off: what was sent is sent (no [DONE]); metered as counted
-        code = 502
-        log.warning("gateway: stream from %s broke off: %s", url, type(exc).__name__)
-    finally:
-        call.gw.inflight[url] -= 1
-        call.done(code, tap.usage, "", tap.text_chunks, metered=True)
-        resp.release()
+class _Relay(StreamingResponse):
+    """A stream that lets its replica go however it ends: also when the client left before
+    the first chunk (the generator then never starts, so its ``finally`` never runs)."""
+
+    def __init__(self, call: _Call, url: str, resp: aiohttp.ClientResponse) -> None:
+        self.tap = SseTap(drop_usage=not call.body.include_usage)
+        self.call, self.url, self.upstream, self.code = call, url, resp, 200
+        self.ended = False
+        super().__init__(
+            self._events(),
+            status_code=200,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.call.gw.inflight[self.url] -= 1
+        self.call.done(self.code, self.tap.usage, "", self.tap.text_chunks, metered=True)
+        self.upstream.release()
+
+    async def _events(self):
+        call, tap = self.call, self.tap
+        try:
+            async for chunk in self.upstream.content.iter_any():
+                out = tap.feed(chunk)
+                if call.ttft is None and tap.text_chunks:
+                    call.ttft = time.monotonic() - call.t0
+                if out:
+                    yield out
+            rest = tap.close()
+            if rest:
+                yield rest
+        except UPSTREAM_ERRORS as exc:
+            # the replica broke off: what was sent is sent (no [DONE]); metered as counted
+            self.code = 502
+            log.warning("gateway: stream from %s broke off: %s", self.url, type(exc).__name__)
+        finally:
+            self._end()
