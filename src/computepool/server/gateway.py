@@ -18,20 +18,26 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from computepool.server import gateway_schemas as gs
 from computepool.server.db import TenantRow
 from computepool.server.gateway_metrics import GatewayMetrics
+from computepool.server.gateway_upstream import (
+    UPSTREAM_ERRORS,
+    Call,
+    Relay,
+    answer_text,
+    is_openai_error,
+    read_bounded,
+    send,
+)
 from computepool.server.ratelimit import Limits, TenantLimiter
 from computepool.server.service_directory import (
     SHARED,
@@ -39,19 +45,10 @@ from computepool.server.service_directory import (
     ServiceInfo,
     StaticDirectory,
 )
-from computepool.server.sse import SseTap, usage_counts
 from computepool.server.store import Principal
 from computepool.server.token_meter import TokenMeter
 
 log = logging.getLogger("computepool.gateway")
-#: Failures before the replica answered: another replica may take the request.
-RETRYABLE = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ConnectionTimeoutError,
-)
-#: Upstream failures after the replica answered, or that no other replica would fix.
-UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -233,52 +230,6 @@ async def chat_completions(request: Request) -> Response:
     return await _proxy(request, gs.ChatIn, "/v1/chat/completions")
 
 
-def _finite(text: str) -> float:
-    v = float(text)
-    if math.isinf(v):
-        raise ValueError("number out of range")
-    return v
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse(raw: bytes, model: type[gs._Request]) -> tuple[dict, gs._Request] | JSONResponse:
-    try:  # strict JSON: no NaN / Infinity, no number beyond a double (they would pass on)
-        doc = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return gs.error(
-            400, "the body is not valid JSON (or holds NaN, Infinity, a number out of range)",
-            "invalid_json",
-        )  # fmt: skip
-    if not isinstance(doc, dict):
-        return gs.error(400, "the body must be a JSON object", "invalid_json")
-    try:
-        body = model.model_validate(doc)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e.get("loc", ())) or "body"
-        return gs.error(400, f"{where}: {e.get('msg', 'invalid')}", "invalid_value", where)
-    except RecursionError:
-        return gs.error(400, "the body nests too deeply", "invalid_json")
-    return doc, body
-
-
-def _upstream_body(doc: dict, body: gs._Request) -> dict:
-    out = dict(doc)
-    if isinstance(body, gs.ChatIn):
-        if body.max_tokens is None and body.max_completion_tokens is None:
-            out["max_tokens"] = gs.MAX_TOKENS
-    elif body.max_tokens is None:
-        out["max_tokens"] = gs.MAX_TOKENS
-    if body.stream:
-        opts = dict(doc.get("stream_options") or {})
-        opts["include_usage"] = True  # always: the gateway meters from it
-        out["stream_options"] = opts
-    return out
-
-
 async def _proxy(request: Request, model: type[gs._Request], path: str) -> Response:
     t0 = time.monotonic()
     caller = await _caller(request)
@@ -288,7 +239,7 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
         return gs.error(
             403, "the gateway meters tokens per tenant: use a tenant's token", "tenant_required"
         )
-    parsed = _parse(await request.body(), model)
+    parsed = gs.parse_body(await request.body(), model)
     if isinstance(parsed, JSONResponse):
         return parsed
     doc, body = parsed
@@ -326,16 +277,16 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
             "no_replica_ready",
             retry_after_s=5,
         )
-    up = _upstream_body(doc, body)
-    sent = await _send(gw, urls, path, up)
+    up = gs.upstream_body(doc, body)
+    sent = await send(gw, urls, path, up)
     if isinstance(sent, JSONResponse):
         return sent
     url, resp = sent
-    call = _Call(gw, caller, info, body, t0)
+    call = Call(gw, caller, info, body, t0)
     if body.stream and resp.status == 200:
-        return _Relay(call, url, resp)
+        return Relay(call, url, resp)
     try:
-        content = await _read_bounded(resp)
+        content = await read_bounded(resp)
     except UPSTREAM_ERRORS as exc:
         call.done(502, None, "")
         return gs.error(502, f"the replica broke off: {type(exc).__name__}", "upstream_error")
@@ -345,7 +296,7 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
     if content is None:
         call.done(502, None, "")
         return gs.error(502, "the replica's answer was too large", "upstream_too_large")
-    if resp.status >= 400 and not _openai_error(content):
+    if resp.status >= 400 and not is_openai_error(content):
         # not an OpenAI error body: say what the replica answered, in the gateway's shape
         call.done(502, None, "")
         return gs.error(
@@ -359,7 +310,7 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
         with contextlib.suppress(ValueError, RecursionError):
             answer = json.loads(content)
             if isinstance(answer, dict):
-                usage, text = answer.get("usage"), _answer_text(answer)
+                usage, text = answer.get("usage"), answer_text(answer)
     call.done(resp.status, usage, text)
     return Response(
         content,
@@ -375,145 +326,3 @@ def _describe(limits: Limits) -> str:
     if limits.tokens_per_min is not None:
         parts.append(f"{limits.tokens_per_min:g} tokens/min")
     return ", ".join(parts)
-
-
-async def _send(
-    gw: Gateway, urls: list[str], path: str, body: dict
-) -> tuple[str, aiohttp.ClientResponse] | JSONResponse:
-    assert gw.client is not None, "the gateway starts with the app"
-    last = ""
-    for url in gw.order(urls):
-        gw.inflight[url] = gw.inflight.get(url, 0) + 1
-        try:
-            return url, await gw.client.post(f"{url}{path}", json=body)
-        except RETRYABLE as exc:
-            gw.inflight[url] -= 1
-            last = type(exc).__name__
-            log.info("gateway: replica %s failed before answering (%s); trying another", url, last)
-        except UPSTREAM_ERRORS as exc:
-            gw.inflight[url] -= 1
-            return gs.error(502, f"the replica failed: {type(exc).__name__}", "upstream_error")
-    return gs.error(
-        503,
-        f"no replica of the service could be reached ({last}); retry shortly",
-        "no_replica_ready",
-        retry_after_s=5,
-    )
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes | None:
-    buf = bytearray()
-    async for chunk in resp.content.iter_any():
-        buf += chunk
-        if len(buf) > gs.UPSTREAM_BODY_MAX:
-            return None
-    return bytes(buf)
-
-
-def _openai_error(content: bytes) -> bool:
-    """Whether a replica's error answer is OpenAI's shape (passed on as it is)."""
-    try:
-        doc = json.loads(content)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(doc, dict) and isinstance(doc.get("error"), dict)
-
-
-def _answer_text(answer: dict[str, Any]) -> str:
-    out = []
-    for c in answer.get("choices") or []:
-        if isinstance(c, dict):
-            msg = c.get("message") if isinstance(c.get("message"), dict) else {}
-            text = c.get("text") or msg.get("content") or ""
-            if isinstance(text, str):
-                out.append(text)
-    return "".join(out)
-
-
-@dataclass
-class _Call:
-    """One request's bookkeeping: metering, limits, metrics, when it ends."""
-
-    gw: Gateway
-    caller: Principal
-    info: ServiceInfo
-    body: gs._Request
-    t0: float
-    ttft: float | None = None
-
-    def done(
-        self, code: int, usage: Any, text: str, chunks: int | None = None, metered: bool = False
-    ) -> None:
-        """``metered``: count tokens although ``code`` is not 2xx (a stream broken off)."""
-        gw, tenant = self.gw, self.caller.tenant or "?"
-        prompt = completion = 0
-        if 200 <= code < 300 or metered:
-            counts = usage_counts(usage)
-            estimated = counts is None
-            if counts is None:
-                prompt = gs.estimate_tokens(gs.prompt_text(self.body))
-                completion = chunks if chunks is not None else gs.estimate_tokens(text)
-            else:
-                prompt, completion = counts
-            assert self.caller.tenant_id is not None
-            gw.meter.add(self.caller.tenant_id, self.info.name, self.info.model or self.info.name,
-                         prompt, completion, estimated)  # fmt: skip
-            gw.limiter.charge(self.caller.tenant_id, prompt + completion, time.monotonic())
-        if gw.metrics is not None:
-            gw.metrics.done(tenant, self.info.name, code, prompt, completion,
-                            time.monotonic() - self.t0)  # fmt: skip
-            if self.ttft is not None:
-                gw.metrics.ttft.labels(self.info.name).observe(self.ttft)
-        if self.ttft is not None and self.info.ttft_slo_s is not None:
-            tally = gw.slo.setdefault(self.info.name, [0, 0])
-            tally[0] += int(self.ttft <= self.info.ttft_slo_s)
-            tally[1] += 1
-
-
-class _Relay(StreamingResponse):
-    """A stream that lets its replica go however it ends: also when the client left before
-    the first chunk (the generator then never starts, so its ``finally`` never runs)."""
-
-    def __init__(self, call: _Call, url: str, resp: aiohttp.ClientResponse) -> None:
-        self.tap = SseTap(drop_usage=not call.body.include_usage)
-        self.call, self.url, self.upstream, self.code = call, url, resp, 200
-        self.ended = False
-        super().__init__(
-            self._events(),
-            status_code=200,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._end()
-
-    def _end(self) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        self.call.gw.inflight[self.url] -= 1
-        self.call.done(self.code, self.tap.usage, "", self.tap.text_chunks, metered=True)
-        self.upstream.release()
-
-    async def _events(self):
-        call, tap = self.call, self.tap
-        try:
-            async for chunk in self.upstream.content.iter_any():
-                out = tap.feed(chunk)
-                if call.ttft is None and tap.text_chunks:
-                    call.ttft = time.monotonic() - call.t0
-                if out:
-                    yield out
-            rest = tap.close()
-            if rest:
-                yield rest
-        except UPSTREAM_ERRORS as exc:
-            # the replica broke off: what was sent is sent (no [DONE]); metered as counted
-            self.code = 502
-            log.warning("gateway: stream from %s broke off: %s", self.url, type(exc).__name__)
-        finally:
-            self._end()

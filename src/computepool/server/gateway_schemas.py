@@ -8,12 +8,13 @@ the body size (``bounds.BODY_MAX_BYTES``). Errors are OpenAI's shape:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from computepool import bounds as B
 
@@ -134,3 +135,49 @@ def error(
         }
     }
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError("number out of range")
+    return v
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(raw: bytes, model: type[_Request]) -> tuple[dict, _Request] | JSONResponse:
+    try:  # strict JSON: no NaN / Infinity, no number beyond a double (they would pass on)
+        doc = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return error(
+            400, "the body is not valid JSON (or holds NaN, Infinity, a number out of range)",
+            "invalid_json",
+        )  # fmt: skip
+    if not isinstance(doc, dict):
+        return error(400, "the body must be a JSON object", "invalid_json")
+    try:
+        body = model.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ())) or "body"
+        return error(400, f"{where}: {e.get('msg', 'invalid')}", "invalid_value", where)
+    except RecursionError:
+        return error(400, "the body nests too deeply", "invalid_json")
+    return doc, body
+
+
+def upstream_body(doc: dict, body: _Request) -> dict:
+    out = dict(doc)
+    if isinstance(body, ChatIn):
+        if body.max_tokens is None and body.max_completion_tokens is None:
+            out["max_tokens"] = MAX_TOKENS
+    elif body.max_tokens is None:
+        out["max_tokens"] = MAX_TOKENS
+    if body.stream:
+        opts = dict(doc.get("stream_options") or {})
+        opts["include_usage"] = True  # always: the gateway meters from it
+        out["stream_options"] = opts
+    return out
