@@ -116,6 +116,14 @@ class Gateway:
                 await run_in_threadpool(self.flush, sessions, lock)
 
     # ---- decisions -------------------------------------------------------------------
+    def left(self, url: str) -> None:
+        """A request to ``url`` ended (replicas with none in flight are forgotten)."""
+        n = self.inflight.get(url, 0) - 1
+        if n > 0:
+            self.inflight[url] = n
+        else:
+            self.inflight.pop(url, None)
+
     def order(self, urls: list[str]) -> list[str]:
         """Replicas to try: fewest requests in flight first, ties taken in turn."""
         if len(urls) > 1:
@@ -292,7 +300,7 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
         return gs.error(502, f"the replica broke off: {type(exc).__name__}", "upstream_error")
     finally:
         resp.release()
-        gw.inflight[url] -= 1
+        gw.left(url)
     if content is None:
         call.done(502, None, "")
         return gs.error(502, "the replica's answer was too large", "upstream_too_large")

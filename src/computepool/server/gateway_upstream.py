@@ -47,11 +47,11 @@ async def send(
         try:
             return url, await gw.client.post(f"{url}{path}", json=body)
         except RETRYABLE as exc:
-            gw.inflight[url] -= 1
+            gw.left(url)
             last = type(exc).__name__
             log.info("gateway: replica %s failed before answering (%s); trying another", url, last)
         except UPSTREAM_ERRORS as exc:
-            gw.inflight[url] -= 1
+            gw.left(url)
             return gs.error(502, f"the replica failed: {type(exc).__name__}", "upstream_error")
     return gs.error(
         503,
@@ -157,7 +157,7 @@ class Relay(StreamingResponse):
         self.ended = True
         self.call.done(self.code, self.tap.usage, "", self.tap.text_chunks, metered=True)
         self.upstream.release()
-        self.call.gw.inflight[self.url] -= 1  # last: the request is fully accounted for
+        self.call.gw.left(self.url)  # last: the request is fully accounted for
 
     async def _events(self):
         call, tap = self.call, self.tap
