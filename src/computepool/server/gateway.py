@@ -226,13 +226,13 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.post("/completions")
+@router.post("/completions", openapi_extra=gs.openapi_body(gs.CompletionIn))
 async def completions(request: Request) -> Response:
     """OpenAI's completions: ``model`` names a service; ``stream: true`` answers by SSE."""
     return await _proxy(request, gs.CompletionIn, "/v1/completions")
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra=gs.openapi_body(gs.ChatIn))
 async def chat_completions(request: Request) -> Response:
     """OpenAI's chat completions: ``model`` names a service; ``stream: true`` answers by SSE."""
     return await _proxy(request, gs.ChatIn, "/v1/chat/completions")
