@@ -27,7 +27,9 @@ ROWS = [
 def register(app: typer.Typer) -> None:
     @app.command()
     def loadgen(
-        model: Annotated[str, typer.Argument(help="The service (served model name) to load.")],
+        model: Annotated[
+            str, typer.Argument(metavar="SERVICE", help="The service (served model name) to load.")
+        ],
         trace: Annotated[
             str | None,
             typer.Option("--trace", help="Replay an Azure LLM trace: conv or code."),
