@@ -128,3 +128,33 @@ def test_revoked_token_is_refused_at_once(gw):
     assert gw.http.get("/v1/models", headers=who).status_code == 200
     assert gw.http.delete(f"/v1/tokens/{tok['id']}", headers=gw.admin).status_code == 204
     _err(gw.http.get("/v1/models", headers=who), 401)
+
+
+def test_random_bodies_never_answer_5xx(gw):
+    """Hostile JSON of any shape, and near-valid bodies with hostile values: always a 4xx or
+    a 200 from a replica, never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    who = gw.tenant("mallory")
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+              allow_infinity=False) | st.text(max_size=20)  # fmt: skip
+    anything = st.recursive(scalars, lambda c: st.lists(c, max_size=4)
+                            | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                            max_leaves=12)  # fmt: skip
+    near = st.fixed_dictionaries(
+        {"model": st.sampled_from(["chat-7b", "private-a", "no-usage", "down"]) | st.text(max_size=30)},
+        optional={"prompt": anything, "messages": anything, "max_tokens": anything,
+                  "stream": anything, "stream_options": anything, "n": anything},
+    )  # fmt: skip
+
+    @settings(max_examples=120, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(body=anything | near, path=st.sampled_from(["/v1/completions", "/v1/chat/completions"]))
+    def run(body, path):
+        r = gw.http.post(path, headers=who, json=body)
+        assert r.status_code < 500 or r.status_code == 503, (body, r.status_code, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+    run()
