@@ -20,7 +20,7 @@ from computepool import bounds as B
 
 #: A served model name: what a service may be called (no spaces, quotes or control chars).
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
-#: Completion tokens one choice may ask for; a request that names none gets this many.
+#: Completion tokens one choice may ask for (none named: the engine's context length bounds it).
 MAX_TOKENS = 32_768
 #: Choices per request (``n``, ``best_of``).
 CHOICES_MAX = 16
@@ -170,12 +170,12 @@ def parse_body(raw: bytes, model: type[_Request]) -> tuple[dict, _Request] | JSO
 
 
 def upstream_body(doc: dict, body: _Request) -> dict:
+    """The body sent to the replica: the client's, with the final usage chunk asked for.
+
+    A request that names no ``max_tokens`` is passed on without one: the engine bounds it by
+    its context length (vLLM refuses a ``max_tokens`` beyond it, so a default here would
+    break small-context models)."""
     out = dict(doc)
-    if isinstance(body, ChatIn):
-        if body.max_tokens is None and body.max_completion_tokens is None:
-            out["max_tokens"] = MAX_TOKENS
-    elif body.max_tokens is None:
-        out["max_tokens"] = MAX_TOKENS
     if body.stream:
         opts = dict(doc.get("stream_options") or {})
         opts["include_usage"] = True  # always: the gateway meters from it
