@@ -166,7 +166,9 @@ def test_readme_quickstart_simulation(fresh):
 
 def test_readme_quickstart_live_pool(fresh):
     cwd, env = fresh
-    blocks = [b for b in quickstart_blocks(README.read_text()) if "cpool serve" in b]
+    blocks = [
+        b for b in quickstart_blocks(README.read_text()) if "cpool serve" in b and "submit" in b
+    ]
     assert len(blocks) == 1, "the quickstart's live-pool block changed: update this test"
     port = _free_port()
     env["CPOOL_URL"] = f"http://127.0.0.1:{port}"
@@ -200,4 +202,28 @@ def test_readme_quickstart_live_pool(fresh):
             ("cpool usage", ["byd-auto", "ACCEL-H", "KWH", "USD", "KG CO2"]),
         ],
         [("cpool jobs", ["planner-eval"]), ("cpool usage", ["europa-auto"])],
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the emulated replica answers OpenAI bodies only once the OpenAI-speaking emulator "
+    "is merged; then this passes (strict: an XPASS fails, so remove this mark)",
+)
+def test_readme_quickstart_gateway(fresh):
+    cwd, env = fresh
+    blocks = [b for b in quickstart_blocks(README.read_text()) if "one-chat.yaml" in b]
+    assert len(blocks) == 1, "the quickstart's gateway block changed: update this test"
+    port = _free_port()
+    env["CPOOL_URL"] = f"http://127.0.0.1:{port}"
+    steps = run_block(blocks[0].replace("8000", str(port)), cwd, env, timeout=300)
+    expect(
+        steps,
+        [
+            ("tenant add cabin-team", ["created tenant 'cabin-team'"]),
+            ("cpool wait", ["server up"]),
+            ("cpool loadgen", ["requests (ok / sent)", "20 / 20", "TTFT p50 / p99", "none"]),
+            ("/v1/chat/completions", ['"object"', '"usage"', '"completion_tokens"']),
+            ("cpool usage --tokens", ["cabin-team", "one-chat", "21"]),
+        ],
     )

@@ -139,7 +139,7 @@ def test_the_content_security_policy_blocks_nothing_the_dashboard_uses(browser, 
         "console",
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
-    for path in ("/", "/jobs", "/tenants", "/usage", "/residency"):
+    for path in ("/", "/jobs", "/tenants", "/serving", "/usage", "/residency"):
         r = page.goto(dashboard.url + path)
         assert "script-src 'self'" in r.headers["content-security-policy"]
         assert r.headers["x-frame-options"] == "DENY"

@@ -163,7 +163,7 @@ def test_ten_thousand_jobs_page_server_side(big):
     flavor = "cn-ulanqab/H800"
     rows = _rows(c.get(f"/jobs?flavor={flavor}", headers=adm).text)
     assert rows and all(flavor in c.get(f"/jobs/{r}", headers=adm).text for r in rows[:3])
-    for path in ("/", "/?w=7d", "/tenants", "/usage?w=30d", "/residency"):
+    for path in ("/", "/?w=7d", "/tenants", "/serving", "/usage?w=30d", "/residency"):
         assert c.get(path, headers=adm).status_code == 200, path
         assert c.get(path, headers=ten).status_code == 200, path
     assert "backlog" in c.get("/tenants", headers=adm).text

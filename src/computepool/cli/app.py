@@ -13,6 +13,7 @@ from computepool.cli import (
     catalog_cmd,
     demo_cmd,
     jobs_cmd,
+    loadgen_cmd,
     pack_cmd,
     plan_cmd,
     ray_cmd,
@@ -85,6 +86,7 @@ ray_cmd.register(app)
 agent_cmd.register(app)
 demo_cmd.register(app)
 report_cmd.register(app)
+loadgen_cmd.register(app)
 
 
 class _WarnOnStderr(logging.Handler):

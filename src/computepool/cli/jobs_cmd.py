@@ -220,13 +220,22 @@ def register(app: typer.Typer) -> None:
         since: Annotated[
             str | None, typer.Option("--since", help="ISO time or duration back: 90m, 24h, 7d.")
         ] = None,
+        tokens: Annotated[
+            bool,
+            typer.Option(
+                "--tokens/--no-tokens",
+                help="Tokens through the OpenAI-compatible gateway per tenant, service and "
+                "model, with their cost, instead of accelerator use.",
+            ),
+        ] = False,
         output: OutputOpt = Output.table,
         url: UrlOpt = DEFAULT_URL,
         token: TokenOpt = None,
     ) -> None:
-        """Accelerator-hours, energy, cost and carbon per tenant and flavor."""
+        """Accelerator-hours, energy, cost and carbon per tenant and flavor (--tokens: gateway
+        tokens and their cost per tenant, service and model)."""
         from computepool.cli.jobs_view import print_usage
 
         params = {k: v for k, v in (("tenant", tenant), ("since", since)) if v}
         doc = Client(url, token).call("GET", "/v1/usage", params=params).json()
-        print_usage(doc, output, _when)
+        print_usage(doc, output, _when, tokens=tokens)

@@ -128,6 +128,31 @@ USAGE_COLUMNS = [
 ]
 
 
-def print_usage(doc: dict[str, Any], fmt: Output, when: Callable[[str | None], str]) -> None:
+TOKEN_COLUMNS = [
+    Col("TENANT", lambda r: _esc(r["tenant"]), key=True),
+    Col("SERVICE", lambda r: _esc(r["service"]), key=True),
+    Col("MODEL", lambda r: _esc(r["model"]), wide=True),
+    Col("REQUESTS", lambda r: f"{r['requests']:,}", key=True, right=True),
+    Col("PROMPT TOK", lambda r: f"{r['prompt_tokens']:,}", key=True, right=True),
+    Col("COMPL TOK", lambda r: f"{r['completion_tokens']:,}", key=True, right=True),
+    Col("USD", lambda r: _num(r["cost_usd"]), key=True, right=True),
+    Col("ESTIMATED", lambda r: f"{r['estimated_requests']:,}", right=True, wide=True),
+]
+
+
+def token_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("requests", "prompt_tokens", "completion_tokens", "estimated_requests", "cost_usd")
+    return {"tenant": "*", "service": "*", "model": "*",
+            **{k: sum(r[k] for r in rows) for k in keys}}  # fmt: skip
+
+
+def print_usage(
+    doc: dict[str, Any], fmt: Output, when: Callable[[str | None], str], tokens: bool = False
+) -> None:
     since = when(doc["since"]) if doc["since"] else "the start"
+    if tokens:
+        rows = doc.get("tokens", [])
+        emit(fmt, TOKEN_COLUMNS, [*rows, token_total(rows)],
+             f"tokens through the gateway since {since}", data=rows)  # fmt: skip
+        return
     emit(fmt, USAGE_COLUMNS, [*doc["rows"], doc["total"]], f"usage since {since}", data=doc)

@@ -77,6 +77,8 @@ TENANT_COLUMNS = [
     Col("BUDGET H", lambda r: _opt(r["budget_accel_hours"]), key=True, right=True),
     Col("BUDGET USD", lambda r: _opt(r["budget_usd"]), key=True, right=True),
     Col("MAX H/JOB", lambda r: _opt(r["default_max_hours"]), key=True, right=True, wide=True),
+    Col("REQ/S", lambda r: _opt(r.get("requests_per_s")), right=True, wide=True),
+    Col("TOK/MIN", lambda r: _opt(r.get("tokens_per_min")), right=True, wide=True),
     Col("HANDLERS", lambda r: escape(", ".join(r["handlers"])), wide=True, wrap=True),
     Col("QUOTAS", lambda r: escape(_quotas(r["quotas"]) or "unlimited"), wrap=True),
 ]
@@ -244,6 +246,30 @@ def register(app: typer.Typer) -> None:
                 "long is lost (its jobs requeued); it stops its workers before.",
             ),
         ] = 15.0,
+        gateway_rps: Annotated[
+            float | None,
+            typer.Option(
+                "--gateway-requests-per-s",
+                help="Gateway rate limit of a tenant that sets none: requests a second "
+                "(default: unlimited).",
+            ),
+        ] = None,
+        gateway_tpm: Annotated[
+            float | None,
+            typer.Option(
+                "--gateway-tokens-per-min",
+                help="Gateway rate limit of a tenant that sets none: prompt + completion "
+                "tokens a minute (default: unlimited).",
+            ),
+        ] = None,
+        token_prices: Annotated[
+            str | None,
+            typer.Option(
+                "--token-prices",
+                help="Gateway prices per million tokens (YAML; default: the shipped "
+                "catalog/data/serving/token_prices.yaml).",
+            ),
+        ] = None,
     ) -> None:
         """Start the live pool: REST API + scheduler loop; jobs run as real processes."""
         import uvicorn
@@ -284,6 +310,9 @@ def register(app: typer.Typer) -> None:
             sandbox_datasets=tuple(_dataset(d) for d in sandbox_dataset or ()),
             public_metrics=public_metrics,
             agent_lease_seconds=agent_lease_seconds,
+            gateway_requests_per_s=gateway_rps,
+            gateway_tokens_per_min=gateway_tpm,
+            token_prices=token_prices,
         )
         configure(log_level)
         # The scheduler round runs in a thread beside the event loop: switch the GIL more
@@ -372,6 +401,21 @@ def register(app: typer.Typer) -> None:
                 help="Time limit of its jobs that give no max_hours (a budget needs limits).",
             ),
         ] = None,
+        requests_per_s: Annotated[
+            float | None,
+            typer.Option(
+                "--requests-per-s",
+                help="Gateway rate limit: requests a second (default: the server's).",
+            ),
+        ] = None,
+        tokens_per_min: Annotated[
+            float | None,
+            typer.Option(
+                "--tokens-per-min",
+                help="Gateway rate limit: prompt + completion tokens a minute (default: the "
+                "server's).",
+            ),
+        ] = None,
         handler: Annotated[
             list[str] | None,
             typer.Option(
@@ -399,6 +443,8 @@ def register(app: typer.Typer) -> None:
                 budget_accel_hours=budget_hours,
                 budget_usd=budget_usd,
                 default_max_hours=default_max_hours,
+                requests_per_s=requests_per_s,
+                tokens_per_min=tokens_per_min,
                 handlers=handler,
             )
         except ValidationError as exc:
@@ -425,6 +471,7 @@ def register(app: typer.Typer) -> None:
                 {"name": r.name, "weight": r.weight, "cohort": r.cohort, "quotas": r.quotas or {},
                  "budget_accel_hours": r.budget_accel_hours, "budget_usd": r.budget_usd,
                  "default_max_hours": r.default_max_hours,
+                 "requests_per_s": r.requests_per_s, "tokens_per_min": r.tokens_per_min,
                  "handlers": [r.name, *store.handlers_of(s, r.id)]}
                 for r in store.tenants(s)
             ]  # fmt: skip

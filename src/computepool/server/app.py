@@ -19,6 +19,8 @@ from computepool.server import store
 from computepool.server.auth import TokenLookup
 from computepool.server.db import JobRow
 from computepool.server.db import sessions as make_sessions
+from computepool.server.gateway import Gateway, GatewayConfig, empty_gateway
+from computepool.server.gateway_metrics import GatewayMetrics
 from computepool.server.guard import Guard, store_id_max
 from computepool.server.service import LiveService
 from computepool.server.writer import SubmissionWriter
@@ -46,6 +48,8 @@ class AppContext:
     id_max: int = 2**63 - 1
     #: Bearer token -> principal, read from the store on every request (no cache).
     tokens: TokenLookup | None = None
+    #: The OpenAI-compatible gateway (``server/gateway.py``): services, limits, metering.
+    gateway: Gateway | None = None
     _tenant_names: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -128,9 +132,16 @@ def metrics_scope(ctx: AppContext, request: Request) -> str | bool:
 
 
 def create_app(
-    engine: Engine, service: LiveService, data_dir: Path, public_metrics: bool = False
+    engine: Engine,
+    service: LiveService,
+    data_dir: Path,
+    public_metrics: bool = False,
+    gateway: GatewayConfig | None = None,
 ) -> FastAPI:
     """The REST API over a store and a live service; the service starts with the app."""
+    from computepool.server import (
+        gateway as gateway_routes,
+    )
     from computepool.server import (
         routes_admin,
         routes_agents,
@@ -149,14 +160,20 @@ def create_app(
         tokens=TokenLookup(engine),
         id_max=store_id_max(engine, JobRow.__table__.c.id),
     )
+    m = service.metrics
+    ctx.gateway = empty_gateway(
+        GatewayMetrics(m.registry, m.tenant_registry), gateway or GatewayConfig()
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
         ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock, pool=service.pool)
+        await ctx.gateway.start(ctx.sessions, service.write_lock)
         try:
             yield
         finally:
+            await ctx.gateway.stop(ctx.sessions, service.write_lock)
             ctx.writer.close()
             if ctx.tokens is not None:
                 ctx.tokens.close()
@@ -177,6 +194,7 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(routes_residency.router)
     app.include_router(routes_agents.router)
+    app.include_router(gateway_routes.router)
     ui.install(app)  # the web dashboard at /
 
     @app.get("/healthz", tags=["ops"])
@@ -187,6 +205,9 @@ def create_app(
     def metrics(request: Request) -> Response:
         """Prometheus metrics. Per-tenant series: all to an admin token, a tenant's own to its
         token, none without one (unless the server runs with ``--public-metrics``)."""
+        gw = ctx.gateway
+        if gw is not None and gw.metrics is not None:
+            gw.metrics.services(gw.directory.services())
         return Response(
             service.metrics.render(metrics_scope(ctx, request)),
             media_type="text/plain; version=0.0.4; charset=utf-8",

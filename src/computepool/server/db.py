@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -47,6 +48,9 @@ class TenantRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     #: Time limit of a job that gives none (``max_hours``); a budgeted tenant's jobs need one.
     default_max_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Gateway rate limits (requests a second, tokens a minute); None: the server's default.
+    requests_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tokens_per_min: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class HandlerRow(Base):
@@ -192,6 +196,30 @@ class LedgerRow(Base):
     __table_args__ = (
         Index("ix_ledger_tenant_end", "tenant_id", "end"),
         Index("ix_ledger_end", "end"),  # the dashboard's cost charts (migration 0002)
+    )
+
+
+class TokenUsageRow(Base):
+    """Gateway metering: tokens one tenant used on one service over a short interval (the
+    gateway adds requests up in memory and writes one row per key every second or so)."""
+
+    __tablename__ = "token_usage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    #: The served model name (the service) and the model it runs (e.g. qwen2.5-7b).
+    service: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    requests: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    #: Requests whose tokens were counted by the gateway (the upstream reported no usage).
+    estimated: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        Index("ix_token_usage_tenant_end", "tenant_id", "end"),
+        Index("ix_token_usage_end", "end"),
     )
 
 

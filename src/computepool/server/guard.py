@@ -75,8 +75,18 @@ def nul_in_request(scope: Scope) -> str | None:
     return "query"
 
 
-def _error(status: int, field: str, reason: str) -> tuple[Message, Message]:
-    body = json.dumps({"error": reason, "errors": [{"field": field, "reason": reason}]}).encode()
+#: The OpenAI-compatible gateway's paths: their errors are in OpenAI's shape.
+OPENAI_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/models")
+
+
+def _error(status: int, field: str, reason: str, openai: bool = False) -> tuple[Message, Message]:
+    if openai:
+        kind = "invalid_request_error"
+        code = "request_too_large" if status == 413 else kind
+        doc: dict = {"error": {"message": reason, "type": kind, "param": field, "code": code}}
+    else:
+        doc = {"error": reason, "errors": [{"field": field, "reason": reason}]}
+    body = json.dumps(doc).encode()
     start = {
         "type": "http.response.start",
         "status": status,
@@ -110,23 +120,24 @@ class Guard:
                 ]
             await send(message)
 
-        refused = self._refusal(scope)
+        openai = scope.get("path", "") in OPENAI_PATHS
+        refused = self._refusal(scope, openai)
         if refused is None and scope.get("method") in _BODY_METHODS:
-            refused, receive = await self._bounded_body(scope, receive)
+            refused, receive = await self._bounded_body(scope, receive, openai)
         if refused is not None:
             for m in refused:
                 await send_with_headers(m)
             return
         await self.app(scope, receive, send_with_headers)
 
-    def _refusal(self, scope: Scope) -> tuple[Message, Message] | None:
+    def _refusal(self, scope: Scope, openai: bool = False) -> tuple[Message, Message] | None:
         where = nul_in_request(scope)
         if where is not None:
-            return _error(422, where, "must not contain NUL (\\x00) characters")
+            return _error(422, where, "must not contain NUL (\\x00) characters", openai)
         return None
 
     async def _bounded_body(
-        self, scope: Scope, receive: Receive
+        self, scope: Scope, receive: Receive, openai: bool = False
     ) -> tuple[tuple[Message, Message] | None, Receive]:
         length = None
         for k, v in scope.get("headers", ()):
@@ -134,9 +145,9 @@ class Guard:
                 length = v
         if length is not None:
             if not length.isdigit():
-                return _error(400, "content-length", "not a byte count"), receive
+                return _error(400, "content-length", "not a byte count", openai), receive
             if len(length) > 15 or int(length) > self.max_body:
-                return self._too_large(), receive
+                return self._too_large(openai), receive
             return None, receive  # the server holds the body to its declared length
         # no length declared (chunked): read at most max_body + 1 bytes, then replay them
         chunks, size, more = [], 0, True
@@ -148,12 +159,12 @@ class Guard:
             size += len(chunks[-1])
             more = m.get("more_body", False)
             if size > self.max_body:
-                return self._too_large(), receive
+                return self._too_large(openai), receive
         body = b"".join(chunks)
         return None, _replay([{"type": "http.request", "body": body}], receive)
 
-    def _too_large(self) -> tuple[Message, Message]:
-        return _error(413, "body", f"request body over {self.max_body} bytes")
+    def _too_large(self, openai: bool = False) -> tuple[Message, Message]:
+        return _error(413, "body", f"request body over {self.max_body} bytes", openai)
 
 
 def _replay(messages: list[Message], then: Receive) -> Receive:

@@ -34,15 +34,21 @@ def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
         budget_accel_hours=row.budget_accel_hours,
         budget_usd=row.budget_usd,
         default_max_hours=row.default_max_hours,
+        requests_per_s=row.requests_per_s,
+        tokens_per_min=row.tokens_per_min,
         handlers=handlers,
         created_at=iso(row.created_at),
     )
 
 
 @router.get("/pool", tags=["pool"])
-def pool(request: Request, _caller: Caller) -> dict:
-    """Flavors with capacity, accelerators busy with jobs and held by service replicas now."""
-    svc = ctx_of(request).service
+def pool(request: Request, caller: Caller) -> dict:
+    """Flavors with capacity, accelerators busy with jobs and held by service replicas now;
+    the LLM services the caller may use."""
+    from computepool.server.gateway import pool_services
+
+    ctx = ctx_of(request)
+    svc = ctx.service
     busy, serving = svc.metrics.busy_now, svc.metrics.serving_now
     return {
         "name": svc.pool.name,
@@ -56,6 +62,7 @@ def pool(request: Request, _caller: Caller) -> dict:
             for f, c in zip(svc.pool.flavors, svc.pool.capacity, strict=True)
         ],  # fmt: skip
         "sandbox": svc.sandbox_public(),
+        "services": pool_services(ctx.gateway, caller),
     }
 
 

@@ -27,11 +27,13 @@ from computepool.server.schemas import (
     JobOut,
     JobSpec,
     PendingReason,
+    TokenUsageOut,
     UsageOut,
     UsageRow,
     idempotency_key_error,
     iso,
 )
+from computepool.server.token_meter import token_usage
 from computepool.server.validation import submission_errors
 
 ERRORS = {
@@ -274,7 +276,8 @@ def usage(
     tenant: Tenant = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> UsageOut:
-    """Accelerator-hours, energy, cost and carbon per tenant and flavor (a tenant: its own)."""
+    """Accelerator-hours, energy, cost and carbon per tenant and flavor, and tokens through
+    the gateway per tenant, service and model (a tenant: its own)."""
     ctx = ctx_of(request)
     now = time.time()
     t0 = parse_since(since, now)
@@ -290,6 +293,7 @@ def usage(
         elif tenant is not None and tenant != caller.tenant:
             raise ApiError(403, "tenant", "a tenant token sees only its own usage")
         rows = ledger.usage(s, ctx.service.pool, tenant_id, t0, now)
+        tokens = token_usage(s, tenant_id, t0)
     out = [
         UsageRow(
             tenant=u.tenant,
@@ -311,4 +315,22 @@ def usage(
         carbon_kg=sum(r.carbon_kg for r in out),
         jobs=sum(r.jobs for r in out),
     )
-    return UsageOut(since=iso(t0), until=iso(now), rows=out, total=total)
+    return UsageOut(
+        since=iso(t0),
+        until=iso(now),
+        rows=out,
+        total=total,
+        tokens=[
+            TokenUsageOut(
+                tenant=t.tenant,
+                service=t.service,
+                model=t.model,
+                requests=t.requests,
+                prompt_tokens=t.prompt_tokens,
+                completion_tokens=t.completion_tokens,
+                estimated_requests=t.estimated,
+                cost_usd=t.cost_usd,
+            )
+            for t in tokens
+        ],
+    )

@@ -60,6 +60,11 @@ class ServeSettings:
     public_metrics: bool = False
     #: Federated backend: the lease an agent's heartbeats renew (docs/federation.md).
     agent_lease_seconds: float = 15.0
+    #: The gateway's limits for a tenant that sets none (None: unlimited).
+    gateway_requests_per_s: float | None = None
+    gateway_tokens_per_min: float | None = None
+    #: A token price list (YAML, as ``catalog/data/serving/token_prices.yaml``).
+    token_prices: str | None = None
 
 
 def is_ray(backend: str) -> bool:
@@ -207,7 +212,13 @@ def build_app(settings: ServeSettings) -> FastAPI:
         wire_service(service, check, sessions(engine))
     if serving is not None:  # replicas take device slots of the placer, as jobs do
         serving.bind_placer(service.placer)
-    app = create_app(engine, service, data_dir, public_metrics=settings.public_metrics)
+    app = create_app(
+        engine,
+        service,
+        data_dir,
+        public_metrics=settings.public_metrics,
+        gateway=gateway_config(settings),
+    )
     if serving is not None:
         mount_services(app, serving)
     # one writer per store: taken when the service starts (``cpool serve``: before uvicorn)
@@ -216,10 +227,32 @@ def build_app(settings: ServeSettings) -> FastAPI:
     return app
 
 
+def gateway_config(settings: ServeSettings):
+    """The gateway's settings (the shipped or given token price list is read here: a bad
+    file stops the server at start, naming the file and field)."""
+    from computepool.catalog.token_prices import load_token_prices
+    from computepool.server.gateway import GatewayConfig
+    from computepool.server.ratelimit import Limits
+
+    for name in ("gateway_requests_per_s", "gateway_tokens_per_min"):
+        v = getattr(settings, name)
+        if v is not None and not v > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+    load_token_prices(settings.token_prices)
+    return GatewayConfig(
+        default_limits=Limits(settings.gateway_requests_per_s, settings.gateway_tokens_per_min),
+        token_prices=settings.token_prices,
+    )
+
+
 def mount_services(app: FastAPI, serving) -> None:
     """A stable endpoint per service at ``/services/NAME/v1/completions`` (forwarded to its
-    healthy replicas) and their status at ``GET /services``."""
+    healthy replicas) and their status at ``GET /services``; the gateway (``/v1/models``,
+    ``/v1/completions``, ``/v1/chat/completions``) routes to them by model name."""
+    from computepool.server.service_directory import LiveDirectory
     from computepool.serving.http import endpoint_app
+
+    app.state.ctx.gateway.directory = LiveDirectory(serving)
 
     @app.get("/services")
     def services_status() -> list[dict]:

@@ -265,11 +265,26 @@ class UsageRow(BaseModel):
     jobs: int
 
 
+class TokenUsageOut(BaseModel):
+    """Tokens through the OpenAI-compatible gateway, per tenant, service and model."""
+
+    tenant: str
+    service: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    #: Requests whose tokens the gateway counted itself (the replica reported no usage).
+    estimated_requests: int = 0
+    cost_usd: float
+
+
 class UsageOut(BaseModel):
     since: datetime | None
     until: datetime
     rows: list[UsageRow]
     total: UsageRow
+    tokens: list[TokenUsageOut] = Field(default_factory=list)
 
 
 class QuotaIn(BoundedModel):
@@ -293,6 +308,13 @@ class TenantIn(BoundedModel):
     # isolation and limits (docs/security.md)
     default_max_hours: float | None = Field(
         None, gt=0, le=8760, description="Time limit of its jobs that give no max_hours."
+    )
+    # the OpenAI-compatible gateway (docs/serving.md); None: the server's default
+    requests_per_s: float | None = Field(
+        None, gt=0, le=1e6, description="Gateway requests a second (token bucket)."
+    )
+    tokens_per_min: float | None = Field(
+        None, gt=0, le=1e12, description="Gateway tokens (prompt + completion) a minute."
     )
     handlers: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
         None, max_length=64, description="Data handlers (controllers) it owns besides its own "

@@ -76,6 +76,7 @@ def upsert_tenant(s: Session, t: TenantIn, actor: str) -> tuple[TenantRow, bool]
     row.quotas = {k: q.model_dump() for k, q in t.quotas.items()}
     row.budget_accel_hours, row.budget_usd = t.budget_accel_hours, t.budget_usd
     row.default_max_hours = t.default_max_hours
+    row.requests_per_s, row.tokens_per_min = t.requests_per_s, t.tokens_per_min
     s.flush()
     if t.handlers is not None:
         set_handlers(s, row, t.handlers)

@@ -1,5 +1,5 @@
-"""The dashboard's routes: pages at ``/``, ``/jobs``, ``/jobs/{id}``, ``/tenants``, ``/usage``,
-``/residency``; login with the API's bearer tokens (kept in an HttpOnly cookie); live
+"""The dashboard's routes: pages at ``/``, ``/jobs``, ``/jobs/{id}``, ``/tenants``, ``/serving``
+(services), ``/usage``, ``/residency``; login with the API's bearer tokens (kept in an HttpOnly cookie); live
 updates by polling the same URL with ``X-Fragment: 1`` (JSON: panel id -> HTML).
 
 The same token auth as the API: a tenant's token sees only its own jobs and usage, the
@@ -31,7 +31,7 @@ from computepool.server import log_view as lv
 from computepool.server import routes_jobs
 from computepool.server.app import ApiError, AppContext
 from computepool.server.schemas import JobSpec
-from computepool.server.ui import pages_jobs, pages_pool
+from computepool.server.ui import pages_jobs, pages_pool, pages_services
 from computepool.server.ui import queries as Q
 from computepool.server.ui.pages_clusters import clusters_panel
 from computepool.server.ui.scope import Viewer
@@ -233,6 +233,14 @@ def usage(request: Request, who: Who) -> Response:
     ctx = _ctx(request)
     with ctx.sessions() as s:
         page = pages_pool.usage_page(s, ctx.service.pool, who, _params(request), time.time())
+    return _answer(request, page, who)
+
+
+@router.get("/serving", response_class=HTMLResponse)
+def serving(request: Request, who: Who) -> Response:
+    ctx = _ctx(request)
+    with ctx.sessions() as s:
+        page = pages_services.services_page(s, ctx.gateway, who)
     return _answer(request, page, who)
 
 

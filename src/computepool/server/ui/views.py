@@ -15,6 +15,7 @@ NAV = (
     ("overview", "/", "Overview"),
     ("jobs", "/jobs", "Jobs"),
     ("tenants", "/tenants", "Tenants"),
+    ("services", "/serving", "Services"),
     ("usage", "/usage", "Usage & cost"),
     ("residency", "/residency", "Residency audit"),
 )

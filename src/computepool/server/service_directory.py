@@ -1,0 +1,87 @@
+"""What the gateway needs to know about the pool's services: a small protocol, and its
+adapter over the live serving controller (``cpool serve --services FILE``).
+
+``ServiceDirectory.services()`` lists every service (name = the served model name, the
+tenant that owns it, the model it runs, its TTFT objective and replica counts);
+``endpoints(name)`` gives the base URLs (``http://127.0.0.1:PORT``) of its replicas that are
+healthy now. A service owned by a tenant is that tenant's alone; one whose ``tenant`` is
+left at ``default`` (or is ``*``) is shared by every tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: Owners that mean "every tenant may use it".
+SHARED = ("default", "*")
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    tenant: str = "default"
+    model: str = ""
+    ttft_slo_s: float | None = None
+    ready: int = 0
+    desired: int = 0
+    #: Requests a second the autoscaler measured last (None: not known).
+    load_rps: float | None = None
+
+    def usable_by(self, tenant: str | None, admin: bool = False) -> bool:
+        return admin or self.tenant in SHARED or (tenant is not None and self.tenant == tenant)
+
+
+class ServiceDirectory(Protocol):
+    def services(self) -> Sequence[ServiceInfo]: ...
+
+    def endpoints(self, name: str) -> list[str]: ...
+
+
+@dataclass
+class StaticDirectory:
+    """Fixed services and replica URLs (a server without ``--services``: none)."""
+
+    infos: Sequence[ServiceInfo] = ()
+    urls: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def services(self) -> Sequence[ServiceInfo]:
+        return [
+            ServiceInfo(**{**s.__dict__, "ready": len(self.urls.get(s.name, ()))})
+            for s in self.infos
+        ]
+
+    def endpoints(self, name: str) -> list[str]:
+        return list(self.urls.get(name, ()))
+
+
+class LiveDirectory:
+    """The services of a ``LiveServingController``, read on every call (replicas the
+    supervisor adds, restarts or drains are seen at once)."""
+
+    def __init__(self, controller) -> None:  # serving.live_pool.LiveServingController
+        self.controller = controller
+
+    def services(self) -> Sequence[ServiceInfo]:
+        out = []
+        for s in self.controller.states:
+            rate = s.autoscaler.rate
+            out.append(
+                ServiceInfo(
+                    name=s.spec.name,
+                    tenant=s.spec.tenant,
+                    model=s.spec.model.name,
+                    ttft_slo_s=s.spec.ttft_slo_s,
+                    ready=len(s.supervisor.endpoints()),
+                    desired=s.want,
+                    load_rps=float(rate[-1]) if rate else None,
+                )
+            )
+        return out
+
+    def endpoints(self, name: str) -> list[str]:
+        for s in self.controller.states:
+            if s.spec.name == name:
+                return s.supervisor.endpoints()
+        return []
