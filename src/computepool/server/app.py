@@ -173,7 +173,14 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
-        return {"ok": True, "rounds": service.rounds, "sandbox": service.sandbox_public()}
+        lease = service.lease
+        return {
+            "ok": True,
+            "role": service.role,
+            "epoch": lease.epoch if lease is not None and service.role == "leader" else None,
+            "rounds": service.rounds,
+            "sandbox": service.sandbox_public(),
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request) -> Response:

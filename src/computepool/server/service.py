@@ -35,7 +35,8 @@ from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
-from computepool.server.lease import LeaseLost, StoreLease
+from computepool.server.ha import LEADER, STANDBY, FencedCluster
+from computepool.server.lease import LeaseHeld, LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
@@ -128,7 +129,7 @@ class LiveService:
             self.index.workload,
             throughputs,
             get_policy(cfg.policy),
-            self.cluster,
+            FencedCluster(self.cluster, self._ensure_lease),
             self.clock,
             self.source,
             SchedulerConfig.live(cfg.round_seconds),
@@ -152,6 +153,18 @@ class LiveService:
         #: shuts the process down.
         self.on_fenced: Callable[[], None] | None = None
         self._tenants_at = -1e18
+        #: Several servers share the store (``--standby``): when another holds the lease,
+        #: serve the API and wait for it instead of refusing to start.
+        self.standby = False
+        #: Called when this server becomes the leader, before it recovers (reload what
+        #: other servers may have changed in the store meanwhile: approvals, counters).
+        self.on_lead: Callable[[], None] | None = None
+        #: Called with the tenants' refresh while leading with standbys beside (approvals
+        #: put on record through another server).
+        self.on_refresh: Callable[[], None] | None = None
+        #: True from when this server leads (lease taken, recovered) until it stops.
+        self.leading = False
+        self._standby_thread: threading.Thread | None = None
         #: Held by every writer of this process (scheduler round, submission writer): with
         #: SQLite, threads then never wait on the database's own lock and its back-off.
         self.write_lock = threading.Lock()
@@ -168,17 +181,65 @@ class LiveService:
     def sandbox_warning(self) -> str:
         return "" if self.sandbox is None else self.sandbox.warning
 
+    @property
+    def role(self) -> str:
+        """``leader`` (holds the lease, schedules) or ``standby`` (serves the API only)."""
+        return LEADER if self.leading and self.fenced is None else STANDBY
+
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        if self.lease is not None:
-            if not self.lease.held:
+        if self.lease is not None and not self.lease.held:
+            if not self.standby:
                 self.lease.acquire()  # LeaseHeld: another server writes to this store
+            elif self.lease.try_acquire() is not None:  # another leads: wait, serving the API
+                self._standby_thread = threading.Thread(
+                    target=self._await_lease, name="cpool-standby", daemon=True
+                )
+                self._standby_thread.start()
+                return
+        self._lead()
+
+    def _lead(self) -> None:
+        """Holding the lease: renew it, recover from the store and the backend, schedule."""
+        if self.lease is not None:
             threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
+        if self.on_lead is not None:
+            self.on_lead()
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
+        self.leading = True
         self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
         self._thread.start()
+
+    def _await_lease(self) -> None:
+        """A standby: wait for the lease, then lead (or stop trying when the server stops)."""
+        assert self.lease is not None
+        try:
+            self.lease.acquire(wait=True, stop=self._stop)
+        except LeaseHeld:  # stopped while waiting
+            return
+        log.warning("this server leads now", extra={"fields": {"epoch": self.lease.epoch}})
+        try:
+            self._lead()
+        except LeaseLost as exc:
+            self._fence(exc)
+        except Exception:  # cannot take over: step aside rather than half-lead
+            log.exception("taking over as leader failed; this server stops")
+            self.lease.release()
+            self._fence(LeaseLost(self.lease.store, None, time.time()))
+
+    def _ensure_lease(self) -> None:
+        """Before acting on the cluster: the lease must surely be ours (renewed if it is
+        not fresh); else ``LeaseLost`` (and this server stops)."""
+        if self.lease is None or self.lease.fresh():
+            return
+        try:
+            with self.write_lock:
+                self.lease.renew()
+        except LeaseLost as exc:
+            self._fence(exc)
+            raise
 
     def _renew(self) -> None:
         """Renew the writer lease every third of its time to live, whatever rounds take."""
@@ -207,6 +268,10 @@ class LiveService:
     def stop(self) -> None:
         self._stop.set()
         self.clock.wake()
+        if self._standby_thread is not None:
+            self._standby_thread.join(timeout=60)
+        if self.lease is not None and not self.leading:  # a standby: no jobs, no writes
+            return
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         if self.serving is not None:
@@ -231,14 +296,14 @@ class LiveService:
                 self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
         with self.write_lock, self.sessions() as s:
             try:
-                self._fence_in(s)
+                self.fence_in(s)
             except LeaseLost:
                 return
             self.sink.flush(s)
         if self.lease is not None and self.fenced is None:
             self.lease.release()
 
-    def _fence_in(self, s: Session) -> None:
+    def fence_in(self, s: Session) -> None:
         """First statement of a transaction that writes: renew the lease in it, or stop."""
         if self.lease is None:
             return
@@ -271,15 +336,18 @@ class LiveService:
     def round(self) -> None:
         t0 = time.perf_counter()
         if self.lease is not None:  # never act on the cluster without the lease
-            with self.write_lock, self.sessions() as s:
-                self._fence_in(s)
-                s.commit()
+            try:
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+                raise
         self.refresh_tenants()
         self._cancellations()
         self._time_limits()
         self.scheduler.step()
         with self.write_lock, self.sessions() as s:
-            self._fence_in(s)
+            self.fence_in(s)
             self._write_audit(s)
             events = self.sink.flush(s)
             s.commit()  # audit records of a round without events
@@ -315,6 +383,8 @@ class LiveService:
         with self.sessions() as s:
             rows = store.tenants(s)
             spent = ledger.spent_by_tenant(s, self.pool)
+        if self.standby and self.on_refresh is not None:  # approvals made on other servers
+            self.on_refresh()
         over = frozenset(ledger.over_budget(spent, rows))
         tenants = {r.name: store.to_tenant(r) for r in rows}
         if (tenants, over) != (self._tenants_seen, self.over_budget):
