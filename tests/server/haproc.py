@@ -20,9 +20,7 @@ MARKED_JOB = (
 )
 
 
-def ha_server(
-    data: Path, url: str, log: Path, lease_s: float = 2.0, *extra: str
-) -> ServerProcess:
+def ha_server(data: Path, url: str, log: Path, lease_s: float = 2.0, *extra: str) -> ServerProcess:
     """A server of an HA group: every one shares the store and (local backend) the data dir."""
     return ServerProcess(
         data, url, "--standby", "--config", "gavel-36x3", "--policy", "fifo-agnostic",

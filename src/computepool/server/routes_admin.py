@@ -42,8 +42,13 @@ def tenant_out(row, handlers: list[str] | None = None) -> TenantOut:
 @router.get("/pool", tags=["pool"])
 def pool(request: Request, _caller: Caller) -> dict:
     """Flavors with capacity and accelerators busy now."""
-    svc = ctx_of(request).service
-    busy = svc.metrics.busy_now
+    ctx = ctx_of(request)
+    svc = ctx.service
+    if svc.role == "leader":
+        busy = svc.metrics.busy_now
+    else:  # a standby: what the leader recorded (open placement intervals)
+        with ctx.sessions() as s:
+            busy = store.busy_by_flavor(s)
     return {
         "name": svc.pool.name,
         "flavors": [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 

@@ -36,7 +36,7 @@ from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
 from computepool.server.ha import LEADER, STANDBY, FencedCluster
-from computepool.server.lease import LeaseHeld, LeaseLost, StoreLease
+from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
@@ -214,11 +214,18 @@ class LiveService:
 
     def _await_lease(self) -> None:
         """A standby: wait for the lease, then lead (or stop trying when the server stops)."""
-        assert self.lease is not None
-        try:
-            self.lease.acquire(wait=True, stop=self._stop)
-        except LeaseHeld:  # stopped while waiting
-            return
+        lease = self.lease
+        assert lease is not None
+        log.info("standby: serving the API, waiting for the writer lease",
+                 extra={"fields": {"store": lease.store}})  # fmt: skip
+        while (holder := lease.try_acquire()) is not None:
+            try:  # what admission on this server reads: budgets, tenants, approvals
+                self.refresh_tenants()
+            except Exception:
+                log.exception("standby: reading tenants from the store failed")
+            left = holder.expires_at - lease.clock()
+            if self._stop.wait(min(lease.renew_every_s, max(left, 0.05))):
+                return
         log.warning("this server leads now", extra={"fields": {"epoch": self.lease.epoch}})
         try:
             self._lead()
