@@ -20,12 +20,14 @@ MARKED_JOB = (
 )
 
 
-def ha_server(data: Path, url: str, log: Path, lease_s: float = 2.0, *extra: str) -> ServerProcess:
+def ha_server(
+    data: Path, url: str, log: Path, lease_s: float = 2.0, round_s: float = 0.2
+) -> ServerProcess:
     """A server of an HA group: every one shares the store and (local backend) the data dir."""
     return ServerProcess(
         data, url, "--standby", "--config", "gavel-36x3", "--policy", "fifo-agnostic",
-        "--round-seconds", "0.2", "--grace-seconds", "1", "--lease-seconds", str(lease_s),
-        *extra, log=log,
+        "--round-seconds", str(round_s), "--grace-seconds", "1", "--lease-seconds", str(lease_s),
+        log=log,
     )  # fmt: skip
 
 
