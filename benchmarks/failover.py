@@ -100,7 +100,7 @@ def _wait(pred, timeout: float, what: str) -> None:
 
 
 def run(args: argparse.Namespace, pg: ThrowawayPostgres, tmp: Path) -> dict:
-    url = pg.url(pg.new_database())
+    url = pg.new_database()
     data, marks = tmp / "data", shared_marks(tmp / "marks")
     admin = admin_token(data, url)
 
