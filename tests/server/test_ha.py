@@ -205,3 +205,14 @@ def test_standby_on_an_sqlite_store_is_refused_clearly(tmp_path):
     assert r.returncode == 1
     assert "SQLite file, which one server serves alone" in said and "PostgreSQL" in said
     assert not (tmp_path / "cpool.db").exists()  # refused before touching the store
+
+
+def test_a_local_backend_standby_waits_only_behind_a_leader_on_this_machine():
+    from computepool.server.ha import foreign_holder
+    from computepool.server.lease import Holder, machine_identity
+
+    here = Holder("x", "this-host", 1, machine_identity(), 0.0, 1e18, 1)
+    assert foreign_holder(here) is None and foreign_holder(None) is None
+    there = Holder("x", "gpu-7", 1, "another-boot|pid:[1]|1", 0.0, 1e18, 1)
+    said = foreign_holder(there)
+    assert said is not None and "host gpu-7" in said and "same --data-dir" in said
