@@ -79,15 +79,18 @@ def _tenant(server: ServerProcess, admin: str, name: str) -> str:
     return httpx.post(server.url + f"/v1/tenants/{name}/tokens", headers=h).json()["token"]
 
 
-def _burst(client: Client, servers: list[ServerProcess], marks: Path, tag: str, n: int) -> dict:
-    """``n`` submissions, alternately to each server, from two threads at once."""
+def _burst(
+    client: Client, servers: list[ServerProcess], marks: Path, tag: str, n: int, secs: float = 1.5
+) -> dict:
+    """``n`` submissions (``secs`` to ``secs`` + 1 s long), alternately to each server, from
+    two threads at once."""
     ids: dict[str, int] = {}
 
     def send(part: int) -> None:
         for i in range(part, n, 2):
             spec = {
                 "name": f"{tag}{i}",
-                "command": MARKED_JOB.format(marks=marks, secs=1.5 + (i % 3) * 0.5),
+                "command": MARKED_JOB.format(marks=marks, secs=secs + (i % 3) * 0.5),
                 "workdir": str(marks),
                 "workers": 1 + i % 2,
             }
@@ -139,7 +142,7 @@ def test_kill_9_of_the_leader_a_standby_leads_within_10_s_nothing_lost_or_double
         b.start()
         assert role(b) == "standby" and role(a) == "leader"
         client = Client([a, b], _tenant(b, admin, "acme"))  # admin writes via the standby
-        ids = _burst(client, [a, b], marks, "x", 24)
+        ids = _burst(client, [a, b], marks, "x", 24, secs=4.0)  # still running at the kill
         end = time.time() + 20
         while len(starts(marks)) < 4:  # some are running when the leader dies
             assert time.time() < end
