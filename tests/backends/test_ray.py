@@ -473,3 +473,56 @@ def test_a_new_control_plane_adopts_running_ray_workers_and_kills_broken_attempt
     assert sorted(marks.read_text().splitlines()) == sorted(["keep 1"] * 2 + ["broken 1"] * 2)
     assert (tmp_path / "runs" / "keep" / "1" / "closed").exists()
     assert not (tmp_path / "runs" / "keep" / "2").exists()
+
+
+@pytest.mark.timeout(240)
+def test_a_server_killed_and_restarted_adopts_its_running_ray_jobs(cluster, tmp_path, monkeypatch):
+    """kill -9 of a real ``cpool serve --backend ray`` (the actors' driver): its workers run
+    on, and the restarted server adopts them; each rank starts once."""
+    import httpx
+
+    from tests.server.conftest import admin_token, bearer
+    from tests.server.serverproc import ServerProcess
+
+    c, _ = cluster
+    data, marks = tmp_path / "data", tmp_path / "starts"
+    url = f"sqlite:///{tmp_path / 'cpool.db'}"
+    admin = bearer(admin_token(data, url))
+    monkeypatch.setenv("RAY_ADDRESS", c.address)
+    server = ServerProcess(
+        data, url, "--backend", "ray", "--grace-seconds", "1", "--round-seconds", "0.2"
+    )
+    gang = {
+        "command": f'echo "$CPOOL_JOB_ID $CPOOL_WORKER_RANK $CPOOL_ATTEMPT" >> {marks}; '
+        "sleep 6; echo done",
+        "workers": 2,
+        "accelerators_per_worker": 2,
+        "accelerator_types": ["H800"],
+    }
+
+    def job(h: dict, j: int) -> dict:
+        return httpx.get(server.url + f"/v1/jobs/{j}", headers=h, timeout=10).json()
+
+    try:
+        server.start(timeout=90)
+        h = admin
+        assert httpx.post(server.url + "/v1/tenants", json={"name": "t"}, headers=h).is_success
+        who = bearer(httpx.post(server.url + "/v1/tenants/t/tokens", headers=h).json()["token"])
+        j = httpx.post(server.url + "/v1/jobs", json=gang, headers=who).json()["id"]
+        end = time.time() + 60
+        while not (marks.exists() and len(marks.read_text().splitlines()) == 2):
+            assert time.time() < end, job(who, j)
+            time.sleep(0.1)
+        server.kill9()
+        server.start(timeout=90)
+        end = time.time() + 60
+        while (doc := job(who, j))["status"] != "succeeded":
+            assert time.time() < end and doc["status"] in ("running", "queued"), doc
+            time.sleep(0.2)
+        logs = httpx.get(server.url + f"/v1/jobs/{j}/logs", headers=who, timeout=10).text
+    finally:
+        server.stop()
+    assert "adopted" in [e["kind"] for e in doc["events"]]
+    assert doc["attempts"] == 1 and "requeued" not in [e["kind"] for e in doc["events"]]
+    assert sorted(marks.read_text().splitlines()) == [f"{j} 0 1", f"{j} 1 1"]
+    assert logs.count("done") == 2
