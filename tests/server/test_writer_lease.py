@@ -237,3 +237,19 @@ def test_a_holder_paused_past_its_lease_acts_on_the_cluster_no_more(db_url, tmp_
         assert acted == ["apply", "observe"]  # nothing more reached the backend
     finally:
         engine.dispose()
+
+
+def test_a_leader_that_cannot_confirm_its_lease_before_acting_stops(live, monkeypatch):
+    from computepool.server.lease import LeaseLost
+
+    svc = live.client.app.state.ctx.service
+
+    def unreachable() -> None:
+        raise OSError("the store does not answer")
+
+    monkeypatch.setattr(svc.lease, "renew", unreachable)
+    svc.lease.valid_until = time.monotonic() - 1.0  # its last renewal is too old to act on
+    with pytest.raises(LeaseLost, match="cannot confirm the writer lease of store"):
+        svc._ensure_lease()
+    assert "the store does not answer" in str(svc.fenced)
+    live.wait(lambda: not svc._thread.is_alive(), 5, "the loop to stop")

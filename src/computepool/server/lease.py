@@ -93,12 +93,10 @@ class LeaseHeld(RuntimeError):
 class LeaseLost(RuntimeError):
     """This server no longer holds the store's lease: it must stop writing."""
 
-    def __init__(self, store: str, holder: Holder | None, now: float) -> None:
+    def __init__(self, store: str, holder: Holder | None, now: float, why: str = "") -> None:
         who = "nobody" if holder is None else holder.describe(now)
-        super().__init__(
-            f"lost the writer lease of store {store} (now held by {who}); this server stops "
-            "scheduling and writes nothing more"
-        )
+        what = why or f"lost the writer lease of store {store} (now held by {who})"
+        super().__init__(f"{what}; this server stops scheduling and writes nothing more")
 
 
 def _read(path: str) -> str:

@@ -8,6 +8,7 @@ A round runs every ``round_seconds``, or sooner when a submission or a cancel wa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -233,8 +234,10 @@ class LiveService:
             self._fence(exc)
         except Exception:  # cannot take over: step aside rather than half-lead
             log.exception("taking over as leader failed; this server stops")
-            self.lease.release()
-            self._fence(LeaseLost(self.lease.store, None, time.time()))
+            with contextlib.suppress(Exception):
+                self.lease.release()
+            why = f"taking over store {self.lease.store} failed"
+            self._fence(LeaseLost(self.lease.store, None, time.time(), why))
 
     def _ensure_lease(self) -> None:
         """Before acting on the cluster: the lease must surely be ours (renewed if it is
@@ -247,6 +250,11 @@ class LiveService:
         except LeaseLost as exc:
             self._fence(exc)
             raise
+        except Exception as exc:  # cannot prove it is ours: acting now could act twice
+            why = f"cannot confirm the writer lease of store {self.lease.store} before acting"
+            lost = LeaseLost(self.lease.store, None, time.time(), f"{why}: {exc}"[:500])
+            self._fence(lost)
+            raise lost from exc
 
     def _renew(self) -> None:
         """Renew the writer lease every third of its time to live, whatever rounds take."""
