@@ -197,6 +197,36 @@ def test_a_leader_paused_past_its_lease_is_fenced_and_starts_nothing(pg_url, tmp
     assert "lost the writer lease of store" in said and "writes nothing more" in said
 
 
+@pytest.mark.timeout(120)
+def test_a_job_submitted_through_a_standby_starts_without_waiting_for_a_round(pg_url, tmp_path):
+    data, marks = tmp_path / "data", shared_marks(tmp_path / "marks")
+    a, b = (ha_server(data, pg_url, tmp_path / f"s{i}.log", round_s=60) for i in range(2))
+    admin = admin_token(data, pg_url)
+    try:
+        a.start()
+        wait_role(a, "leader", 10)
+        b.start()
+        client = Client([b], _tenant(b, admin, "acme"))
+        time.sleep(1.0)  # the leader's loop now sleeps until its next (60 s) round
+        t0 = time.monotonic()
+        spec = {"command": MARKED_JOB.format(marks=marks, secs=60), "workdir": str(marks)}
+        j = client.submit("one", spec, b)
+        while not starts(marks):
+            assert time.monotonic() - t0 < 10, "the leader did not hear of the submission"
+            time.sleep(0.02)
+        assert role(b) == "standby"
+        t0 = time.monotonic()
+        r = client.request("POST", f"/v1/jobs/{j}/cancel", headers=client.headers)
+        assert r.status_code == 202, r.text
+        while client.job(j)["status"] != "cancelled":
+            assert time.monotonic() - t0 < 10, "the leader did not hear of the cancel request"
+            time.sleep(0.05)
+    finally:
+        for s in (a, b):
+            s.stop()
+        kill_leftovers(data)
+
+
 def test_standby_on_an_sqlite_store_is_refused_clearly(tmp_path):
     url = f"sqlite:///{tmp_path / 'cpool.db'}"
     r = subprocess.run(

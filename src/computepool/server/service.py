@@ -42,6 +42,7 @@ from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
+from computepool.server.wakeup import listen
 
 log = logging.getLogger("computepool.server")
 
@@ -204,6 +205,10 @@ class LiveService:
         """Holding the lease: renew it, recover from the store and the backend, schedule."""
         if self.lease is not None:
             threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
+        if self.standby:  # submissions and cancels stored by the other servers wake the loop
+            engine = self.sessions.kw["bind"]
+            args = (engine, self.wake, self._stop)
+            threading.Thread(target=listen, args=args, name="cpool-listen", daemon=True).start()
         if self.on_lead is not None:
             self.on_lead()
         self.refresh_tenants(force=True)

@@ -26,6 +26,7 @@ from computepool.server import store
 from computepool.server.budget import BudgetExceeded, Reserver, begin_exclusive, lock_tenants
 from computepool.server.db import JobEventRow, JobRow
 from computepool.server.schemas import JobSpec
+from computepool.server.wakeup import notify
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class SubmissionWriter:
         try:
             with self.lock, self.sessions() as s:
                 results = write_batch(s, batch, self.pool)
+                notify(s)  # the leader may be another server
                 s.commit()
         except Exception:  # the batch as a whole failed: each on its own
             results = [self._one(b) for b in batch]
@@ -218,6 +220,7 @@ class SubmissionWriter:
         try:
             with self.lock, self.sessions() as s:
                 result = write_batch(s, [b], self.pool)[0]
+                notify(s)
                 s.commit()
                 return result
         except Exception as exc:
