@@ -34,7 +34,7 @@ from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
 from computepool.backends.rendezvous import Master, reserve_port
 from computepool.backends.sandbox import Limits, SandboxStatus, tenant_uid
-from computepool.backends.shim import write_json
+from computepool.backends.shim import read_epoch, write_json
 from computepool.backends.worker_env import (
     Launch,
     inherited_env,
@@ -130,6 +130,10 @@ class LocalCluster:
         self.failures: dict[int, tuple[float, str]] = {}
         #: job -> why its last attempt failed (the event's and the API's ``reason``).
         self.reasons: dict[int, str] = {}
+        #: The store's writer epoch of this control plane (None: not fenced). Each launch
+        #: record carries it; a shim whose epoch is older than the one on file does not run.
+        self.epoch: int | None = None
+        self.epoch_file = root / "writer-epoch"
 
     # ---- Cluster protocol ------------------------------------------------------------
     def apply(self, plan: RoundPlan) -> None:
@@ -332,6 +336,8 @@ class LocalCluster:
             spec = rank_launch(
                 launch, env, dirs, self.sandbox, uid, limits, datasets, gang=len(r.workers) > 1
             )
+            if self.epoch is not None:
+                spec["writer_epoch"] = {"epoch": self.epoch, "file": str(self.epoch_file)}
             write_json(r.dir / f"rank-{rank}.launch", spec)
             argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
             r.procs[rank] = subprocess.Popen(
@@ -409,6 +415,18 @@ class LocalCluster:
         _close(r.dir, outcome, rc)
 
     # ---- after a restart ---------------------------------------------------------------
+    def fence_epoch(self, epoch: int) -> None:
+        """This control plane now holds the store's writer lease at ``epoch``: put it on file
+        before reading the attempts, so that a worker a deposed leader launches after that
+        read (one this server cannot see) refuses to run (``shim.deposed``)."""
+        on_file = read_epoch(self.epoch_file)
+        if on_file is not None and on_file > epoch:
+            raise RuntimeError(f"a newer writer (epoch {on_file}) has taken this data dir over")
+        tmp = self.epoch_file.with_name(f".{self.epoch_file.name}.{os.getpid()}")
+        tmp.write_text(f"{epoch}\n")
+        os.replace(tmp, self.epoch_file)
+        self.epoch = epoch
+
     def recover(self) -> list[att.AttemptRecord]:
         return att.scan(self.runs)
 

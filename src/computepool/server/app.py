@@ -146,7 +146,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
-        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock, pool=service.pool)
+        idle = None if service.lease is None else service.lease.ttl_s
+        ctx.writer = SubmissionWriter(
+            ctx.sessions, service.write_lock, pool=service.pool, idle_s=idle
+        )
         try:
             yield
         finally:

@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from computepool.server.db import LeaseRow
+from computepool.server.db import LeaseRow, limit_idle
 
 log = logging.getLogger("computepool.server")
 
@@ -275,6 +275,7 @@ class StoreLease:
         if self.epoch is None:
             raise LeaseLost(self.store, self.current(), self.clock())
         now, sent = self.clock(), time.monotonic()
+        limit_idle(s, self.ttl_s)  # paused holding the row's lock: cut off, not blocking
         n = s.execute(
             update(LeaseRow)
             .where(

@@ -211,6 +211,9 @@ class LiveService:
             threading.Thread(target=listen, args=args, name="cpool-listen", daemon=True).start()
         if self.on_lead is not None:
             self.on_lead()
+        fence = getattr(self.cluster, "fence_epoch", None)
+        if fence is not None and self.lease is not None and self.lease.epoch is not None:
+            fence(self.lease.epoch)  # workers a deposed leader launches from now on never run
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from computepool.model.pool import Pool
 from computepool.server import store
 from computepool.server.budget import BudgetExceeded, Reserver, begin_exclusive, lock_tenants
-from computepool.server.db import JobEventRow, JobRow
+from computepool.server.db import JobEventRow, JobRow, limit_idle
 from computepool.server.schemas import JobSpec
 from computepool.server.wakeup import notify
 
@@ -161,8 +161,12 @@ class SubmissionWriter:
         write_lock: threading.Lock,
         max_batch: int = 256,
         pool: Pool | None = None,
+        idle_s: float | None = None,
     ) -> None:
         self.sessions, self.lock, self.max_batch = sessions, write_lock, max_batch
+        #: PostgreSQL: a transaction of this writer idle this long ends its session (it holds
+        #: tenants' row locks: a paused server must not block the others' submissions).
+        self.idle_s = idle_s
         #: Meters open placement intervals for budgets; None: no limits, no reservations.
         self.pool = pool
         self._q: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
@@ -205,6 +209,8 @@ class SubmissionWriter:
     def _write(self, batch: list[Submission]) -> None:
         try:
             with self.lock, self.sessions() as s:
+                if self.idle_s is not None:
+                    limit_idle(s, self.idle_s)
                 results = write_batch(s, batch, self.pool)
                 notify(s)  # the leader may be another server
                 s.commit()
@@ -219,6 +225,8 @@ class SubmissionWriter:
     def _one(self, b: Submission) -> tuple[JobRow, bool] | Exception:
         try:
             with self.lock, self.sessions() as s:
+                if self.idle_s is not None:
+                    limit_idle(s, self.idle_s)
                 result = write_batch(s, [b], self.pool)[0]
                 notify(s)
                 s.commit()
