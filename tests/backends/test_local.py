@@ -305,3 +305,41 @@ def test_a_launch_cut_short_is_completed_not_restarted(tmp_path):
         fresh.cleanup()
     assert sorted(marks.read_text().split()) == ["1", "2", "r0"]
     assert len(att.attempt_dirs(tmp_path / "runs", "cut")) == 1
+
+
+def test_a_shim_launched_by_a_deposed_control_plane_does_not_run(tmp_path):
+    """The leader that took over put its epoch on file before it read the attempts: a worker
+    an older leader launches afterwards (unseen by the new one) never runs, nor claims."""
+    from computepool.backends.sandbox import Limits
+
+    d = _launch_by_hand(tmp_path, "late", 1, [], [])
+    marks, epoch_file = tmp_path / "marks", tmp_path / "writer-epoch"
+    spec = {
+        "sandboxed": False,
+        "argv": [PY, "-c", f"open({str(marks)!r}, 'a').write('x')"],
+        "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        "cwd": str(tmp_path),
+        "rlimits": Limits().rlimits(),
+        "writer_epoch": {"epoch": 1, "file": str(epoch_file)},
+    }
+    (d / "rank-0.launch").write_text(json.dumps(spec))
+    shim = [PY, "-m", "computepool.backends.shim", str(d), "0", "--launch"]
+    epoch_file.write_text("2\n")  # a newer leader holds the store now
+    assert subprocess.run(shim, timeout=30).returncode == 0
+    assert not marks.exists() and not (d / "rank-0.claim").exists()
+    epoch_file.write_text("1\n")  # still the launching leader's epoch: it runs
+    assert subprocess.run(shim, timeout=30).returncode == 0
+    assert marks.read_text() == "x" and (d / "rank-0.claim").exists()
+
+
+def test_a_leader_puts_its_epoch_on_file_and_launches_with_it_but_never_goes_back(tmp_path):
+    live = Live(tmp_path)
+    live.cluster.fence_epoch(3)
+    assert (tmp_path / "writer-epoch").read_text().strip() == "3"
+    j = live.submit([PY, "-c", "pass"], workers=1, per=1, accel="N")
+    live.run_until(lambda: live.state(j) == COMPLETED)
+    spec = json.loads(next((tmp_path / "runs").glob("*/1/rank-0.launch")).read_text())
+    assert spec["writer_epoch"] == {"epoch": 3, "file": str(tmp_path / "writer-epoch")}
+    (tmp_path / "writer-epoch").write_text("4\n")  # another leader took the data dir over
+    with pytest.raises(RuntimeError, match="newer writer .epoch 4."):
+        live.cluster.fence_epoch(3)

@@ -419,3 +419,110 @@ def test_a_ddp_gang_on_two_ray_nodes_resumes_to_the_uninterrupted_loss(cluster, 
     assert len(logs) == 4 and "preempted after step" in logs[0]
     assert "starts at step 0" not in logs[2]
     assert final_loss(logs[2]) == pytest.approx(through, abs=1e-6)
+
+
+ADOPTABLE = (
+    "import os, sys, time; "
+    "open(sys.argv[1], 'a').write(os.environ['CPOOL_JOB_ID'] + ' ' + os.environ['CPOOL_ATTEMPT'] + '\\n'); "
+    "print('started', flush=True); time.sleep(float(sys.argv[2])); print('done', flush=True)"
+)
+
+
+def test_a_new_control_plane_adopts_running_ray_workers_and_kills_broken_attempts(
+    cluster, tmp_path
+):
+    from computepool.backends.ray_adopt import NAMESPACE, actor_name, tag_of
+    from computepool.server.recovery import _outcome
+
+    marks = tmp_path / "starts"
+    old = RayLive(tmp_path)
+    a = old.submit([PY, "-c", ADOPTABLE, str(marks), "3"], workers=2, per=2, key="keep")
+    b = old.submit([PY, "-c", ADOPTABLE, str(marks), "30"], workers=2, per=2, key="broken")
+    old.run_until(lambda: marks.exists() and len(marks.read_text().splitlines()) == 4)
+    old.run_until(lambda: all(old.cluster.running[j].placed for j in (a, b)))
+    broken_dir = old.cluster.running[b].dir
+    old.cluster.shutdown(stop_jobs=False)  # the control plane goes; its workers stay
+    tag = tag_of(att.read_attempt(broken_dir))
+    ray.kill(ray.get_actor(actor_name(tag, 1), namespace=NAMESPACE), no_restart=True)
+
+    new = RayLive(tmp_path)
+    try:
+        recs = {r.key: r for r in new.cluster.recover()}
+        assert recs["keep"].state == att.RUNNING and _outcome(recs["keep"]) == "adopt"
+        assert recs["broken"].state == att.LOST and _outcome(recs["broken"]) == "requeue"
+        new.cluster.discard(recs["broken"], "lost")  # what is left of it is killed
+        k = new.submit([PY, "-c", ADOPTABLE, str(marks), "3"], workers=2, per=2, key="keep")
+        new.source.pending.remove(k)  # known to the scheduler only through the adoption
+        p = new.cluster.placement_of(k, recs["keep"])
+        assert p is not None and new.placer.claim(p)
+        new.cluster.adopt(k, recs["keep"], p)
+        assert new.sched.adopt(
+            np.array([k]), np.array([p.flavor]), np.array([recs["keep"].started_at])
+        ).all()
+        new.run_until(lambda: new.state(k) == COMPLETED, timeout=30)
+        logs = new.logs("keep")
+        assert len(logs) == 2 and all("started" in t and "done" in t for t in logs)
+        with pytest.raises(ValueError):  # the broken attempt's other rank was killed
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                ray.get_actor(actor_name(tag, 0), namespace=NAMESPACE)
+                time.sleep(0.1)
+    finally:
+        new.cluster.shutdown()
+    # each worker started once, in its first attempt: adopted, never started again
+    assert sorted(marks.read_text().splitlines()) == sorted(["keep 1"] * 2 + ["broken 1"] * 2)
+    assert (tmp_path / "runs" / "keep" / "1" / "closed").exists()
+    assert not (tmp_path / "runs" / "keep" / "2").exists()
+
+
+@pytest.mark.timeout(240)
+def test_a_server_killed_and_restarted_adopts_its_running_ray_jobs(cluster, tmp_path, monkeypatch):
+    """kill -9 of a real ``cpool serve --backend ray`` (the actors' driver): its workers run
+    on, and the restarted server adopts them; each rank starts once."""
+    import httpx
+
+    from tests.server.conftest import admin_token, bearer
+    from tests.server.serverproc import ServerProcess
+
+    c, _ = cluster
+    data, marks = tmp_path / "data", tmp_path / "starts"
+    url = f"sqlite:///{tmp_path / 'cpool.db'}"
+    admin = bearer(admin_token(data, url))
+    monkeypatch.setenv("RAY_ADDRESS", c.address)
+    server = ServerProcess(
+        data, url, "--backend", "ray", "--grace-seconds", "1", "--round-seconds", "0.2"
+    )
+    gang = {
+        "command": f'echo "$CPOOL_JOB_ID $CPOOL_WORKER_RANK $CPOOL_ATTEMPT" >> {marks}; '
+        "sleep 6; echo done",
+        "workers": 2,
+        "accelerators_per_worker": 2,
+        "accelerator_types": ["H800"],
+    }
+
+    def job(h: dict, j: int) -> dict:
+        return httpx.get(server.url + f"/v1/jobs/{j}", headers=h, timeout=10).json()
+
+    try:
+        server.start(timeout=90)
+        h = admin
+        assert httpx.post(server.url + "/v1/tenants", json={"name": "t"}, headers=h).is_success
+        who = bearer(httpx.post(server.url + "/v1/tenants/t/tokens", headers=h).json()["token"])
+        j = httpx.post(server.url + "/v1/jobs", json=gang, headers=who).json()["id"]
+        end = time.time() + 60
+        while not (marks.exists() and len(marks.read_text().splitlines()) == 2):
+            assert time.time() < end, job(who, j)
+            time.sleep(0.1)
+        server.kill9()
+        server.start(timeout=90)
+        end = time.time() + 60
+        while (doc := job(who, j))["status"] != "succeeded":
+            assert time.time() < end and doc["status"] in ("running", "queued"), doc
+            time.sleep(0.2)
+        logs = httpx.get(server.url + f"/v1/jobs/{j}/logs", headers=who, timeout=10).text
+    finally:
+        server.stop()
+    assert "adopted" in [e["kind"] for e in doc["events"]]
+    assert doc["attempts"] == 1 and "requeued" not in [e["kind"] for e in doc["events"]]
+    assert sorted(marks.read_text().splitlines()) == [f"{j} 0 1", f"{j} 1 1"]
+    assert logs.count("done") == 2

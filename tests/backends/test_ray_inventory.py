@@ -151,7 +151,8 @@ def test_serve_with_a_bad_ray_backend_exits_with_a_clear_error(tmp_path, monkeyp
 
 
 def test_after_a_restart_unfinished_ray_attempts_are_lost_and_finished_ones_exited(tmp_path):
-    """Ray workers die with their driver: recovery must requeue, never adopt."""
+    """Attempts whose actors are not found (none was recorded, no connection): a rank with
+    no exit code is lost, recovery requeues it; never adopts it."""
     import json
 
     from computepool.backends import attempts as att

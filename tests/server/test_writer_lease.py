@@ -197,3 +197,59 @@ def test_a_holder_is_presumed_dead_only_when_its_process_on_this_machine_is_gone
         child.kill()
         child.wait()
     assert holder_dead(h)
+
+
+def test_a_holder_paused_past_its_lease_acts_on_the_cluster_no_more(db_url, tmp_path):
+    from computepool.server.ha import FencedCluster
+    from computepool.server.lease import LeaseLost
+
+    engine, _S, lease = _leases(db_url, tmp_path, ttl=1.0)
+    acted: list[str] = []
+
+    class Backend:
+        def apply(self, plan) -> None:
+            acted.append("apply")
+
+        def observe(self, now):
+            acted.append("observe")
+
+    try:
+        a, b = lease(), lease()
+        a.acquire()
+        assert a.fresh()
+
+        def ensure() -> None:  # as the service does it: renew unless surely still ours
+            if not a.fresh():
+                a.renew()
+
+        driven = FencedCluster(Backend(), ensure)
+        driven.apply(None)
+        time.sleep(0.75)  # less than a third of its time to live left: renewed first
+        assert not a.fresh()
+        driven.observe(0.0)
+        assert a.fresh() and acted == ["apply", "observe"]
+        time.sleep(1.1)  # "paused": the lease expires and another server takes it over
+        b.acquire()
+        with pytest.raises(LeaseLost):
+            driven.apply(None)
+        with pytest.raises(LeaseLost):
+            driven.observe(0.0)
+        assert acted == ["apply", "observe"]  # nothing more reached the backend
+    finally:
+        engine.dispose()
+
+
+def test_a_leader_that_cannot_confirm_its_lease_before_acting_stops(live, monkeypatch):
+    from computepool.server.lease import LeaseLost
+
+    svc = live.client.app.state.ctx.service
+
+    def unreachable() -> None:
+        raise OSError("the store does not answer")
+
+    monkeypatch.setattr(svc.lease, "renew", unreachable)
+    svc.lease.valid_until = time.monotonic() - 1.0  # its last renewal is too old to act on
+    with pytest.raises(LeaseLost, match="cannot confirm the writer lease of store"):
+        svc._ensure_lease()
+    assert "the store does not answer" in str(svc.fenced)
+    live.wait(lambda: not svc._thread.is_alive(), 5, "the loop to stop")

@@ -35,7 +35,7 @@ from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
 from computepool.backends.rendezvous import Master, hccl_rank_table, reserve_port
 from computepool.backends.sandbox import Limits, SandboxStatus, tenant_uid
-from computepool.backends.shim import write_json
+from computepool.backends.shim import read_epoch, write_json
 from computepool.backends.worker_env import (
     Launch,
     inherited_env,
@@ -138,6 +138,10 @@ class LocalCluster:
         self.reasons: dict[int, str] = {}
         #: job -> starts in a row this machine could not do (``apply``).
         self.failed_starts: dict[int, int] = {}
+        #: The store's writer epoch of this control plane (None: not fenced). Each launch
+        #: record carries it; a shim whose epoch is older than the one on file does not run.
+        self.epoch: int | None = None
+        self.epoch_file = root / "writer-epoch"
 
     # ---- Cluster protocol ------------------------------------------------------------
     def apply(self, plan: RoundPlan) -> Applied | None:
@@ -382,6 +386,8 @@ class LocalCluster:
             spec = rank_launch(
                 launch, env, dirs, self.sandbox, uid, limits, datasets, gang=len(r.workers) > 1
             )
+            if self.epoch is not None:
+                spec["writer_epoch"] = {"epoch": self.epoch, "file": str(self.epoch_file)}
             write_json(r.dir / f"rank-{rank}.launch", spec)
             argv = [sys.executable, "-m", "computepool.backends.shim", str(r.dir), str(rank)]
             r.procs[rank] = subprocess.Popen(
@@ -459,6 +465,18 @@ class LocalCluster:
         _close(r.dir, outcome, rc)
 
     # ---- after a restart ---------------------------------------------------------------
+    def fence_epoch(self, epoch: int) -> None:
+        """This control plane now holds the store's writer lease at ``epoch``: put it on file
+        before reading the attempts, so that a worker a deposed leader launches after that
+        read (one this server cannot see) refuses to run (``shim.deposed``)."""
+        on_file = read_epoch(self.epoch_file)
+        if on_file is not None and on_file > epoch:
+            raise RuntimeError(f"a newer writer (epoch {on_file}) has taken this data dir over")
+        tmp = self.epoch_file.with_name(f".{self.epoch_file.name}.{os.getpid()}")
+        tmp.write_text(f"{epoch}\n")
+        os.replace(tmp, self.epoch_file)
+        self.epoch = epoch
+
     def recover(self) -> list[att.AttemptRecord]:
         return att.scan(self.runs)
 

@@ -13,12 +13,15 @@ The control plane keeps an attempt directory per start, as the local backend doe
 ``rank-R.exit`` with the return code and end time, ``stopping``, ``closed``), so the API's
 logs, the store's events and crash recovery read the same files.
 
+Workers outlive the control plane (detached, named actors and groups): after a restart or a
+failover the next control plane finds and adopts them (``backends/ray_adopt.py``).
+
 Preemption and cancellation: SIGTERM through the actor, SIGKILL after ``grace_s``, then the
 actors are killed and the placement group removed. A Ray node that dies (or an actor that is
 lost) fails its jobs' workers: ``Observation.failed``, and the scheduler requeues them (they
 restart from their checkpoints); the node is cordoned in the placer until a node of the same
-name is alive again. Workers cannot outlive the control plane on Ray (an actor shares the fate
-of the driver that owns it): after a restart the store's running jobs are requeued.
+name is alive again. At shutdown the workers are left running for the next control plane
+to adopt, unless the server stops its jobs on exit.
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
-import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,12 +38,20 @@ from typing import Any
 
 from computepool.backends import attempts as att
 from computepool.backends.plans import placed_starts
+from computepool.backends.ray_adopt import (
+    NAMESPACE,
+    Found,
+    actor_name,
+    find_attempt,
+    group_name,
+    kill_detached,
+    tag_of,
+)
 from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
-    RayAddress,
     RayNode,
-    check_reachable,
+    connect,
     current_nodes,
 )
 from computepool.backends.ray_worker import RayWorker
@@ -53,44 +63,6 @@ from computepool.scheduler.contract import Applied
 from computepool.scheduler.interfaces import Observation, Placement, RoundPlan
 
 log = logging.getLogger("computepool.ray")
-
-
-def connect(addr: RayAddress) -> bool:
-    """``ray.init`` at the address (after a quick reachability check), quietly; False when
-    this process was connected already (then it is not ours to disconnect)."""
-    import ray
-
-    check_reachable(addr)
-    if ray.is_initialized():
-        return False
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.getsignal(signal.SIGTERM) if main else None
-    _init_with_retries(addr.init)
-    if main:  # ray.init makes SIGTERM exit at once; the server shuts down on it as it did
-        signal.signal(signal.SIGTERM, before)
-    return True
-
-
-#: How often a ``ray://`` connection is tried when Ray Client's proxy fails to start the
-#: per-client server (it gives the head's runtime-env agent a few seconds, which a loaded or
-#: just-started head may not meet).
-CLIENT_TRIES = 4
-
-
-def _init_with_retries(address: str, tries: int = CLIENT_TRIES, wait_s: float = 2.0) -> None:
-    import ray
-
-    for attempt in range(1, tries + 1):
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-            return
-        except (ConnectionError, RuntimeError) as exc:
-            transient = address.startswith("ray://") and "client server failed" in str(exc)
-            if not transient or attempt == tries:
-                raise
-            with contextlib.suppress(Exception):
-                ray.shutdown()
-            time.sleep(wait_s * attempt)
 
 
 @dataclass
@@ -119,6 +91,8 @@ class RayAttempt:
     #: When the workers start (later than ``started_at`` while the job's data is copied in).
     spawn_at: float = 0.0
     spawned: bool = False
+    #: Names the detached actors and the group (``meta.json``: ``ray_tag``).
+    tag: str = ""
 
 
 class RayCluster:
@@ -160,6 +134,10 @@ class RayCluster:
         self.stopping: list[RayAttempt] = []
         self.exit_codes: dict[int, int] = {}
         self._worker = ray.remote(RayWorker)
+        self.node_index = {n.name: i for i, n in enumerate(pool.nodes)}
+        self.flavor_index = {f.name: i for i, f in enumerate(pool.flavors)}
+        #: Attempt dir -> what of it ``recover`` found alive on the cluster.
+        self._found: dict[Path, Found] = {}
 
     def bind_placer(self, placer: Any) -> None:
         """Cordon dead nodes in this placer (one with ``cordon``/``uncordon``)."""
@@ -227,6 +205,7 @@ class RayCluster:
         d = self.runs / launch.key / str(number)
         d.mkdir(parents=True)
         fl = self.pool.flavors[flavor]
+        tag = uuid.uuid4().hex[:16]
         write_json(
             d / "meta.json",
             {
@@ -237,10 +216,13 @@ class RayCluster:
                 "started_at": now,
                 "backend": "ray",
                 "ray_nodes": [self.node_ids[n] for n, _ in p.workers],
+                "ray_tag": tag,
                 **({"transfer_s": delay, "spawn_at": now + delay} if delay > 0 else {}),
             },
         )
-        r = RayAttempt(job, launch.key, number, d, flavor, p.workers, now, spawn_at=now + delay)
+        r = RayAttempt(
+            job, launch.key, number, d, flavor, p.workers, now, spawn_at=now + delay, tag=tag
+        )
         self.running[job] = r
         if any(n in self.down for n, _ in p.workers):
             r.lost = "placed on a Ray node that is down"
@@ -250,7 +232,8 @@ class RayCluster:
             [{res: float(len(dev))} for _, dev in p.workers],
             strategy="PACK",
             bundle_label_selector=[{NODE_ID_LABEL: self.node_ids[n]} for n, _ in p.workers],
-            name=f"cpool-{launch.key}-{number}",
+            name=group_name(tag),
+            lifetime="detached",
         )
         r.ready = r.pg.ready()
         if delay <= 0:
@@ -282,9 +265,13 @@ class RayCluster:
             )
             env.update(rank_env(rank, nodes, accel.stack))
             a = self._worker.options(
+                name=actor_name(r.tag, rank),
+                namespace=NAMESPACE,
+                lifetime="detached",
                 num_cpus=0,
                 resources={res: float(len(dev))},
-                max_concurrency=4,
+                # wait, read_log, stop, finish; and a wait of a control plane that is gone
+                max_concurrency=8,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     r.pg, placement_group_bundle_index=rank
                 ),
@@ -432,40 +419,69 @@ class RayCluster:
             for ref in ready:
                 with contextlib.suppress(Exception):
                     self._append_log(r, refs[ref], ray.get(ref))
-        for a in r.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(a, no_restart=True)
-        if r.pg is not None:
-            from ray.util.placement_group import remove_placement_group
-
-            with contextlib.suppress(Exception):
-                remove_placement_group(r.pg)
+        kill_detached(ray, r.actors, r.pg)
         r.actors, r.waits, r.log_refs = [], {}, {}
 
     # ---- after a restart, and at exit ------------------------------------------------
     def recover(self) -> list[att.AttemptRecord]:
-        """Attempts on disk; a rank with no exit code is lost (Ray actors die with their
-        driver), so recovery requeues such jobs and finishes those whose ranks all ended."""
+        """Attempts on disk. A rank with no exit code on disk lives when its detached actor
+        is found and answers (the attempt can be adopted); else it is lost (requeued)."""
         out = []
+        self._found = {}
         for rec in att.scan(self.runs, wait_for_pid_s=0):
+            found = None if rec.closed else find_attempt(self.ray, rec)
+            if found is not None:
+                self._found[rec.dir] = found
+            live = found.answered if found is not None else set()
             ranks = tuple(
-                x if x.rc is not None else replace(x, pid=None, alive=False, claimed=True)
+                x if x.rc is not None else replace(x, pid=None, alive=x.rank in live, claimed=True)
                 for x in rec.ranks
             )
             out.append(replace(rec, ranks=ranks))
         return out
 
     def placement_of(self, job: int, rec: att.AttemptRecord) -> Placement | None:
-        return None  # nothing to adopt: see ``recover``
+        f = self.flavor_index.get(rec.flavor)
+        nodes = [self.node_index.get(n) for n, _ in rec.workers]
+        if f is None or any(n is None for n in nodes) or rec.dir not in self._found:
+            return None
+        return Placement(
+            job, f, tuple((int(n), dev) for n, (_, dev) in zip(nodes, rec.workers, strict=True))
+        )
 
     def adopt(self, job: int, rec: att.AttemptRecord, placement: Placement) -> None:
-        raise NotImplementedError("the Ray backend does not adopt workers after a restart")
+        """Drive a running attempt another control plane started: wait on its ranks again,
+        stream their logs on from where the files end."""
+        found = self._found.pop(rec.dir)
+        if any(a is None for a in found.actors):
+            raise RuntimeError("some of its Ray actors are gone")
+        r = RayAttempt(
+            job, rec.key, rec.number, rec.dir, placement.flavor, placement.workers,
+            rec.started_at, pg=found.group, placed=True, spawned=True, spawn_at=rec.spawn_at,
+            tag=tag_of(rec), actors=list(found.actors),
+        )  # fmt: skip
+        for x in rec.ranks:
+            log_file = rec.dir / f"rank-{x.rank}.log"
+            r.log_off[x.rank] = log_file.stat().st_size if log_file.exists() else 0
+            if x.rc is not None:
+                r.exits[x.rank] = (x.rc, float(x.ended_at or rec.last_seen))
+            else:
+                r.waits[x.rank] = found.actors[x.rank].wait.remote()
+        self.running[job] = r
 
     def discard(self, rec: att.AttemptRecord, outcome: str) -> None:
+        """Kill what is left of an attempt that will not be adopted (its detached actors and
+        group), and close it."""
+        found = self._found.pop(rec.dir, None)
+        if found is not None:
+            kill_detached(self.ray, found.actors, found.group)
         att.mark_closed(rec.dir, outcome, rec.rc)
 
     def shutdown(self, stop_jobs: bool = True) -> None:
-        """Stop every worker (on Ray they cannot outlive the control plane either way)."""
+        """Stop every worker, or (``stop_jobs`` False) leave them running for the next
+        control plane to adopt (their actors and groups are detached)."""
+        if not stop_jobs:
+            self.running = {}
         for j in list(self.running):
             self._stop(j, "shutdown")
         deadline = time.monotonic() + self.grace_s + 2.0

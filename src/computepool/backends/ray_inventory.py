@@ -17,7 +17,12 @@ same ``Pool`` from the same inventory (``pool_from_nodes``).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
 import socket
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,3 +193,42 @@ def pool_from_nodes(
         raise RayBackendError("unusable Ray inventory:\n  " + "\n  ".join(problems))
     desc = f"read from a Ray cluster: {len(live)} accelerator nodes"
     return pool_of_nodes(name, nodes, cat, desc)
+
+
+# ---- connecting ------------------------------------------------------------------------
+def connect(addr: RayAddress) -> bool:
+    """``ray.init`` at the address (after a quick reachability check), quietly; False when
+    this process was connected already (then it is not ours to disconnect)."""
+    import ray
+
+    check_reachable(addr)
+    if ray.is_initialized():
+        return False
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    _init_with_retries(addr.init)
+    if main:  # ray.init makes SIGTERM exit at once; the server shuts down on it as it did
+        signal.signal(signal.SIGTERM, before)
+    return True
+
+
+#: How often a ``ray://`` connection is tried when Ray Client's proxy fails to start the
+#: per-client server (it gives the head's runtime-env agent a few seconds, which a loaded or
+#: just-started head may not meet).
+CLIENT_TRIES = 4
+
+
+def _init_with_retries(address: str, tries: int = CLIENT_TRIES, wait_s: float = 2.0) -> None:
+    import ray
+
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            transient = address.startswith("ray://") and "client server failed" in str(exc)
+            if not transient or attempt == tries:
+                raise
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            time.sleep(wait_s * attempt)

@@ -123,6 +123,10 @@ class RayWorker:
                 return (st.rc, float(st.ended_at or time.time()))
             time.sleep(poll_s)
 
+    def ping(self) -> dict[str, object]:
+        """Whether this rank was started (a control plane that recovers asks before it adopts)."""
+        return {"started": self.started.is_set(), "pid": os.getpid()}
+
     def _signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

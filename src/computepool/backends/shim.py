@@ -242,6 +242,31 @@ def _parse(argv: list[str]) -> tuple[str, str, bool, int | None, list[str] | Non
     return attempt_dir, rank, watch, other, command
 
 
+def read_epoch(path: Path) -> int | None:
+    """The writer epoch on file (``LocalCluster.fence_epoch``); None: no file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text.strip())
+
+
+def deposed(launch_file: Path) -> bool:
+    """Whether the control plane that wrote this launch record held an older writer lease
+    than the one on file: a newer leader has taken over (and read the attempts) since, so a
+    worker it did not see must not start. Checked before the rank is claimed."""
+    try:
+        fence = json.loads(launch_file.read_text()).get("writer_epoch")
+        if not isinstance(fence, dict):
+            return False
+        on_file = read_epoch(Path(str(fence["file"])))
+        return on_file is not None and on_file > int(fence["epoch"])
+    except FileNotFoundError:  # no launch record: the start fails on its own below
+        return False
+    except (OSError, ValueError, KeyError, TypeError):  # cannot tell: do not run
+        return True
+
+
 def main(argv: list[str]) -> int:
     parsed = _parse(argv)
     if parsed is None:
@@ -250,6 +275,8 @@ def main(argv: list[str]) -> int:
     attempt_dir, rank, watch, other, command = parsed
     parent = os.getppid()
     d = Path(attempt_dir)
+    if command is None and deposed(d / f"rank-{rank}.launch"):
+        return 0  # launched by a control plane that has lost the store since: never runs
     try:  # exactly one shim runs each rank, even if a recovering control plane spawns another
         os.close(os.open(d / f"rank-{rank}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:

@@ -99,8 +99,8 @@ def register(app: typer.Typer) -> None:
         """The accelerator nodes of a Ray cluster and the pool computepool reads from them."""
         import ray
 
-        from computepool.backends.ray_backend import connect
         from computepool.backends.ray_inventory import (
+            connect,
             current_nodes,
             parse_backend,
             pool_from_nodes,

@@ -167,7 +167,9 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--standby/--no-standby",
-                help="If another server holds the store, wait for its lease instead of exiting.",
+                help="Several servers on one PostgreSQL store: serve the API while another "
+                "leads, take over (and adopt its running jobs) when its lease comes free "
+                "(docs/ha.md).",
             ),
         ] = False,
         stop_jobs_on_exit: Annotated[
@@ -275,9 +277,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from computepool.server.checks import DEFAULT_CHECKS
+        from computepool.server.ha import foreign_holder, standby_refusal
         from computepool.server.lease import LeaseHeld
         from computepool.server.logs import configure
-        from computepool.server.runtime import ServeSettings, build_app
+        from computepool.server.runtime import ServeSettings, build_app, db_url, is_ray
 
         if not 1.0 <= lease_seconds <= 3600.0:
             raise fail("--lease-seconds must be between 1 and 3600")
@@ -297,6 +300,7 @@ def register(app: typer.Typer) -> None:
             round_seconds=round_seconds,
             grace_seconds=grace_seconds,
             lease_seconds=lease_seconds,
+            standby=standby,
             stop_jobs_on_exit=stop_jobs_on_exit,
             placement=placement,
             checkpoint_dir=checkpoint_dir,
@@ -321,12 +325,24 @@ def register(app: typer.Typer) -> None:
         # Fewer, larger young collections: request handling allocates many short-lived
         # objects, and each collection is a pause every request in flight waits for.
         gc.set_threshold(50_000, 20, 20)
+        why_not = standby_refusal(db_url(settings.data_dir, db)) if standby else None
+        if why_not:
+            raise fail(why_not, code=1)
         api = load_or_exit(lambda: build_app(settings))
         service = api.state.ctx.service
-        try:  # one writer per store: refuse (or, --standby, wait) while another serves it
-            service.lease.acquire(wait=standby)
-        except LeaseHeld as exc:
-            raise fail(str(exc), code=1) from None
+        if not standby:  # one writer per store: refuse while another serves it
+            try:
+                service.lease.acquire()
+            except LeaseHeld as exc:
+                alone = standby_refusal(db_url(settings.data_dir, db)) is not None
+                how = (
+                    "an SQLite store is served by one server alone"
+                    if alone
+                    else "or run every server with --standby: one leads, the others stand by"
+                )
+                raise fail(f"{exc} ({how})", code=1) from None
+        elif not is_ray(backend) and (why_not := foreign_holder(service.lease.current())):
+            raise fail(why_not, code=1)
         # What start-up loaded (catalog, throughput tables, ORM metadata) lives as long as
         # the server: keep it out of the collector's scans, whose pauses were the p99.
         gc.collect()

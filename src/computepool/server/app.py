@@ -168,7 +168,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
-        ctx.writer = SubmissionWriter(ctx.sessions, service.write_lock, pool=service.pool)
+        idle = None if service.lease is None else service.lease.ttl_s
+        ctx.writer = SubmissionWriter(
+            ctx.sessions, service.write_lock, pool=service.pool, idle_s=idle
+        )
         await ctx.gateway.start(ctx.sessions, service.write_lock)
         try:
             yield
@@ -199,7 +202,14 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
-        return {"ok": True, "rounds": service.rounds, "sandbox": service.sandbox_public()}
+        lease = service.lease
+        return {
+            "ok": True,
+            "role": service.role,
+            "epoch": lease.epoch if lease is not None and service.role == "leader" else None,
+            "rounds": service.rounds,
+            "sandbox": service.sandbox_public(),
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request) -> Response:

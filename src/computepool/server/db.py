@@ -23,9 +23,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 FINAL = ("succeeded", "failed", "cancelled", "rejected")
 ACTIVE = ("queued", "admitted", "running")
@@ -313,6 +314,15 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def limit_idle(s: Session, seconds: float) -> None:
+    """PostgreSQL: the server ends this session should this transaction sit idle for longer
+    than ``seconds``, so that a process paused or hung while it holds row locks (the writer
+    lease's, a tenant's) does not block the other servers for good."""
+    if s.get_bind().dialect.name == "postgresql":
+        ms = max(int(seconds * 1000), 1)
+        s.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
 
 
 def sessions(engine: Engine) -> sessionmaker:

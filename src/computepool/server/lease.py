@@ -12,13 +12,21 @@ Every change is a compare-and-swap on (holder, epoch) in one UPDATE, so it works
 SQLite and PostgreSQL and two servers cannot both win. The epoch goes up at every take-over.
 
 Fencing: a holder that finds the row no longer its own (``LeaseLost``) must stop scheduling
-and write nothing more; the caller decides how to exit. A later high-availability mode can
-wait for the lease instead of refusing (``acquire(wait=True)``: a standby).
+and write nothing more; the caller decides how to exit. A standby waits for the lease instead
+of refusing (``acquire(wait=True)``; docs/ha.md).
+
+Besides the row, the holder keeps a deadline of its own on the monotonic clock: the moment it
+sent its last successful renewal plus the time to live. Another server can take the lease only
+after ``expires_at``, which is later than that deadline; so a holder that acts on the cluster
+only while ``fresh()`` (more than a third of the time to live left) never acts after a
+take-over, even when it was paused (SIGSTOP, a VM freeze) between a renewal and the act. The
+monotonic clock keeps running while a process is stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -33,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from computepool.server.db import LeaseRow
+from computepool.server.db import LeaseRow, limit_idle
 
 log = logging.getLogger("computepool.server")
 
@@ -85,12 +93,10 @@ class LeaseHeld(RuntimeError):
 class LeaseLost(RuntimeError):
     """This server no longer holds the store's lease: it must stop writing."""
 
-    def __init__(self, store: str, holder: Holder | None, now: float) -> None:
+    def __init__(self, store: str, holder: Holder | None, now: float, why: str = "") -> None:
         who = "nobody" if holder is None else holder.describe(now)
-        super().__init__(
-            f"lost the writer lease of store {store} (now held by {who}); this server stops "
-            "scheduling and writes nothing more"
-        )
+        what = why or f"lost the writer lease of store {store} (now held by {who})"
+        super().__init__(f"{what}; this server stops scheduling and writes nothing more")
 
 
 def _read(path: str) -> str:
@@ -164,6 +170,8 @@ class StoreLease:
         self.since = 0.0
         #: Set once the lease is found lost; nothing may be written after that.
         self.lost: LeaseLost | None = None
+        #: Monotonic time until which the lease is surely still ours (see the module's doc).
+        self.valid_until = -math.inf
 
     @property
     def held(self) -> bool:
@@ -172,6 +180,10 @@ class StoreLease:
     @property
     def renew_every_s(self) -> float:
         return self.ttl_s / 3.0
+
+    def fresh(self) -> bool:
+        """Held, with more than a third of its time to live surely left (monotonic clock)."""
+        return self.held and time.monotonic() < self.valid_until - self.ttl_s / 3.0
 
     def current(self) -> Holder | None:
         with self.sessions() as s:
@@ -192,7 +204,7 @@ class StoreLease:
     def try_acquire(self) -> Holder | None:
         """Take the lease if it is free, expired or its holder is dead; None when taken,
         else the holder that keeps it."""
-        now = self.clock()
+        now, sent = self.clock(), time.monotonic()
         mine = self._mine(now)
         with self.sessions() as s:
             row = s.get(LeaseRow, self.name)
@@ -203,7 +215,7 @@ class StoreLease:
                 except IntegrityError:  # another server inserted it first
                     s.rollback()
                     return self.current()
-                return self._took(1, now, None)
+                return self._took(1, now, None, sent)
             old = Holder.of(row)
             cond = [LeaseRow.name == self.name, LeaseRow.holder == old.holder,
                     LeaseRow.epoch == old.epoch]  # fmt: skip
@@ -217,10 +229,11 @@ class StoreLease:
             s.commit()
             if n.rowcount != 1:
                 return self.current()
-            return self._took(old.epoch + 1, now, old)
+            return self._took(old.epoch + 1, now, old, sent)
 
-    def _took(self, epoch: int, now: float, old: Holder | None) -> None:
+    def _took(self, epoch: int, now: float, old: Holder | None, sent: float) -> None:
         self.epoch, self.since, self.lost = epoch, now, None
+        self.valid_until = sent + self.ttl_s
         if old is not None and old.holder != self.holder_id:
             log.warning(
                 "took over the writer lease",
@@ -251,16 +264,18 @@ class StoreLease:
             if stop is None:
                 time.sleep(delay)
 
-    def fence(self, s: Session) -> None:
+    def fence(self, s: Session) -> float:
         """Renew the lease in ``s``'s transaction, or raise ``LeaseLost`` (the transaction is
-        then the caller's to roll back). Put first in a transaction that writes, it makes the
-        writes conditional on still holding the lease (PostgreSQL: the lease row stays locked
-        until commit, so no take-over can slip in between)."""
+        then the caller's to roll back); returns when (monotonic) the renewal was sent. Put
+        first in a transaction that writes, it makes the writes conditional on still holding
+        the lease (PostgreSQL: the lease row stays locked until commit, so no take-over can
+        slip in between)."""
         if self.lost is not None:
             raise self.lost
         if self.epoch is None:
             raise LeaseLost(self.store, self.current(), self.clock())
-        now = self.clock()
+        now, sent = self.clock(), time.monotonic()
+        limit_idle(s, self.ttl_s)  # paused holding the row's lock: cut off, not blocking
         n = s.execute(
             update(LeaseRow)
             .where(
@@ -270,20 +285,23 @@ class StoreLease:
             )
             .values(renewed_at=now, expires_at=now + self.ttl_s)
         )
-        if n.rowcount != 1:
-            row = s.scalars(select(LeaseRow).where(LeaseRow.name == self.name)).first()
-            self.lost = LeaseLost(self.store, None if row is None else Holder.of(row), now)
-            raise self.lost
+        if n.rowcount == 1:
+            return sent
+        row = s.scalars(select(LeaseRow).where(LeaseRow.name == self.name)).first()
+        self.lost = LeaseLost(self.store, None if row is None else Holder.of(row), now)
+        raise self.lost
 
     def renew(self) -> None:
         """Renew in a transaction of its own; ``LeaseLost`` when another server has it."""
         with self.sessions() as s:
             try:
-                self.fence(s)
+                sent = self.fence(s)
             except LeaseLost:
                 s.rollback()
                 raise
             s.commit()
+        # surely ours until then: a take-over waits for expires_at, which is later
+        self.valid_until = max(self.valid_until, sent + self.ttl_s)
 
     def release(self) -> None:
         """Let the next server take over at once (the row stays, with its epoch)."""
@@ -301,4 +319,4 @@ class StoreLease:
                 .values(expires_at=now)
             )
             s.commit()
-        self.epoch = None
+        self.epoch, self.valid_until = None, -math.inf

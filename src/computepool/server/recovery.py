@@ -136,6 +136,7 @@ def recover(svc: LiveService) -> RecoveryReport:
     _adopt(svc, adopt, deliver, rep)
     svc.source.initial = deliver
     with svc.write_lock, svc.sessions() as s:
+        svc.fence_in(s)  # a take-over lost meanwhile writes nothing
         sink.flush(s)
     return rep
 

@@ -49,7 +49,12 @@ def pool(request: Request, caller: Caller) -> dict:
 
     ctx = ctx_of(request)
     svc = ctx.service
-    busy, serving = svc.metrics.busy_now, svc.metrics.serving_now
+    serving = svc.metrics.serving_now
+    if svc.role == "leader":
+        busy = svc.metrics.busy_now
+    else:  # a standby: what the leader recorded (open placement intervals)
+        with ctx.sessions() as s:
+            busy = store.busy_by_flavor(s)
     return {
         "name": svc.pool.name,
         "flavors": [

@@ -35,6 +35,7 @@ from computepool.server.schemas import (
 )
 from computepool.server.token_meter import token_usage
 from computepool.server.validation import submission_errors
+from computepool.server.wakeup import notify
 
 ERRORS = {
     401: {"model": ErrorOut},
@@ -246,6 +247,7 @@ def cancel(job_id: JobId, request: Request, caller: Caller) -> JobOut:
             raise ApiError(409, "status", f"job {job_id} is already {row.status}")
         row.cancel_requested = True
         store.audit(s, caller.actor, "job.cancel", f"job{job_id}")
+        notify(s)  # the leader may be another server
         s.commit()
     ctx.service.wake()
     return job_out(ctx, row)

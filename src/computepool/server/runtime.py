@@ -6,6 +6,7 @@ import logging
 import os
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class ServeSettings:
     grace_seconds: float = 10.0
     #: Time to live of the store's writer lease (one server per store; ``server/lease.py``).
     lease_seconds: float = 15.0
+    #: Several servers share the (PostgreSQL) store: serve the API while another leads, and
+    #: take over when its lease comes free (docs/ha.md).
+    standby: bool = False
     stop_jobs_on_exit: bool = False
     throughputs: str = "gavel"
     #: Placement profile (``cpool pack --policies``: bestfit, fgd, ...) or ``slots``.
@@ -137,7 +141,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     from computepool.server.app import create_app
     from computepool.server.checks import resolve_checks
     from computepool.server.lease import StoreLease, store_label
-    from computepool.server.residency_store import residency_check, restore
+    from computepool.server.residency_store import reload_approvals, residency_check, restore
     from computepool.server.service import LiveService, LoopConfig
 
     federated = settings.backend == "federated"
@@ -224,6 +228,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
     # one writer per store: taken when the service starts (``cpool serve``: before uvicorn)
     label = store_label(db_url(data_dir, settings.db_url))
     service.lease = StoreLease(sessions(engine), label, settings.lease_seconds)
+    service.standby = settings.standby
+    if check is not None:  # a standby that takes over reads what the leader recorded
+        service.on_lead = partial(restore, check, sessions(engine))
+        service.on_refresh = partial(reload_approvals, check, sessions(engine))
     return app
 
 

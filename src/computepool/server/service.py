@@ -9,6 +9,7 @@ A round runs every ``round_seconds``, or sooner when a submission or a cancel wa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -36,12 +37,14 @@ from computepool.policies.registry import get_policy
 from computepool.scheduler.loop import ProfileCheck, Scheduler, SchedulerConfig
 from computepool.server import ledger, residency_store, store
 from computepool.server.db import FINAL, AllocationRow, JobEventRow, JobRow
+from computepool.server.ha import LEADER, STANDBY, FencedCluster
 from computepool.server.lease import LeaseLost, StoreLease
 from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.live_loop import LiveLoop
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
 from computepool.server.validation import Feasibility
+from computepool.server.wakeup import listen
 
 log = logging.getLogger("computepool.server")
 
@@ -133,7 +136,7 @@ class LiveService:
             self.index.workload,
             throughputs,
             get_policy(cfg.policy),
-            self.cluster,
+            FencedCluster(self.cluster, self._ensure_lease),
             self.clock,
             self.source,
             SchedulerConfig.live(cfg.round_seconds),
@@ -159,6 +162,18 @@ class LiveService:
         #: shuts the process down.
         self.on_fenced: Callable[[], None] | None = None
         self._tenants_at = -1e18
+        #: Several servers share the store (``--standby``): when another holds the lease,
+        #: serve the API and wait for it instead of refusing to start.
+        self.standby = False
+        #: Called when this server becomes the leader, before it recovers (reload what
+        #: other servers may have changed in the store meanwhile: approvals, counters).
+        self.on_lead: Callable[[], None] | None = None
+        #: Called with the tenants' refresh while leading with standbys beside (approvals
+        #: put on record through another server).
+        self.on_refresh: Callable[[], None] | None = None
+        #: True from when this server leads (lease taken, recovered) until it stops.
+        self.leading = False
+        self._standby_thread: threading.Thread | None = None
         #: Held by every writer of this process (scheduler round, submission writer): with
         #: SQLite, threads then never wait on the database's own lock and its back-off.
         self.write_lock = threading.Lock()
@@ -175,17 +190,86 @@ class LiveService:
     def sandbox_warning(self) -> str:
         return "" if self.sandbox is None else self.sandbox.warning
 
+    @property
+    def role(self) -> str:
+        """``leader`` (holds the lease, schedules) or ``standby`` (serves the API only)."""
+        return LEADER if self.leading and self.fenced is None else STANDBY
+
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        if self.lease is not None:
-            if not self.lease.held:
+        if self.lease is not None and not self.lease.held:
+            if not self.standby:
                 self.lease.acquire()  # LeaseHeld: another server writes to this store
+            elif self.lease.try_acquire() is not None:  # another leads: wait, serving the API
+                self._standby_thread = threading.Thread(
+                    target=self._await_lease, name="cpool-standby", daemon=True
+                )
+                self._standby_thread.start()
+                return
+        self._lead()
+
+    def _lead(self) -> None:
+        """Holding the lease: renew it, recover from the store and the backend, schedule."""
+        if self.lease is not None:
             threading.Thread(target=self._renew, name="cpool-lease", daemon=True).start()
+        if self.standby:  # submissions and cancels stored by the other servers wake the loop
+            engine = self.sessions.kw["bind"]
+            args = (engine, self.wake, self._stop)
+            threading.Thread(target=listen, args=args, name="cpool-listen", daemon=True).start()
+        if self.on_lead is not None:
+            self.on_lead()
+        fence = getattr(self.cluster, "fence_epoch", None)
+        if fence is not None and self.lease is not None and self.lease.epoch is not None:
+            fence(self.lease.epoch)  # workers a deposed leader launches from now on never run
         self.refresh_tenants(force=True)
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
+        self.leading = True
         self._thread = threading.Thread(target=self._run, name="cpool-scheduler", daemon=True)
         self._thread.start()
+
+    def _await_lease(self) -> None:
+        """A standby: wait for the lease, then lead (or stop trying when the server stops)."""
+        lease = self.lease
+        assert lease is not None
+        log.info("standby: serving the API, waiting for the writer lease",
+                 extra={"fields": {"store": lease.store}})  # fmt: skip
+        while (holder := lease.try_acquire()) is not None:
+            try:  # what admission on this server reads: budgets, tenants, approvals
+                self.refresh_tenants()
+            except Exception:
+                log.exception("standby: reading tenants from the store failed")
+            left = holder.expires_at - lease.clock()
+            if self._stop.wait(min(lease.renew_every_s, max(left, 0.05))):
+                return
+        log.warning("this server leads now", extra={"fields": {"epoch": self.lease.epoch}})
+        try:
+            self._lead()
+        except LeaseLost as exc:
+            self._fence(exc)
+        except Exception:  # cannot take over: step aside rather than half-lead
+            log.exception("taking over as leader failed; this server stops")
+            with contextlib.suppress(Exception):
+                self.lease.release()
+            why = f"taking over store {self.lease.store} failed"
+            self._fence(LeaseLost(self.lease.store, None, time.time(), why))
+
+    def _ensure_lease(self) -> None:
+        """Before acting on the cluster: the lease must surely be ours (renewed if it is
+        not fresh); else ``LeaseLost`` (and this server stops)."""
+        if self.lease is None or self.lease.fresh():
+            return
+        try:
+            with self.write_lock:
+                self.lease.renew()
+        except LeaseLost as exc:
+            self._fence(exc)
+            raise
+        except Exception as exc:  # cannot prove it is ours: acting now could act twice
+            why = f"cannot confirm the writer lease of store {self.lease.store} before acting"
+            lost = LeaseLost(self.lease.store, None, time.time(), f"{why}: {exc}"[:500])
+            self._fence(lost)
+            raise lost from exc
 
     def _renew(self) -> None:
         """Renew the writer lease every third of its time to live, whatever rounds take."""
@@ -214,6 +298,10 @@ class LiveService:
     def stop(self) -> None:
         self._stop.set()
         self.clock.wake()
+        if self._standby_thread is not None:
+            self._standby_thread.join(timeout=60)
+        if self.lease is not None and not self.leading:  # a standby: no jobs, no writes
+            return
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         if self.serving is not None:
@@ -238,14 +326,14 @@ class LiveService:
                 self.sink.buffer.append(Event(int(k), "preempted", now, "server stopped"))
         with self.write_lock, self.sessions() as s:
             try:
-                self._fence_in(s)
+                self.fence_in(s)
             except LeaseLost:
                 return
             self.sink.flush(s)
         if self.lease is not None and self.fenced is None:
             self.lease.release()
 
-    def _fence_in(self, s: Session) -> None:
+    def fence_in(self, s: Session) -> None:
         """First statement of a transaction that writes: renew the lease in it, or stop."""
         if self.lease is None:
             return
@@ -278,15 +366,18 @@ class LiveService:
     def round(self) -> None:
         t0 = time.perf_counter()
         if self.lease is not None:  # never act on the cluster without the lease
-            with self.write_lock, self.sessions() as s:
-                self._fence_in(s)
-                s.commit()
+            try:
+                with self.write_lock:
+                    self.lease.renew()
+            except LeaseLost as exc:
+                self._fence(exc)
+                raise
         self.refresh_tenants()
         self._cancellations()
         self._time_limits()
         self.loop.round()
         with self.write_lock, self.sessions() as s:
-            self._fence_in(s)
+            self.fence_in(s)
             self._write_audit(s)
             events = self.sink.flush(s)
             s.commit()  # audit records of a round without events
@@ -322,6 +413,8 @@ class LiveService:
         with self.sessions() as s:
             rows = store.tenants(s)
             spent = ledger.spent_by_tenant(s, self.pool)
+        if self.standby and self.on_refresh is not None:  # approvals made on other servers
+            self.on_refresh()
         over = frozenset(ledger.over_budget(spent, rows))
         tenants = {r.name: store.to_tenant(r) for r in rows}
         if (tenants, over) != (self._tenants_seen, self.over_budget):

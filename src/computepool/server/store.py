@@ -9,12 +9,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from computepool.model.tenant import FlavorQuota, Tenant
-from computepool.server.db import AuditRow, HandlerRow, JobEventRow, JobRow, TenantRow, TokenRow
+from computepool.server.db import (
+    AllocationRow,
+    AuditRow,
+    HandlerRow,
+    JobEventRow,
+    JobRow,
+    TenantRow,
+    TokenRow,
+)
 from computepool.server.schemas import JobSpec, TenantIn
 
 TOKEN_PREFIX = "cpool_"
@@ -259,3 +267,13 @@ def list_jobs(
 
 def tenant_names(s: Session) -> dict[int, str]:
     return {int(i): str(n) for i, n in s.execute(select(TenantRow.id, TenantRow.name))}
+
+
+def busy_by_flavor(s: Session) -> dict[str, int]:
+    """Accelerators held per flavor, as the store records it (open placement intervals)."""
+    q = (
+        select(AllocationRow.flavor, func.sum(AllocationRow.accelerators))
+        .where(AllocationRow.ended_at.is_(None))
+        .group_by(AllocationRow.flavor)
+    )
+    return {str(f): int(n or 0) for f, n in s.execute(q)}

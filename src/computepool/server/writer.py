@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from computepool.model.pool import Pool
 from computepool.server import store
 from computepool.server.budget import BudgetExceeded, Reserver, begin_exclusive, lock_tenants
-from computepool.server.db import JobEventRow, JobRow
+from computepool.server.db import JobEventRow, JobRow, limit_idle
 from computepool.server.schemas import JobSpec
+from computepool.server.wakeup import notify
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,12 @@ class SubmissionWriter:
         write_lock: threading.Lock,
         max_batch: int = 256,
         pool: Pool | None = None,
+        idle_s: float | None = None,
     ) -> None:
         self.sessions, self.lock, self.max_batch = sessions, write_lock, max_batch
+        #: PostgreSQL: a transaction of this writer idle this long ends its session (it holds
+        #: tenants' row locks: a paused server must not block the others' submissions).
+        self.idle_s = idle_s
         #: Meters open placement intervals for budgets; None: no limits, no reservations.
         self.pool = pool
         self._q: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
@@ -204,7 +209,10 @@ class SubmissionWriter:
     def _write(self, batch: list[Submission]) -> None:
         try:
             with self.lock, self.sessions() as s:
+                if self.idle_s is not None:
+                    limit_idle(s, self.idle_s)
                 results = write_batch(s, batch, self.pool)
+                notify(s)  # the leader may be another server
                 s.commit()
         except Exception:  # the batch as a whole failed: each on its own
             results = [self._one(b) for b in batch]
@@ -217,7 +225,10 @@ class SubmissionWriter:
     def _one(self, b: Submission) -> tuple[JobRow, bool] | Exception:
         try:
             with self.lock, self.sessions() as s:
+                if self.idle_s is not None:
+                    limit_idle(s, self.idle_s)
                 result = write_batch(s, [b], self.pool)[0]
+                notify(s)
                 s.commit()
                 return result
         except Exception as exc:

@@ -172,6 +172,12 @@ def overview(request: Request, who: Who) -> Response:
     if warning:  # workers not sandboxed: every viewer should know
         alert = f"<div class='alert' role='alert' id='sandbox-warning'>{e(warning)}</div>"
         page = dataclasses.replace(page, intro=alert + page.intro)
+    if getattr(ctx.service, "role", "leader") == "standby":  # several servers (docs/ha.md)
+        note = (
+            "<p class='muted' id='server-role'>This server is a standby: it takes requests and "
+            "shows the store; another server schedules.</p>"
+        )
+        page = dataclasses.replace(page, intro=note + page.intro)
     return _answer(request, page, who)
 
 
