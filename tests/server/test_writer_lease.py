@@ -253,3 +253,19 @@ def test_a_leader_that_cannot_confirm_its_lease_before_acting_stops(live, monkey
         svc._ensure_lease()
     assert "the store does not answer" in str(svc.fenced)
     live.wait(lambda: not svc._thread.is_alive(), 5, "the loop to stop")
+
+
+def test_the_live_loop_drives_the_backend_through_the_lease_fence(live):
+    """The loop that applies the scheduler's plans (not only the scheduler) goes through the
+    fence, and the starts a backend could not do come back through it."""
+    from computepool.scheduler.contract import Applied
+    from computepool.server.ha import FencedCluster
+
+    svc = live.client.app.state.ctx.service
+    assert isinstance(svc.loop.cluster, FencedCluster)
+
+    class Backend:
+        def apply(self, plan) -> Applied:
+            return Applied(start_failed={7: "no room"})
+
+    assert FencedCluster(Backend(), lambda: None).apply(None).start_failed == {7: "no room"}

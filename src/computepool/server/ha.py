@@ -33,9 +33,9 @@ class FencedCluster:
     def __init__(self, inner: Any, ensure: Callable[[], None]) -> None:
         self._inner, self._ensure = inner, ensure
 
-    def apply(self, plan: RoundPlan) -> None:
+    def apply(self, plan: RoundPlan) -> Any:
         self._ensure()
-        self._inner.apply(plan)
+        return self._inner.apply(plan)  # an ``Applied`` (starts it could not do) or None
 
     def observe(self, now: float) -> Observation:
         self._ensure()  # the local backend spawns delayed starts while it observes

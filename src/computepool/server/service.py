@@ -131,12 +131,15 @@ class LiveService:
             self.gate = wrap(self.gate)
         self.source = DbJobSource(sessions, self.index)
         self.sink = StoreSink(self.index, self.cluster, pool)
+        #: The backend as the loop drives it: nothing is started, stopped or spawned unless
+        #: this server surely still holds the store's writer lease.
+        fenced = FencedCluster(self.cluster, self._ensure_lease)
         self.scheduler = Scheduler(
             pool,
             self.index.workload,
             throughputs,
             get_policy(cfg.policy),
-            FencedCluster(self.cluster, self._ensure_lease),
+            fenced,
             self.clock,
             self.source,
             SchedulerConfig.live(cfg.round_seconds),
@@ -147,7 +150,7 @@ class LiveService:
             serving=serving,
         )
         #: The scheduler plans; this loop applies its plans to the backend and the store.
-        self.loop = LiveLoop(self.scheduler, self.cluster, self.source, self.sink)
+        self.loop = LiveLoop(self.scheduler, fenced, self.source, self.sink)
         self.serving = serving
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
