@@ -76,9 +76,12 @@ class ReplayBatch:
         g = np.searchsorted(self.keys, self._sids + q, side=side)
         return g - self.off[:-1, None]
 
-    def _window(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
-        """(S, m) sums of the requests arrived in (lo, hi] per service (``ServiceReplay.window``
-        per row): the searches run over the requests between min(lo) and max(hi) only."""
+    def _window(
+        self, lo: np.ndarray, hi: np.ndarray, keys: tuple[str, ...] = ("n", "flops", "out", "ctx")
+    ) -> dict[str, np.ndarray]:
+        """(S, m) sums (of ``keys`` only) of the requests arrived in (lo, hi] per service
+        (``ServiceReplay.window`` per row): the searches run over the requests between min(lo)
+        and max(hi) only."""
         q = np.array([[lo.min(), hi.max()]])
         g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
         start, length = g[:, 0], g[:, 1] - g[:, 0]
@@ -89,7 +92,7 @@ class ReplayBatch:
         # back to global positions, then into each service's cumulative sums
         base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
         a, b = a + base, b + base
-        return {k: v[b] - v[a] for k, v in self.cum.items()}
+        return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
 
     def observe(
         self, now: float, window_s: float, burst_s: float, peak_s: float, ttft: np.ndarray
@@ -103,7 +106,7 @@ class ReplayBatch:
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
             e = np.broadcast_to(ends, (S, len(ends)))
-            rate = np.maximum(rate, self._window(e - burst_s, e)["n"].max(axis=1) / burst_s)
+            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
         mixes = [
             self.priors[s]
             if n[s] < 5
@@ -124,7 +127,7 @@ class ReplayBatch:
             if len(ends) == 0:
                 continue
             e = np.broadcast_to(ends, (S, len(ends)))
-            f = self._window(e - width, e)["flops"] / width
+            f = self._window(e - width, e, ("flops",))["flops"] / width
             burst[rows] = f.max(axis=1)[rows]
         return rate, mixes, burst
 
@@ -149,17 +152,16 @@ class ReplayBatch:
         kv_any = np.zeros((S, k), dtype=bool)
         if rows:
             gs = np.array([s for s, _ in rows], dtype=np.int64)
-            sh = [self.replays[s].shapes for s, _ in rows]
-            k_idx = [g.shape for _, g in rows]
+            k_idx = self.shape_off[gs] + np.array([g.shape for _, g in rows], dtype=np.int64)
+            t = self.shapes  # every service's shapes, concatenated
             a, kvr, c, kvc, fl = (
-                np.array([getattr(t, f)[i] for t, i in zip(sh, k_idx, strict=True)])[:, None]
-                for f in ("a", "kvr", "c", "kv_cap", "flops")
+                getattr(t, f)[k_idx][:, None] for f in ("a", "kvr", "c", "kv_cap", "flops")
             )
             cnt = np.array([g.count for _, g in rows], dtype=np.float64)[:, None]
             ready = np.array([g.ready_at for _, g in rows])[:, None]
             n = cnt * (ready <= edges[None, :-1] + 1e-9)
             hi = np.broadcast_to(edges[1:], (S, k))
-            w = self._window(hi - self.dw[:, None], hi)
+            w = self._window(hi - self.dw[:, None], hi, ("n", "out", "ctx"))
             x = w["out"] / self.dw[:, None]
             nreq = w["n"]
             ctx = np.where(nreq > 0, w["ctx"] / np.maximum(nreq, 1), self.mean_ctx[:, None])
