@@ -293,7 +293,11 @@ class ServingController:
         """Release replicas not needed for ``scale_down_delay_s``, least cost-efficient first;
         a ready replica goes only if the *ready* ones left still carry the need."""
         _, floor, cap = plan
+        if s.replicas <= s.spec.min_replicas:
+            return
         have = self._cap_have(s, cap)
+        if have - min(cap[g.shape] for g in s.groups) < floor:
+            return  # not even the smallest replica can go (the loop below would stop at once)
         ready = float(sum(g.count * cap[g.shape] for g in s.groups if g.ready_at <= now))
         eff = {g.shape: s.shapes.price_h[g.shape] / max(cap[g.shape], 1e-9) for g in s.groups}
         for g in sorted(s.groups, key=lambda g: (-eff[g.shape], -g.ready_at)):

@@ -223,7 +223,7 @@ class ReplayBatch:
         self.p_left = self.p_left[keep] - total[self.p_sid]
         backlog = np.maximum(0.0, self.backlog - total)
         if len(idx):
-            jj = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+            jj = j  # each arrival's bin
             x0, x1 = edges[jj], edges[jj + 1]
             y0, y1 = kcum[rs, jj], kcum[rs, jj + 1]
             slope = (y1 - y0) / (x1 - x0)
