@@ -15,6 +15,8 @@ rate, token mix, queue backlog) and applies the result.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,18 +24,22 @@ from computepool.serving.perf import Mix, ShapeTable, idle_ttft
 from computepool.serving.service import ServiceSpec, ServingConfig
 
 
-def forecast_rate(t: np.ndarray, rate: np.ndarray, now: float, cfg: ServingConfig) -> float:
-    """Rate to provision for, from per-round measurements ``rate`` taken at times ``t``."""
+def forecast_rate(
+    t: Sequence[float], rate: Sequence[float], now: float, cfg: ServingConfig
+) -> float:
+    """Rate to provision for, from per-round measurements ``rate`` taken at increasing times
+    ``t`` (lists or arrays: plain Python over the few recent entries, as it runs once per
+    service and round)."""
     if len(t) == 0:
         return 0.0
-    recent = t > now - cfg.peak_window_s - 1e-9
-    peak = float(rate[recent].max()) if recent.any() else float(rate[-1])
-    trend_win = np.nonzero(t > now - cfg.window_s * 2 - 1e-9)[0]
+    i = bisect_right(t, now - cfg.peak_window_s - 1e-9)  # first t > now - peak_window_s
+    last = float(rate[-1])
+    peak = float(max(rate[i:])) if i < len(t) else last
+    j = bisect_right(t, now - cfg.window_s * 2 - 1e-9)
     slope = 0.0
-    if len(trend_win) >= 3:
-        i = trend_win[0]
-        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), 1e-9)
-    ahead = float(rate[-1]) + max(slope, 0.0) * cfg.forecast_s
+    if len(t) - j >= 3:
+        slope = (last - float(rate[j])) / max(float(t[-1]) - float(t[j]), 1e-9)
+    ahead = last + max(slope, 0.0) * cfg.forecast_s
     return max(peak, ahead)
 
 
@@ -43,10 +49,12 @@ def needed_rate(forecast: float, backlog_flops: float, mix: Mix, cfg: ServingCon
     return forecast + drain
 
 
-def scale_down_floor(t: np.ndarray, needed: np.ndarray, now: float, delay_s: float) -> float:
-    """Capacity may only drop to the highest need of the last ``delay_s``."""
-    m = t > now - delay_s - 1e-9
-    return float(needed[m].max()) if m.any() else 0.0
+def scale_down_floor(
+    t: Sequence[float], needed: Sequence[float], now: float, delay_s: float
+) -> float:
+    """Capacity may only drop to the highest need of the last ``delay_s`` (``t`` increasing)."""
+    i = bisect_right(t, now - delay_s - 1e-9)
+    return float(max(needed[i:])) if i < len(t) else 0.0
 
 
 def usable_shapes(

@@ -23,6 +23,7 @@ Plain services are replayed and measured together (``replay_batch.py``).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -253,13 +254,12 @@ class ServingController:
         s.hist_rate.append(rate)
         keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
         if s.hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
-            i = int(np.searchsorted(s.hist_t, now - keep))
+            i = bisect_left(s.hist_t, now - keep)
             del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
-        t, r = np.asarray(s.hist_t), np.asarray(s.hist_rate)
-        need = asc.forecast_rate(t, r, now, cfg)
+        need = asc.forecast_rate(s.hist_t, s.hist_rate, now, cfg)
         need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
-        floor = asc.scale_down_floor(t, np.asarray(s.hist_need), now, cfg.scale_down_delay_s)
+        floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, cfg.scale_down_delay_s)
         return need, floor, cap
 
     def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:
@@ -293,7 +293,11 @@ class ServingController:
         """Release replicas not needed for ``scale_down_delay_s``, least cost-efficient first;
         a ready replica goes only if the *ready* ones left still carry the need."""
         _, floor, cap = plan
+        if s.replicas <= s.spec.min_replicas:
+            return
         have = self._cap_have(s, cap)
+        if have - min(cap[g.shape] for g in s.groups) < floor:
+            return  # not even the smallest replica can go (the loop below would stop at once)
         ready = float(sum(g.count * cap[g.shape] for g in s.groups if g.ready_at <= now))
         eff = {g.shape: s.shapes.price_h[g.shape] / max(cap[g.shape], 1e-9) for g in s.groups}
         for g in sorted(s.groups, key=lambda g: (-eff[g.shape], -g.ready_at)):
@@ -324,11 +328,13 @@ class ServingController:
         need, _, cap = plan
         have = self._cap_have(s, cap)
         sp = s.spec
-        ranked = asc.rank_shapes(
-            cap, s.shapes.price_h, s.usable, need, sp.min_replicas, sp.max_replicas
-        )
+        ranked = None  # ranked only when a replica is wanted (most rounds add none)
         stopped = False
         while s.replicas < sp.max_replicas and (have < need or s.replicas < sp.min_replicas):
+            if ranked is None:
+                ranked = asc.rank_shapes(
+                    cap, s.shapes.price_h, s.usable, need, sp.min_replicas, sp.max_replicas
+                )
             for k in ranked:
                 delay = self._take(s, int(k), ctx)
                 if delay is not None:

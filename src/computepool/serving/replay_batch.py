@@ -76,9 +76,19 @@ class ReplayBatch:
         g = np.searchsorted(self.keys, self._sids + q, side=side)
         return g - self.off[:-1, None]
 
-    def _window(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
-        """(S, m) sums of the requests arrived in (lo, hi] per service (``ServiceReplay.window``
-        per row): the searches run over the requests between min(lo) and max(hi) only."""
+    def _window(
+        self, lo: np.ndarray, hi: np.ndarray, keys: tuple[str, ...] = ("n", "flops", "out", "ctx")
+    ) -> dict[str, np.ndarray]:
+        """(S, m) sums (of ``keys`` only) of the requests arrived in (lo, hi] per service
+        (``ServiceReplay.window`` per row). A few windows per service are searched for in all
+        requests; many (ascending along a row is fastest) in the requests between min(lo) and
+        max(hi) only."""
+        if lo.shape[1] <= 32:
+            a = np.searchsorted(self.keys, self._sids + lo, side="right")
+            b = np.searchsorted(self.keys, self._sids + hi, side="right")
+            d = (self.coff[:-1] - self.off[:-1])[:, None]  # into the cumulative sums
+            a, b = a + d, b + d
+            return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
         q = np.array([[lo.min(), hi.max()]])
         g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
         start, length = g[:, 0], g[:, 1] - g[:, 0]
@@ -89,7 +99,7 @@ class ReplayBatch:
         # back to global positions, then into each service's cumulative sums
         base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
         a, b = a + base, b + base
-        return {k: v[b] - v[a] for k, v in self.cum.items()}
+        return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
 
     def observe(
         self, now: float, window_s: float, burst_s: float, peak_s: float, ttft: np.ndarray
@@ -103,7 +113,7 @@ class ReplayBatch:
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
             e = np.broadcast_to(ends, (S, len(ends)))
-            rate = np.maximum(rate, self._window(e - burst_s, e)["n"].max(axis=1) / burst_s)
+            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
         mixes = [
             self.priors[s]
             if n[s] < 5
@@ -120,11 +130,11 @@ class ReplayBatch:
             t0, t1 = now - peak_s, now
             if t1 - t0 < width:
                 t0 = t1 - width
-            ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)
+            ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)[::-1]  # ascending: faster
             if len(ends) == 0:
                 continue
             e = np.broadcast_to(ends, (S, len(ends)))
-            f = self._window(e - width, e)["flops"] / width
+            f = self._window(e - width, e, ("flops",))["flops"] / width
             burst[rows] = f.max(axis=1)[rows]
         return rate, mixes, burst
 
@@ -149,17 +159,16 @@ class ReplayBatch:
         kv_any = np.zeros((S, k), dtype=bool)
         if rows:
             gs = np.array([s for s, _ in rows], dtype=np.int64)
-            sh = [self.replays[s].shapes for s, _ in rows]
-            k_idx = [g.shape for _, g in rows]
+            k_idx = self.shape_off[gs] + np.array([g.shape for _, g in rows], dtype=np.int64)
+            t = self.shapes  # every service's shapes, concatenated
             a, kvr, c, kvc, fl = (
-                np.array([getattr(t, f)[i] for t, i in zip(sh, k_idx, strict=True)])[:, None]
-                for f in ("a", "kvr", "c", "kv_cap", "flops")
+                getattr(t, f)[k_idx][:, None] for f in ("a", "kvr", "c", "kv_cap", "flops")
             )
             cnt = np.array([g.count for _, g in rows], dtype=np.float64)[:, None]
             ready = np.array([g.ready_at for _, g in rows])[:, None]
             n = cnt * (ready <= edges[None, :-1] + 1e-9)
             hi = np.broadcast_to(edges[1:], (S, k))
-            w = self._window(hi - self.dw[:, None], hi)
+            w = self._window(hi - self.dw[:, None], hi, ("n", "out", "ctx"))
             x = w["out"] / self.dw[:, None]
             nreq = w["n"]
             ctx = np.where(nreq > 0, w["ctx"] / np.maximum(nreq, 1), self.mean_ctx[:, None])
@@ -214,7 +223,7 @@ class ReplayBatch:
         self.p_left = self.p_left[keep] - total[self.p_sid]
         backlog = np.maximum(0.0, self.backlog - total)
         if len(idx):
-            jj = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+            jj = j  # each arrival's bin
             x0, x1 = edges[jj], edges[jj + 1]
             y0, y1 = kcum[rs, jj], kcum[rs, jj + 1]
             slope = (y1 - y0) / (x1 - x0)

@@ -1,0 +1,55 @@
+"""The autoscaler's history functions (plain Python over lists, once per service and round)
+against the array definitions they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import computepool.serving.autoscaler as asc
+from computepool.serving.service import ServingConfig
+
+
+def _forecast_ref(t: np.ndarray, rate: np.ndarray, now: float, cfg: ServingConfig) -> float:
+    if len(t) == 0:
+        return 0.0
+    recent = t > now - cfg.peak_window_s - 1e-9
+    peak = float(rate[recent].max()) if recent.any() else float(rate[-1])
+    trend = np.nonzero(t > now - cfg.window_s * 2 - 1e-9)[0]
+    slope = 0.0
+    if len(trend) >= 3:
+        i = trend[0]
+        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), 1e-9)
+    return max(peak, float(rate[-1]) + max(slope, 0.0) * cfg.forecast_s)
+
+
+def _floor_ref(t: np.ndarray, need: np.ndarray, now: float, delay_s: float) -> float:
+    m = t > now - delay_s - 1e-9
+    return float(need[m].max()) if m.any() else 0.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_history_functions_match_the_array_definitions(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cfg = ServingConfig()
+    n = int(rng.integers(0, 40))
+    # rounds every interval, sometimes with gaps; "now" on a round or after a gap
+    t = np.cumsum(rng.choice([cfg.interval_s, 2 * cfg.interval_s, 300.0], size=n))
+    rate = rng.gamma(1.5, 3.0, size=n) * rng.choice([0.0, 1.0], size=n, p=[0.2, 0.8])
+    now = float(t[-1]) + float(rng.choice([0.0, 0.0, 45.0, 400.0])) if n else 10.0
+    for tt, rr in ((t, rate), (t.tolist(), rate.tolist())):  # arrays and lists alike
+        got = asc.forecast_rate(tt, rr, now, cfg)
+        assert got == _forecast_ref(t, rate, now, cfg)
+        delay = float(rng.choice([0.0, cfg.scale_down_delay_s, 1e4]))
+        assert asc.scale_down_floor(tt, rr, now, delay) == _floor_ref(t, rate, now, delay)
+
+
+def test_a_window_edge_is_inside_by_the_same_tolerance() -> None:
+    cfg = ServingConfig()
+    t = [0.0, 30.0, 60.0]
+    r = [9.0, 1.0, 1.0]
+    now = cfg.peak_window_s  # t=0 lies exactly peak_window_s back: still counted
+    assert asc.forecast_rate(t, r, now, cfg) == 9.0
+    assert asc.forecast_rate(t, r, now + 1e-6, cfg) == pytest.approx(1.0)
+    assert asc.scale_down_floor(t, r, 60.0, 60.0) == 9.0
+    assert asc.scale_down_floor(t, r, 60.0 + 1e-6, 60.0) == 1.0
