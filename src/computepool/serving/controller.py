@@ -30,9 +30,9 @@ import numpy as np
 
 from computepool.model.pool import Pool
 from computepool.model.status import Status
-from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
 from computepool.serving.feasibility import service_status
+from computepool.serving.hook import RoundCapacity, SchedulerClock, ServingHook
 from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
@@ -40,12 +40,6 @@ from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
 from computepool.serving.state import ServiceState
-
-
-@dataclass(frozen=True)
-class Reservation:
-    capacity: np.ndarray  # (F,) accelerators held by services from this round on
-    evict: np.ndarray  # (n,) bool over the PolicyInput rows: preempt now
 
 
 @dataclass
@@ -59,7 +53,10 @@ class ServingRecord:
     need: list[np.ndarray] = field(default_factory=list)  # (S,) req/s provisioned for
 
 
-class ServingController:
+class ServingController(ServingHook):
+    """The serving controller of the simulator: ``ServingHook`` over ``SimulatedReplicas``
+    at the Scheduler's time, deciding every round."""
+
     def __init__(
         self,
         pool: Pool,
@@ -68,8 +65,20 @@ class ServingController:
         start: float = 0.0,
         batched: bool = True,
     ) -> None:
+        driver = SimulatedReplicas(pool, serving, start, batched)
+        super().__init__(
+            driver, SchedulerClock(), serving.config.interval_s, preemptible=preemptible
+        )
+
+
+class SimulatedReplicas:
+    """The simulator's replica driver (``hook.ReplicaDriver``): replicas are groups of a
+    shape per service, replaying the requests that arrive (``replay.py``, ``replay_batch.py``)."""
+
+    def __init__(
+        self, pool: Pool, serving: ServingWorkload, start: float = 0.0, batched: bool = True
+    ) -> None:
         self.pool, self.serving, self.cfg = pool, serving, serving.config
-        self.preemptible = preemptible
         self.horizon = serving.horizon_s
         self.capacity = pool.capacity.astype(np.int64)
         F = len(pool.flavors)
@@ -149,55 +158,57 @@ class ServingController:
     def rejections(self) -> dict[str, Status]:
         return {s.spec.name: s.status for s in self.states if not s.status.ok}
 
-    # ---- Scheduler hook ------------------------------------------------------------
+    # ---- the driver (hook.ReplicaDriver) ---------------------------------------------
     def held(self) -> np.ndarray:
         """Accelerators per flavor held by services (packed devices counted whole)."""
         return self.whole + np.ceil(self.frac - 1e-9)
 
-    def active(self, now: float) -> bool:
-        return not self._closed
-
     @property
-    def interval_s(self) -> float:
-        """Seconds between the services' rounds (the Scheduler wakes up this often)."""
-        return self.cfg.interval_s
+    def closed(self) -> bool:
+        return self._closed
 
-    def reserve(self, inp: PolicyInput) -> Reservation:
-        now = inp.now
+    def advance(self, now: float) -> bool:
+        """Replay what arrived since the last round on the replicas that were up; past the
+        horizon, drain and close (False)."""
         self._advance(min(now, self.horizon))
-        evict = np.zeros(inp.n, dtype=bool)
         if now >= self.horizon:
             self._close()
-            return Reservation(self.held().astype(np.int64), evict)
-        run = inp.running >= 0
-        F = len(self.capacity)
-        used = np.bincount(inp.running[run], weights=inp.scale_factor[run], minlength=F)
-        free = inp.capacity - self.held() - used
-        pre = np.ones(inp.n, dtype=bool)
-        if self.preemptible is not None and inp.n:
-            pre = self.preemptible[inp.job]
-        ctx = _Round(inp, free, run & pre, evict)
-        live = [s for s in self.states if s.status.ok and s.member_of is None]
-        autoscaled = self.cfg.mode == "pooled" and self.cfg.autoscale
-        if self._first or autoscaled:
-            seen = self._observe_batched(now) if autoscaled and not self._first else {}
-            plans = {id(s): self._needs(s, now, seen.get(id(s))) for s in live}
-            self._plans = plans
-        else:  # sized once: keep the first plan
-            plans = self._plans
+            return False
+        return True
+
+    @property
+    def _autoscaled(self) -> bool:
+        return self.cfg.mode == "pooled" and self.cfg.autoscale
+
+    def _live(self) -> list[ServiceState]:
+        return [s for s in self.states if s.status.ok and s.member_of is None]
+
+    def decide(self, now: float) -> dict:
+        """Per service: (capacity needed, scale-down floor, replica capacity per shape);
+        sized once (dedicated, or not autoscaled): the first round's plan, kept."""
+        if self._first or self._autoscaled:
+            seen = self._observe_batched(now) if self._autoscaled and not self._first else {}
+            self._plans = {id(s): self._needs(s, now, seen.get(id(s))) for s in self._live()}
+        return self._plans
+
+    def release(self, plans: dict, now: float) -> None:
+        if not self._first and self._autoscaled:
+            for s in self._live():
+                self._scale_down(s, plans[id(s)], now)
+
+    def grow(self, plans: dict, ctx: RoundCapacity, now: float) -> None:
+        live = self._live()
         if self._first:
             for s in live:
                 self._scale_up(s, plans[id(s)], ctx, now, warm=True)
             self._first = False
-        elif self.cfg.mode == "pooled" and self.cfg.autoscale:
-            for s in live:
-                self._scale_down(s, plans[id(s)], now)
-            ctx.free = inp.capacity - self.held() - used
+        elif self._autoscaled:
             order = sorted(live, key=lambda s: -_deficit(s, plans[id(s)]))
             for s in order:
                 self._scale_up(s, plans[id(s)], ctx, now, warm=False)
+
+    def account(self, now: float, plans: dict) -> None:
         self._record(now, plans)
-        return Reservation(self.held().astype(np.int64), ctx.evict)
 
     # ---- per service ----------------------------------------------------------------
     def _observe_batched(self, now: float) -> dict[int, tuple[float, Mix, np.ndarray]]:
@@ -324,7 +335,7 @@ class ServingController:
             s.groups.pop(i)
         return new
 
-    def _scale_up(self, s: ServiceState, plan, ctx: _Round, now: float, warm: bool) -> None:
+    def _scale_up(self, s: ServiceState, plan, ctx: RoundCapacity, now: float, warm: bool) -> None:
         need, _, cap = plan
         have = self._cap_have(s, cap)
         sp = s.spec
@@ -348,7 +359,7 @@ class ServingController:
         if stopped or (have < need and s.replicas >= sp.max_replicas):
             s.capped += 1
 
-    def _take(self, s: ServiceState, k: int, ctx: _Round) -> float | None:
+    def _take(self, s: ServiceState, k: int, ctx: RoundCapacity) -> float | None:
         """Find accelerators for one replica of shape k: None, or the start delay (grace)."""
         f = int(s.shapes.flavor[k])
         fr = float(s.shapes.frac[k])
@@ -427,31 +438,6 @@ class ServingController:
         r.devices.append(np.array([s.devices() for s in self.states]))
         r.replicas.append(np.array([s.replicas for s in self.states]))
         r.need.append(np.array([plans[id(s)][0] if id(s) in plans else 0.0 for s in self.states]))
-
-
-class _Round:
-    """Free accelerators and preemption candidates during one ``reserve``."""
-
-    def __init__(self, inp: PolicyInput, free: np.ndarray, candidates, evict) -> None:
-        self.inp, self.free, self.evict = inp, free.astype(np.float64), evict
-        self.freed = np.zeros_like(self.free)
-        self.cand = candidates
-
-    def evict_for(self, f: int, devices: float) -> bool:
-        """Preempt preemptible rows on flavor ``f`` (least attained first) to free ``devices``."""
-        inp = self.inp
-        rows = np.nonzero(self.cand & (inp.running == f) & ~self.evict)[0]
-        if len(rows) == 0:
-            return False
-        rows = rows[np.argsort(inp.attained[rows], kind="stable")]
-        got = np.cumsum(inp.scale_factor[rows])
-        if got[-1] < devices:
-            return False
-        k = int(np.searchsorted(got, devices - 1e-9)) + 1
-        self.evict[rows[:k]] = True
-        self.free[f] += got[k - 1]
-        self.freed[f] += got[k - 1]
-        return True
 
 
 def _deficit(s: ServiceState, plan) -> float:

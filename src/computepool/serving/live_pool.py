@@ -32,9 +32,9 @@ from computepool.model.pool import Pool
 from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
 from computepool.serving.binding import DevicePlacer, ServiceSlots, replica_keys
-from computepool.serving.controller import Reservation, _Round
 from computepool.serving.emulator import replica_timing
 from computepool.serving.engines.launch import engine_of, replica_launch, replica_values
+from computepool.serving.hook import Reservation, RoundCapacity
 from computepool.serving.live import LiveAutoscaler
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
@@ -178,7 +178,7 @@ class LiveServingController:
         pre = w.preemptible[inp.job] if w is not None and inp.n else np.ones(inp.n, dtype=bool)
         for s in self.states:  # replicas still waiting for a slot are reserved afresh below
             s.pending = 0
-        ctx = _Round(inp, inp.capacity - self.held() - used, run & pre, evict)
+        ctx = RoundCapacity(inp, inp.capacity - self.held() - used, run & pre, evict)
         for s in self.states:
             add = s.want - len(s.supervisor.replicas)
             for _ in range(max(add, 0)):

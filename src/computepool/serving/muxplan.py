@@ -20,7 +20,7 @@ from computepool.serving.service import ServiceSpec
 from computepool.serving.state import ServiceState
 
 if TYPE_CHECKING:
-    from computepool.serving.controller import ServingController
+    from computepool.serving.controller import SimulatedReplicas
 
 #: At most this many instances per group.
 MAX_GROUP_REPLICAS = 64
@@ -70,7 +70,7 @@ def _row(s: ServiceState, f: int, tp: int) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
-def group_states(ctl: ServingController) -> list[ServiceState]:
+def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
     cfg, pool = ctl.cfg, ctl.pool
     out: list[ServiceState] = []
@@ -121,7 +121,7 @@ def group_states(ctl: ServingController) -> list[ServiceState]:
     return out
 
 
-def _instance_tp(ctl: ServingController, f: int, tp: int, biggest: float) -> int:
+def _instance_tp(ctl: SimulatedReplicas, f: int, tp: int, biggest: float) -> int:
     """The members' tp, raised until an instance holds the biggest member with ``ROOM``
     to spare where the node allows it."""
     perf = ctl.cfg.perf
