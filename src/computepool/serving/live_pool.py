@@ -22,19 +22,17 @@ preempted accelerators does not wait for the victims' grace period.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from computepool.model.pool import Pool
-from computepool.policies.base import PolicyInput
 from computepool.serving import autoscaler as asc
 from computepool.serving.binding import DevicePlacer, ServiceSlots, replica_keys
 from computepool.serving.emulator import replica_timing
 from computepool.serving.engines.launch import engine_of, replica_launch, replica_values
-from computepool.serving.hook import Reservation, RoundCapacity
+from computepool.serving.hook import MonotonicClock, RoundCapacity, ServingHook
 from computepool.serving.live import LiveAutoscaler
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
@@ -67,7 +65,29 @@ def _mix(svc: ServiceSpec, prompt: np.ndarray, output: np.ndarray) -> Mix:
     )
 
 
-class LiveServingController:
+class LiveServingController(ServingHook):
+    """The serving controller of the live pool: ``ServingHook`` over ``ProcessReplicas`` at
+    the wall clock, deciding every ``interval_s``; the preemptible jobs are the round's
+    workload's."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        serving: ServingWorkload,
+        log_dir: Path | None = None,
+        start_delay_s: float | None = None,
+    ) -> None:
+        clock = MonotonicClock()
+        driver = ProcessReplicas(pool, serving, log_dir, start_delay_s)
+        interval = serving.config.interval_s
+        super().__init__(driver, clock, interval, decide_every_s=interval)
+
+
+class ProcessReplicas:
+    """The live pool's replica driver (``hook.ReplicaDriver``): a ``Supervisor`` of replica
+    processes per service, health-checked every round, scaled to what its ``LiveAutoscaler``
+    (fed by the replicas' ``/metrics``) wants, bound to device slots once ``bind_placer``."""
+
     def __init__(
         self,
         pool: Pool,
@@ -78,8 +98,6 @@ class LiveServingController:
         self.pool, self.cfg = pool, serving.config
         self.capacity = pool.capacity.astype(np.int64)
         self.states: list[LiveServiceState] = []
-        self._t0 = time.monotonic()
-        self._next = self._t0
         self._stopped = False
         self._keys = replica_keys()
         for svc, stream in zip(serving.services, serving.streams, strict=True):
@@ -138,7 +156,7 @@ class LiveServingController:
             s.slots = ServiceSlots(placer, s.flavor, s.devices, self._keys)
             s.supervisor.slots = s.slots
 
-    # ---- the Scheduler hook --------------------------------------------------------
+    # ---- the driver (hook.ReplicaDriver) ---------------------------------------------
     def held(self) -> np.ndarray:
         whole = np.zeros(len(self.capacity))
         frac = np.zeros(len(self.capacity))
@@ -150,35 +168,30 @@ class LiveServingController:
             (whole if s.devices >= 1 else frac)[s.flavor] += n * s.devices
         return whole + np.ceil(frac - 1e-9)
 
-    def active(self, now: float) -> bool:
-        return not self._stopped
-
     @property
-    def interval_s(self) -> float:
-        return self.cfg.interval_s
+    def closed(self) -> bool:
+        return self._stopped
 
-    def reserve(self, inp: PolicyInput) -> Reservation:
-        evict = np.zeros(inp.n, dtype=bool)
-        if self._stopped:
-            return Reservation(np.zeros(len(self.capacity), dtype=np.int64), evict)
-        mono = time.monotonic()
+    def advance(self, now: float) -> bool:
+        """Health checks: a replica that died or stopped answering is restarted."""
         for s in self.states:
             s.supervisor.check()
-        if mono >= self._next:
-            for s in self.states:
-                s.want = max(s.autoscaler.tick(mono - self._t0, apply=False), s.spec.min_replicas)
-            self._next = mono + self.cfg.interval_s
-        run = inp.running >= 0
-        used = np.bincount(inp.running[run], weights=inp.scale_factor[run],
-                           minlength=len(self.capacity))  # fmt: skip
-        for s in self.states:  # scale-downs first: their accelerators return at once
+        return True
+
+    def decide(self, now: float) -> None:
+        """Each service's autoscaler, from its replicas' metrics: the replicas wanted."""
+        for s in self.states:
+            s.want = max(s.autoscaler.tick(now, apply=False), s.spec.min_replicas)
+
+    def release(self, plans: None, now: float) -> None:
+        """Scale-downs first: their accelerators return at once."""
+        for s in self.states:
             if s.want < len(s.supervisor.replicas):
                 s.supervisor.scale_to(max(s.want, s.spec.min_replicas))
-        w = inp.extras.get("workload")
-        pre = w.preemptible[inp.job] if w is not None and inp.n else np.ones(inp.n, dtype=bool)
-        for s in self.states:  # replicas still waiting for a slot are reserved afresh below
+        for s in self.states:  # replicas still waiting for a slot are reserved afresh
             s.pending = 0
-        ctx = RoundCapacity(inp, inp.capacity - self.held() - used, run & pre, evict)
+
+    def grow(self, plans: None, ctx: RoundCapacity, now: float) -> None:
         for s in self.states:
             add = s.want - len(s.supervisor.replicas)
             for _ in range(max(add, 0)):
@@ -194,7 +207,9 @@ class LiveServingController:
                 if s.supervisor.start_one() is None:
                     # no device slot yet (a victim's, still stopping): held, started later
                     s.pending += 1
-        return Reservation(self.held().astype(np.int64), ctx.evict)
+
+    def account(self, now: float, plans: None) -> None:
+        pass
 
     # ---- endpoints and lifecycle -------------------------------------------------------
     def endpoints_of(self, name: str):
