@@ -1,6 +1,9 @@
-"""ServingController: the services' side of the Scheduler round (``Scheduler(serving=...)``).
+"""ServingController: the services' side of the simulated round (``Scheduler(serving=...)``).
 
-Each round, before the training policy runs, ``reserve(inp)``:
+The one serving controller (``hook.ServingHook``) with the simulator's replica driver
+``SimulatedReplicas`` and the Scheduler's time (``hook.SchedulerClock``) injected; the live
+pool's is the same hook over ``live_pool.ProcessReplicas``. Each round, before the training
+policy runs, ``reserve(inp)`` (the hook's steps: advance, decide, release, grow, account):
 
 1. replays the requests that arrived since the last round on the replicas that were up
    (``replay.ServiceReplay``), which gives what replicas report: rate, mix, backlog;

@@ -1,7 +1,8 @@
 """LiveServingController: services on the live pool (``cpool serve --services FILE``).
 
-The live counterpart of ``controller.ServingController``, plugged into the same ``Scheduler``
-as its ``serving`` hook. Per service it runs a ``Supervisor`` of replica processes of the
+The same serving controller as the simulator's (``hook.ServingHook``, the ``Scheduler``'s
+``serving`` hook) with the live replica driver ``ProcessReplicas`` and the wall clock
+(``hook.MonotonicClock``) injected. Per service the driver runs a ``Supervisor`` of replica processes of the
 service's engine (``engines/``: the EMULATED replica by default, or vLLM, SGLang, MindIE,
 llama.cpp, any OpenAI-compatible command; health-checked with the engine's readiness probe and
 restarted every round) and a ``LiveAutoscaler`` fed by their ``/metrics`` through the
@@ -10,7 +11,8 @@ placement engine) each replica is bound to concrete devices of a node, given to 
 vendor's variable (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...). The replica shape is chosen once, at start, by
 price-performance at the service's trace mix (the simulator re-chooses per scale-up).
 
-Each round ``reserve(inp)``: health checks; every ``interval_s`` an autoscaling decision; a
+Each round ``reserve(inp)`` (``ServingHook``'s steps): health checks (``advance``); every
+``interval_s`` of the wall clock an autoscaling decision (``decide``); a
 scale-up takes free accelerators of the shape's flavor, else preempts preemptible running jobs
 there (least attained first; the local backend gives them ``--grace-seconds`` to checkpoint);
 a scale-down drains replicas and returns their accelerators to the training queue. Returns
