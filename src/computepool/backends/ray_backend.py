@@ -47,6 +47,7 @@ from computepool.backends.ray_adopt import (
     kill_detached,
     tag_of,
 )
+from computepool.backends.ray_fence import deposed, fence_scope, put_epoch
 from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
@@ -138,6 +139,20 @@ class RayCluster:
         self.flavor_index = {f.name: i for i, f in enumerate(pool.flavors)}
         #: Attempt dir -> what of it ``recover`` found alive on the cluster.
         self._found: dict[Path, Found] = {}
+        #: The store's writer epoch of this control plane (None: not fenced); each start
+        #: carries it, and a worker whose epoch is older than the cluster's does not run.
+        self.epoch: int | None = None
+        self.scope = fence_scope(root)
+
+    def fence_epoch(self, epoch: int) -> None:
+        """This control plane now holds the store's writer lease at ``epoch``: put it on
+        record in the Ray cluster (before recovery reads the attempts) and launch with it.
+        A newer epoch on record: RuntimeError (never goes back)."""
+        put_epoch(self.scope, epoch)
+        self.epoch = epoch
+
+    def _fence(self) -> tuple[str, int] | None:
+        return None if self.epoch is None else (self.scope, self.epoch)
 
     def bind_placer(self, placer: Any) -> None:
         """Cordon dead nodes in this placer (one with ``cordon``/``uncordon``)."""
@@ -200,6 +215,8 @@ class RayCluster:
         transfer's ``delay`` is over (as the local backend does)."""
         from ray.util.placement_group import placement_group
 
+        if deposed(self._fence()):  # cheap, and no group is left held; the workers check too
+            raise RuntimeError("a newer writer has taken this Ray cluster over")
         launch = self.describe(job)
         number = att.next_attempt_number(self.runs, launch.key)
         d = self.runs / launch.key / str(number)
@@ -278,7 +295,9 @@ class RayCluster:
             ).remote()
             if master is None:
                 master = a.reserve_master.remote()
-            r.starts[rank] = a.start.remote(rank, list(launch.argv), env, launch.workdir, master)
+            r.starts[rank] = a.start.remote(
+                rank, list(launch.argv), env, launch.workdir, master, self._fence()
+            )
             r.actors.append(a)
             r.waits[rank] = a.wait.remote()
             r.log_off[rank] = 0
