@@ -47,7 +47,7 @@ from computepool.backends.ray_adopt import (
     kill_detached,
     tag_of,
 )
-from computepool.backends.ray_fence import deposed, fence_scope, put_epoch
+from computepool.backends.ray_fence import deposed, fence_scope, put_epoch, put_fence_at
 from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
@@ -143,6 +143,8 @@ class RayCluster:
         #: carries it, and a worker whose epoch is older than the cluster's does not run.
         self.epoch: int | None = None
         self.scope = fence_scope(root)
+        #: Set by an agent (``publish_lease``): its workers watch its lease in the cluster.
+        self.lease_scope: str | None = None
 
     def fence_epoch(self, epoch: int) -> None:
         """This control plane now holds the store's writer lease at ``epoch``: put it on
@@ -150,6 +152,12 @@ class RayCluster:
         A newer epoch on record: RuntimeError (never goes back)."""
         put_epoch(self.scope, epoch)
         self.epoch = epoch
+
+    def publish_lease(self, fence_at: float | None) -> None:
+        """An agent's lease (the wall-clock time its workers must be gone by; None: none):
+        put on record in the cluster, and every worker started from now on dies with it."""
+        self.lease_scope = self.scope
+        put_fence_at(self.scope, fence_at)
 
     def _fence(self) -> tuple[str, int] | None:
         return None if self.epoch is None else (self.scope, self.epoch)
@@ -296,8 +304,9 @@ class RayCluster:
             if master is None:
                 master = a.reserve_master.remote()
             r.starts[rank] = a.start.remote(
-                rank, list(launch.argv), env, launch.workdir, master, self._fence()
-            )
+                rank, list(launch.argv), env, launch.workdir, master, self._fence(),
+                self.lease_scope,
+            )  # fmt: skip
             r.actors.append(a)
             r.waits[rank] = a.wait.remote()
             r.log_off[rank] = 0

@@ -72,3 +72,32 @@ def deposed(fence: tuple[str, int] | None) -> bool:
     except Exception:
         return True
     return on_record is not None and on_record > epoch
+
+
+# ---- an agent's lease, seen by its workers (``cpool agent --backend ray``) ---------------
+#: The wall-clock time the workers of an agent's cluster must be gone by (its lease, less the
+#: safety margin); no key: the agent holds no session, nothing may run.
+LEASE_PREFIX = "agent-fence/"
+
+
+def put_fence_at(scope: str, fence_at: float | None) -> None:
+    """Put the agent's fence time (wall clock) on record; None: remove it."""
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+    key = LEASE_PREFIX + scope
+    if fence_at is None:
+        _internal_kv_del(key, namespace=KV_NAMESPACE)
+    else:
+        _internal_kv_put(key, f"{fence_at:.3f}".encode(), namespace=KV_NAMESPACE)
+
+
+def lease_over(scope: str, now: float) -> bool:
+    """Whether the agent's lease has run out (or no lease is on record, or the record cannot
+    be read): its workers must stop."""
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    try:
+        raw = _internal_kv_get(LEASE_PREFIX + scope, namespace=KV_NAMESPACE)
+        return raw is None or now >= float(raw)
+    except Exception:
+        return True

@@ -13,6 +13,9 @@ Fencing: a start carries the launching leader's writer epoch (``backends/ray_fen
 a newer leader's epoch is on record in the cluster, the rank does not run and the worker
 removes its own placement group (its actors with it): the new leader read the attempts before
 it put its epoch on record, so it does not know this one, and its devices must not stay held.
+A start by an agent (``cpool agent --backend ray``) also names the agent's lease on record in
+the cluster: the rank is killed once that lease runs out, even when the agent is paused or
+dead (the Ray side of the agent's fence process, ``federation/fence.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import time
 from pathlib import Path
 
 from computepool.backends.attempts import rank_state
-from computepool.backends.ray_fence import deposed
+from computepool.backends.ray_fence import deposed, lease_over
 from computepool.backends.rendezvous import Master, master_env, reserve_port
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import inherited_env, resume_env
 
+#: How often a rank checks its agent's lease (seconds).
+LEASE_TICK_S = 0.1
 #: Largest piece of log one ``read_log`` call returns.
 LOG_CHUNK = 1 << 20
 
@@ -66,10 +71,12 @@ class RayWorker:
         workdir: str | None,
         master: tuple[str, int] | None = None,
         fence: tuple[str, int] | None = None,
+        lease: str | None = None,
     ) -> dict[str, object]:
         """Start the rank's shim; returns where it runs and when it started. ``master``: what
         rank 0's ``reserve_master`` gave (Ray resolves it before this runs). ``fence``: the
-        launching leader's (scope, writer epoch); older than the one on record: refused."""
+        launching leader's (scope, writer epoch); older than the one on record: refused.
+        ``lease``: the scope of the launching agent's lease; the rank dies when it runs out."""
         import ray
 
         where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
@@ -88,12 +95,26 @@ class RayWorker:
             base.mkdir(parents=True, exist_ok=True)
             prefix = f"{env.get('CPOOL_JOB_ID')}-{env.get('CPOOL_ATTEMPT')}-{rank}-"
             self.dir = d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-            if self.stopped:
+            if self.stopped or (lease is not None and lease_over(lease, time.time())):
+                self.stopped = True
                 write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
             else:
                 self._spawn(d, rank, argv, env, workdir)
             self.started.set()
+        if lease is not None and not self.stopped:
+            threading.Thread(target=self._watch_lease, args=(lease,), daemon=True).start()
         return {**where, "at": time.time()}
+
+    def _watch_lease(self, scope: str) -> None:
+        """Kill the rank (SIGKILL, no grace: the lease already kept a margin) once its
+        agent's lease runs out; until the rank ends."""
+        while self.proc is not None and self.proc.poll() is None:
+            if lease_over(scope, time.time()):
+                with self.lock:
+                    self.stopped = True
+                self._signal(signal.SIGKILL)
+                return
+            time.sleep(LEASE_TICK_S)
 
     def _drop_group(self) -> None:
         """Remove this actor's placement group: its devices are freed, its actors killed."""

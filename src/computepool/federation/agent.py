@@ -160,7 +160,7 @@ class Agent:
     # ---- life --------------------------------------------------------------------------
     def start_fence(self) -> None:
         """Kill leftovers of an earlier run, then start the fence process."""
-        write_fence_at(self.lease_file, None)
+        self._fence_at(None)
         if not isinstance(self.local, LocalCluster):  # Ray: detached workers of an earlier run
             for rec in self.local.recover():
                 if not rec.closed:
@@ -249,7 +249,15 @@ class Agent:
 
     def _renewed(self, sent: float) -> None:
         self.valid_until = sent + self.lease_s
-        write_fence_at(self.lease_file, self.valid_until - self.safety)
+        self._fence_at(self.valid_until - self.safety)
+
+    def _fence_at(self, at: float | None) -> None:
+        """The moment (monotonic) the workers must be gone by, for the fence process, and on
+        Ray for the workers themselves (wall clock; None: no session, nothing may run)."""
+        write_fence_at(self.lease_file, at)
+        publish = getattr(self.local, "publish_lease", None)
+        if publish is not None:
+            publish(None if at is None else time.time() + (at - time.monotonic()))
 
     def drop_session(self, why: str) -> None:
         """Stop every worker now and forget the session (a new registration follows)."""
@@ -257,7 +265,7 @@ class Agent:
             log.warning("giving up session %s: %s", self.epoch, why)
         self.local.shutdown(stop_jobs=True)
         kill_all(self.local.runs, "fenced")
-        write_fence_at(self.lease_file, None)
+        self._fence_at(None)
         self.epoch = None
         self.tracked, self.by_idx, self.closed, self.reports = {}, {}, set(), []
         self.launches.clear()
