@@ -528,9 +528,13 @@ class RayCluster:
 
 
 def open_ray(
-    backend: str, environ: Mapping[str, str], checkpoint_root: Path | None = None
+    backend: str,
+    environ: Mapping[str, str],
+    checkpoint_root: Path | None = None,
+    regions: frozenset[str] | None = None,
 ) -> tuple[Pool, Callable[..., RayCluster]]:
-    """Connect to the cluster the backend names; its pool, and a factory of its ``RayCluster``."""
+    """Connect to the cluster the backend names; its pool (only the nodes of ``regions``
+    when given), and a factory of its ``RayCluster``."""
     from computepool.backends.ray_inventory import parse_backend, pool_from_nodes
 
     addr = parse_backend(backend, environ)
@@ -539,6 +543,10 @@ def open_ray(
 
     try:
         nodes = [n for n in current_nodes(ray.nodes()) if n.alive]
+        if regions is not None:
+            nodes = [n for n in nodes if n.region in regions]
+            if not nodes:
+                raise ValueError(f"no Ray node in the regions {', '.join(sorted(regions))}")
         pool = pool_from_nodes(nodes)
     except Exception:
         if ours:

@@ -146,6 +146,14 @@ def register(app: typer.Typer) -> None:
                 "job resumes from its checkpoint there (default: DATA_DIR/checkpoints).",
             ),
         ] = None,
+        ray_regions: Annotated[
+            str | None,
+            typer.Option(
+                "--regions",
+                help="With --backend ray: run only the Ray nodes of these regions "
+                "(comma-separated; default: every node of the Ray cluster).",
+            ),
+        ] = None,
         rulebook: Annotated[
             str | None,
             typer.Option("--rulebook", help="Residency rules the agent judges starts by."),
@@ -189,7 +197,9 @@ def register(app: typer.Typer) -> None:
         token = read_token(token_file)
         make_cluster = None
         if ray:
-            the_pool, make_cluster = _open_ray(backend, checkpoint_dir)
+            the_pool, make_cluster = _open_ray(backend, checkpoint_dir, _regions(ray_regions))
+        elif ray_regions is not None:
+            raise fail("--regions: only with --backend ray (a local pool file lists its nodes)")
         else:
             the_pool = load_or_exit(lambda: load_pool(pool))
         rules = load_or_exit(lambda: load_rulebook(rulebook))
@@ -228,7 +238,18 @@ def register(app: typer.Typer) -> None:
                     ray_mod.shutdown()
 
 
-def _open_ray(backend: str, checkpoint_dir: Path | None) -> tuple[Any, Callable]:
+def _regions(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    names = frozenset(r.strip() for r in text.split(",") if r.strip())
+    if not names or len(names) > 64 or any(not _CLUSTER.match(r) for r in names):
+        raise fail(f"--regions {text[:80]!r}: comma-separated region names")
+    return names
+
+
+def _open_ray(
+    backend: str, checkpoint_dir: Path | None, regions: frozenset[str] | None
+) -> tuple[Any, Callable]:
     """The Ray cluster's pool, and a factory of its backend that stays connected when a
     session is dropped (the agent disconnects when it exits)."""
     import os
@@ -238,7 +259,7 @@ def _open_ray(backend: str, checkpoint_dir: Path | None) -> tuple[Any, Callable]
 
     try:
         the_pool, factory = open_ray(
-            backend, os.environ, checkpoint_dir.resolve() if checkpoint_dir else None
+            backend, os.environ, checkpoint_dir.resolve() if checkpoint_dir else None, regions
         )
     except (RayBackendError, ValueError, ConnectionError) as exc:
         raise fail(f"--backend {backend[:80]}: {exc}") from None
