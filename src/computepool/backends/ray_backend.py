@@ -52,7 +52,6 @@ from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
     RayNode,
-    connect,
     current_nodes,
 )
 from computepool.backends.ray_worker import RayWorker
@@ -525,41 +524,3 @@ class RayCluster:
 
     def log_files(self, key: str) -> list[tuple[int, int, Path]]:
         return att.log_files(self.runs, key)
-
-
-def open_ray(
-    backend: str,
-    environ: Mapping[str, str],
-    checkpoint_root: Path | None = None,
-    regions: frozenset[str] | None = None,
-) -> tuple[Pool, Callable[..., RayCluster]]:
-    """Connect to the cluster the backend names; its pool (only the nodes of ``regions``
-    when given), and a factory of its ``RayCluster``."""
-    from computepool.backends.ray_inventory import parse_backend, pool_from_nodes
-
-    addr = parse_backend(backend, environ)
-    ours = connect(addr)
-    import ray
-
-    try:
-        nodes = [n for n in current_nodes(ray.nodes()) if n.alive]
-        if regions is not None:
-            nodes = [n for n in nodes if n.region in regions]
-            if not nodes:
-                raise ValueError(f"no Ray node in the regions {', '.join(sorted(regions))}")
-        pool = pool_from_nodes(nodes)
-    except Exception:
-        if ours:
-            ray.shutdown()
-        raise
-
-    def factory(
-        pool: Pool, root: Path, describe: Callable[[int], Launch], grace_s: float
-    ) -> RayCluster:
-        c = RayCluster(
-            pool, nodes, root, describe, grace_s=grace_s, checkpoint_root=checkpoint_root
-        )
-        c.disconnect_on_shutdown = ours
-        return c
-
-    return pool, factory

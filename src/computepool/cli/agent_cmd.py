@@ -254,8 +254,8 @@ def _open_ray(
     session is dropped (the agent disconnects when it exits)."""
     import os
 
-    from computepool.backends.ray_backend import open_ray
     from computepool.backends.ray_inventory import RayBackendError
+    from computepool.backends.ray_open import open_ray
 
     try:
         the_pool, factory = open_ray(
