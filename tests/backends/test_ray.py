@@ -526,3 +526,64 @@ def test_a_server_killed_and_restarted_adopts_its_running_ray_jobs(cluster, tmp_
     assert doc["attempts"] == 1 and "requeued" not in [e["kind"] for e in doc["events"]]
     assert sorted(marks.read_text().splitlines()) == [f"{j} 0 1", f"{j} 1 1"]
     assert logs.count("done") == 2
+
+
+def _plan_one(live: RayLive, j: int, nodes: list[int], delay: float = 0.0) -> RoundPlan:
+    flavor = int(live.pool.node_flavor[nodes[0]])
+    return RoundPlan(
+        now=time.time(),
+        round_seconds=0.2,
+        start=np.array([j]),
+        start_flavor=np.array([flavor]),
+        placements=(Placement(j, flavor, tuple((n, (0,)) for n in nodes)),),
+        start_delay=np.array([delay]),
+    )
+
+
+def test_ray_workers_of_a_deposed_leader_never_run_and_free_their_group(cluster, tmp_path):
+    """A leader that created a job's group, was paused, and resumed after a take-over spawns
+    its actors: the new leader's epoch is on record in the Ray cluster, so they refuse to run
+    and remove their group; the old leader cannot put its epoch back nor start anything."""
+    marks = tmp_path / "starts"
+    old = RayLive(tmp_path)
+    h800 = [i for i, n in enumerate(old.pool.nodes) if n.accelerator == "H800"]
+    try:
+        old.cluster.fence_epoch(1)
+        j = old.submit([PY, "-c", ADOPTABLE, str(marks), "0"], key="ok")
+        k = old.submit([PY, "-c", ADOPTABLE, str(marks), "0"], workers=2, key="late")
+        old.cluster.apply(_plan_one(old, j, h800[:1]))  # its own epoch is on record: runs
+        end = time.time() + 30
+        while j not in old.cluster.observe(time.time()).completed.tolist():
+            assert time.time() < end, "the fenced leader's job did not complete"
+            time.sleep(0.1)
+        old.cluster.apply(_plan_one(old, k, h800, delay=1.0))  # the group now, actors later
+        pg = old.cluster.running[k].pg
+        RayLive(tmp_path).cluster.fence_epoch(2)  # a standby takes the store over
+        failed: list[int] = []
+        end = time.time() + 30
+        while not old.cluster.running[k].spawned:
+            assert time.time() < end
+            old.cluster.observe(time.time())
+            time.sleep(0.1)
+        # the workers remove their own group (the old leader is not asked to)
+        while placement_group_table(pg)["state"] != "REMOVED":
+            assert time.time() < end, "the deposed leader's group is still held"
+            time.sleep(0.1)
+        while k not in failed:
+            assert time.time() < end, "the refused workers were not seen as lost"
+            failed = old.cluster.observe(time.time()).failed.tolist()
+            time.sleep(0.1)
+        with pytest.raises(RuntimeError, match=r"newer writer \(epoch 2\)"):
+            old.cluster.fence_epoch(1)
+        again = old.submit([PY, "-c", ADOPTABLE, str(marks), "0"], key="again")
+        applied = old.cluster.apply(_plan_one(old, again, h800[:1]))
+        assert applied is not None and again in applied.start_failed
+    finally:
+        old.cluster.shutdown()
+    assert marks.read_text().splitlines() == ["ok 1"]  # nothing the new leader missed ran
+    refused = [
+        json.loads((tmp_path / "runs" / "late" / "1" / f"rank-{r}.ray").read_text())
+        for r in range(2)
+        if (tmp_path / "runs" / "late" / "1" / f"rank-{r}.ray").exists()
+    ]
+    assert all(x.get("refused") for x in refused)

@@ -47,11 +47,11 @@ from computepool.backends.ray_adopt import (
     kill_detached,
     tag_of,
 )
+from computepool.backends.ray_fence import deposed, fence_scope, put_epoch, put_fence_at
 from computepool.backends.ray_inventory import (
     ACCEL_PREFIX,
     NODE_ID_LABEL,
     RayNode,
-    connect,
     current_nodes,
 )
 from computepool.backends.ray_worker import RayWorker
@@ -138,6 +138,28 @@ class RayCluster:
         self.flavor_index = {f.name: i for i, f in enumerate(pool.flavors)}
         #: Attempt dir -> what of it ``recover`` found alive on the cluster.
         self._found: dict[Path, Found] = {}
+        #: The store's writer epoch of this control plane (None: not fenced); each start
+        #: carries it, and a worker whose epoch is older than the cluster's does not run.
+        self.epoch: int | None = None
+        self.scope = fence_scope(root)
+        #: Set by an agent (``publish_lease``): its workers watch its lease in the cluster.
+        self.lease_scope: str | None = None
+
+    def fence_epoch(self, epoch: int) -> None:
+        """This control plane now holds the store's writer lease at ``epoch``: put it on
+        record in the Ray cluster (before recovery reads the attempts) and launch with it.
+        A newer epoch on record: RuntimeError (never goes back)."""
+        put_epoch(self.scope, epoch)
+        self.epoch = epoch
+
+    def publish_lease(self, fence_at: float | None) -> None:
+        """An agent's lease (the wall-clock time its workers must be gone by; None: none):
+        put on record in the cluster, and every worker started from now on dies with it."""
+        self.lease_scope = self.scope
+        put_fence_at(self.scope, fence_at)
+
+    def _fence(self) -> tuple[str, int] | None:
+        return None if self.epoch is None else (self.scope, self.epoch)
 
     def bind_placer(self, placer: Any) -> None:
         """Cordon dead nodes in this placer (one with ``cordon``/``uncordon``)."""
@@ -200,6 +222,8 @@ class RayCluster:
         transfer's ``delay`` is over (as the local backend does)."""
         from ray.util.placement_group import placement_group
 
+        if deposed(self._fence()):  # cheap, and no group is left held; the workers check too
+            raise RuntimeError("a newer writer has taken this Ray cluster over")
         launch = self.describe(job)
         number = att.next_attempt_number(self.runs, launch.key)
         d = self.runs / launch.key / str(number)
@@ -278,7 +302,10 @@ class RayCluster:
             ).remote()
             if master is None:
                 master = a.reserve_master.remote()
-            r.starts[rank] = a.start.remote(rank, list(launch.argv), env, launch.workdir, master)
+            r.starts[rank] = a.start.remote(
+                rank, list(launch.argv), env, launch.workdir, master, self._fence(),
+                self.lease_scope,
+            )  # fmt: skip
             r.actors.append(a)
             r.waits[rank] = a.wait.remote()
             r.log_off[rank] = 0
@@ -497,33 +524,3 @@ class RayCluster:
 
     def log_files(self, key: str) -> list[tuple[int, int, Path]]:
         return att.log_files(self.runs, key)
-
-
-def open_ray(
-    backend: str, environ: Mapping[str, str], checkpoint_root: Path | None = None
-) -> tuple[Pool, Callable[..., RayCluster]]:
-    """Connect to the cluster the backend names; its pool, and a factory of its ``RayCluster``."""
-    from computepool.backends.ray_inventory import parse_backend, pool_from_nodes
-
-    addr = parse_backend(backend, environ)
-    ours = connect(addr)
-    import ray
-
-    try:
-        nodes = [n for n in current_nodes(ray.nodes()) if n.alive]
-        pool = pool_from_nodes(nodes)
-    except Exception:
-        if ours:
-            ray.shutdown()
-        raise
-
-    def factory(
-        pool: Pool, root: Path, describe: Callable[[int], Launch], grace_s: float
-    ) -> RayCluster:
-        c = RayCluster(
-            pool, nodes, root, describe, grace_s=grace_s, checkpoint_root=checkpoint_root
-        )
-        c.disconnect_on_shutdown = ours
-        return c
-
-    return pool, factory

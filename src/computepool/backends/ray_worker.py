@@ -8,6 +8,14 @@ driver, the command dies too) in a node-local directory, with the worker contrac
 concurrently (a threaded actor, in no set order): ``wait`` blocks until the rank has
 started and ended, while ``read_log`` streams the log back and ``stop`` asks it to end (SIGTERM,
 SIGKILL after the grace; a stop that comes first means the command never starts).
+
+Fencing: a start carries the launching leader's writer epoch (``backends/ray_fence.py``); when
+a newer leader's epoch is on record in the cluster, the rank does not run and the worker
+removes its own placement group (its actors with it): the new leader read the attempts before
+it put its epoch on record, so it does not know this one, and its devices must not stay held.
+A start by an agent (``cpool agent --backend ray``) also names the agent's lease on record in
+the cluster: the rank is killed once that lease runs out, even when the agent is paused or
+dead (the Ray side of the agent's fence process, ``federation/fence.py``).
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ import time
 from pathlib import Path
 
 from computepool.backends.attempts import rank_state
+from computepool.backends.ray_fence import deposed, lease_over
 from computepool.backends.rendezvous import Master, master_env, reserve_port
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import inherited_env, resume_env
 
+#: How often a rank checks its agent's lease (seconds).
+LEASE_TICK_S = 0.1
 #: Largest piece of log one ``read_log`` call returns.
 LOG_CHUNK = 1 << 20
 
@@ -43,6 +54,8 @@ class RayWorker:
         self.lock = threading.Lock()
         self.started = threading.Event()
         self.stopped = False
+        #: Launched by a leader that was deposed before this start: never runs.
+        self.refused = False
 
     def reserve_master(self) -> tuple[str, int]:
         """Rank 0's host address and a TCP port free on it now: the gang's rendezvous."""
@@ -57,11 +70,22 @@ class RayWorker:
         env: dict[str, str],
         workdir: str | None,
         master: tuple[str, int] | None = None,
+        fence: tuple[str, int] | None = None,
+        lease: str | None = None,
     ) -> dict[str, object]:
         """Start the rank's shim; returns where it runs and when it started. ``master``: what
-        rank 0's ``reserve_master`` gave (Ray resolves it before this runs)."""
+        rank 0's ``reserve_master`` gave (Ray resolves it before this runs). ``fence``: the
+        launching leader's (scope, writer epoch); older than the one on record: refused.
+        ``lease``: the scope of the launching agent's lease; the rank dies when it runs out."""
         import ray
 
+        where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        if fence is not None and deposed((str(fence[0]), int(fence[1]))):
+            with self.lock:
+                self.rank, self.refused, self.stopped = rank, True, True
+                self.started.set()
+            threading.Thread(target=self._drop_group, daemon=True).start()
+            return {**where, "at": time.time(), "refused": "launched by a deposed leader"}
         if master is not None:
             env = {**env, **master_env(Master(str(master[0]), int(master[1])))}
         with self.lock:
@@ -71,16 +95,35 @@ class RayWorker:
             base.mkdir(parents=True, exist_ok=True)
             prefix = f"{env.get('CPOOL_JOB_ID')}-{env.get('CPOOL_ATTEMPT')}-{rank}-"
             self.dir = d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-            if self.stopped:
+            if self.stopped or (lease is not None and lease_over(lease, time.time())):
+                self.stopped = True
                 write_json(d / f"rank-{rank}.exit", {"rc": -15, "at": time.time()})
             else:
                 self._spawn(d, rank, argv, env, workdir)
             self.started.set()
-        return {
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
-            "at": time.time(),
-        }
+        if lease is not None and not self.stopped:
+            threading.Thread(target=self._watch_lease, args=(lease,), daemon=True).start()
+        return {**where, "at": time.time()}
+
+    def _watch_lease(self, scope: str) -> None:
+        """Kill the rank (SIGKILL, no grace: the lease already kept a margin) once its
+        agent's lease runs out; until the rank ends."""
+        while self.proc is not None and self.proc.poll() is None:
+            if lease_over(scope, time.time()):
+                with self.lock:
+                    self.stopped = True
+                self._signal(signal.SIGKILL)
+                return
+            time.sleep(LEASE_TICK_S)
+
+    def _drop_group(self) -> None:
+        """Remove this actor's placement group: its devices are freed, its actors killed."""
+        import ray
+
+        pg = ray.util.get_current_placement_group()
+        if pg is not None:
+            with contextlib.suppress(Exception):
+                ray.util.remove_placement_group(pg)
 
     def _spawn(
         self, d: Path, rank: int, argv: list[str], env: dict[str, str], workdir: str | None
@@ -111,7 +154,8 @@ class RayWorker:
     def wait(self, poll_s: float = 0.05) -> tuple[int | None, float]:
         """Block until the rank ends: (return code, end time); (None, now) if the shim was lost."""
         self.started.wait()
-        assert self.dir is not None
+        if self.refused or self.dir is None:
+            return None, time.time()
         while True:
             st = rank_state(self.dir, self.rank)
             if st.rc is not None:
@@ -125,7 +169,7 @@ class RayWorker:
 
     def ping(self) -> dict[str, object]:
         """Whether this rank was started (a control plane that recovers asks before it adopts)."""
-        return {"started": self.started.is_set(), "pid": os.getpid()}
+        return {"started": self.started.is_set() and not self.refused, "pid": os.getpid()}
 
     def _signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -7,7 +7,7 @@ import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -119,14 +119,24 @@ def register(app: typer.Typer) -> None:
         ],
         cluster: Annotated[str, typer.Option("--cluster", help="This cluster's name.")],
         pool: Annotated[
-            str, typer.Option("--pool", help="This cluster's nodes: a pool YAML or name.")
-        ],
+            str | None,
+            typer.Option(
+                "--pool",
+                help="This cluster's nodes: a pool YAML or name (local backend; on Ray the "
+                "pool is read from the Ray cluster).",
+            ),
+        ] = None,
         data_dir: Annotated[
             Path,
             typer.Option("--data-dir", help="The agent's own runs, work and checkpoint dirs."),
         ] = Path(".cpool-agent"),
         backend: Annotated[
-            str, typer.Option("--backend", help="What runs the workers: local.")
+            str,
+            typer.Option(
+                "--backend",
+                help="What runs the workers: local, or a Ray cluster: ray (RAY_ADDRESS) or "
+                "ray://HOST:PORT.",
+            ),
         ] = "local",
         checkpoint_dir: Annotated[
             Path | None,
@@ -134,6 +144,14 @@ def register(app: typer.Typer) -> None:
                 "--checkpoint-dir",
                 help="Where workers keep checkpoints; shared with other clusters, a requeued "
                 "job resumes from its checkpoint there (default: DATA_DIR/checkpoints).",
+            ),
+        ] = None,
+        ray_regions: Annotated[
+            str | None,
+            typer.Option(
+                "--regions",
+                help="With --backend ray: run only the Ray nodes of these regions "
+                "(comma-separated; default: every node of the Ray cluster).",
             ),
         ] = None,
         rulebook: Annotated[
@@ -160,14 +178,30 @@ def register(app: typer.Typer) -> None:
         from computepool.catalog.pools import load_pool
         from computepool.catalog.regions import load_regions
         from computepool.federation.agent import Agent, AgentConfig
-        from computepool.server.runtime import ServeSettings, private_data_dir, sandbox_status
+        from computepool.server.runtime import (
+            ServeSettings,
+            is_ray,
+            private_data_dir,
+            sandbox_status,
+        )
 
-        if backend != "local":
-            raise fail(f"--backend {backend!r}: this agent runs the local backend only")
+        ray = is_ray(backend)
+        if backend != "local" and not ray:
+            raise fail(f"--backend {backend[:80]!r}: known: local, ray, ray://HOST:PORT")
+        if ray and pool is not None:
+            raise fail("--pool: with --backend ray the pool is read from the Ray cluster")
+        if not ray and pool is None:
+            raise fail("--pool: the local backend needs this cluster's nodes")
         if sandbox not in ("auto", "on", "off"):
             raise fail(f"--sandbox {sandbox!r}: known: auto, on, off")
         token = read_token(token_file)
-        the_pool = load_or_exit(lambda: load_pool(pool))
+        make_cluster = None
+        if ray:
+            the_pool, make_cluster = _open_ray(backend, checkpoint_dir, _regions(ray_regions))
+        elif ray_regions is not None:
+            raise fail("--regions: only with --backend ray (a local pool file lists its nodes)")
+        else:
+            the_pool = load_or_exit(lambda: load_pool(pool))
         rules = load_or_exit(lambda: load_rulebook(rulebook))
         regions = {n: r.jurisdiction for n, r in load_regions().items()}
         regions.update({n: r.jurisdiction for n, r in the_pool.regions.items()})
@@ -191,7 +225,48 @@ def register(app: typer.Typer) -> None:
             sandbox=st,
             checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir else None,
         )
-        a = Agent(cfg)
+        a = Agent(cfg, make_cluster=make_cluster)
         signal.signal(signal.SIGTERM, lambda *_: a.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: a.stop_event.set())
-        a.run()
+        try:
+            a.run()
+        finally:
+            if ray:
+                import ray as ray_mod
+
+                if ray_mod.is_initialized():
+                    ray_mod.shutdown()
+
+
+def _regions(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    names = frozenset(r.strip() for r in text.split(",") if r.strip())
+    if not names or len(names) > 64 or any(not _CLUSTER.match(r) for r in names):
+        raise fail(f"--regions {text[:80]!r}: comma-separated region names")
+    return names
+
+
+def _open_ray(
+    backend: str, checkpoint_dir: Path | None, regions: frozenset[str] | None
+) -> tuple[Any, Callable]:
+    """The Ray cluster's pool, and a factory of its backend that stays connected when a
+    session is dropped (the agent disconnects when it exits)."""
+    import os
+
+    from computepool.backends.ray_inventory import RayBackendError
+    from computepool.backends.ray_open import open_ray
+
+    try:
+        the_pool, factory = open_ray(
+            backend, os.environ, checkpoint_dir.resolve() if checkpoint_dir else None, regions
+        )
+    except (RayBackendError, ValueError, ConnectionError) as exc:
+        raise fail(f"--backend {backend[:80]}: {exc}") from None
+
+    def make(*args: Any) -> Any:
+        c = factory(*args)
+        c.disconnect_on_shutdown = False
+        return c
+
+    return the_pool, make

@@ -35,6 +35,14 @@ def register(app: typer.Typer) -> None:
                 help="Keep the control plane and agents running (dashboard) until Ctrl-C.",
             ),
         ] = False,
+        ray: Annotated[
+            str | None,
+            typer.Option(
+                "--ray",
+                help="The Ray demo's address (HOST:PORT, after `cpool ray up --demo`): the "
+                "ap-singapore agent runs its Singapore node with --backend ray.",
+            ),
+        ] = None,
         output: OutputOpt = Output.table,
     ) -> None:
         """A control plane and three agents (cn-ulanqab, eu-frankfurt, ap-singapore) on
@@ -46,8 +54,15 @@ def register(app: typer.Typer) -> None:
             raise fail("--job-seconds must be in (0, 600]")
         if directory.exists() and any(directory.iterdir()):
             raise fail(f"--dir {directory}: not empty (the demo makes a fresh store there)")
+        if ray is not None:
+            from computepool.backends.ray_inventory import RayBackendError, parse_backend
+
+            try:
+                parse_backend("ray", {"RAY_ADDRESS": ray})
+            except RayBackendError as exc:
+                raise fail(f"--ray: {exc}") from None
         console.print("starting a control plane and 3 agents on 127.0.0.1 ...")
-        lb, outcomes = run_demo(directory.resolve(), job_seconds)
+        lb, outcomes = run_demo(directory.resolve(), job_seconds, ray_address=ray or "")
         try:
             clusters = lb.clusters_state()
             doc = {"jobs": [asdict(o) for o in outcomes], "clusters": clusters}

@@ -1,5 +1,5 @@
-"""``cpool agent``: one per cluster. It runs the local backend for its cluster's nodes,
-registers with the control plane, renews its lease with every heartbeat, starts and stops
+"""``cpool agent``: one per cluster. It runs a backend for its cluster's nodes (the local
+backend, or a Ray cluster's ``RayCluster`` with ``cpool agent --backend ray``), registers with the control plane, renews its lease with every heartbeat, starts and stops
 workers as told, and reports their state, exits and log tails.
 
 Fencing: the agent's lease runs from the moment it *sent* its last renewed heartbeat, so it
@@ -20,9 +20,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -47,7 +48,7 @@ from computepool.federation.protocol import (
 )
 from computepool.federation.residency import recheck
 from computepool.model.pool import Flavor, Pool
-from computepool.scheduler.interfaces import Placement, RoundPlan
+from computepool.scheduler.interfaces import Cluster, Placement, RoundPlan
 
 log = logging.getLogger("computepool.agent")
 
@@ -108,21 +109,37 @@ class Tracked:
     sent: dict[int, int] = field(default_factory=dict)
 
 
+#: Makes the backend of an agent's cluster: (pool, data dir, describe, grace_s) -> cluster
+#: (``open_ray``'s factory); None: the local backend.
+ClusterFactory = Callable[[Pool, Path, Callable[[int], Launch], float], Cluster]
+
+
 class Agent:
-    def __init__(self, cfg: AgentConfig, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        client: httpx.Client | None = None,
+        make_cluster: ClusterFactory | None = None,
+    ) -> None:
         self.cfg = cfg
         self.client = client or httpx.Client(base_url=cfg.url, timeout=10.0)
         self.headers = {"Authorization": f"Bearer {cfg.token}"}
         self.root = cfg.data_dir
         self.lease_file = self.root / "lease.json"
         self.launches: dict[int, Launch] = {}
-        self.local = LocalCluster(
-            cfg.pool,
-            self.root,
-            self.launches.__getitem__,
-            grace_s=cfg.grace_s,
-            sandbox=cfg.sandbox,
-        )
+        #: The cluster's backend (named ``local`` whatever it is: a LocalCluster or a
+        #: RayCluster, both driven through the same calls).
+        self.local: Any
+        if make_cluster is None:
+            self.local = LocalCluster(
+                cfg.pool,
+                self.root,
+                self.launches.__getitem__,
+                grace_s=cfg.grace_s,
+                sandbox=cfg.sandbox,
+            )
+        else:
+            self.local = make_cluster(cfg.pool, self.root, self.launches.__getitem__, cfg.grace_s)
         if cfg.checkpoint_dir is not None:
             cfg.checkpoint_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.local.checkpoints = cfg.checkpoint_dir
@@ -143,7 +160,11 @@ class Agent:
     # ---- life --------------------------------------------------------------------------
     def start_fence(self) -> None:
         """Kill leftovers of an earlier run, then start the fence process."""
-        write_fence_at(self.lease_file, None)
+        self._fence_at(None)
+        if not isinstance(self.local, LocalCluster):  # Ray: detached workers of an earlier run
+            for rec in self.local.recover():
+                if not rec.closed:
+                    self.local.discard(rec, "agent restarted")
         kill_all(self.local.runs, "agent restarted")
         argv = [sys.executable, "-m", "computepool.federation.fence"]
         self.fence_proc = subprocess.Popen(
@@ -228,7 +249,15 @@ class Agent:
 
     def _renewed(self, sent: float) -> None:
         self.valid_until = sent + self.lease_s
-        write_fence_at(self.lease_file, self.valid_until - self.safety)
+        self._fence_at(self.valid_until - self.safety)
+
+    def _fence_at(self, at: float | None) -> None:
+        """The moment (monotonic) the workers must be gone by, for the fence process, and on
+        Ray for the workers themselves (wall clock; None: no session, nothing may run)."""
+        write_fence_at(self.lease_file, at)
+        publish = getattr(self.local, "publish_lease", None)
+        if publish is not None:
+            publish(None if at is None else time.time() + (at - time.monotonic()))
 
     def drop_session(self, why: str) -> None:
         """Stop every worker now and forget the session (a new registration follows)."""
@@ -236,7 +265,7 @@ class Agent:
             log.warning("giving up session %s: %s", self.epoch, why)
         self.local.shutdown(stop_jobs=True)
         kill_all(self.local.runs, "fenced")
-        write_fence_at(self.lease_file, None)
+        self._fence_at(None)
         self.epoch = None
         self.tracked, self.by_idx, self.closed, self.reports = {}, {}, set(), []
         self.launches.clear()
@@ -256,10 +285,12 @@ class Agent:
             self._ended(idx, "exited", rc=0, at=at)
         for idx, at in zip(obs.errored.tolist(), obs.errored_at.tolist(), strict=True):
             rc = self.local.exit_codes.get(idx)
-            if rc is not None and self.local.reasons.get(idx, "").startswith("exit code"):
+            # the Ray backend errs only on an exit code and keeps no reasons
+            why = getattr(self.local, "reasons", {}).get(idx, "exit code" if rc is not None else "")
+            if rc is not None and why.startswith("exit code"):
                 self._ended(idx, "exited", rc=rc, at=at)
             else:
-                self._ended(idx, "failed", at=at, reason=self.local.reasons.get(idx, ""))
+                self._ended(idx, "failed", at=at, reason=why)
         for idx in obs.failed.tolist():
             self._ended(idx, "lost", reason="its workers were lost")
         stopping = {r.job for r in self.local.stopping}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from computepool.federation.loopback import DEMO_CLUSTERS, Loopback
+from computepool.federation.loopback import DEMO_CLUSTERS, ClusterDef, Loopback
 
 TENANTS = {
     "huaxia": ["huaxia-motors"],
@@ -96,9 +96,21 @@ class Outcome:
     datasets: list[dict] = field(default_factory=list)
 
 
-def cluster_of_node(node: str) -> str:
-    """The demo's node names start with their cluster's name (``<cluster>-<accel>-<i>``)."""
-    return next((c.name for c in DEMO_CLUSTERS if node.startswith(c.name + "-")), "")
+def demo_clusters(ray_address: str = "") -> tuple[ClusterDef, ...]:
+    """The demo's clusters; with ``ray_address`` (the Ray demo, ``cpool ray up --demo``)
+    ap-singapore is its Singapore node (``sg-h100-0``), driven by ``cpool agent --backend ray``."""
+    if not ray_address:
+        return DEMO_CLUSTERS
+    sg = ClusterDef(
+        "ap-singapore", "ap-singapore", "H100", nodes=1, per_node=8,
+        ray_address=ray_address, node_prefix="sg-h100",
+    )  # fmt: skip
+    return tuple(sg if c.name == "ap-singapore" else c for c in DEMO_CLUSTERS)
+
+
+def cluster_of_node(node: str, clusters: tuple[ClusterDef, ...] = DEMO_CLUSTERS) -> str:
+    """The demo's node names start with their cluster's prefix (``<prefix>-<i>``)."""
+    return next((c.name for c in clusters if node.startswith(c.prefix + "-")), "")
 
 
 def submit_all(lb: Loopback, job_seconds: float) -> list[Outcome]:
@@ -142,7 +154,7 @@ def follow(lb: Loopback, outcomes: list[Outcome], timeout_s: float) -> None:
             o.status, o.flavor = j["status"], j.get("flavor") or ""
             allocs = j.get("allocations") or []
             if allocs:
-                o.cluster = cluster_of_node(allocs[-1]["workers"][0][0])
+                o.cluster = cluster_of_node(allocs[-1]["workers"][0][0], lb.clusters)
             pending = j.get("pending_reason") or {}
             o.reason = j.get("reason") or pending.get("message", "") or ""
         if all(o.status in FINAL or o.job_id is None for o in outcomes):
@@ -152,15 +164,23 @@ def follow(lb: Loopback, outcomes: list[Outcome], timeout_s: float) -> None:
         time.sleep(0.2)
 
 
-def run_demo(root: Path, job_seconds: float = 2.0, timeout_s: float = 90.0, lease_s: float = 5.0):
-    """Start everything, submit, follow; returns (loopback, outcomes). The caller closes."""
-    lb = Loopback(root, DEMO_CLUSTERS, lease_s=lease_s, round_s=0.3, tenants=TENANTS).setup()
+def run_demo(
+    root: Path,
+    job_seconds: float = 2.0,
+    timeout_s: float = 90.0,
+    lease_s: float = 5.0,
+    ray_address: str = "",
+):
+    """Start everything, submit, follow; returns (loopback, outcomes). The caller closes.
+    ``ray_address``: ap-singapore is the Ray demo's Singapore node (``demo_clusters``)."""
+    clusters = demo_clusters(ray_address)
+    lb = Loopback(root, clusters, lease_s=lease_s, round_s=0.3, tenants=TENANTS).setup()
     try:
         lb.start_server()
         add_approvals(lb)
-        for c in DEMO_CLUSTERS:
+        for c in clusters:
             lb.start_agent(c.name)
-        lb.wait_clusters([c.name for c in DEMO_CLUSTERS])
+        lb.wait_clusters([c.name for c in clusters])
         outcomes = submit_all(lb, job_seconds)
         follow(lb, outcomes, timeout_s)
     except BaseException:

@@ -34,10 +34,14 @@ class ClusterDef:
     accelerator: str
     nodes: int = 2
     per_node: int = 8
+    #: A Ray cluster's address (``HOST:PORT`` of its GCS): the agent runs ``--backend ray``
+    #: with its nodes of ``region``, named ``node_prefix-<i>`` there; "": the local backend.
+    ray_address: str = ""
+    node_prefix: str = ""
 
     @property
     def prefix(self) -> str:
-        return f"{self.name}-{self.accelerator.lower()}"
+        return self.node_prefix or f"{self.name}-{self.accelerator.lower()}"
 
 
 #: The demo's three clusters, one per jurisdiction (CN, EU, SG).
@@ -146,9 +150,15 @@ class Loopback:
         """Start cluster ``name``'s agent (talking to ``url``: the control plane, or a proxy
         in front of it)."""
         c = next(c for c in self.clusters if c.name == name)
+        env = _env()
+        if c.ray_address:
+            nodes = ["--backend", "ray", "--regions", c.region]
+            env["RAY_ADDRESS"] = c.ray_address
+        else:
+            nodes = ["--pool", str(self.root / f"{c.name}.yaml")]
         args = cpool(
             "agent", "--control-plane", url or self.url, "--token-file", str(self.root / f"{name}.token"),
-            "--cluster", c.name, "--pool", str(self.root / f"{c.name}.yaml"),
+            "--cluster", c.name, *nodes,
             "--data-dir", str(self.root / f"agent-{c.name}"),
             "--checkpoint-dir", str(self.root / "checkpoints"),
             "--grace-seconds", str(self.grace_s), "--sandbox", "off", "--allow-unsandboxed",
@@ -160,7 +170,7 @@ class Loopback:
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
-                env=_env(),
+                env=env,
             )
         self.agents[name] = p
         return p

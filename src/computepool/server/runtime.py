@@ -158,7 +158,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
                 "--pool: with the Ray backend the pool is read from the Ray cluster "
                 "(node resources accel:<TYPE> and labels cpool/region, cpool/island)"
             )
-        from computepool.backends.ray_backend import open_ray
+        from computepool.backends.ray_open import open_ray
 
         pool, factory = open_ray(settings.backend, os.environ, settings.checkpoint_dir)
     elif federated:
