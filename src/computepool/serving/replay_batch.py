@@ -70,6 +70,8 @@ class ReplayBatch:
         self.p_sid = np.repeat(np.arange(S), [len(r.pending) for r in replays])
         self.p_left = np.concatenate([r.pending_left for r in replays])
         self._sids = np.arange(S, dtype=np.float64)[:, None] * KEY
+        # (width, field) -> (ascending window ends, (S, m) sums) of the last ``_windows_at``
+        self._win_cache: dict[tuple[float, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def _pos(self, q: np.ndarray, side: str) -> np.ndarray:
         """Local index per service of ``searchsorted(stream.t, q[s], side)``; q is (S, m)."""
@@ -101,6 +103,27 @@ class ReplayBatch:
         a, b = a + base, b + base
         return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
 
+    def _windows_at(self, ends: np.ndarray, width: float, key: str) -> np.ndarray:
+        """``_window(ends - width, ends, (key,))[key]`` for the same ``ends`` in every row, (S, m).
+
+        Sums already taken for the same (width, key, end) in the previous call are reused
+        (the windows of consecutive rounds overlap: the burst windows of the last
+        ``peak_window_s`` slide by one interval a round); the others are searched for. A sum
+        depends only on its window, so the result is the direct computation's, bit for bit."""
+        S = len(self.replays)
+        out = np.empty((S, len(ends)))
+        old_ends, old_vals = self._win_cache.get((width, key), (ends[:0], out[:, :0]))
+        pos = np.minimum(np.searchsorted(old_ends, ends), max(len(old_ends) - 1, 0))
+        hit = old_ends[pos] == ends if len(old_ends) else np.zeros(len(ends), dtype=bool)
+        out[:, hit] = old_vals[:, pos[hit]]
+        miss = ~hit
+        if miss.any():
+            e = np.broadcast_to(ends[miss], (S, int(miss.sum())))
+            out[:, miss] = self._window(e - width, e, (key,))[key]
+        order = np.argsort(ends, kind="stable")
+        self._win_cache[(width, key)] = (ends[order], out[:, order])
+        return out
+
     def observe(
         self, now: float, window_s: float, burst_s: float, peak_s: float, ttft: np.ndarray
     ) -> tuple[np.ndarray, list[Mix], np.ndarray]:
@@ -112,8 +135,8 @@ class ReplayBatch:
         rate = n / window_s
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
-            e = np.broadcast_to(ends, (S, len(ends)))
-            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
+            n_b = self._windows_at(ends, burst_s, "n")
+            rate = np.maximum(rate, n_b.max(axis=1) / burst_s)
         mixes = [
             self.priors[s]
             if n[s] < 5
@@ -133,8 +156,7 @@ class ReplayBatch:
             ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)[::-1]  # ascending: faster
             if len(ends) == 0:
                 continue
-            e = np.broadcast_to(ends, (S, len(ends)))
-            f = self._window(e - width, e, ("flops",))["flops"] / width
+            f = self._windows_at(ends, float(width), "flops") / width
             burst[rows] = f.max(axis=1)[rows]
         return rate, mixes, burst
 
