@@ -32,13 +32,15 @@ def test_window_sums_reused_across_rounds_equal_the_direct_sums():
         # mostly regular rounds (windows overlap the last call's), sometimes an odd step
         now += 30.0 if rng.random() < 0.8 else float(rng.uniform(0.1, 200.0))
         ends = np.arange(now, now - 120.0 + 2.0 - 1e-9, -0.5)[::-1]
-        burst = now - 10.0 * np.arange(6)  # descending, as ``observe`` has them
-        for e, w, key in ((ends, 2.0, "flops"), (burst, 10.0, "n"), (ends, 2.0, "n")):
+        wide = np.arange(now, now - 120.0 + 8.0 - 1e-9, -2.0)[::-1]
+        for e, w, key in ((ends, 2.0, "flops"), (ends, 2.0, "n"), (wide, 8.0, "flops")):
             before = b._win_cache.get((w, key))
             got = b._windows_at(e, w, key)
             if before is not None:
                 reused += int(np.isin(e, before[0]).sum())
             np.testing.assert_array_equal(got, _direct(b, e, w, key))
             nonzero += int((got > 0).sum())
+        # the same windows again (all reused)
+        np.testing.assert_array_equal(b._windows_at(ends, 2.0, "n"), _direct(b, ends, 2.0, "n"))
     assert reused > 1000  # the sums were reused, not only recomputed
     assert nonzero > 1000  # and they are not all empty windows

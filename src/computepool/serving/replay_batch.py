@@ -104,24 +104,30 @@ class ReplayBatch:
         return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
 
     def _windows_at(self, ends: np.ndarray, width: float, key: str) -> np.ndarray:
-        """``_window(ends - width, ends, (key,))[key]`` for the same ``ends`` in every row, (S, m).
+        """``_window(ends - width, ends, (key,))[key]`` for the same ascending ``ends`` in every
+        row, (S, m).
 
         Sums already taken for the same (width, key, end) in the previous call are reused
-        (the windows of consecutive rounds overlap: the burst windows of the last
+        (the windows of consecutive rounds overlap: the TTFT-burst windows of the last
         ``peak_window_s`` slide by one interval a round); the others are searched for. A sum
         depends only on its window, so the result is the direct computation's, bit for bit."""
         S = len(self.replays)
-        out = np.empty((S, len(ends)))
-        old_ends, old_vals = self._win_cache.get((width, key), (ends[:0], out[:, :0]))
-        pos = np.minimum(np.searchsorted(old_ends, ends), max(len(old_ends) - 1, 0))
-        hit = old_ends[pos] == ends if len(old_ends) else np.zeros(len(ends), dtype=bool)
-        out[:, hit] = old_vals[:, pos[hit]]
-        miss = ~hit
-        if miss.any():
+        old = self._win_cache.get((width, key))
+        hit = np.zeros(len(ends), dtype=bool)
+        if old is not None and len(old[0]):
+            old_ends, old_vals = old
+            pos = np.minimum(np.searchsorted(old_ends, ends), len(old_ends) - 1)
+            hit = old_ends[pos] == ends
+        if hit.all():
+            out = old_vals[:, pos]
+        else:
+            out = np.empty((S, len(ends)))
+            if hit.any():
+                out[:, hit] = old_vals[:, pos[hit]]
+            miss = ~hit
             e = np.broadcast_to(ends[miss], (S, int(miss.sum())))
             out[:, miss] = self._window(e - width, e, (key,))[key]
-        order = np.argsort(ends, kind="stable")
-        self._win_cache[(width, key)] = (ends[order], out[:, order])
+        self._win_cache[(width, key)] = (ends, out)
         return out
 
     def observe(
@@ -135,20 +141,13 @@ class ReplayBatch:
         rate = n / window_s
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
-            n_b = self._windows_at(ends, burst_s, "n")
-            rate = np.maximum(rate, n_b.max(axis=1) / burst_s)
-        mixes = [
-            self.priors[s]
-            if n[s] < 5
-            else Mix(
-                float(w["flops"][s, 0]) / n[s],
-                float(w["out"][s, 0]) / n[s],
-                float(w["ctx"][s, 0]) / n[s],
-            )
-            for s in range(S)
-        ]
+            e = np.broadcast_to(ends, (S, len(ends)))
+            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fl, out, ctx = (w[k][:, 0] / n for k in ("flops", "out", "ctx"))
+        mixes = [self.priors[s] if n[s] < 5 else Mix(fl[s], out[s], ctx[s]) for s in range(S)]
         burst = np.zeros(S)
-        for width in np.unique(ttft):
+        for width in sorted(set(ttft.tolist())):
             rows = np.nonzero(ttft == width)[0]
             t0, t1 = now - peak_s, now
             if t1 - t0 < width:
@@ -227,7 +226,7 @@ class ReplayBatch:
         idx = _ranges(self.off[:-1] + i0, length)
         rs = self.sid[idx]
         ta, wk = self.t[idx], self.flops[idx]
-        j = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+        j = np.minimum(np.maximum(np.searchsorted(edges, ta, side="right") - 1, 0), k - 1)
         binwork = np.bincount(rs * k + j, weights=wk, minlength=S * k).reshape(S, k)
         with np.errstate(divide="ignore", invalid="ignore"):
             busy = np.clip(np.where(cap > 0, binwork / (cap * width), 1.0), 0.0, 1.0)
@@ -238,7 +237,7 @@ class ReplayBatch:
         done = self.p_left < total[self.p_sid]
         if done.any():
             ps = self.p_sid[done]
-            start = _invert(edges, kcum[ps], cap[ps], self.p_left[done])
+            start = _invert(edges, kcum, cap, ps, self.p_left[done])
             self._finish(self.p_idx[done], ps, start, bins)
         keep = ~done
         self.p_idx, self.p_sid = self.p_idx[keep], self.p_sid[keep]
@@ -269,7 +268,7 @@ class ReplayBatch:
             target = k_at + x_before - run_min
             ok = target < total[rs]
             if ok.any():
-                start = np.maximum(_invert(edges, kcum[rs[ok]], cap[rs[ok]], target[ok]), ta[ok])
+                start = np.maximum(_invert(edges, kcum, cap, rs[ok], target[ok]), ta[ok])
                 self._finish(idx[ok], rs[ok], start, bins)
             self.p_idx = np.concatenate([self.p_idx, idx[~ok]])
             self.p_sid = np.concatenate([self.p_sid, rs[~ok]])
@@ -282,7 +281,7 @@ class ReplayBatch:
     def _finish(self, idx, sid, start, bins) -> None:
         edges, r1, tau, busy = bins
         k = r1.shape[1]
-        j = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, k - 1)
+        j = np.minimum(np.maximum(np.searchsorted(edges, start, side="right") - 1, 0), k - 1)
         rate = r1[sid, j]
         with np.errstate(divide="ignore"):
             own = np.where(rate > 0, self.flops[idx] / np.maximum(rate, 1e-9), np.inf)
@@ -303,16 +302,19 @@ class ReplayBatch:
         self.p_left = self.p_left[:0]
 
 
-def _invert(edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``replay._invert`` with a row of ``kcum``/``cap`` per value."""
-    j = (kcum <= y[:, None]).sum(axis=1)
-    j = np.clip(j, 1, kcum.shape[1] - 1)
-    rows = np.arange(len(y))
-    base = kcum[rows, j - 1]
-    rate = cap[rows, j - 1]
+def _invert(
+    edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, rows: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``replay._invert`` of each ``y`` in its row of ``kcum``/``cap`` (``rows``), by flat
+    indices into the (services x bins) tables rather than copied rows."""
+    K = kcum.shape[1]
+    j = (kcum[rows] <= y[:, None]).sum(axis=1)
+    jm = np.minimum(np.maximum(j, 1), K - 1) - 1
+    base = kcum.ravel()[rows * K + jm]
+    rate = cap.ravel()[rows * (K - 1) + jm]
     with np.errstate(divide="ignore", invalid="ignore"):
         dt = np.where(rate > 0, (y - base) / rate, 0.0)
-    return edges[j - 1] + dt
+    return edges[jm] + dt
 
 
 def _concat_shapes(tables: list[ShapeTable]) -> ShapeTable:
