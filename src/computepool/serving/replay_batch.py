@@ -45,8 +45,9 @@ class ReplayBatch:
         self.t = np.concatenate([r.stream.t for r in replays])
         self.keys = self.sid * KEY + self.t
         self.flops = np.concatenate([r.flops for r in replays])
+        # the count's running sum is the position itself: "n" sums are ``b - a`` (exact)
         self.cum = {
-            k: np.concatenate([r._cum[k] for r in replays]) for k in ("n", "flops", "out", "ctx")
+            k: np.concatenate([r._cum[k] for r in replays]) for k in ("flops", "out", "ctx")
         }
         self.priors = [r.prior or r.mean_mix() for r in replays]
         # every service's shapes in one table, for capacity_rps over all of them at once
@@ -57,11 +58,9 @@ class ReplayBatch:
         self.dw = np.array([r.decode_window_s for r in replays])
         self.budget = np.array([r.perf.tbt_budget * r.tbt_slo for r in replays])
         self.mean_ctx = np.array([r._mean_ctx for r in replays])
-        self.ttft = np.full(len(self.t), np.nan)
-        self.tbt = np.full(len(self.t), np.nan)
+        self.ttft = np.concatenate([r.ttft for r in replays])
+        self.tbt = np.concatenate([r.tbt for r in replays])
         for s, r in enumerate(replays):
-            self.ttft[self.off[s] : self.off[s + 1]] = r.ttft
-            self.tbt[self.off[s] : self.off[s + 1]] = r.tbt
             r.ttft = self.ttft[self.off[s] : self.off[s + 1]]
             r.tbt = self.tbt[self.off[s] : self.off[s + 1]]
         self.next_i = np.array([r.next_i for r in replays], dtype=np.int64)
@@ -90,7 +89,7 @@ class ReplayBatch:
             b = np.searchsorted(self.keys, self._sids + hi, side="right")
             d = (self.coff[:-1] - self.off[:-1])[:, None]  # into the cumulative sums
             a, b = a + d, b + d
-            return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
+            return _sums(self.cum, a, b, keys)
         q = np.array([[lo.min(), hi.max()]])
         g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
         start, length = g[:, 0], g[:, 1] - g[:, 0]
@@ -101,7 +100,7 @@ class ReplayBatch:
         # back to global positions, then into each service's cumulative sums
         base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
         a, b = a + base, b + base
-        return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
+        return _sums(self.cum, a, b, keys)
 
     def _windows_at(self, ends: np.ndarray, width: float, key: str) -> np.ndarray:
         """``_window(ends - width, ends, (key,))[key]`` for the same ascending ``ends`` in every
@@ -274,9 +273,9 @@ class ReplayBatch:
             self.p_sid = np.concatenate([self.p_sid, rs[~ok]])
             self.p_left = np.concatenate([self.p_left, target[~ok] - total[rs[~ok]]])
         self.backlog = backlog
-        for s, r in enumerate(self.replays):
-            r.next_i = int(i1[s])
-            r.backlog = float(backlog[s])
+        for r, i, b in zip(self.replays, i1.tolist(), backlog.tolist(), strict=True):
+            r.next_i = i
+            r.backlog = b
 
     def _finish(self, idx, sid, start, bins) -> None:
         edges, r1, tau, busy = bins
@@ -300,6 +299,13 @@ class ReplayBatch:
         self.p_idx = self.p_idx[:0]
         self.p_sid = self.p_sid[:0]
         self.p_left = self.p_left[:0]
+
+
+def _sums(
+    cum: dict[str, np.ndarray], a: np.ndarray, b: np.ndarray, keys: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Sums of ``keys`` between positions a and b of the running sums (the count: b - a)."""
+    return {k: (b - a).astype(np.float64) if k == "n" else cum[k][b] - cum[k][a] for k in keys}
 
 
 def _invert(
