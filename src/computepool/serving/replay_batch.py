@@ -55,6 +55,8 @@ class ReplayBatch:
         self.shape_off = np.r_[0, np.cumsum([len(r.shapes) for r in replays])].astype(np.int64)
         self.shapes = _concat_shapes([r.shapes for r in replays])
         self.tbt_slo = np.array([r.tbt_slo for r in replays])
+        t = self.shapes
+        self._group_cols = np.stack([t.a, t.kvr, t.c, t.kv_cap, t.flops], axis=1).astype(np.float64)
         self.dw = np.array([r.decode_window_s for r in replays])
         self.budget = np.array([r.perf.tbt_budget * r.tbt_slo for r in replays])
         self.mean_ctx = np.array([r._mean_ctx for r in replays])
@@ -172,20 +174,18 @@ class ReplayBatch:
         edges = np.minimum(t0 + self.bin_s * np.arange(k + 1), t1)
         edges[-1] = t1
         S = len(self.replays)
-        rows = [(s, g) for s, gs in enumerate(groups) for g in gs]
+        rows = [(s, g.shape, g.count, g.ready_at) for s, gs in enumerate(groups) for g in gs]
         cap = np.zeros((S, k))
         reps = np.zeros((S, k))
         tau_max = np.full((S, k), -np.inf)
         kv_any = np.zeros((S, k), dtype=bool)
         if rows:
-            gs = np.array([s for s, _ in rows], dtype=np.int64)
-            k_idx = self.shape_off[gs] + np.array([g.shape for _, g in rows], dtype=np.int64)
-            t = self.shapes  # every service's shapes, concatenated
-            a, kvr, c, kvc, fl = (
-                getattr(t, f)[k_idx][:, None] for f in ("a", "kvr", "c", "kv_cap", "flops")
-            )
-            cnt = np.array([g.count for _, g in rows], dtype=np.float64)[:, None]
-            ready = np.array([g.ready_at for _, g in rows])[:, None]
+            info = np.array(rows, dtype=np.float64)  # (groups, 4): service, shape, count, ready
+            gs = info[:, 0].astype(np.int64)
+            k_idx = self.shape_off[gs] + info[:, 1].astype(np.int64)
+            tab = self._group_cols[k_idx]  # a, kvr, c, kv_cap, flops of each group's shape
+            a, kvr, c, kvc, fl = (tab[:, i : i + 1] for i in range(5))
+            cnt, ready = info[:, 2:3], info[:, 3:4]
             n = cnt * (ready <= edges[None, :-1] + 1e-9)
             hi = np.broadcast_to(edges[1:], (S, k))
             w = self._window(hi - self.dw[:, None], hi, ("n", "out", "ctx"))
