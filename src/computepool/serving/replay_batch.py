@@ -137,13 +137,20 @@ class ReplayBatch:
         """Per service: ``ServiceReplay.load(now, window_s, burst_s)`` (rate, mix) and
         ``burst_flops_rate(now - peak_s, now, ttft[s])``, from a few calls over all services."""
         S = len(self.replays)
-        w = self._window(np.full((S, 1), now - window_s), np.full((S, 1), now))
-        n = w["n"][:, 0]
-        rate = n / window_s
+        ends = np.zeros(0)
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
-            e = np.broadcast_to(ends, (S, len(ends)))
-            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
+        # the load window's and the burst slices' bounds (mostly the same points), searched once
+        m = len(ends)
+        pts, inv = np.unique(np.r_[now - window_s, now, ends, ends - burst_s], return_inverse=True)
+        g = np.searchsorted(self.keys, self._sids + pts, side="right")
+        g = g + (self.coff[:-1] - self.off[:-1])[:, None]  # into the cumulative sums
+        w = _sums(self.cum, g[:, inv[:1]], g[:, inv[1:2]], ("n", "flops", "out", "ctx"))
+        n = w["n"][:, 0]
+        rate = n / window_s
+        if m:
+            n_b = (g[:, inv[2 : 2 + m]] - g[:, inv[2 + m :]]).astype(np.float64)
+            rate = np.maximum(rate, n_b.max(axis=1) / burst_s)
         with np.errstate(divide="ignore", invalid="ignore"):
             fl, out, ctx = (w[k][:, 0] / n for k in ("flops", "out", "ctx"))
         mixes = [self.priors[s] if n[s] < 5 else Mix(fl[s], out[s], ctx[s]) for s in range(S)]
