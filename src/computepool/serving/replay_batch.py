@@ -41,9 +41,8 @@ class ReplayBatch:
         self.off = np.r_[0, np.cumsum(n)].astype(np.int64)
         self.coff = np.r_[0, np.cumsum(n + 1)].astype(np.int64)
         S = len(replays)
-        self.sid = np.repeat(np.arange(S), n)
         self.t = np.concatenate([r.stream.t for r in replays])
-        self.keys = self.sid * KEY + self.t
+        self.keys = np.repeat(np.arange(S) * KEY, n) + self.t
         self.flops = np.concatenate([r.flops for r in replays])
         # the count's running sum is the position itself: "n" sums are ``b - a`` (exact)
         self.cum = {
@@ -230,7 +229,7 @@ class ReplayBatch:
         self.next_i = i1
         length = i1 - i0
         idx = _ranges(self.off[:-1] + i0, length)
-        rs = self.sid[idx]
+        rs = np.repeat(np.arange(S), length)  # each arrival's service (idx is in service order)
         ta, wk = self.t[idx], self.flops[idx]
         j = np.minimum(np.maximum(np.searchsorted(edges, ta, side="right") - 1, 0), k - 1)
         binwork = np.bincount(rs * k + j, weights=wk, minlength=S * k).reshape(S, k)
