@@ -2,8 +2,9 @@
 
 Services only (no training), pooled mode, ``ServingController`` in the ``Scheduler`` every
 ``interval_s``. Both paths run in the same process one after the other, so the ratio holds on a
-busy machine too; the figures (accelerator-hours, attainment) must be the same. Run from the
-repository root::
+busy machine too; the figures (accelerator-hours, attainment) must be the same. The CPU
+seconds of the process beside the wall time show how much of it was waiting for a CPU. Run
+from the repository root::
 
     python benchmarks/serving_replay_speed.py --hours 24
 """
@@ -43,11 +44,11 @@ def main() -> None:
     for path in args.paths:
         batched = path == "batched"
         controller.ServingController = lambda *a, b=batched, **k: original(*a, batched=b, **k)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         res = simulate(pool, empty, tp, get_policy("las"), SimConfig(), services=sw)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         s = res.extra["serving"]
-        print(f"{path}: {wall:.1f} s (incl. the previous period's streams), "
+        print(f"{path}: {wall:.1f} s, CPU {cpu:.1f} s (incl. the previous period's streams), "
               f"{s['accelerator_hours']:.3f} acc-h, attainment {s['slo_attainment']:.6f}",
               flush=True)  # fmt: skip
     controller.ServingController = original

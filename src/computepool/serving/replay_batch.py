@@ -41,12 +41,12 @@ class ReplayBatch:
         self.off = np.r_[0, np.cumsum(n)].astype(np.int64)
         self.coff = np.r_[0, np.cumsum(n + 1)].astype(np.int64)
         S = len(replays)
-        self.sid = np.repeat(np.arange(S), n)
         self.t = np.concatenate([r.stream.t for r in replays])
-        self.keys = self.sid * KEY + self.t
+        self.keys = np.repeat(np.arange(S) * KEY, n) + self.t
         self.flops = np.concatenate([r.flops for r in replays])
+        # the count's running sum is the position itself: "n" sums are ``b - a`` (exact)
         self.cum = {
-            k: np.concatenate([r._cum[k] for r in replays]) for k in ("n", "flops", "out", "ctx")
+            k: np.concatenate([r._cum[k] for r in replays]) for k in ("flops", "out", "ctx")
         }
         self.priors = [r.prior or r.mean_mix() for r in replays]
         # every service's shapes in one table, for capacity_rps over all of them at once
@@ -54,14 +54,14 @@ class ReplayBatch:
         self.shape_off = np.r_[0, np.cumsum([len(r.shapes) for r in replays])].astype(np.int64)
         self.shapes = _concat_shapes([r.shapes for r in replays])
         self.tbt_slo = np.array([r.tbt_slo for r in replays])
+        t = self.shapes
+        self._group_cols = np.stack([t.a, t.kvr, t.c, t.kv_cap, t.flops], axis=1).astype(np.float64)
         self.dw = np.array([r.decode_window_s for r in replays])
         self.budget = np.array([r.perf.tbt_budget * r.tbt_slo for r in replays])
         self.mean_ctx = np.array([r._mean_ctx for r in replays])
-        self.ttft = np.full(len(self.t), np.nan)
-        self.tbt = np.full(len(self.t), np.nan)
+        self.ttft = np.concatenate([r.ttft for r in replays])
+        self.tbt = np.concatenate([r.tbt for r in replays])
         for s, r in enumerate(replays):
-            self.ttft[self.off[s] : self.off[s + 1]] = r.ttft
-            self.tbt[self.off[s] : self.off[s + 1]] = r.tbt
             r.ttft = self.ttft[self.off[s] : self.off[s + 1]]
             r.tbt = self.tbt[self.off[s] : self.off[s + 1]]
         self.next_i = np.array([r.next_i for r in replays], dtype=np.int64)
@@ -70,6 +70,8 @@ class ReplayBatch:
         self.p_sid = np.repeat(np.arange(S), [len(r.pending) for r in replays])
         self.p_left = np.concatenate([r.pending_left for r in replays])
         self._sids = np.arange(S, dtype=np.float64)[:, None] * KEY
+        # (width, field) -> (ascending window ends, (S, m) sums) of the last ``_windows_at``
+        self._win_cache: dict[tuple[float, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def _pos(self, q: np.ndarray, side: str) -> np.ndarray:
         """Local index per service of ``searchsorted(stream.t, q[s], side)``; q is (S, m)."""
@@ -88,7 +90,7 @@ class ReplayBatch:
             b = np.searchsorted(self.keys, self._sids + hi, side="right")
             d = (self.coff[:-1] - self.off[:-1])[:, None]  # into the cumulative sums
             a, b = a + d, b + d
-            return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
+            return _sums(self.cum, a, b, keys)
         q = np.array([[lo.min(), hi.max()]])
         g = np.searchsorted(self.keys, self._sids + q, side="right")  # (S, 2) global
         start, length = g[:, 0], g[:, 1] - g[:, 0]
@@ -99,7 +101,34 @@ class ReplayBatch:
         # back to global positions, then into each service's cumulative sums
         base = (start - seg + (self.coff[:-1] - self.off[:-1]))[:, None]
         a, b = a + base, b + base
-        return {k: self.cum[k][b] - self.cum[k][a] for k in keys}
+        return _sums(self.cum, a, b, keys)
+
+    def _windows_at(self, ends: np.ndarray, width: float, key: str) -> np.ndarray:
+        """``_window(ends - width, ends, (key,))[key]`` for the same ascending ``ends`` in every
+        row, (S, m).
+
+        Sums already taken for the same (width, key, end) in the previous call are reused
+        (the windows of consecutive rounds overlap: the TTFT-burst windows of the last
+        ``peak_window_s`` slide by one interval a round); the others are searched for. A sum
+        depends only on its window, so the result is the direct computation's, bit for bit."""
+        S = len(self.replays)
+        old = self._win_cache.get((width, key))
+        hit = np.zeros(len(ends), dtype=bool)
+        if old is not None and len(old[0]):
+            old_ends, old_vals = old
+            pos = np.minimum(np.searchsorted(old_ends, ends), len(old_ends) - 1)
+            hit = old_ends[pos] == ends
+        if hit.all():
+            out = old_vals[:, pos]
+        else:
+            out = np.empty((S, len(ends)))
+            if hit.any():
+                out[:, hit] = old_vals[:, pos[hit]]
+            miss = ~hit
+            e = np.broadcast_to(ends[miss], (S, int(miss.sum())))
+            out[:, miss] = self._window(e - width, e, (key,))[key]
+        self._win_cache[(width, key)] = (ends, out)
+        return out
 
     def observe(
         self, now: float, window_s: float, burst_s: float, peak_s: float, ttft: np.ndarray
@@ -107,25 +136,25 @@ class ReplayBatch:
         """Per service: ``ServiceReplay.load(now, window_s, burst_s)`` (rate, mix) and
         ``burst_flops_rate(now - peak_s, now, ttft[s])``, from a few calls over all services."""
         S = len(self.replays)
-        w = self._window(np.full((S, 1), now - window_s), np.full((S, 1), now))
-        n = w["n"][:, 0]
-        rate = n / window_s
+        ends = np.zeros(0)
         if 0 < burst_s < window_s:
             ends = now - burst_s * np.arange(int(window_s // burst_s))
-            e = np.broadcast_to(ends, (S, len(ends)))
-            rate = np.maximum(rate, self._window(e - burst_s, e, ("n",))["n"].max(axis=1) / burst_s)
-        mixes = [
-            self.priors[s]
-            if n[s] < 5
-            else Mix(
-                float(w["flops"][s, 0]) / n[s],
-                float(w["out"][s, 0]) / n[s],
-                float(w["ctx"][s, 0]) / n[s],
-            )
-            for s in range(S)
-        ]
+        # the load window's and the burst slices' bounds (mostly the same points), searched once
+        m = len(ends)
+        pts, inv = np.unique(np.r_[now - window_s, now, ends, ends - burst_s], return_inverse=True)
+        g = np.searchsorted(self.keys, self._sids + pts, side="right")
+        g = g + (self.coff[:-1] - self.off[:-1])[:, None]  # into the cumulative sums
+        w = _sums(self.cum, g[:, inv[:1]], g[:, inv[1:2]], ("n", "flops", "out", "ctx"))
+        n = w["n"][:, 0]
+        rate = n / window_s
+        if m:
+            n_b = (g[:, inv[2 : 2 + m]] - g[:, inv[2 + m :]]).astype(np.float64)
+            rate = np.maximum(rate, n_b.max(axis=1) / burst_s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fl, out, ctx = (w[k][:, 0] / n for k in ("flops", "out", "ctx"))
+        mixes = [self.priors[s] if n[s] < 5 else Mix(fl[s], out[s], ctx[s]) for s in range(S)]
         burst = np.zeros(S)
-        for width in np.unique(ttft):
+        for width in sorted(set(ttft.tolist())):
             rows = np.nonzero(ttft == width)[0]
             t0, t1 = now - peak_s, now
             if t1 - t0 < width:
@@ -133,8 +162,7 @@ class ReplayBatch:
             ends = np.arange(t1, t0 + width - 1e-9, -width / 4.0)[::-1]  # ascending: faster
             if len(ends) == 0:
                 continue
-            e = np.broadcast_to(ends, (S, len(ends)))
-            f = self._window(e - width, e, ("flops",))["flops"] / width
+            f = self._windows_at(ends, float(width), "flops") / width
             burst[rows] = f.max(axis=1)[rows]
         return rate, mixes, burst
 
@@ -152,20 +180,18 @@ class ReplayBatch:
         edges = np.minimum(t0 + self.bin_s * np.arange(k + 1), t1)
         edges[-1] = t1
         S = len(self.replays)
-        rows = [(s, g) for s, gs in enumerate(groups) for g in gs]
+        rows = [(s, g.shape, g.count, g.ready_at) for s, gs in enumerate(groups) for g in gs]
         cap = np.zeros((S, k))
         reps = np.zeros((S, k))
         tau_max = np.full((S, k), -np.inf)
         kv_any = np.zeros((S, k), dtype=bool)
         if rows:
-            gs = np.array([s for s, _ in rows], dtype=np.int64)
-            k_idx = self.shape_off[gs] + np.array([g.shape for _, g in rows], dtype=np.int64)
-            t = self.shapes  # every service's shapes, concatenated
-            a, kvr, c, kvc, fl = (
-                getattr(t, f)[k_idx][:, None] for f in ("a", "kvr", "c", "kv_cap", "flops")
-            )
-            cnt = np.array([g.count for _, g in rows], dtype=np.float64)[:, None]
-            ready = np.array([g.ready_at for _, g in rows])[:, None]
+            info = np.array(rows, dtype=np.float64)  # (groups, 4): service, shape, count, ready
+            gs = info[:, 0].astype(np.int64)
+            k_idx = self.shape_off[gs] + info[:, 1].astype(np.int64)
+            tab = self._group_cols[k_idx]  # a, kvr, c, kv_cap, flops of each group's shape
+            a, kvr, c, kvc, fl = (tab[:, i : i + 1] for i in range(5))
+            cnt, ready = info[:, 2:3], info[:, 3:4]
             n = cnt * (ready <= edges[None, :-1] + 1e-9)
             hi = np.broadcast_to(edges[1:], (S, k))
             w = self._window(hi - self.dw[:, None], hi, ("n", "out", "ctx"))
@@ -203,9 +229,9 @@ class ReplayBatch:
         self.next_i = i1
         length = i1 - i0
         idx = _ranges(self.off[:-1] + i0, length)
-        rs = self.sid[idx]
+        rs = np.repeat(np.arange(S), length)  # each arrival's service (idx is in service order)
         ta, wk = self.t[idx], self.flops[idx]
-        j = np.clip(np.searchsorted(edges, ta, side="right") - 1, 0, k - 1)
+        j = np.minimum(np.maximum(np.searchsorted(edges, ta, side="right") - 1, 0), k - 1)
         binwork = np.bincount(rs * k + j, weights=wk, minlength=S * k).reshape(S, k)
         with np.errstate(divide="ignore", invalid="ignore"):
             busy = np.clip(np.where(cap > 0, binwork / (cap * width), 1.0), 0.0, 1.0)
@@ -216,7 +242,7 @@ class ReplayBatch:
         done = self.p_left < total[self.p_sid]
         if done.any():
             ps = self.p_sid[done]
-            start = _invert(edges, kcum[ps], cap[ps], self.p_left[done])
+            start = _invert(edges, kcum, cap, ps, self.p_left[done])
             self._finish(self.p_idx[done], ps, start, bins)
         keep = ~done
         self.p_idx, self.p_sid = self.p_idx[keep], self.p_sid[keep]
@@ -247,20 +273,20 @@ class ReplayBatch:
             target = k_at + x_before - run_min
             ok = target < total[rs]
             if ok.any():
-                start = np.maximum(_invert(edges, kcum[rs[ok]], cap[rs[ok]], target[ok]), ta[ok])
+                start = np.maximum(_invert(edges, kcum, cap, rs[ok], target[ok]), ta[ok])
                 self._finish(idx[ok], rs[ok], start, bins)
             self.p_idx = np.concatenate([self.p_idx, idx[~ok]])
             self.p_sid = np.concatenate([self.p_sid, rs[~ok]])
             self.p_left = np.concatenate([self.p_left, target[~ok] - total[rs[~ok]]])
         self.backlog = backlog
-        for s, r in enumerate(self.replays):
-            r.next_i = int(i1[s])
-            r.backlog = float(backlog[s])
+        for r, i, b in zip(self.replays, i1.tolist(), backlog.tolist(), strict=True):
+            r.next_i = i
+            r.backlog = b
 
     def _finish(self, idx, sid, start, bins) -> None:
         edges, r1, tau, busy = bins
         k = r1.shape[1]
-        j = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, k - 1)
+        j = np.minimum(np.maximum(np.searchsorted(edges, start, side="right") - 1, 0), k - 1)
         rate = r1[sid, j]
         with np.errstate(divide="ignore"):
             own = np.where(rate > 0, self.flops[idx] / np.maximum(rate, 1e-9), np.inf)
@@ -281,16 +307,26 @@ class ReplayBatch:
         self.p_left = self.p_left[:0]
 
 
-def _invert(edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``replay._invert`` with a row of ``kcum``/``cap`` per value."""
-    j = (kcum <= y[:, None]).sum(axis=1)
-    j = np.clip(j, 1, kcum.shape[1] - 1)
-    rows = np.arange(len(y))
-    base = kcum[rows, j - 1]
-    rate = cap[rows, j - 1]
+def _sums(
+    cum: dict[str, np.ndarray], a: np.ndarray, b: np.ndarray, keys: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Sums of ``keys`` between positions a and b of the running sums (the count: b - a)."""
+    return {k: (b - a).astype(np.float64) if k == "n" else cum[k][b] - cum[k][a] for k in keys}
+
+
+def _invert(
+    edges: np.ndarray, kcum: np.ndarray, cap: np.ndarray, rows: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``replay._invert`` of each ``y`` in its row of ``kcum``/``cap`` (``rows``), by flat
+    indices into the (services x bins) tables rather than copied rows."""
+    K = kcum.shape[1]
+    j = (kcum[rows] <= y[:, None]).sum(axis=1)
+    jm = np.minimum(np.maximum(j, 1), K - 1) - 1
+    base = kcum.ravel()[rows * K + jm]
+    rate = cap.ravel()[rows * (K - 1) + jm]
     with np.errstate(divide="ignore", invalid="ignore"):
         dt = np.where(rate > 0, (y - base) / rate, 0.0)
-    return edges[j - 1] + dt
+    return edges[jm] + dt
 
 
 def _concat_shapes(tables: list[ShapeTable]) -> ShapeTable:
