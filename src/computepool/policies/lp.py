@@ -12,6 +12,7 @@ import highspy
 import numpy as np
 
 from computepool.solvers.highs import new_highs
+from computepool.solvers.interior import solve_interior
 
 INF = highspy.kHighsInf
 
@@ -74,6 +75,21 @@ def solve(lp: LP, method: str = "simplex", crossover: bool = True) -> Solution:
     if method == "ipm":
         h.setOptionValue("run_crossover", "on" if crossover else "off")
     return solve_model(h, lp)
+
+
+def solve_centre(lp: LP) -> Solution:
+    """A point near the centre of the optimal face (interior point, no crossover): Clarabel
+    (fast on small LPs), else HiGHS' IPX, else IPX with crossover (a vertex)."""
+    got = solve_interior(
+        lp.cost, lp.col_lo, lp.col_hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value,
+        lp.maximize,
+    )  # fmt: skip
+    if got is not None:
+        return Solution(got[0], got[1], True, "Optimal")
+    sol = solve(lp, method="ipm", crossover=False)
+    if not sol.optimal:  # IPX may stop short on big degenerate LPs
+        sol = solve(lp, method="ipm", crossover=True)
+    return sol
 
 
 def solve_with_duals(lp: LP) -> tuple[Solution, np.ndarray]:

@@ -15,7 +15,15 @@ import numpy as np
 
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
-from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve, solve_with_duals
+from computepool.policies.lp import (
+    INF,
+    LP,
+    LPError,
+    csc_from_triplets,
+    solve,
+    solve_centre,
+    solve_with_duals,
+)
 from computepool.solvers.max_min_ipm import ShareLP, solve_share_lp
 
 #: From this many share variables on, ``max_min_lp`` (interior point) uses the structured
@@ -232,9 +240,8 @@ def max_min_lp(
         if res is not None:
             return res
     m = max_min_model(coef, count, scale_factor, capacity)
-    sol = solve(m.lp, method=method, crossover=False)
-    if not sol.optimal and method == "ipm":  # IPX may stop short on big degenerate LPs
-        sol = solve(m.lp, method="ipm", crossover=True)
+    centre = method == "ipm"
+    sol = solve_centre(m.lp) if centre else solve(m.lp, method=method)
     if not sol.optimal:
         raise LPError(f"max-min LP: {sol.status}")
     t = float(sol.x[m.t_col])
@@ -247,7 +254,7 @@ def max_min_lp(
         lo, hi = lp.col_lo.copy(), lp.col_hi.copy()
         lo[k] = hi[k] = t * (1.0 - 1e-6)
         lp2 = LP(cost2, lo, hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
-        sol2 = solve(lp2, method=method, crossover=False)
+        sol2 = solve_centre(lp2) if centre else solve(lp2, method=method)
         if sol2.optimal:
             x = sol2.x
     return MaxMinResult(m.shares(x), t)
