@@ -68,11 +68,21 @@ def group_rows(*keys: np.ndarray) -> Groups:
     if n == 0:
         z = np.zeros(0, dtype=np.int64)
         return Groups(z, z, z)
-    stacked = np.stack([np.asarray(k, dtype=np.float64) for k in keys], axis=1)
-    _, first, inverse, count = np.unique(
-        stacked, axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
-    return Groups(inverse.reshape(-1).astype(np.int64), first.astype(np.int64), count)
+    cols = [np.asarray(k, dtype=np.float64) for k in keys]
+    # Groups in lexicographic order of their keys, each represented by its first row: what
+    # ``np.unique(axis=0, return_index=True)`` gives, without its structured-array sort (the
+    # simulator groups rows at every allocation).
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for c in cols:
+        sc = c[order]
+        new[1:] |= sc[1:] != sc[:-1]
+    starts = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    count = np.diff(np.append(starts, n))
+    return Groups(inverse, order[starts].astype(np.int64), count.astype(np.int64))
 
 
 def singleton_groups(n: int) -> Groups:
