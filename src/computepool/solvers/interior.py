@@ -11,12 +11,22 @@ The LP arrives in the column-wise form of ``policies.lp.LP``: ``row_lo <= A x <=
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import clarabel
 import numpy as np
 import scipy.sparse as sp
 
 #: Bounds at or beyond this are infinite (HiGHS' infinity is 1e30 or inf).
 BIG = 1e29
+
+
+@lru_cache(maxsize=256)
+def _no_quadratic(n: int) -> sp.csc_matrix:
+    """The empty n x n quadratic term of an LP (built once per size; read-only)."""
+    return sp.csc_matrix(
+        (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)), shape=(n, n)
+    )
 
 
 def solve_interior(
@@ -77,10 +87,7 @@ def solve_interior(
     settings.verbose = False
     settings.max_threads = 1  # its thread pool costs more than it saves on these LPs
     q = -np.asarray(cost, dtype=np.float64) if maximize else np.asarray(cost, dtype=np.float64)
-    P = sp.csc_matrix(
-        (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)), shape=(n, n)
-    )
-    solver = clarabel.DefaultSolver(P, q, A, b, cones, settings)
+    solver = clarabel.DefaultSolver(_no_quadratic(n), q, A, b, cones, settings)
     sol = solver.solve()
     if sol.status != clarabel.SolverStatus.Solved:
         return None
