@@ -245,13 +245,14 @@ def max_min_lp(
     G, F = coef.shape
     if G == 0:
         return MaxMinResult(np.zeros((0, F)), 0.0)
-    if method == "ipm" and int((coef > 0).sum()) >= STRUCTURED_MIN_VARS:
+    centre = method in ("ipm", "clarabel")
+    if centre and int((coef > 0).sum()) >= STRUCTURED_MIN_VARS:
         res = structured_max_min(coef, count, scale_factor, capacity, fill)
         if res is not None:
             return res
     m = max_min_model(coef, count, scale_factor, capacity)
-    centre = method == "ipm"
-    sol = solve_centre(m.lp) if centre else solve(m.lp, method=method)
+    engine = "clarabel" if method == "clarabel" else "highs"
+    sol = solve_centre(m.lp, engine) if centre else solve(m.lp, method=method)
     if not sol.optimal:
         raise LPError(f"max-min LP: {sol.status}")
     t = float(sol.x[m.t_col])
@@ -264,7 +265,7 @@ def max_min_lp(
         lo, hi = lp.col_lo.copy(), lp.col_hi.copy()
         lo[k] = hi[k] = t * (1.0 - 1e-6)
         lp2 = LP(cost2, lo, hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
-        sol2 = solve_centre(lp2) if centre else solve(lp2, method=method)
+        sol2 = solve_centre(lp2, engine) if centre else solve(lp2, method=method)
         if sol2.optimal:
             x = sol2.x
     return MaxMinResult(m.shares(x), t)
