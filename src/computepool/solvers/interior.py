@@ -58,20 +58,22 @@ def solve_interior(
     r_parts, c_parts, v_parts, b_parts = [], [], [], []
     offset = 0
     for sel, sign, bound, is_row in blocks:
-        k = int(sel.sum())
-        new = np.full(len(sel), -1)
-        new[sel] = offset + np.arange(k)
+        idx = np.flatnonzero(sel)
+        k = len(idx)
+        if k == 0:
+            continue
+        b_parts.append(sign * bound[idx])
         if is_row:
+            new = np.full(len(sel), -1)
+            new[idx] = np.arange(offset, offset + k)
             keep = sel[index]
             r_parts.append(new[index[keep]])
             c_parts.append(cols[keep])
             v_parts.append(sign * value[keep])
         else:
-            idx = np.nonzero(sel)[0]
-            r_parts.append(new[idx])
+            r_parts.append(np.arange(offset, offset + k))
             c_parts.append(idx)
             v_parts.append(np.full(k, sign))
-        b_parts.append(sign * bound[sel])
         offset += k
     rows, cc, vals = np.concatenate(r_parts), np.concatenate(c_parts), np.concatenate(v_parts)
     order = np.lexsort((rows, cc))
