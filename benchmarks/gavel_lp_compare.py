@@ -8,7 +8,8 @@ and a checkout of Gavel (not part of this repository)::
     python -m benchmarks.gavel_lp_compare ours DIR            # times las-centre and las
     GAVEL_VENV/bin/python benchmarks/gavel_lp_compare.py gavel DIR --gavel GAVEL/scheduler
 
-Times are the median of 3 calls (1 above 70,000 variables) after a 16-job warm-up; Gavel's
+Run the last two steps back to back (twice, alternating) on a busy machine. Times are the
+median of 3 calls (1 above 70,000 variables) after a 16-job warm-up; Gavel's
 include its flatten/unflatten, as ours include building the LP.
 """
 
@@ -47,15 +48,25 @@ def export(out: Path) -> None:
         np.savez(out / f"in_{n}_{F}.npz", thr=inp.throughput, sf=inp.scale_factor, cap=inp.capacity)
 
 
-def ours(_: Path) -> None:
+def _unit_weights(inp):
+    """Gavel's side gives every job weight 1; so does ours here (same inputs exactly)."""
+    from dataclasses import replace
+
+    return replace(inp, weight=np.ones(inp.n))
+
+
+def ours(inputs: Path) -> None:
     from benchmarks.policy_runtime import make_input
     from computepool.policies import get_policy
 
     for n, F in SHAPES:
-        inp = make_input(n, F, "unique")
+        inp = _unit_weights(make_input(n, F, "unique"))
+        d = np.load(inputs / f"in_{n}_{F}.npz")
+        if not np.array_equal(d["thr"], inp.throughput):
+            raise SystemExit(f"{inputs}: in_{n}_{F}.npz is not this code's input (export again)")
         for name in ("las-centre", "las"):
             pol = get_policy(name)
-            pol.allocate(make_input(16, F, "unique"))
+            pol.allocate(_unit_weights(make_input(16, F, "unique")))
             t = _median_time(pol.allocate, (inp,), _reps(n, F))
             print(f"ours {name:10s} jobs={n:6d} flavors={F:3d}: {t:.3f} s", flush=True)
 

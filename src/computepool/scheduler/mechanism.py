@@ -94,14 +94,17 @@ def assign_time_shares(
     prio = time_share_priorities(share, received, flavor_time)
     free = np.asarray(capacity, dtype=np.int64).copy()
     rows = np.arange(n)
+    guard = deficit_limit != float("inf")
     for f in np.asarray(flavor_order, dtype=np.int64).tolist():
         cand = rows[usable[:, f] & (out < 0)]
         if len(cand) == 0 or free[f] <= 0:
             continue
         staying = (running[cand] == f).astype(np.int8)
         owed = deficit[cand, f]
-        starving = starving_key(owed, share[cand, f], deficit_limit)
-        order = np.lexsort((cand, -staying, -share[cand, f], -owed, -prio[cand, f], -starving))
+        keys = [cand, -staying, -share[cand, f], -owed, -prio[cand, f]]
+        if guard:  # without the guard its key is 0 everywhere: leave it out
+            keys.append(-starving_key(owed, share[cand, f], deficit_limit))
+        order = np.lexsort(keys)
         cand = cand[order]
         need = sf[cand]
         taken, free[f] = _fill(cand, need, int(free[f]), int(need.min()))

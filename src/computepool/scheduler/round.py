@@ -375,7 +375,7 @@ class RoundMaker:
             return
         stop_jobs = a.job[stop_rows]
         placements: list[Placement] = []
-        proposed = {int(a.job[r]): int(new[r]) for r in start_rows}
+        proposed = dict(zip(a.job[start_rows].tolist(), new[start_rows].tolist(), strict=True))
         if self.placer is not None:
             placements, start_rows = place_starts(
                 self.placer, a.job, new, stop_jobs, start_rows, now
