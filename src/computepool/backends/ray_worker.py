@@ -33,7 +33,7 @@ from pathlib import Path
 
 from computepool.backends.attempts import rank_state
 from computepool.backends.ray_fence import deposed, lease_over
-from computepool.backends.rendezvous import Master, master_env, reserve_port
+from computepool.backends.rendezvous import Master, master_env, reserve_port, reserve_ports
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import inherited_env, resume_env
 
@@ -62,6 +62,17 @@ class RayWorker:
         import ray
 
         return ray.util.get_node_ip_address(), reserve_port()
+
+    def where(self, ports: int = 1) -> dict[str, object]:
+        """This node's address, the first of ``ports`` consecutive TCP ports free on it now,
+        and its interpreter: where a service replica started by this actor will listen."""
+        import ray
+
+        return {
+            "host": ray.util.get_node_ip_address(),
+            "port": reserve_ports(ports),
+            "python": sys.executable,
+        }
 
     def start(
         self,

@@ -12,6 +12,7 @@ in the order of first appearance.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -128,3 +129,22 @@ def reserve_port(host: str = "", taken: Collection[int] = ()) -> int:
         if port not in taken:
             return port
     raise OSError(f"no free TCP port on {host or 'this host'} after {PORT_TRIES} tries")
+
+
+def reserve_ports(n: int = 1, host: str = "") -> int:
+    """The first of ``n`` consecutive TCP ports free on ``host`` now (as ``reserve_port``)."""
+    for _ in range(PORT_TRIES):
+        p = reserve_port(host)
+        if n == 1:
+            return p
+        if p + n > 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for q in range(p + 1, p + n):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind((host, q))
+            return p
+        except OSError:
+            continue
+    raise OSError(f"no {n} consecutive free TCP ports on {host or 'this host'}")

@@ -216,6 +216,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
         wire_service(service, check, sessions(engine))
     if serving is not None:  # replicas take device slots of the placer, as jobs do
         serving.bind_placer(service.placer)
+        if is_ray(settings.backend):  # ... and run on the Ray node that owns those devices
+            from computepool.backends.ray_replicas import ray_runners
+
+            serving.bind_runner(ray_runners(service.cluster, data_dir / "services"))
     app = create_app(
         engine,
         service,

@@ -35,7 +35,8 @@ def replica_keys() -> Iterator[int]:
 class Group:
     node: int
     devices: tuple[int, ...]
-    ports: set[int] = field(default_factory=set)
+    #: The replicas in the group (``id`` of each: a replica's port may be chosen on its node).
+    members: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -56,7 +57,7 @@ class ServiceSlots:
 
     def take(self, r: Replica) -> bool:
         for g in self.groups.values():
-            if len(g.ports) < self.per_group:
+            if len(g.members) < self.per_group:
                 break
         else:
             key = next(self.keys)
@@ -64,15 +65,15 @@ class ServiceSlots:
             if got is None:
                 return False
             g = self.groups[key] = Group(got[0], got[1])
-        g.ports.add(r.port)
+        g.members.add(id(r))
         r.node, r.devices = g.node, g.devices
         return True
 
     def give(self, r: Replica) -> None:
         for key, g in list(self.groups.items()):
-            if r.port in g.ports:
-                g.ports.discard(r.port)
-                if not g.ports:
+            if id(r) in g.members:
+                g.members.discard(id(r))
+                if not g.members:
                     del self.groups[key]
                     self.placer.release(np.array([key], dtype=np.int64))
                 return

@@ -24,6 +24,7 @@ preempted accelerators does not wait for the victims' grace period.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from computepool.serving.hook import MonotonicClock, RoundCapacity, ServingHook
 from computepool.serving.live import LiveAutoscaler
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
-from computepool.serving.supervisor import Supervisor
+from computepool.serving.supervisor import Runner, Supervisor
 
 
 @dataclass
@@ -136,7 +137,9 @@ class ProcessReplicas:
         run_dir = log_dir if log_dir is not None else Path.cwd()
 
         def launch(r) -> tuple[list[str], dict[str, str]]:
-            values = replica_values(choice, svc.name, r.port, len(r.devices) or tp, extra)
+            where = {"host": r.host, **({"python": r.python} if r.python else {})}
+            values = replica_values(choice, svc.name, r.port, len(r.devices) or tp,
+                                    {**extra, **where})  # fmt: skip
             return replica_launch(eng, values, r.devices, accel.visible_devices_env, run_dir)
 
         sup = Supervisor(
@@ -157,6 +160,13 @@ class ProcessReplicas:
         for s in self.states:
             s.slots = ServiceSlots(placer, s.flavor, s.devices, self._keys)
             s.supervisor.slots = s.slots
+
+    def bind_runner(self, make: Callable[[str, int, float, int], Runner]) -> None:
+        """Run every replica started from now on through ``make(service, flavor, devices per
+        replica, ports per replica)`` (the Ray backend: an actor on the node of its bound
+        devices). Binds to device slots first (``bind_placer``): the slots name the node."""
+        for s in self.states:
+            s.supervisor.runner = make(s.spec.name, s.flavor, s.devices, s.supervisor.ports)
 
     # ---- the driver (hook.ReplicaDriver) ---------------------------------------------
     def held(self) -> np.ndarray:
@@ -230,7 +240,11 @@ class ProcessReplicas:
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
                 "devices": [
-                    {"node": self.pool.nodes[r.node].name, "devices": list(r.devices)}
+                    {
+                        "node": self.pool.nodes[r.node].name,
+                        "devices": list(r.devices),
+                        "url": r.url,
+                    }  # fmt: skip
                     for r in s.supervisor.replicas
                     if r.node >= 0
                 ],

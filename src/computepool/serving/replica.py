@@ -22,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--frac", type=float, default=1.0, help="device share (packed replica)")
     ap.add_argument("--tbt-slo", type=float, default=0.1)
     ap.add_argument("--port", type=int, default=8101)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--served-model-name", default=None, help="default: --model")
     ap.add_argument(
         "--start-delay",
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     timing = replica_timing(args.model, args.accelerator, args.tp, args.frac, args.tbt_slo)
     app = replica_app(timing, args.start_delay, name=f"{args.model}@{timing.label}:{args.port}",
                       served_name=args.served_model_name)  # fmt: skip
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ restart and stop is kept in ``events``.
 Any engine fits: ``ready_path`` is its readiness probe, ``ports`` how many consecutive ports a
 replica takes, ``launch(replica)`` its argv and own variables (its devices), and ``slots`` (``take`` /
 ``give``) binds each replica to device slots for its life: a replica that gets none is not
-started.
+started. ``runner`` runs the replicas elsewhere than as local processes (the Ray backend's
+``backends/ray_replicas.py``: an actor on the node that owns the bound devices, which picks the
+replica's host and port there); health checks, endpoints, metrics and ``scale_to`` are the same.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -58,7 +60,8 @@ def free_ports(n: int, tries: int = 64) -> int:
 @dataclass
 class Replica:
     port: int
-    proc: subprocess.Popen | None
+    #: A local ``Popen``, or a runner's handle (``pid``, ``poll()``).
+    proc: subprocess.Popen | Any | None
     started: float
     restarts: int = 0
     healthy: bool = False
@@ -66,10 +69,34 @@ class Replica:
     #: The device slots it holds: (node index, device indices); -1 / (): none.
     node: int = -1
     devices: tuple[int, ...] = ()
+    #: Where it listens (a runner's replica: its node's address) and the interpreter there
+    #: (empty: this one's).
+    host: str = "127.0.0.1"
+    python: str = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+
+class Runner(Protocol):
+    """Runs replicas away from this process (default: local processes of this machine)."""
+
+    def place(self, r: Replica) -> bool:
+        """Make room for ``r`` on its bound node; set ``r.host``, ``r.port`` and ``r.proc``
+        (a handle not started yet). False: not placed now (nothing is held)."""
+        ...
+
+    def spawn(self, r: Replica, argv: list[str], env: dict[str, str]) -> Any:
+        """Start (or restart) ``r``'s command with ``env`` on top of its node's environment;
+        the handle (``pid``, ``poll()``)."""
+        ...
+
+    def terminate(self, r: Replica, grace_s: float) -> None: ...
+
+    def close(self, r: Replica) -> None:
+        """``r`` is stopped for good: free what ``place`` took."""
+        ...
 
 
 class Slots(Protocol):
@@ -99,27 +126,31 @@ class Supervisor:
     #: ``replica -> (argv, its own variables)``; when set, used instead of ``command``.
     launch: Callable[[Replica], tuple[Sequence[str], dict[str, str]]] | None = None
     slots: Slots | None = None
+    runner: Runner | None = None
     replicas: list[Replica] = field(default_factory=list)
     draining: list[tuple[float, Replica]] = field(default_factory=list)
     events: list[tuple[float, str, int, str]] = field(default_factory=list)
 
     # ---- lifecycle ---------------------------------------------------------------
     def metrics_url(self, r: Replica) -> str:
-        return f"http://127.0.0.1:{r.port + self.metrics_port}{self.metrics_path}"
+        return f"http://{r.host}:{r.port + self.metrics_port}{self.metrics_path}"
 
-    def _spawn(self, r: Replica) -> subprocess.Popen:
-        out = subprocess.DEVNULL
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = (self.log_dir / f"{self.name}-{r.port}.log").open("ab")
-        env = {**os.environ, **(self.env or {})}
+    def _spawn(self, r: Replica) -> Any:
+        own = dict(self.env or {})
         if self.launch is not None:
-            argv, own = self.launch(r)
-            env.update(own)
+            argv, mine = self.launch(r)
+            own.update(mine)
         elif self.command is not None:
             argv = self.command(r.port)
         else:
             raise ValueError(f"supervisor {self.name!r}: no command and no launch given")
+        if self.runner is not None:  # the node's own environment, not this machine's
+            return self.runner.spawn(r, list(argv), own)
+        out = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{self.name}-{r.port}.log").open("ab")
+        env = {**os.environ, **own}
         return subprocess.Popen(
             list(argv),
             stdout=out,
@@ -136,12 +167,19 @@ class Supervisor:
         r = Replica(free_ports(self.ports), None, time.monotonic())
         if self.slots is not None and not self.slots.take(r):
             return None
+        if self.runner is not None and not self.runner.place(r):
+            if self.slots is not None:
+                self.slots.give(r)
+            return None
         r.proc = self._spawn(r)
         self.replicas.append(r)
         self._event("started", r, f"pid {r.proc.pid}")
         return r
 
     def _terminate(self, r: Replica, grace_s: float = 5.0) -> None:
+        if self.runner is not None:
+            self.runner.terminate(r, grace_s)
+            return
         if r.proc is not None and r.proc.poll() is None:
             try:
                 os.killpg(r.proc.pid, signal.SIGTERM)
@@ -187,6 +225,8 @@ class Supervisor:
 
     def _stop(self, r: Replica) -> None:
         self._terminate(r)
+        if self.runner is not None:
+            self.runner.close(r)
         self._event("stopped", r)
         if self.slots is not None:
             self.slots.give(r)
