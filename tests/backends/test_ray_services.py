@@ -92,12 +92,22 @@ def test_a_replica_runs_on_its_ray_node_answers_and_scales_down(cluster, tmp_pat
         # the engine got its bound device in the vendor's variable, on that node
         dump = httpx.get(f"{r.url}/metrics", timeout=5)
         assert dump.status_code == 200 and "vllm:num_requests_running" in dump.text
+        # an engine that exits is restarted by the health check, in a fresh actor there
+        ray.get(p.actor.stop.remote(0.5))
+        end = time.time() + 10
+        while p.poll() is None and time.time() < end:
+            time.sleep(0.05)
+        assert p.poll() is not None
+        sup.check()
+        assert r.restarts == 1 and p.rc is None and p.node_id == rc.node_ids[r.node]
+        assert sup.wait_healthy(1, timeout_s=40), sup.events
         # a scale-down drains, then stops the actor and removes its group
         sup.drain_s = 0.0
         sup.scale_to(0)
         assert sup.endpoints() == []
         sup.check()
-        assert not sup.draining and _gone(f"cpool-svc-{p.tag}-0")
+        assert not sup.draining and _gone(f"cpool-svc-{p.tag}-1")
+        assert _gone(f"cpool-svc-{p.tag}-0")
         end = time.time() + 10
         while placement_group_table(p.group)["state"] != "REMOVED" and time.time() < end:
             time.sleep(0.1)
@@ -106,3 +116,69 @@ def test_a_replica_runs_on_its_ray_node_answers_and_scales_down(cluster, tmp_pat
         assert (tmp_path / "services" / f"chat-{r.host}-{r.port}.log").exists()
     finally:
         ctl.stop()
+
+
+SERVICES = """
+name: ray-chat
+traffic: {source: azure-llm-2023, rate_scale: 0.05, duration_hours: 0.25, seed: 0}
+serving: {interval_s: 10, packing: false}
+services:
+  - name: chat
+    model: qwen2.5-1.5b
+    trace: conv
+    accelerators: [H800]
+    min_replicas: 1
+    max_replicas: 1
+    engine_args: ["--start-delay", "0"]
+    slo: {ttft_p99_s: 2.0, tbt_p99_s: 0.1}
+"""
+
+
+def _svc_actors() -> list[str]:
+    return [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("cpool-svc-") and not _gone(a["name"])
+    ]
+
+
+def test_cpool_serve_on_ray_runs_services_on_ray_nodes_behind_the_gateway(
+    cluster,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """``cpool serve --backend ray --services FILE``: the replica runs on a Ray node, and the
+    gateway answers an OpenAI completion from it; the server's exit stops it."""
+    from tests.server.conftest import admin_token, bearer
+    from tests.server.serverproc import ServerProcess
+
+    c, _ = cluster
+    data, url = tmp_path / "data", f"sqlite:///{tmp_path / 'cpool.db'}"
+    (tmp_path / "svc.yaml").write_text(SERVICES)
+    admin = bearer(admin_token(data, url))
+    monkeypatch.setenv("RAY_ADDRESS", c.address)
+    server = ServerProcess(data, url, "--backend", "ray", "--round-seconds", "0.2",
+                           "--services", str(tmp_path / "svc.yaml"))  # fmt: skip
+    try:
+        server.start(timeout=90)
+        assert httpx.post(server.url + "/v1/tenants", json={"name": "t"}, headers=admin).is_success
+        who = bearer(httpx.post(server.url + "/v1/tenants/t/tokens", headers=admin).json()["token"])
+        end = time.time() + 60
+        while not (st := httpx.get(server.url + "/services", headers=admin, timeout=10).json())[0][
+            "healthy"
+        ]:
+            assert time.time() < end, st
+            time.sleep(0.2)
+        (where,) = st[0]["devices"]
+        assert where["node"].startswith("ulq-h800-") and len(where["devices"]) == 1
+        body = {"model": "chat", "prompt": "Hello", "max_tokens": 3}
+        got = httpx.post(server.url + "/v1/completions", json=body, headers=who, timeout=30)
+        assert got.status_code == 200, got.text
+        assert got.json()["usage"]["completion_tokens"] == 3
+        assert len(_svc_actors()) == 1
+    finally:
+        server.stop()
+    end = time.time() + 15
+    while _svc_actors() and time.time() < end:
+        time.sleep(0.2)
+    assert _svc_actors() == []
