@@ -186,8 +186,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--services",
-                help="Workload YAML whose services: run beside the jobs as EMULATED replica "
-                "processes, each at /services/NAME/v1/completions (docs/serving.md).",
+                help="Workload YAML whose services: run beside the jobs as replicas of their "
+                "engines (EMULATED by default), each at /services/NAME/v1/completions; with "
+                "--backend ray each replica runs on the Ray node of its devices "
+                "(docs/serving.md).",
             ),
         ] = None,
         sandbox: Annotated[
