@@ -150,6 +150,12 @@ def test_serve_with_a_bad_ray_backend_exits_with_a_clear_error(tmp_path, monkeyp
     assert r.exit_code == 2 and "unknown backend 'slurm'" in r.output
 
 
+def test_serve_refuses_services_on_the_federated_backend(tmp_path):
+    """Replicas would run on the control plane's machine, bound to agents' devices: refused."""
+    r = _serve(tmp_path, "--backend", "federated", "--services", "examples/serving/one-chat.yaml")
+    assert r.exit_code == 2 and "--services runs services with --backend local or ray" in r.output
+
+
 def test_after_a_restart_unfinished_ray_attempts_are_lost_and_finished_ones_exited(tmp_path):
     """Attempts whose actors are not found (none was recorded, no connection): a rank with
     no exit code is lost, recovery requeues it; never adopts it."""

@@ -147,6 +147,11 @@ def build_app(settings: ServeSettings) -> FastAPI:
     federated = settings.backend == "federated"
     if settings.backend != "local" and not is_ray(settings.backend) and not federated:
         raise ValueError(f"unknown backend {settings.backend!r}; known: {', '.join(BACKENDS)}")
+    if federated and settings.services:
+        raise ValueError(
+            "--services runs services with --backend local or ray; with --backend federated "
+            "their replicas would run on this machine, not on the agents' clusters"
+        )
     if settings.sandbox not in ("auto", "on", "off"):
         raise ValueError(f"unknown --sandbox {settings.sandbox!r}; known: auto, on, off")
     if settings.policy not in policy_names():
