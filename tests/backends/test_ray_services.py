@@ -77,10 +77,10 @@ def test_a_replica_runs_on_its_ray_node_answers_and_scales_down(cluster, tmp_pat
         assert isinstance(p, RayProcess) and p.rc is None
         node = pool.nodes[r.node]
         assert node.accelerator == "H800" and len(r.devices) == 1
-        # the actor runs on the Ray node whose devices the placer bound
-        assert p.node_id == rc.node_ids[r.node]
         assert ctl.held()[st.flavor] == 1
         assert sup.wait_healthy(1, timeout_s=40), sup.events
+        # the actor runs on the Ray node whose devices the placer bound
+        assert p.poll() is None and p.node_id == rc.node_ids[r.node] and p.pid > 0
         body = {"model": "chat", "prompt": "Hello", "max_tokens": 3}
         got = httpx.post(f"{r.url}/v1/completions", json=body, timeout=10)
         assert got.status_code == 200, got.text
@@ -99,8 +99,9 @@ def test_a_replica_runs_on_its_ray_node_answers_and_scales_down(cluster, tmp_pat
             time.sleep(0.05)
         assert p.poll() is not None
         sup.check()
-        assert r.restarts == 1 and p.rc is None and p.node_id == rc.node_ids[r.node]
+        assert r.restarts == 1 and p.rc is None
         assert sup.wait_healthy(1, timeout_s=40), sup.events
+        assert p.poll() is None and p.node_id == rc.node_ids[r.node]
         # a scale-down drains, then stops the actor and removes its group
         sup.drain_s = 0.0
         sup.scale_to(0)

@@ -45,14 +45,25 @@ class RayProcess:
     wait: Any = None
     pid: int = 0  # the actor's process
     node_id: str = ""  # the Ray node it runs on
+    start: Any = None  # ObjectRef of the actor's start, until it answered
     rc: int | None = None
     used: bool = False
 
     def poll(self) -> int | None:
-        """The command's return code once it ended (-1: its actor or node was lost); None
-        while it runs. Never blocks."""
+        """The command's return code once it ended (-1: its actor or node was lost, or its
+        start failed); None while it runs or starts. Never blocks."""
         if self.rc is not None or self.wait is None:
             return self.rc
+        if self.start is not None:  # where it started (the actor's node and pid), once known
+            ready, _ = self.ray.wait([self.start], timeout=0)
+            if ready:
+                try:
+                    info = self.ray.get(self.start)
+                    self.pid, self.node_id = int(info["pid"]), str(info["node_id"])
+                except Exception:  # the actor died before it could start the command
+                    self.rc = -1
+                    return self.rc
+                self.start = None
         ready, _ = self.ray.wait([self.wait], timeout=0)
         if not ready:
             return None
@@ -130,21 +141,20 @@ class RayReplicas:
         return True
 
     def spawn(self, r: Any, argv: list[str], env: dict[str, str]) -> RayProcess:
-        """Start the command in ``r``'s actor; a restart gets a fresh actor in the same group
-        (a ``RayWorker`` runs one start). A start that fails reads as an exit (-1)."""
+        """Start the command in ``r``'s actor (asynchronously); a restart gets a fresh actor
+        in the same group (a ``RayWorker`` runs one start). A start that fails reads as an
+        exit (-1)."""
         p: RayProcess = r.proc
         if p.used:
             with contextlib.suppress(Exception):
                 self.ray.kill(p.actor, no_restart=True)
             p.actor = self._actor(p.group, p.tag, p.amount, r.restarts + 1)
-        p.used, p.rc, p.wait = True, None, None
+        p.used, p.rc, p.pid, p.node_id = True, None, 0, ""
         env = {**env, "CPOOL_JOB_ID": f"svc-{self.name}"[:64], "CPOOL_ATTEMPT": "0"}
-        try:
-            info = self.ray.get(p.actor.start.remote(0, argv, env, None), timeout=self.timeout_s)
-            p.pid, p.node_id = int(info.get("pid", 0)), str(info.get("node_id", ""))
-            p.wait = p.actor.wait.remote()
-        except Exception:
-            p.rc = -1
+        # not waited on: a restart on a node that is gone must not hold up the round (the
+        # replica then fails its health checks and is restarted again after its allowance)
+        p.start = p.actor.start.remote(0, argv, env, None)
+        p.wait = p.actor.wait.remote()
         return p
 
     def terminate(self, r: Any, grace_s: float) -> None:
