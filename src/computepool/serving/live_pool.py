@@ -240,11 +240,7 @@ class ProcessReplicas:
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
                 "devices": [
-                    {
-                        "node": self.pool.nodes[r.node].name,
-                        "devices": list(r.devices),
-                        "url": r.url,
-                    }  # fmt: skip
+                    {"node": self.pool.nodes[r.node].name, "devices": list(r.devices)}
                     for r in s.supervisor.replicas
                     if r.node >= 0
                 ],
