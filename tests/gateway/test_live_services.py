@@ -31,3 +31,17 @@ def test_services_file_is_what_the_gateway_serves(tmp_path):
                                    "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json()["error"]["code"] == "no_replica_ready"
+
+
+def test_the_gateway_is_the_only_door_to_a_live_service(tmp_path):
+    """No unauthenticated, unmetered per-service endpoint beside the gateway, and the replicas'
+    status (hosts, devices) is for an admin."""
+    with sqlite_live(tmp_path, services=str(EXAMPLE)) as live:
+        body = {"model": "one-chat", "prompt": "hi", "max_tokens": 2}
+        for path in ("/services/one-chat/v1/completions", "/services/one-chat/v1/chat/completions"):
+            assert live.client.post(path, json=body).status_code in (404, 405)
+        assert live.client.get("/services").status_code == 401
+        who = live.tenant("cabin-team")
+        assert live.client.get("/services", headers=who).status_code == 403
+        (st,) = live.client.get("/services", headers=live.admin).json()
+        assert st["name"] == "one-chat"

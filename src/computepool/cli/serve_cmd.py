@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--services",
                 help="Workload YAML whose services: run beside the jobs as replicas of their "
-                "engines (EMULATED by default), each at /services/NAME/v1/completions; with "
+                "engines (EMULATED by default), reached through the gateway (/v1/completions); with "
                 "--backend ray each replica runs on the Ray node of its devices "
                 "(docs/serving.md).",
             ),

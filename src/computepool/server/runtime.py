@@ -263,18 +263,18 @@ def gateway_config(settings: ServeSettings):
 
 
 def mount_services(app: FastAPI, serving) -> None:
-    """A stable endpoint per service at ``/services/NAME/v1/completions`` (forwarded to its
-    healthy replicas) and their status at ``GET /services``; the gateway (``/v1/models``,
-    ``/v1/completions``, ``/v1/chat/completions``) routes to them by model name."""
+    """The live services behind the gateway (``/v1/models``, ``/v1/completions``,
+    ``/v1/chat/completions``: tenant tokens, rate limits, metering) and their status at
+    ``GET /services`` (admin: replicas, health, restarts, engine, devices). There is no other
+    door to a replica: an unauthenticated per-service endpoint would bypass the gateway's
+    tokens, limits and metering."""
+    from fastapi import Depends
+
+    from computepool.server.routes_admin import admin
     from computepool.server.service_directory import LiveDirectory
-    from computepool.serving.http import endpoint_app
 
     app.state.ctx.gateway.directory = LiveDirectory(serving)
 
-    @app.get("/services")
+    @app.get("/services", tags=["services"], dependencies=[Depends(admin)])
     def services_status() -> list[dict]:
         return serving.status()
-
-    for st in serving.states:
-        name = st.spec.name
-        app.mount(f"/services/{name}", endpoint_app(serving.endpoints_of(name), name))
