@@ -52,6 +52,19 @@ def test_completion_is_routed_and_metered(gw):
     assert _tokens(gw, gw.tenant("oem-b")) == []
 
 
+def test_usage_reads_the_tokens_metered_a_moment_ago(gw):
+    """Read your own writes: /v1/usage right after a request shows it, without waiting for the
+    meter's next periodic write (the README's `cpool usage --tokens` after a `curl` raced it)."""
+    a = gw.tenant("oem-a")
+    r = gw.http.post("/v1/completions", headers=a,
+                     json={"model": "chat-7b", "prompt": "one two", "max_tokens": 2})  # fmt: skip
+    assert r.status_code == 200, r.text
+    rows = gw.http.get("/v1/usage", headers=a).json()["tokens"]  # no flush by the test
+    assert [(x["requests"], x["prompt_tokens"], x["completion_tokens"]) for x in rows] == [
+        (1, 2, 2)
+    ]
+
+
 def test_least_outstanding_spreads_over_replicas(gw):
     a = gw.tenant("oem-a")
     for _ in range(6):
