@@ -445,10 +445,14 @@ class FederatedCluster:
         return out
 
     def placement_of(self, job: int, rec: att.AttemptRecord) -> Placement | None:
+        """None: after a control-plane restart a cluster's jobs are requeued (from their
+        checkpoints) rather than adopted (docs/federation.md), so recovery never calls
+        ``adopt`` here."""
         return None
 
     def adopt(self, job: int, rec: att.AttemptRecord, placement: Placement) -> None:
-        raise NotImplementedError("the federated backend does not adopt workers")
+        """Refused by design (see ``placement_of``); recovery fails the job alone if called."""
+        raise RuntimeError("the federated backend requeues its clusters' jobs after a restart")
 
     def discard(self, rec: att.AttemptRecord, outcome: str) -> None:
         att.mark_closed(rec.dir, outcome, rec.rc)
