@@ -32,6 +32,7 @@ needs no process restart, and prefill and decode share an instance (not disaggre
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -70,6 +71,39 @@ def load_seconds(weight_bytes: float, accelerator: str, tp: int, perf: PerfAssum
     h2d = tp * host_link_gbs(accelerator) * perf.h2d_efficiency
     bw = h2d if perf.host_cached >= 1.0 else min(h2d, perf.storage_gbs)
     return perf.switch_s + weight_bytes / (bw * 1e9)
+
+
+def instance_bytes(memory_gib: float, tp: int, perf: PerfAssumptions) -> float:
+    """Usable memory of one instance of ``tp`` devices (``memory_usable`` of it): the budget
+    the members' weights and KV cache must fit, in the simulator and on the live pool."""
+    return tp * memory_gib * 1e9 * perf.memory_usable
+
+
+def member_bytes(weight_bytes: float, kv_bytes_per_token: float, perf: PerfAssumptions) -> float:
+    """What one member's engine process reserves on a shared instance on the live pool: its
+    weights and ``min_kv_tokens`` of KV cache (the least a replica shape is allowed)."""
+    return weight_bytes + perf.min_kv_tokens * kv_bytes_per_token
+
+
+def lru_victims(
+    resident: Sequence[tuple[float, float, bool]], need: float, free: float
+) -> list[int] | None:
+    """Which resident members to evict, least recently used first, so that ``need`` bytes fit
+    beside ``free``: ``resident`` is (bytes, last used, busy) per member; busy ones (requests
+    in flight or waiting) stay. None when evicting every idle one is not enough (MuxServe's
+    rule as the simulator applies it: idle resident models go first)."""
+    if need <= free + 1e-6:
+        return []
+    out: list[int] = []
+    for i in sorted(range(len(resident)), key=lambda i: resident[i][1]):
+        size, _, busy = resident[i]
+        if busy:
+            continue
+        out.append(i)
+        free += size
+        if need <= free + 1e-6:
+            return out
+    return None
 
 
 def cold_flags(t: np.ndarray, member: np.ndarray, keep_alive_s: float) -> np.ndarray:

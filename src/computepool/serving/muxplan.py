@@ -4,18 +4,30 @@ From the previous period only: a service whose mean load is below ``hot_fraction
 replica of its cheapest whole-device shape is *cold*; cold services with the same SLOs whose
 cheapest shapes are on the same flavor with the same tensor-parallel degree share one group
 (an instance keeps ``ROOM`` of its biggest member's weight bytes free). A group starts with one instance and is auto-scaled on its members' total load.
+
+The live pool's controller (``live_mux.py``) groups its services with the same ``plan_of``
+and ``instance_tp``, and fits members into an instance's ``mux.instance_bytes``: the same
+decisions for the same services file (``tests/serving/test_live_mux_parity.py``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from computepool.model.status import Status
-from computepool.serving.mux import Members, MuxReplay, cold_flags, load_seconds, merge
-from computepool.serving.perf import capacity_rps, max_tp_per_flavor
+from computepool.serving.mux import (
+    Members,
+    MuxReplay,
+    cold_flags,
+    instance_bytes,
+    load_seconds,
+    merge,
+)
+from computepool.serving.perf import Mix, ShapeTable, capacity_rps, max_tp_per_flavor
 from computepool.serving.service import ServiceSpec
 from computepool.serving.state import ServiceState
 
@@ -29,60 +41,104 @@ MAX_GROUP_REPLICAS = 64
 ROOM = 0.5
 
 
-def _home(s: ServiceState, cfg, past_horizon: float) -> tuple[int, bool] | None:
+@dataclass(frozen=True)
+class Candidate:
+    """What the plan reads of one service: the simulator builds it from its state, the live
+    controller from its services file (``candidate``), so both group by the same code."""
+
+    spec: ServiceSpec
+    shapes: ShapeTable
+    usable: np.ndarray
+    mix: Mix  # the previous period's mean request
+    rate: float  # the previous period's mean request rate
+    ok: bool = True
+
+
+def candidate(s: ServiceState, past_horizon: float) -> Candidate:
+    rate = len(s.past.stream) / max(past_horizon, 1e-9)
+    return Candidate(s.spec, s.shapes, s.usable, s.past.mean_mix(), rate, s.status.ok)
+
+
+def home(c: Candidate, cfg) -> tuple[int, bool] | None:
     """(row of the instance shape for the service, cold?) or None when it has none."""
-    whole = s.usable & (s.shapes.frac >= 1.0)
+    whole = c.usable & (c.shapes.frac >= 1.0)
     if not whole.any():
         return None
-    mix = s.past.mean_mix()
-    cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
+    cap = capacity_rps(c.shapes, c.mix, c.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
     idx = np.nonzero(whole & (cap > 0))[0]
     if len(idx) == 0:
         return None
     # the flavor with the lowest cost per SLO-meeting throughput (a group pools its members'
     # load), then the smallest instance on it (a cold model rarely fills one)
-    best = int(idx[np.argmin(s.shapes.price_h[idx] / cap[idx])])
-    on = idx[s.shapes.flavor[idx] == s.shapes.flavor[best]]
-    room = s.shapes.kv_cap[on] * s.spec.model.kv_bytes_per_token >= ROOM * s.spec.model.weight_bytes
+    best = int(idx[np.argmin(c.shapes.price_h[idx] / cap[idx])])
+    on = idx[c.shapes.flavor[idx] == c.shapes.flavor[best]]
+    room = c.shapes.kv_cap[on] * c.spec.model.kv_bytes_per_token >= ROOM * c.spec.model.weight_bytes
     on = on[room] if room.any() else on
-    k = int(on[np.argmin(s.shapes.tp[on])])
-    rate = len(s.past.stream) / max(past_horizon, 1e-9)
-    return k, rate < cfg.hot_fraction * float(cap[k])
+    k = int(on[np.argmin(c.shapes.tp[on])])
+    return k, c.rate < cfg.hot_fraction * float(cap[k])
 
 
-def plan(states: list[ServiceState], cfg, past_horizon: float) -> dict[tuple, list[int]]:
-    """Groups: key (flavor, tp, ttft SLO, tbt SLO) -> indices of the cold states in it (2+)."""
+def plan_of(cands: list[Candidate], cfg) -> dict[tuple, list[int]]:
+    """Groups: key (flavor, tp, ttft SLO, tbt SLO) -> indices of the cold candidates (2+)."""
     groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, s in enumerate(states):
-        if not s.status.ok:
+    for i, c in enumerate(cands):
+        if not c.ok:
             continue
-        home = _home(s, cfg, past_horizon)
-        if home is None or not home[1]:
+        at = home(c, cfg)
+        if at is None or not at[1]:
             continue
-        f, tp = int(s.shapes.flavor[home[0]]), int(s.shapes.tp[home[0]])
-        groups[(f, tp, s.spec.ttft_slo_s, s.spec.tbt_slo_s)].append(i)
+        f, tp = int(c.shapes.flavor[at[0]]), int(c.shapes.tp[at[0]])
+        groups[(f, tp, c.spec.ttft_slo_s, c.spec.tbt_slo_s)].append(i)
     return {k: v for k, v in groups.items() if len(v) >= 2}
 
 
-def _row(s: ServiceState, f: int, tp: int) -> int | None:
-    sh = s.shapes
+def plan(states: list[ServiceState], cfg, past_horizon: float) -> dict[tuple, list[int]]:
+    """Groups of the simulator's states (``plan_of`` over their candidates)."""
+    return plan_of([candidate(s, past_horizon) for s in states], cfg)
+
+
+def _row(sh: ShapeTable, f: int, tp: int) -> int | None:
     hit = np.nonzero((sh.flavor == f) & (sh.tp == tp) & (sh.frac >= 1.0))[0]
     return int(hit[0]) if len(hit) else None
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One mux group: instances of ``tp`` whole devices of ``flavor``, its members (indices
+    of the candidates) and each member's shape row on such an instance."""
+
+    flavor: int
+    tp: int
+    ttft_slo_s: float
+    tbt_slo_s: float
+    members: tuple[int, ...]
+    rows: tuple[int, ...]
+
+
+def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
+    """The mux groups of the candidates: ``plan_of``, the instance tp raised to hold the
+    biggest member (``instance_tp``), members without a shape there left out, groups of 2+.
+    The simulator's ``group_states`` and the live controller both take their groups here."""
+    out = []
+    for (f, tp, ttft, tbt), idx in plan_of(cands, cfg).items():
+        tp = instance_tp(pool, cfg.perf, f, tp, max(cands[i].spec.model.weight_bytes for i in idx))
+        rows = [_row(cands[i].shapes, f, tp) for i in idx]
+        keep = [(i, r) for i, r in zip(idx, rows, strict=True) if r is not None]
+        if len(keep) >= 2:
+            out.append(GroupPlan(f, tp, ttft, tbt, tuple(i for i, _ in keep),
+                                 tuple(r for _, r in keep)))  # fmt: skip
+    return out
 
 
 def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
     cfg, pool = ctl.cfg, ctl.pool
     out: list[ServiceState] = []
-    for (f, tp, ttft, tbt), idx in plan(ctl.states, cfg, ctl.past_horizon).items():
-        states = [ctl.states[i] for i in idx]
-        tp = _instance_tp(ctl, f, tp, max(s.spec.model.weight_bytes for s in states))
-        rows = [_row(s, f, tp) for s in states]
-        keep = [i for i, r in zip(idx, rows, strict=True) if r is not None]
-        if len(keep) < 2:
-            continue
+    cands = [candidate(s, ctl.past_horizon) for s in ctl.states]
+    for gp in groups_of(cands, pool, cfg):
+        f, tp, ttft, tbt = gp.flavor, gp.tp, gp.ttft_slo_s, gp.tbt_slo_s
+        keep, rows = gp.members, gp.rows
         states = [ctl.states[i] for i in keep]
-        rows = [r for r in rows if r is not None]
         acc = pool.flavor_accelerators[f]
         members = Members(
             a=np.array([s.shapes.a[r] for s, r in zip(states, rows, strict=True)]),
@@ -97,7 +153,7 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
         biggest = int(np.argmax(members.weight_bytes))
         shape = states[biggest].shapes.take(np.array([rows[biggest]]))
         shape = _instance_shape(shape, cfg.perf.start_s)
-        mem = tp * acc.memory_gib * 1e9 * cfg.perf.memory_usable
+        mem = instance_bytes(acc.memory_gib, tp, cfg.perf)
         gi = len(ctl.states) + len(out)
         name = f"mux/{shape.names[0]}"
         if any(g.spec.name == name for g in out):  # same instances, other SLOs
@@ -121,14 +177,13 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     return out
 
 
-def _instance_tp(ctl: SimulatedReplicas, f: int, tp: int, biggest: float) -> int:
+def instance_tp(pool, perf, f: int, tp: int, biggest: float) -> int:
     """The members' tp, raised until an instance holds the biggest member with ``ROOM``
     to spare where the node allows it."""
-    perf = ctl.cfg.perf
-    acc = ctl.pool.flavor_accelerators[f]
-    most = int(max_tp_per_flavor(ctl.pool)[f])
+    acc = pool.flavor_accelerators[f]
+    most = int(max_tp_per_flavor(pool)[f])
     for t in sorted(x for x in perf.tp_sizes if tp <= x <= most):
-        if t * acc.memory_gib * 1e9 * perf.memory_usable >= (1.0 + ROOM) * biggest:
+        if instance_bytes(acc.memory_gib, t, perf) >= (1.0 + ROOM) * biggest:
             return t
     return tp
 
