@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from computepool.catalog import yaml_lines
+from computepool.serving.activity import ActivatorBounds
 from computepool.serving.engines.launch import EngineChoice, choice_problem
 from computepool.serving.models import PRECISION_BYTES, ModelSpec, model_fields
 from computepool.serving.perf import PerfAssumptions, Profile
@@ -51,6 +52,14 @@ class ProfileSpec(_Strict):
     decode_per_seq_s: float = Field(0.0, ge=0)
 
 
+class ScaleToZeroEntry(_Strict):
+    """``scale_to_zero:`` of a service (live pool): idle window, activator queue and wait."""
+
+    idle_s: float = Field(60.0, gt=0, le=86400)
+    queue: int = Field(32, ge=1, le=4096)
+    max_wait_s: float = Field(60.0, gt=0, le=600)
+
+
 class ServiceEntry(_Strict):
     name: str = Field(min_length=1)
     model: str | ModelInline
@@ -72,6 +81,7 @@ class ServiceEntry(_Strict):
     engine_args: list[str] = Field(default_factory=list, max_length=256)
     ready_path: str = Field("", max_length=256)
     metrics: str = Field("", max_length=64)
+    scale_to_zero: ScaleToZeroEntry | None = None
 
     def engine_choice(self) -> EngineChoice:
         return EngineChoice(self.engine, self.model_path, tuple(self.command),
@@ -267,6 +277,9 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
             share=e.share,
             profiles=tuple(Profile(**p.model_dump()) for p in e.profiles),
             engine=e.engine_choice(),
+            scale_to_zero=(
+                None if e.scale_to_zero is None else ActivatorBounds(**e.scale_to_zero.model_dump())
+            ),
         )
         for i, e in enumerate(entries)
     )

@@ -86,6 +86,24 @@ def replica_timing(
     )
 
 
+def with_memory_fraction(
+    t: ReplicaTiming, fraction: float, memory_gib: float, tp: int
+) -> ReplicaTiming:
+    """The replica's KV cache within ``fraction`` of its devices' memory (vLLM's
+    ``--gpu-memory-utilization``: weights + KV cache of this process), or ValueError when the
+    weights leave no room for any KV cache (vLLM refuses to start then too)."""
+    from dataclasses import replace
+
+    budget = fraction * memory_gib * 1e9 * max(tp, 1)
+    room = budget - t.model.weight_bytes
+    if room <= 0:
+        raise ValueError(
+            f"{t.model.name}: {t.model.weight_bytes / 1e9:.2f} GB of weights do not fit "
+            f"--gpu-memory-utilization {fraction:g} of {max(tp, 1)} x {memory_gib:g} GiB"
+        )
+    return replace(t, kv_cap=min(t.kv_cap, room / t.model.kv_bytes_per_token))
+
+
 @dataclass
 class _Seq:
     prompt: int

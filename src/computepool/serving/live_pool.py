@@ -32,11 +32,21 @@ import numpy as np
 
 from computepool.model.pool import Pool
 from computepool.serving import autoscaler as asc
+from computepool.serving.activity import ActivatorBounds, Activity
 from computepool.serving.binding import DevicePlacer, ServiceSlots, replica_keys
 from computepool.serving.emulator import replica_timing
 from computepool.serving.engines.launch import engine_of, replica_launch, replica_values
 from computepool.serving.hook import MonotonicClock, RoundCapacity, ServingHook
 from computepool.serving.live import LiveAutoscaler
+from computepool.serving.live_mux import (
+    MemberSlots,
+    MuxDevices,
+    activity_status,
+    grow_member,
+    target,
+)
+from computepool.serving.mux import instance_bytes, load_seconds, member_bytes
+from computepool.serving.muxplan import Candidate, groups_of
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
 from computepool.serving.supervisor import Runner, Supervisor
@@ -56,6 +66,17 @@ class LiveServiceState:
     slots: ServiceSlots | None = None
     #: Replicas wanted but not started: no device slot free yet (a victim still stopping).
     pending: int = 0
+    #: Scale to zero (``scale_to_zero:``, or a mux member): idle window and activator bounds.
+    bounds: ActivatorBounds | None = None
+    #: Its mux group (index into ``ProcessReplicas.groups``), what one replica reserves on
+    #: the group's instance and its share of the instance's memory.
+    group: int | None = None
+    need_bytes: float = 0.0
+    memory_fraction: float | None = None
+    #: Replicas this round (the autoscaler's, scale to zero and wake-ups applied).
+    target: int = 0
+    #: Scaled to zero or evicted: no replica until a request is held for it.
+    asleep: bool = False
 
 
 def _mix(svc: ServiceSpec, prompt: np.ndarray, output: np.ndarray) -> Mix:
@@ -103,10 +124,22 @@ class ProcessReplicas:
         self.states: list[LiveServiceState] = []
         self._stopped = False
         self._keys = replica_keys()
-        for svc, stream in zip(serving.services, serving.streams, strict=True):
-            self.states.append(self._start(svc, stream, log_dir, start_delay_s))
+        self.activity = Activity([svc.name for svc in serving.services])
+        pairs = list(zip(serving.services, serving.streams, strict=True))
+        cands = [self._candidate(svc, st) for svc, st in pairs]
+        #: Mux groups (the simulator's ``muxplan.groups_of``) and their shared instances.
+        self.plans = groups_of(cands, pool, self.cfg) if self.cfg.multiplex else []
+        self.groups: list[MuxDevices] = []
+        home = {}
+        for gi, gp in enumerate(self.plans):
+            acc = pool.flavor_accelerators[gp.flavor]
+            budget = instance_bytes(acc.memory_gib, gp.tp, self.cfg.perf)
+            self.groups.append(MuxDevices(None, gp.flavor, gp.tp, budget))
+            home.update({i: (gi, r) for i, r in zip(gp.members, gp.rows, strict=True)})
+        for i, (svc, _) in enumerate(pairs):
+            self.states.append(self._start(svc, cands[i], log_dir, start_delay_s, home.get(i)))
 
-    def _start(self, svc, stream, log_dir, start_delay_s) -> LiveServiceState:
+    def _candidate(self, svc, stream) -> Candidate:
         cfg = self.cfg
         # measured profiles (a real engine's own speed) replace the derived numbers
         shapes = build_shapes(svc.model, self.pool, svc.accelerators, cfg.perf,
@@ -115,25 +148,38 @@ class ProcessReplicas:
         mix = _mix(svc, stream.prompt, stream.output)
         p99 = float(np.percentile(stream.prompt, 99)) if len(stream) else 4096.0
         usable = asc.usable_shapes(shapes, svc, float(prefill_flops(svc.model, [p99])[0]), cfg)
-        cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
         rate = len(stream) / max(float(stream.t.max()), 1.0) if len(stream) else 0.0
+        return Candidate(svc, shapes, usable, mix, rate)
+
+    def _start(self, svc, cand: Candidate, log_dir, start_delay_s, home) -> LiveServiceState:
+        cfg, shapes, mix = self.cfg, cand.shapes, cand.mix
+        cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
         ranked = asc.rank_shapes(
-            cap, shapes.price_h, usable, rate, svc.min_replicas, svc.max_replicas
+            cap, shapes.price_h, cand.usable, cand.rate, svc.min_replicas, svc.max_replicas
         )
         if len(ranked) == 0:
             raise ValueError(f"service {svc.name!r}: no usable replica shape in this pool")
-        k = int(ranked[0])
+        k = int(ranked[0]) if home is None else home[1]
         acc = self.pool.flavor_accelerators[int(shapes.flavor[k])].name
         tp, frac = int(shapes.tp[k]), float(shapes.frac[k])
         timing = replica_timing(svc.model.name, acc, tp, frac, svc.tbt_slo_s, cfg.perf,
                                 svc.profile_map)  # fmt: skip
+        bounds = svc.scale_to_zero
+        if bounds is None and home is not None:  # a mux member goes to zero when idle
+            bounds = ActivatorBounds(idle_s=max(cfg.keep_alive_s, 1.0))
+        need = member_bytes(svc.model.weight_bytes, svc.model.kv_bytes_per_token, cfg.perf)
+        accel = self.pool.accelerators[acc]
+        share = None if home is None else round(need / (tp * accel.memory_gib * 1e9), 4)
         choice = svc.engine
-        if start_delay_s is not None and choice.engine == "emulator":
-            choice = replace(choice, args=(*choice.args, "--start-delay", str(start_delay_s)))
+        if choice.engine == "emulator" and (start_delay_s is not None or bounds is not None):
+            # woken replicas load their weights from host memory (ServerlessLLM)
+            delay = start_delay_s
+            if delay is None:
+                delay = load_seconds(svc.model.weight_bytes, acc, tp, cfg.perf)
+            choice = replace(choice, args=(*choice.args, "--start-delay", f"{delay:.3f}"))
         eng = engine_of(choice)
         extra = {"model": svc.model.name, "accelerator": acc, "frac": frac,
-                 "tbt_slo": svc.tbt_slo_s}  # fmt: skip
-        accel = self.pool.accelerators[acc]
+                 "tbt_slo": svc.tbt_slo_s, "memory_fraction": share}  # fmt: skip
         run_dir = log_dir if log_dir is not None else Path.cwd()
 
         def launch(r) -> tuple[list[str], dict[str, str]]:
@@ -151,15 +197,23 @@ class ProcessReplicas:
             sup, timing, mix, svc.tbt_slo_s, svc.min_replicas, svc.max_replicas, cfg,
             initial_need=float(svc.min_replicas) * float(cap[k]), metrics=eng.metrics,
         )  # fmt: skip
-        return LiveServiceState(svc, int(shapes.flavor[k]), float(shapes.devices[k]),
-                                shapes.names[k], sup, auto, svc.min_replicas,
-                                engine=choice.engine)  # fmt: skip
+        st = LiveServiceState(svc, int(shapes.flavor[k]), float(shapes.devices[k]),
+                              shapes.names[k], sup, auto, svc.min_replicas,
+                              engine=choice.engine, bounds=bounds, need_bytes=need,
+                              memory_fraction=share)  # fmt: skip
+        if home is not None:
+            st.group = home[0]
+            sup.slots = MemberSlots(self.groups[home[0]], svc.name, need)
+        return st
 
     def bind_placer(self, placer: DevicePlacer) -> None:
         """Bind every replica started from now on to device slots of ``placer``."""
+        for g in self.groups:
+            g.placer, g.keys = placer, self._keys
         for s in self.states:
-            s.slots = ServiceSlots(placer, s.flavor, s.devices, self._keys)
-            s.supervisor.slots = s.slots
+            if s.group is None:
+                s.slots = ServiceSlots(placer, s.flavor, s.devices, self._keys)
+                s.supervisor.slots = s.slots
 
     def bind_runner(self, make: Callable[[str, int, float, int], Runner]) -> None:
         """Run every replica started from now on through ``make(service, flavor, devices per
@@ -172,7 +226,11 @@ class ProcessReplicas:
     def held(self) -> np.ndarray:
         whole = np.zeros(len(self.capacity))
         frac = np.zeros(len(self.capacity))
+        for g in self.groups:
+            whole[g.flavor] += g.held()
         for s in self.states:
+            if s.group is not None:
+                continue
             if s.slots is not None:
                 whole[s.flavor] += s.slots.held() + s.pending * s.slots.size
                 continue
@@ -196,16 +254,24 @@ class ProcessReplicas:
             s.want = max(s.autoscaler.tick(now, apply=False), s.spec.min_replicas)
 
     def release(self, plans: None, now: float) -> None:
-        """Scale-downs first: their accelerators return at once."""
+        """Scale-downs first: their accelerators return at once. An idle service that may go
+        to zero stops now (nothing in flight: no drain)."""
         for s in self.states:
-            if s.want < len(s.supervisor.replicas):
-                s.supervisor.scale_to(max(s.want, s.spec.min_replicas))
+            s.target = target(s, self.activity)
+            if s.target == 0 and s.supervisor.replicas:
+                s.supervisor.stop()
+            elif s.target < len(s.supervisor.replicas):
+                s.supervisor.scale_to(s.target)
         for s in self.states:  # replicas still waiting for a slot are reserved afresh
             s.pending = 0
 
     def grow(self, plans: None, ctx: RoundCapacity, now: float) -> None:
+        by_name = {s.spec.name: s for s in self.states}
         for s in self.states:
-            add = s.want - len(s.supervisor.replicas)
+            if s.group is not None:
+                grow_member(s, self.groups[s.group], by_name, self.activity, ctx)
+                continue
+            add = s.target - len(s.supervisor.replicas)
             for _ in range(max(add, 0)):
                 n = len(s.supervisor.replicas) + s.pending
                 # a packed replica may fit on a device already held
@@ -228,6 +294,14 @@ class ProcessReplicas:
         state = next(s for s in self.states if s.spec.name == name)
         return state.supervisor.endpoints
 
+    def starting(self, name: str) -> list[str]:
+        """Readiness URLs of the service's replicas started but not yet seen healthy."""
+        s = next((s for s in self.states if s.spec.name == name), None)
+        if s is None:
+            return []
+        sup = s.supervisor
+        return [f"{r.url}{sup.ready_path}" for r in sup.starting()]
+
     def status(self) -> list[dict]:
         return [
             {
@@ -239,6 +313,7 @@ class ProcessReplicas:
                 "want": s.want,
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
+                **activity_status(s, self.activity, self.plans),
                 "devices": [
                     {"node": self.pool.nodes[r.node].name, "devices": list(r.devices)}
                     for r in s.supervisor.replicas

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
-    from computepool.serving.emulator import replica_timing
+    from computepool.serving.emulator import replica_timing, with_memory_fraction
     from computepool.serving.http import replica_app
 
     ap = argparse.ArgumentParser(description="EMULATED LLM replica (no model, CPU only)")
@@ -30,8 +30,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="seconds before /health is OK (default: modelled weight loading)",
     )
+    ap.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        help="share of the devices' memory this replica may take (vLLM's flag): its KV cache "
+        "is what the weights leave of it; it refuses to start when the weights do not fit",
+    )
     args = ap.parse_args(argv)
     timing = replica_timing(args.model, args.accelerator, args.tp, args.frac, args.tbt_slo)
+    share = args.gpu_memory_utilization
+    if share is not None:
+        from computepool.catalog.accelerators import load_accelerators
+
+        if not 0 < share <= 1:
+            ap.error("--gpu-memory-utilization must be in (0, 1]")
+        mem = load_accelerators()[args.accelerator].memory_gib
+        try:
+            timing = with_memory_fraction(timing, share, mem, args.tp)
+        except ValueError as exc:
+            ap.exit(1, f"replica: {exc}\n")
     app = replica_app(timing, args.start_delay, name=f"{args.model}@{timing.label}:{args.port}",
                       served_name=args.served_model_name)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

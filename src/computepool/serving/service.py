@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from computepool.serving.activity import ActivatorBounds
 from computepool.serving.engines.launch import EngineChoice
 from computepool.serving.models import ModelSpec
 from computepool.serving.perf import PerfAssumptions, Profile
@@ -34,6 +35,9 @@ class ServiceSpec:
     profiles: tuple[Profile, ...] = ()
     #: What runs its replicas on the live pool (the simulator does not look at it).
     engine: EngineChoice = field(default_factory=EngineChoice)
+    #: On the live pool: stopped after ``idle_s`` without requests (its devices go back to
+    #: training), woken by the gateway's activator (None: keeps ``min_replicas``).
+    scale_to_zero: ActivatorBounds | None = None
 
     @property
     def profile_map(self) -> dict[tuple[str, int], Profile]:

@@ -207,6 +207,16 @@ class Supervisor:
             self.draining.append((time.monotonic() + self.drain_s, r))
             self._event("draining", r)
 
+    def remove(self, r: Replica) -> None:
+        """Stop replica ``r`` now (not drained: evicted while idle) and give its slots back."""
+        if r in self.replicas:
+            self.replicas.remove(r)
+            self._stop(r)
+
+    def starting(self) -> list[Replica]:
+        """Replicas started (or restarted) that have not passed a health check yet."""
+        return [r for r in self.replicas if not r.healthy and r.proc is not None]
+
     def _reap(self, force: bool = False) -> None:
         now = time.monotonic()
         keep = []

@@ -23,6 +23,7 @@ EMULATOR = Engine(
     metrics=VLLM,
     needs_model_path=False,
     fields=("model", "accelerator", "frac", "tbt_slo"),
+    memory_args=("--gpu-memory-utilization", "{memory_fraction}"),
     doc="EMULATED replica: vLLM's API and metrics, token timing from the performance model",
 )  # fmt: skip
 ENGINES: dict[str, Engine] = {
@@ -45,6 +46,7 @@ ENGINES: dict[str, Engine] = {
                 "{tp}",
             ),
             metrics=VLLM,
+            memory_args=("--gpu-memory-utilization", "{memory_fraction}"),
             doc="vLLM's OpenAI server (NVIDIA; Ascend through vllm-ascend)",
         ),  # fmt: skip
         Engine(
@@ -66,6 +68,7 @@ ENGINES: dict[str, Engine] = {
                 "--enable-metrics",
             ),
             metrics=SGLANG,
+            memory_args=("--mem-fraction-static", "{memory_fraction}"),
             doc="SGLang's server with its Prometheus metrics on",
         ),  # fmt: skip
         Engine(

@@ -104,11 +104,14 @@ def replica_launch(
         path.write_text(json.dumps(eng.config(values), indent=2))
         values["config"] = str(path)
     env = {k: render([v], values)[0] for k, v in eng.env}
+    argv = list(eng.argv)
+    if values.get("memory_fraction") is not None:  # sharing its devices with other models
+        argv += eng.memory_args
     if devices:
         visible = ",".join(str(d) for d in devices)
         env[device_env] = visible
         env["CPOOL_VISIBLE_DEVICES"] = visible
-    return render(eng.argv, values), env
+    return render(argv, values), env
 
 
 #: The example replica docs/serving.md shows (a test renders every engine with it).

@@ -48,6 +48,10 @@ class Engine:
     env: tuple[tuple[str, str], ...] = ()
     #: A JSON config written per replica (its path is ``{config}``), from the values.
     config: Callable[[Mapping[str, object]], dict] | None = None
+    #: Appended when the replica shares its devices with other models' engines
+    #: (``{memory_fraction}``: its share of the devices' memory); () : the engine has no
+    #: such flag (its memory is not capped).
+    memory_args: tuple[str, ...] = ()
     doc: str = ""
 
 
