@@ -4,7 +4,8 @@ passed on chunk by chunk), for a tenant's bearer token.
 
 A request names a service as its ``model``; the gateway sends it to a healthy replica of that
 service (fewest requests in flight, ties in turn), trying another replica when one cannot be
-reached before it answered. The tenant's rate limits (requests a second, tokens a minute;
+reached before it answered; a service scaled to zero has its request held by the activator
+(``activator.py``) while a replica starts. The tenant's rate limits (requests a second, tokens a minute;
 ``ratelimit.py``) are checked first; the prompt and completion tokens the replica reports
 (``usage``; in a stream, its final usage chunk, which the gateway always asks for) are
 metered per tenant, service and model (``token_meter.py``). A replica that reports no usage
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from computepool.server import gateway_schemas as gs
+from computepool.server.activator import activate
 from computepool.server.db import TenantRow
 from computepool.server.gateway_metrics import GatewayMetrics
 from computepool.server.gateway_upstream import (
@@ -146,6 +148,15 @@ class Gateway:
         )
         self._limits[tenant_id] = (now, lim)
         return lim
+
+    def begin(self, service: str) -> None:
+        """A request for ``service`` is in flight (the controller's idle clock stops)."""
+        if hasattr(self.directory, "begin"):
+            self.directory.begin(service)
+
+    def end(self, service: str) -> None:
+        if hasattr(self.directory, "end"):
+            self.directory.end(service)
 
     def visible(self, caller: Principal) -> list[ServiceInfo]:
         return [s for s in self.directory.services() if s.usable_by(caller.tenant, caller.is_admin)]
@@ -277,17 +288,18 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
             "rate_limit_exceeded",
             retry_after_s=wait,
         )
+    gw.begin(info.name)  # in flight until Call.done (or a refusal below)
     urls = gw.directory.endpoints(info.name)
-    if not urls:
-        return gs.error(
-            503,
-            f"service {info.name!r} has no replica ready (starting or scaling); retry shortly",
-            "no_replica_ready",
-            retry_after_s=5,
-        )
+    if not urls:  # scaled to zero: the activator holds it while a replica starts
+        got = await activate(gw, info.name, caller.tenant_id)
+        if isinstance(got, JSONResponse):
+            gw.end(info.name)
+            return got
+        urls = got
     up = gs.upstream_body(doc, body)
     sent = await send(gw, urls, path, up)
     if isinstance(sent, JSONResponse):
+        gw.end(info.name)
         return sent
     url, resp = sent
     call = Call(gw, caller, info, body, t0)

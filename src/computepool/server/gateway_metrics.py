@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from computepool.server.service_directory import ServiceInfo
 
+COLD_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
 
@@ -49,6 +50,25 @@ class GatewayMetrics:
             "cpool_service_replicas_desired",
             "Replicas the autoscaler wants per service",
             ["service"],
+            registry=r,
+        )
+        self.cold_starts = Counter(
+            "cpool_service_cold_starts",
+            "Cold starts of a service scaled to zero (a held request woke it)",
+            ["service"],
+            registry=r,
+        )
+        self.cold_start_seconds = Histogram(
+            "cpool_service_cold_start_seconds",
+            "Cold start: first held request to first ready replica, per service",
+            ["service"],
+            buckets=COLD_BUCKETS,
+            registry=r,
+        )
+        self.activator_refused = Counter(
+            "cpool_gateway_activator_refused",
+            "Requests the activator refused (reason: queue, tenant, timeout)",
+            ["service", "reason"],
             registry=r,
         )
         self.tenant_requests = Counter(

@@ -106,6 +106,7 @@ class Call:
     ) -> None:
         """``metered``: count tokens although ``code`` is not 2xx (a stream broken off)."""
         gw, tenant = self.gw, self.caller.tenant or "?"
+        gw.end(self.info.name)
         prompt = completion = 0
         if 200 <= code < 300 or metered:
             counts = usage_counts(usage)

@@ -273,7 +273,7 @@ def mount_services(app: FastAPI, serving) -> None:
     from computepool.server.routes_admin import admin
     from computepool.server.service_directory import LiveDirectory
 
-    app.state.ctx.gateway.directory = LiveDirectory(serving)
+    app.state.ctx.gateway.directory = LiveDirectory(serving, wake=app.state.ctx.service.wake)
 
     @app.get("/services", tags=["services"], dependencies=[Depends(admin)])
     def services_status() -> list[dict]:

@@ -28,6 +28,11 @@ class ServiceInfo:
     desired: int = 0
     #: Requests a second the autoscaler measured last (None: not known).
     load_rps: float | None = None
+    #: Scales to zero: a request finding no replica is held by the activator.
+    scale_to_zero: bool = False
+    cold_starts: int = 0
+    #: The latest cold start (first held request to first ready replica), seconds.
+    cold_start_s: float | None = None
 
     def usable_by(self, tenant: str | None, admin: bool = False) -> bool:
         return admin or self.tenant in SHARED or (tenant is not None and self.tenant == tenant)
@@ -37,6 +42,27 @@ class ServiceDirectory(Protocol):
     def services(self) -> Sequence[ServiceInfo]: ...
 
     def endpoints(self, name: str) -> list[str]: ...
+
+
+class Activator(Protocol):
+    """What a directory whose services scale to zero adds (``LiveDirectory``): the gateway's
+    activator (``server/activator.py``) holds requests through it."""
+
+    def bounds(self, name: str): ...  # serving.activity.ActivatorBounds | None
+
+    def hold(self, name: str, tenant: int) -> str: ...
+
+    def unhold(self, name: str, tenant: int) -> None: ...
+
+    def ready(self, name: str) -> float | None: ...
+
+    def starting(self, name: str) -> list[tuple[str, str]]: ...
+
+    def begin(self, name: str) -> None: ...
+
+    def end(self, name: str) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -60,13 +86,17 @@ class LiveDirectory:
     """The services of a ``LiveServingController``, read on every call (replicas the
     supervisor adds, restarts or drains are seen at once)."""
 
-    def __init__(self, controller) -> None:  # serving.live_pool.LiveServingController
+    def __init__(self, controller, wake=None) -> None:  # serving.live_pool.LiveServingController
         self.controller = controller
+        self.activity = controller.activity
+        #: Runs the controller's round now (the live service's loop), for a held request.
+        self._wake = wake
 
     def services(self) -> Sequence[ServiceInfo]:
         out = []
         for s in self.controller.states:
             rate = s.autoscaler.rate
+            a = self.activity.snapshot(s.spec.name)
             out.append(
                 ServiceInfo(
                     name=s.spec.name,
@@ -76,6 +106,9 @@ class LiveDirectory:
                     ready=len(s.supervisor.endpoints()),
                     desired=s.want,
                     load_rps=float(rate[-1]) if rate else None,
+                    scale_to_zero=s.bounds is not None,
+                    cold_starts=a.cold_starts,
+                    cold_start_s=a.cold_start_s[-1] if a.cold_start_s else None,
                 )
             )
         return out
@@ -85,3 +118,31 @@ class LiveDirectory:
             if s.spec.name == name:
                 return s.supervisor.endpoints()
         return []
+
+    # ---- the activator (server/activator.py) ---------------------------------------
+    def bounds(self, name: str):
+        s = next((s for s in self.controller.states if s.spec.name == name), None)
+        return None if s is None else s.bounds
+
+    def hold(self, name: str, tenant: int) -> str:
+        b = self.bounds(name)
+        return "none" if b is None else self.activity.hold(name, tenant, b)
+
+    def unhold(self, name: str, tenant: int) -> None:
+        self.activity.unhold(name, tenant)
+
+    def ready(self, name: str) -> float | None:
+        return self.activity.ready(name)
+
+    def starting(self, name: str) -> list[tuple[str, str]]:
+        return self.controller.starting(name)
+
+    def begin(self, name: str) -> None:
+        self.activity.begin(name)
+
+    def end(self, name: str) -> None:
+        self.activity.end(name)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake()

@@ -102,7 +102,7 @@ class Activity:
                 a.held_by[tenant] = left
             else:
                 a.held_by.pop(tenant, None)
-            if a.held == 0 and a.wake_at is not None and a.inflight == 0:
+            if a.held == 0 and a.wake_at is not None:
                 # every held request gave up: the next one starts a new wait
                 a.wake_at = None
 

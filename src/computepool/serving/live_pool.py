@@ -127,8 +127,13 @@ class ProcessReplicas:
         self.activity = Activity([svc.name for svc in serving.services])
         pairs = list(zip(serving.services, serving.streams, strict=True))
         cands = [self._candidate(svc, st) for svc, st in pairs]
-        #: Mux groups (the simulator's ``muxplan.groups_of``) and their shared instances.
-        self.plans = groups_of(cands, pool, self.cfg) if self.cfg.multiplex else []
+        #: Mux groups (the simulator's ``muxplan.groups_of`` over the same previous period)
+        #: and their shared instances.
+        self.plans = (
+            groups_of(self._plan_input(serving, cands), pool, self.cfg)
+            if self.cfg.multiplex
+            else []
+        )
         self.groups: list[MuxDevices] = []
         home = {}
         for gi, gp in enumerate(self.plans):
@@ -151,6 +156,21 @@ class ProcessReplicas:
         rate = len(stream) / max(float(stream.t.max()), 1.0) if len(stream) else 0.0
         return Candidate(svc, shapes, usable, mix, rate)
 
+    def _plan_input(self, serving: ServingWorkload, cands: list[Candidate]) -> list[Candidate]:
+        """The candidates as the simulator's plan sees them: the previous period's mix, p99
+        prompt and mean rate (``ServingController``: ``past_streams`` over an hour at most, or
+        the whole ``past`` when given)."""
+        h = serving.horizon_s if serving.past is not None else min(serving.horizon_s, 3600.0)
+        out = []
+        for c, past in zip(cands, serving.past_streams(h), strict=True):
+            svc = c.spec
+            p99 = float(np.percentile(past.prompt, 99)) if len(past) else 0.0
+            p99_flops = float(prefill_flops(svc.model, np.array([p99]))[0])
+            usable = asc.usable_shapes(c.shapes, svc, p99_flops, self.cfg)
+            mix = _mix(svc, past.prompt, past.output)
+            out.append(replace(c, usable=usable, mix=mix, rate=len(past) / max(h, 1e-9)))
+        return out
+
     def _start(self, svc, cand: Candidate, log_dir, start_delay_s, home) -> LiveServiceState:
         cfg, shapes, mix = self.cfg, cand.shapes, cand.mix
         cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
@@ -171,7 +191,8 @@ class ProcessReplicas:
         accel = self.pool.accelerators[acc]
         share = None if home is None else round(need / (tp * accel.memory_gib * 1e9), 4)
         choice = svc.engine
-        if choice.engine == "emulator" and (start_delay_s is not None or bounds is not None):
+        own = "--start-delay" in choice.args  # the services file's own delay wins
+        if choice.engine == "emulator" and not own and (start_delay_s is not None or bounds):
             # woken replicas load their weights from host memory (ServerlessLLM)
             delay = start_delay_s
             if delay is None:
@@ -294,13 +315,14 @@ class ProcessReplicas:
         state = next(s for s in self.states if s.spec.name == name)
         return state.supervisor.endpoints
 
-    def starting(self, name: str) -> list[str]:
-        """Readiness URLs of the service's replicas started but not yet seen healthy."""
+    def starting(self, name: str) -> list[tuple[str, str]]:
+        """(base URL, readiness URL) of the service's replicas started but not yet seen
+        healthy (the activator probes them itself, as Knative's does)."""
         s = next((s for s in self.states if s.spec.name == name), None)
         if s is None:
             return []
         sup = s.supervisor
-        return [f"{r.url}{sup.ready_path}" for r in sup.starting()]
+        return [(r.url, f"{r.url}{sup.ready_path}") for r in sup.starting()]
 
     def status(self) -> list[dict]:
         return [
