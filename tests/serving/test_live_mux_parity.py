@@ -1,0 +1,133 @@
+"""The simulator and the live controller multiplex the same way for the same services file:
+the same mux groups (members, flavor, instance tp) and the same memory budget per instance,
+because both take them from ``muxplan.groups_of`` and ``mux.instance_bytes``. Plus the pieces
+of the live path alone: the members' engines get their memory share, the emulator refuses a
+share its weights do not fit, LRU eviction, and the services file's ``scale_to_zero``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from computepool.catalog.pools import load_pool
+from computepool.serving.config import read_serving
+from computepool.serving.controller import ServingController
+from computepool.serving.emulator import replica_timing, with_memory_fraction
+from computepool.serving.live_pool import ProcessReplicas
+from computepool.serving.mux import lru_victims, member_bytes
+from computepool.serving.supervisor import Replica
+from computepool.traces.errors import TraceError
+
+ROOT = Path(__file__).resolve().parents[2]
+MUX = """
+traffic: {rate_scale: 0.05, duration_hours: 0.25, seed: 0}
+serving: {interval_s: 2, multiplex: true, keep_alive_s: 600, packing: false, hot_fraction: 0.005}
+services:
+  - {name: alpha, model: qwen2.5-3b, accelerators: [V100], share: 0.001}
+  - {name: beta, model: qwen1.5-1.8b, accelerators: [V100], share: 0.001}
+  - {name: gamma, model: llama-3.2-1b, accelerators: [V100], share: 0.001}
+  - {name: busy, model: qwen2.5-0.5b, accelerators: [V100], share: 0.5}
+  - {name: strict, model: qwen2.5-0.5b, accelerators: [V100], share: 0.001, slo: {ttft_p99_s: 1.5}}
+"""
+
+
+def _decisions(pool_name: str, path: str):
+    pool = load_pool(pool_name)
+    sw = read_serving(path)
+    sim = ServingController(pool, sw)
+    simulated = sorted(
+        (tuple(sim.states[i].spec.name for i in g.members), int(g.shapes.flavor[0]),
+         int(g.shapes.tp[0]), g.replay.mem_bytes)
+        for g in sim.states if g.members
+    )  # fmt: skip
+    live = ProcessReplicas(pool, sw, None)
+    try:
+        lived = sorted(
+            (tuple(live.states[i].spec.name for i in gp.members), gp.flavor, gp.tp, dev.budget)
+            for gp, dev in zip(live.plans, live.groups, strict=True)
+        )
+        member = {s.spec.name: s.group is not None for s in live.states}
+    finally:
+        live.stop()
+    return simulated, lived, member
+
+
+def test_live_and_simulated_mux_groups_are_the_same(tmp_path):
+    path = tmp_path / "mux.yaml"
+    path.write_text(MUX)
+    sim, live, member = _decisions("gavel-36x3", str(path))
+    assert sim == live
+    assert [m for m, *_ in live] == [("alpha", "beta", "gamma")]
+    # a busy model keeps its own replicas; a lone cold one (no group partner) too
+    assert member == {"alpha": True, "beta": True, "gamma": True, "busy": False, "strict": False}
+
+
+def test_live_and_simulated_mux_groups_agree_on_the_long_tail_mix():
+    sim, live, _ = _decisions("automotive-demo", str(ROOT / "examples/serving/long-tail.yaml"))
+    assert sim == live
+    assert sum(len(m) for m, *_ in live) >= 40  # most of the 60 models are multiplexed
+
+
+def test_member_engines_start_with_their_memory_share(tmp_path):
+    path = tmp_path / "mux.yaml"
+    path.write_text(MUX)
+    live = ProcessReplicas(load_pool("gavel-36x3"), read_serving(path), None)
+    try:
+        by = {s.spec.name: s for s in live.states}
+        argv, _ = by["alpha"].supervisor.launch(Replica(8101, None, 0.0))
+        i = argv.index("--gpu-memory-utilization")
+        share = float(argv[i + 1])
+        assert share == pytest.approx(member_bytes(6.18e9, 36864, live.cfg.perf) / 16e9, rel=1e-3)
+        assert "--start-delay" in argv  # woken replicas load their weights over the host link
+        argv, _ = by["busy"].supervisor.launch(Replica(8102, None, 0.0))
+        assert "--gpu-memory-utilization" not in argv  # not sharing its device
+    finally:
+        live.stop()
+
+
+def test_the_emulator_refuses_a_memory_share_its_weights_do_not_fit():
+    t = replica_timing("qwen2.5-3b", "V100")
+    capped = with_memory_fraction(t, 0.45, 16, 1)
+    assert 0 < capped.kv_cap < t.kv_cap
+    assert capped.kv_cap == pytest.approx((0.45 * 16e9 - 6.18e9) / 36864, rel=1e-3)
+    with pytest.raises(ValueError, match="do not fit"):
+        with_memory_fraction(t, 0.3, 16, 1)
+
+
+def test_lru_victims_evicts_the_least_recently_used_idle_members_only():
+    resident = [(6e9, 10.0, False), (7e9, 5.0, True), (3e9, 1.0, False), (2e9, 8.0, False)]
+    assert lru_victims(resident, 1e9, 2e9) == []
+    assert lru_victims(resident, 4e9, 0.5e9) == [2, 3]  # oldest idle first, until it fits
+    assert lru_victims(resident, 11e9, 0.0) == [2, 3, 0]
+    assert lru_victims(resident, 12e9, 0.0) is None  # the busy one stays: not enough
+    assert np.isclose(sum(resident[i][0] for i in [2, 3, 0]), 11e9)
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("scale_to_zero: {idle_s: 0}", "services[0].scale_to_zero.idle_s"),
+        ("scale_to_zero: {queue: 100000}", "services[0].scale_to_zero.queue"),
+        ("scale_to_zero: {max_wait_s: -1}", "services[0].scale_to_zero.max_wait_s"),
+        ("scale_to_zero: {idle: 5}", "services[0].scale_to_zero.idle"),
+        ("scale_to_zero: yes", "services[0].scale_to_zero"),
+    ],
+)
+def test_scale_to_zero_errors_name_file_line_and_field(tmp_path, entry, where):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"services:\n  - name: a\n    model: qwen2.5-0.5b\n    {entry}\n")
+    with pytest.raises(TraceError) as err:
+        read_serving(path)
+    assert f"s.yaml:4: field '{where}'" in str(err.value)
+
+
+def test_scale_to_zero_is_read(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "services:\n  - {name: a, model: qwen2.5-0.5b, scale_to_zero: {idle_s: 30, queue: 8}}\n"
+    )
+    (svc,) = read_serving(path).services
+    assert (svc.scale_to_zero.idle_s, svc.scale_to_zero.queue) == (30.0, 8)
+    assert svc.scale_to_zero.max_wait_s == 60.0 and svc.scale_to_zero.per_tenant == 4
