@@ -18,7 +18,9 @@ a request for it waits at the gateway (bounded, ``server/activator.py``) while t
 starts a replica; that wait is the measured cold start. A woken member with no memory left on
 its group's instances evicts the least recently used idle member (``mux.lru_victims``); a
 group takes another instance only when it has none, a woken member cannot fit by eviction,
-or every resident member is busy.
+or a running member's autoscaler wants more while every resident member is busy. Members
+that fit are started at once (a warm start; the simulator's instances start empty), the
+others when first asked for.
 """
 
 from __future__ import annotations
@@ -170,8 +172,8 @@ def grow_member(
 ) -> None:
     """Start member ``s``'s missing replicas: room on an instance; else, when requests wait
     for it, evict the least recently used idle members; else a new instance when the group
-    has none, requests wait for ``s`` or all its residents are busy (on free devices, or
-    preempting training as any replica does)."""
+    has none, requests wait for ``s``, or ``s`` runs and wants more while every resident is
+    busy (on free devices, or preempting training as any replica does)."""
     name = s.spec.name
     woken = activity.waiting(name) > 0
     for _ in range(max(s.target - len(s.supervisor.replicas), 0)):
@@ -186,7 +188,7 @@ def grow_member(
                 busy = all(
                     activity.busy(n) for i in devs.instances.values() for n, _ in i.members.values()
                 )
-                if devs.instances and not (woken or busy):
+                if devs.instances and not (woken or (busy and s.supervisor.replicas)):
                     return
                 if ctx.free[devs.flavor] < devs.tp:
                     if not ctx.evict_for(devs.flavor, devs.tp - ctx.free[devs.flavor]):

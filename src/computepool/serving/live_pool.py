@@ -241,7 +241,9 @@ class ProcessReplicas:
         replica, ports per replica)`` (the Ray backend: an actor on the node of its bound
         devices). Binds to device slots first (``bind_placer``): the slots name the node."""
         for s in self.states:
-            s.supervisor.runner = make(s.spec.name, s.flavor, s.devices, s.supervisor.ports)
+            # a mux member's engine asks Ray for its memory share of the instance's devices
+            devices = s.devices if s.memory_fraction is None else s.devices * s.memory_fraction
+            s.supervisor.runner = make(s.spec.name, s.flavor, devices, s.supervisor.ports)
 
     # ---- the driver (hook.ReplicaDriver) ---------------------------------------------
     def held(self) -> np.ndarray:
