@@ -73,6 +73,10 @@ async def activate(gw: Gateway, name: str, tenant_id: int) -> list[str] | JSONRe
             "no_replica_ready",
             retry_after_s=RETRY_S,
         )
+    # a replica already up but not yet seen healthy by the controller: no cold start
+    urls = await _probe(gw, d.starting(name))  # type: ignore[attr-defined]
+    if urls:
+        return urls
     why = d.hold(name, tenant_id)  # type: ignore[attr-defined]
     if why:
         if gw.metrics is not None:
