@@ -298,6 +298,10 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
         urls = got
     up = gs.upstream_body(doc, body)
     sent = await send(gw, urls, path, up)
+    if isinstance(sent, JSONResponse) and sent.status_code == 503 and info.scale_to_zero:
+        # its replicas were stopped (idle) between the lookup and the send: hold it instead
+        got = await activate(gw, info.name, caller.tenant_id)
+        sent = got if isinstance(got, JSONResponse) else await send(gw, got, path, up)
     if isinstance(sent, JSONResponse):
         gw.end(info.name)
         return sent
