@@ -96,7 +96,7 @@ class LiveDirectory:
         out = []
         for s in self.controller.states:
             rate = s.autoscaler.rate
-            a = self.activity.snapshot(s.spec.name)
+            cold, last = self.activity.cold(s.spec.name)
             out.append(
                 ServiceInfo(
                     name=s.spec.name,
@@ -107,8 +107,8 @@ class LiveDirectory:
                     desired=s.want,
                     load_rps=float(rate[-1]) if rate else None,
                     scale_to_zero=s.bounds is not None,
-                    cold_starts=a.cold_starts,
-                    cold_start_s=a.cold_start_s[-1] if a.cold_start_s else None,
+                    cold_starts=cold,
+                    cold_start_s=last,
                 )
             )
         return out

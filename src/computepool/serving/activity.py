@@ -128,6 +128,12 @@ class Activity:
                 deque(a.cold_start_s, maxlen=KEEP), a.scaled_to_zero, a.evictions,
             )  # fmt: skip
 
+    def cold(self, name: str) -> tuple[int, float | None]:
+        """(cold starts so far, the latest's seconds) — cheap, for every gateway request."""
+        with self._lock:
+            a = self._of(name)
+            return a.cold_starts, (a.cold_start_s[-1] if a.cold_start_s else None)
+
     def idle_s(self, name: str, now: float | None = None) -> float:
         """Seconds since its last request ended (0 while one is in flight or held)."""
         with self._lock:
