@@ -131,3 +131,35 @@ def test_scale_to_zero_is_read(tmp_path):
     (svc,) = read_serving(path).services
     assert (svc.scale_to_zero.idle_s, svc.scale_to_zero.queue) == (30.0, 8)
     assert svc.scale_to_zero.max_wait_s == 60.0 and svc.scale_to_zero.per_tenant == 4
+
+
+def _svc(min_replicas: int, idle_s: float = 60.0):
+    from types import SimpleNamespace
+
+    from computepool.serving.activity import ActivatorBounds
+
+    spec = SimpleNamespace(name="a", min_replicas=min_replicas)
+    return SimpleNamespace(spec=spec, bounds=ActivatorBounds(idle_s=idle_s), want=min_replicas,
+                           asleep=min_replicas == 0, supervisor=SimpleNamespace(replicas=[]))  # fmt: skip
+
+
+def test_scale_to_zero_targets():
+    from computepool.serving.activity import ActivatorBounds, Activity
+    from computepool.serving.live_mux import target
+
+    act = Activity(["a"])
+    s = _svc(0)
+    assert target(s, act) == 0  # min_replicas 0: starts at zero
+    assert act.hold("a", 7, ActivatorBounds()) == ""
+    assert target(s, act) == 1  # a held request wakes it
+    act.begin("a")
+    act.unhold("a", 7)
+    assert target(s, act) == 1  # served: stays up while in flight ...
+    act.end("a")
+    assert target(s, act) == 1  # ... and within its idle window, although min_replicas is 0
+    s.bounds = ActivatorBounds(idle_s=1e-6)
+    s.supervisor.replicas = [object()]
+    assert target(s, act) == 0 and s.asleep
+    assert act.snapshot("a").scaled_to_zero == 1
+    s2 = _svc(2)
+    assert not s2.asleep and target(s2, act) == 2  # the autoscaler's want while awake

@@ -134,7 +134,7 @@ def target(s: LiveServiceState, activity: Activity) -> int:
         if s.supervisor.replicas:
             activity.count(name, "scaled_to_zero")
         return 0
-    return s.want
+    return max(s.want, 1)  # awake: used within its idle window
 
 
 def _victims(

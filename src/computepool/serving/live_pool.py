@@ -222,6 +222,7 @@ class ProcessReplicas:
                               shapes.names[k], sup, auto, svc.min_replicas,
                               engine=choice.engine, bounds=bounds, need_bytes=need,
                               memory_fraction=share)  # fmt: skip
+        st.asleep = bounds is not None and svc.min_replicas == 0  # starts at zero
         if home is not None:
             st.group = home[0]
             sup.slots = MemberSlots(self.groups[home[0]], svc.name, need)
