@@ -163,3 +163,12 @@ def test_scale_to_zero_targets():
     assert act.snapshot("a").scaled_to_zero == 1
     s2 = _svc(2)
     assert not s2.asleep and target(s2, act) == 2  # the autoscaler's want while awake
+
+
+def test_the_live_example_multiplexes_three_models_and_scales_one_to_zero():
+    path = str(ROOT / "examples/serving/mux-live.yaml")
+    sim, live, member = _decisions("gavel-36x3", path)
+    assert sim == live and [m for m, *_ in live] == [("alpha", "beta", "gamma")]
+    assert member == {"sleepy": False, "alpha": True, "beta": True, "gamma": True}
+    (svc,) = [s for s in read_serving(path).services if s.name == "sleepy"]
+    assert svc.scale_to_zero is not None and svc.scale_to_zero.idle_s == 60
