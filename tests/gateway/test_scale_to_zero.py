@@ -64,6 +64,9 @@ def test_idle_service_goes_to_zero_and_a_request_wakes_it(tmp_path):
         # real: a process started and the engine became ready (modelled weight load ~0.3 s)
         assert 0.3 < st["cold_start_s_last"] <= took
         assert len(st["devices"]) == 1
+        (mine,) = p.client.get("/v1/pool", headers=who).json()["services"]  # a tenant's view
+        assert (mine["scale_to_zero"], mine["cold_starts"]) == (True, 1)
+        assert mine["cold_start_s"] == st["cold_start_s_last"]
         text = p.client.get("/metrics", headers=p.admin).text
         assert 'cpool_service_cold_starts_total{service="sleepy"} 1.0' in text
         assert 'cpool_service_cold_start_seconds_count{service="sleepy"} 1.0' in text

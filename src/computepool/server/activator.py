@@ -54,6 +54,19 @@ async def _probe(gw: Gateway, starting: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+async def _ready_urls(gw: Gateway, name: str) -> list[str]:
+    """``_probe`` of the service's starting replicas, shared by the requests held for it: at
+    most one probe round per ``POLL_S`` per service, however many wait."""
+    now = time.monotonic()
+    seen = gw.probes.get(name)
+    if seen is not None and now - seen[0] < POLL_S:
+        return seen[1]
+    gw.probes[name] = (now, [])  # the others wait for this round's answer
+    urls = await _probe(gw, gw.directory.starting(name))  # type: ignore[attr-defined]
+    gw.probes[name] = (time.monotonic(), urls)
+    return urls
+
+
 def _ready(gw: Gateway, name: str) -> None:
     took = gw.directory.ready(name)  # type: ignore[attr-defined]
     if took is not None and gw.metrics is not None:
@@ -74,7 +87,7 @@ async def activate(gw: Gateway, name: str, tenant_id: int) -> list[str] | JSONRe
             retry_after_s=RETRY_S,
         )
     # a replica already up but not yet seen healthy by the controller: no cold start
-    urls = await _probe(gw, d.starting(name))  # type: ignore[attr-defined]
+    urls = await _ready_urls(gw, name)
     if urls:
         return urls
     why = d.hold(name, tenant_id)  # type: ignore[attr-defined]
@@ -102,7 +115,7 @@ async def activate(gw: Gateway, name: str, tenant_id: int) -> list[str] | JSONRe
         while True:
             urls = d.endpoints(name)
             if not urls:
-                urls = await _probe(gw, d.starting(name))  # type: ignore[attr-defined]
+                urls = await _ready_urls(gw, name)
             if urls:
                 _ready(gw, name)
                 return urls

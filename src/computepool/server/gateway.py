@@ -81,6 +81,8 @@ class Gateway:
     #: 32 in flight against aiohttp's ~0.2 ms: benchmarks/gateway_overhead.py).
     client: aiohttp.ClientSession | None = None
     _limits: dict[int, tuple[float, Limits]] = field(default_factory=dict)
+    #: The activator's last readiness probe per service: (when, ready replica URLs).
+    probes: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
     _turn: int = 0
     _task: asyncio.Task | None = None
 
@@ -168,7 +170,8 @@ class Gateway:
 
 def pool_services(gw: Gateway | None, caller: Principal) -> list[dict]:
     """The services the caller may use, for ``GET /v1/pool``: replicas ready and desired,
-    load, and TTFT objective attainment through the gateway."""
+    load, TTFT objective attainment through the gateway, and cold starts of those that scale
+    to zero."""
     if gw is None:
         return []
     return [
@@ -181,6 +184,9 @@ def pool_services(gw: Gateway | None, caller: Principal) -> list[dict]:
             "load_rps": s.load_rps,
             "ttft_slo_s": s.ttft_slo_s,
             "slo_attainment": gw.attainment(s.name),
+            "scale_to_zero": s.scale_to_zero,
+            "cold_starts": s.cold_starts,
+            "cold_start_s": s.cold_start_s,
         }
         for s in gw.visible(caller)
     ]
