@@ -19,6 +19,12 @@ a scale-down drains replicas and returns their accelerators to the training queu
 the accelerators per flavor the replicas hold (bound replicas: the devices they hold, and
 those of replicas waiting for a preempted job's devices). Not done yet: a replica started on
 preempted accelerators does not wait for the victims' grace period.
+
+Scale to zero and several models per device slot (``live_mux.py``): with
+``serving.multiplex`` the cold services form the simulator's mux groups (``muxplan.groups_of``
+over the same previous period), their engines share the groups' instances within the device
+memory; a service with ``scale_to_zero:`` (or a member) is stopped when idle and woken by
+requests the gateway's activator holds (``activity.py`` is where the two meet).
 """
 
 from __future__ import annotations
