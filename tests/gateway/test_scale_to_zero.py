@@ -108,7 +108,7 @@ def test_activator_queue_and_wait_are_bounded(tmp_path):
 def test_a_tenant_hammering_a_cold_model_does_not_starve_others(tmp_path):
     path = _file(tmp_path, queue=4, wait=60, args='["--start-delay", "3"]')
     with sqlite_live(tmp_path, services=path) as p:
-        hostile = p.tenant("hostile", requests_per_s=1)
+        hostile = p.tenant("hostile", requests_per_s=0.2)
         greedy = p.tenant("greedy")  # no rate limit: its share of the queue bounds it
         other = p.tenant("other")
         _asleep(p)
@@ -123,7 +123,9 @@ def test_a_tenant_hammering_a_cold_model_does_not_starve_others(tmp_path):
         for t in threads:
             t.join(60)
         codes = [r.status_code for r in out[:n]]
-        assert codes.count(429) >= n - 2, codes  # the rate limit applies before the queue
+        # the rate limit (one request, then one per 5 s) applies before the queue: at most one
+        # of the hostile tenant's requests reaches it, so it cannot fill the queue (4 places)
+        assert codes.count(429) >= n - 1, codes
         assert all(r.json()["error"]["code"] == "rate_limit_exceeded"
                    for r in out[:n] if r.status_code == 429)  # fmt: skip
         greedy_codes = sorted(r.status_code for r in out[n : n + 3])
