@@ -2,12 +2,16 @@
 processes on the local backend): an idle service is stopped and its device goes back; a
 request wakes it and is answered after a measured cold start; the activator's queue and wait
 are bounded (503 + Retry-After); a tenant hammering a cold model meets its own rate limit and
-its share of the queue, and another tenant's request still gets through."""
+its share of the queue, and another tenant's request still gets through. And the same wake-up
+with a real engine (llama-cpp-python on a tiny random GGUF) where it is installed (opt-in)."""
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
+
+import pytest
 
 from tests.server.conftest import LivePool, sqlite_live
 
@@ -133,3 +137,34 @@ def test_a_tenant_hammering_a_cold_model_does_not_starve_others(tmp_path):
         refused = next(r for r in out[n : n + 3] if r.status_code == 429)
         assert refused.json()["error"]["code"] == "activator_share_exceeded"
         assert out[n + 3].status_code == 200, out[n + 3].text
+
+
+LLAMA = """
+traffic: {rate_scale: 0.05, duration_hours: 0.25, seed: 0}
+serving: {interval_s: 2, packing: false}
+services:
+  - {name: sleepy, model: qwen2.5-0.5b, accelerators: [V100], max_replicas: 1,
+     engine: llama-cpp-python, model_path: GGUF, scale_to_zero: {idle_s: 1.0}}
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gguf") is None,
+    reason="llama-cpp-python is opt-in (pip install -e '.[engines]' compiles llama.cpp)",
+)
+def test_a_real_engine_scales_to_zero_and_wakes(tmp_path):
+    from computepool.serving.engines.tiny_gguf import write_tiny_llama
+
+    gguf = write_tiny_llama(tmp_path / "tiny.gguf")
+    path = tmp_path / "s.yaml"
+    path.write_text(LLAMA.replace("GGUF", str(gguf)))
+    with sqlite_live(tmp_path, services=str(path)) as p:
+        who = p.tenant("cabin")
+        _asleep(p)
+        body = {"model": "sleepy", "prompt": "hello pool", "max_tokens": 3}
+        r = p.client.post("/v1/completions", headers=who, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] >= 1
+        st = _status(p)
+        assert st["cold_starts"] == 1 and st["cold_start_s_last"] > 0
+        assert st["memory_fraction"] is None  # not multiplexed: no memory share
