@@ -141,26 +141,24 @@ def _victims(
     devs: MuxDevices, states: dict[str, LiveServiceState], need: float, activity: Activity
 ) -> list[tuple[LiveServiceState, Replica]] | None:
     """Idle members to stop (least recently used first) on the instance where the fewest must
-    go for ``need`` bytes."""
+    go for ``need`` bytes; members still stopping (an earlier eviction) count as gone: ``[]``
+    when their leaving makes room (wait for them, evict nobody more)."""
+    running = {id(r): (s, r) for s in states.values() for r in s.supervisor.replicas}
     best = None
     for inst in devs.instances.values():
-        ids = list(inst.members)
+        ids = [rid for rid in inst.members if rid in running]
+        leaving = sum(b for rid, (_, b) in inst.members.items() if rid not in running)
         resident = []
         for rid in ids:
             name, size = inst.members[rid]
             a = activity.snapshot(name)
             resident.append((size, a.last_used, bool(a.inflight or a.held)))
-        pick = lru_victims(resident, need, devs.budget - inst.used())
+        pick = lru_victims(resident, need, devs.budget - inst.used() + leaving)
         if pick is not None and (best is None or len(pick) < len(best)):
             best = [ids[i] for i in pick]
     if best is None:
         return None
-    out = []
-    for s in states.values():
-        for r in s.supervisor.replicas:
-            if id(r) in best:
-                out.append((s, r))
-    return out
+    return [running[rid] for rid in best]
 
 
 def grow_member(
@@ -179,6 +177,8 @@ def grow_member(
     for _ in range(max(s.target - len(s.supervisor.replicas), 0)):
         if devs.room(s.need_bytes) is None:
             out = _victims(devs, states, s.need_bytes, activity) if woken else None
+            if out == []:  # room comes when members still stopping are gone
+                return
             if out:
                 for v, r in out:
                     v.supervisor.remove(r)

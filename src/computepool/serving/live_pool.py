@@ -264,7 +264,7 @@ class ProcessReplicas:
             if s.slots is not None:
                 whole[s.flavor] += s.slots.held() + s.pending * s.slots.size
                 continue
-            n = len(s.supervisor.replicas)
+            n = len(s.supervisor.replicas) + len(s.supervisor.stopping)
             (whole if s.devices >= 1 else frac)[s.flavor] += n * s.devices
         return whole + np.ceil(frac - 1e-9)
 
@@ -285,11 +285,12 @@ class ProcessReplicas:
 
     def release(self, plans: None, now: float) -> None:
         """Scale-downs first: their accelerators return at once. An idle service that may go
-        to zero stops now (nothing in flight: no drain)."""
+        to zero stops now (nothing in flight: no drain). Stops never wait for a process: its
+        slots stay held (``stopping``) until it is gone."""
         for s in self.states:
             s.target = target(s, self.activity)
             if s.target == 0 and s.supervisor.replicas:
-                s.supervisor.stop()
+                s.supervisor.stop(wait=False)
             elif s.target < len(s.supervisor.replicas):
                 s.supervisor.scale_to(s.target)
         for s in self.states:  # replicas still waiting for a slot are reserved afresh
@@ -341,6 +342,7 @@ class ProcessReplicas:
                 "shape": s.shape,
                 "replicas": len(s.supervisor.replicas),
                 "healthy": len(s.supervisor.endpoints()),
+                "stopping": len(s.supervisor.stopping),
                 "want": s.want,
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
@@ -356,5 +358,7 @@ class ProcessReplicas:
 
     def stop(self) -> None:
         self._stopped = True
+        for s in self.states:  # every replica told first, then waited for
+            s.supervisor.stop(wait=False)
         for s in self.states:
-            s.supervisor.stop()
+            s.supervisor.reap_stopping(wait=True)

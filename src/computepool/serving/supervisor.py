@@ -4,9 +4,15 @@
 in its own process group. ``check()`` (call it every few seconds) restarts a replica whose
 process exited, or whose ``/health`` failed ``max_fails`` times in a row after its start-up
 allowance; ``scale_to(n)`` adds replicas or drains the newest ones (out of the endpoint at
-once, stopped with SIGTERM then SIGKILL after ``drain_s``);
+once, stopped after ``drain_s``);
 ``endpoints()`` lists the healthy ones for the service's stable endpoint. Every start, exit,
 restart and stop is kept in ``events``.
+
+Stops never wait: a replica being stopped gets SIGTERM and joins ``stopping``; each ``check``
+(or ``reap_stopping``) looks again, sends SIGKILL once ``stop_grace_s`` has passed, and only
+when the process is really gone gives its device slots back (so nothing books them while the
+engine still holds their memory). ``stop()`` (shutting down) waits; ``stop(wait=False)`` (an
+idle service going to zero inside a round) does not.
 
 Any engine fits: ``ready_path`` is its readiness probe, ``ports`` how many consecutive ports a
 replica takes, ``launch(replica)`` its argv and own variables (its devices), and ``slots`` (``take`` /
@@ -23,6 +29,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +86,17 @@ class Replica:
         return f"http://{self.host}:{self.port}"
 
 
+@dataclass
+class Stopping:
+    """A replica told to stop whose process may still run (its slots are still held)."""
+
+    replica: Replica
+    kill_at: float  # monotonic: SIGKILL from then on
+    killed: bool = False
+    #: A runner's stop, run in a thread (``Runner.terminate`` may wait); None: a local process.
+    thread: threading.Thread | None = None
+
+
 class Runner(Protocol):
     """Runs replicas away from this process (default: local processes of this machine)."""
 
@@ -129,6 +147,9 @@ class Supervisor:
     runner: Runner | None = None
     replicas: list[Replica] = field(default_factory=list)
     draining: list[tuple[float, Replica]] = field(default_factory=list)
+    #: Seconds between SIGTERM and SIGKILL when a replica is stopped.
+    stop_grace_s: float = 5.0
+    stopping: list[Stopping] = field(default_factory=list)
     events: list[tuple[float, str, int, str]] = field(default_factory=list)
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -208,10 +229,11 @@ class Supervisor:
             self._event("draining", r)
 
     def remove(self, r: Replica) -> None:
-        """Stop replica ``r`` now (not drained: evicted while idle) and give its slots back."""
+        """Stop replica ``r`` now (not drained: evicted while idle); its slots go back once
+        its process is gone (``stopping``)."""
         if r in self.replicas:
             self.replicas.remove(r)
-            self._stop(r)
+            self._begin_stop(r)
 
     def starting(self) -> list[Replica]:
         """Replicas started (or restarted) that have not passed a health check yet."""
@@ -222,24 +244,70 @@ class Supervisor:
         keep = []
         for deadline, r in self.draining:
             if force or now >= deadline:
-                self._stop(r)
+                self._begin_stop(r)
             else:
                 keep.append((deadline, r))
         self.draining = keep
 
-    def stop(self) -> None:
-        """Stop every replica now (draining ones included)."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop every replica now (draining ones included); ``wait``: until their processes
+        are gone (else they are ``stopping`` and a later ``check`` finishes the stop)."""
         while self.replicas:
-            self._stop(self.replicas.pop())
+            self._begin_stop(self.replicas.pop())
         self._reap(force=True)
+        self.reap_stopping(wait=wait)
 
-    def _stop(self, r: Replica) -> None:
-        self._terminate(r)
+    def _begin_stop(self, r: Replica) -> None:
+        """SIGTERM (or the runner's stop, in a thread) and return at once."""
+        st = Stopping(r, time.monotonic() + self.stop_grace_s)
         if self.runner is not None:
-            self.runner.close(r)
-        self._event("stopped", r)
-        if self.slots is not None:
-            self.slots.give(r)
+            st.thread = threading.Thread(
+                target=self.runner.terminate, args=(r, self.stop_grace_s), daemon=True
+            )
+            st.thread.start()
+        elif r.proc is not None and r.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(r.proc.pid, signal.SIGTERM)
+        self.stopping.append(st)
+        self._event("stopping", r)
+
+    def _gone(self, st: Stopping, wait: bool) -> bool:
+        """Is ``st``'s process gone? SIGKILL once its grace has passed; ``wait``: block
+        until it is gone."""
+        if st.thread is not None:
+            if wait:
+                st.thread.join()
+            return not st.thread.is_alive()
+        p = st.replica.proc
+        if p is None or p.poll() is not None:
+            return True
+        if wait:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(st.kill_at - time.monotonic(), 0.0))
+        if p.poll() is None and time.monotonic() >= st.kill_at and not st.killed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)
+            st.killed = True
+        if wait and p.poll() is None:
+            p.wait(timeout=self.stop_grace_s)
+        return p.poll() is not None
+
+    def reap_stopping(self, wait: bool = False) -> int:
+        """Finish the stops whose processes are gone (their slots go back); returns how many
+        are still stopping."""
+        keep = []
+        for st in self.stopping:
+            if not self._gone(st, wait):
+                keep.append(st)
+                continue
+            r = st.replica
+            if self.runner is not None:
+                self.runner.close(r)
+            self._event("stopped", r, "killed" if st.killed else "")
+            if self.slots is not None:
+                self.slots.give(r)
+        self.stopping = keep
+        return len(keep)
 
     def __enter__(self) -> Supervisor:
         return self
@@ -252,6 +320,7 @@ class Supervisor:
         """One health pass over all replicas; returns what it did (for logs and tests)."""
         done = []
         self._reap()
+        self.reap_stopping()
         with httpx.Client(timeout=self.health_timeout_s) as client:
             for r in self.replicas:
                 code = r.proc.poll()
