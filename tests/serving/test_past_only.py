@@ -9,7 +9,7 @@ from computepool.policies import get_policy
 from computepool.serving.service import ServiceSpec
 from computepool.serving.streams import RequestStream
 from computepool.sim.run import SimConfig, simulate
-from tests.serving.helpers import model, one_node_pool, stream, workload
+from tests.serving.helpers import gpu, model, one_node_pool, stream, workload
 
 EMPTY = Workload(np.zeros(0), np.zeros(0), np.zeros(0), [])
 SPIKE_AT = 900.0
@@ -71,3 +71,41 @@ def test_dedicated_is_sized_from_the_previous_period_not_from_this_run():
         for p in (quiet, busy)
     ]
     assert reps[1] > reps[0]
+
+
+def _sim_first_shape(pool, w) -> str:
+    """The shape the simulator's pre-warmed start gives the service (first round)."""
+    from types import SimpleNamespace
+
+    from computepool.serving.controller import SimulatedReplicas
+
+    sim = SimulatedReplicas(pool, w, batched=False)
+    plans = sim.decide(0.0)
+    F = len(pool.flavors)
+    ctx = SimpleNamespace(free=np.full(F, 1e9), freed=np.zeros(F), evict_for=lambda f, d: False)
+    sim.grow(plans, ctx, 0.0)
+    (s,) = sim.states
+    return s.shapes.names[s.groups[0].shape]
+
+
+def test_the_live_replica_shape_comes_from_the_previous_period_as_the_simulators():
+    from computepool.serving.live_pool import ProcessReplicas
+
+    pool = one_node_pool(per_node=8, nodes=2, accel=gpu("H800"))
+    svc = ServiceSpec("chat", model("qwen2.5-7b"), max_replicas=16)
+    calm = stream(np.full(1800, 0.2), seed=1)
+    spiky = _with_spike(calm, 60.0, stream(np.full(600, 60.0), prompt=8000, seed=2))
+    chosen = {}
+    for name, past in (("quiet", stream(np.full(1800, 0.2), seed=3)),
+                       ("busy", stream(np.full(1800, 60.0), prompt=8000, seed=3))):  # fmt: skip
+        for today_name, today in (("calm", calm), ("spiky", spiky)):
+            w = workload([svc], [today], 1800.0, past=[past])
+            live = ProcessReplicas(pool, w)
+            try:
+                chosen[name, today_name] = live.states[0].shape
+            finally:
+                live.stop()
+            assert chosen[name, today_name] == _sim_first_shape(pool, w)
+        # today's traffic (a spike the controller has not seen yet) changes nothing
+        assert chosen[name, "calm"] == chosen[name, "spiky"]
+    assert chosen["quiet", "calm"] != chosen["busy", "calm"]  # the past does

@@ -40,6 +40,7 @@ from computepool.model.pool import Pool
 from computepool.serving import autoscaler as asc
 from computepool.serving.activity import ActivatorBounds, Activity
 from computepool.serving.binding import DevicePlacer, ServiceSlots, replica_keys
+from computepool.serving.controller import SimulatedReplicas
 from computepool.serving.emulator import replica_timing
 from computepool.serving.engines.launch import engine_of, replica_launch, replica_values
 from computepool.serving.hook import MonotonicClock, RoundCapacity, ServingHook
@@ -52,8 +53,8 @@ from computepool.serving.live_mux import (
     target,
 )
 from computepool.serving.mux import instance_bytes, load_seconds, member_bytes
-from computepool.serving.muxplan import Candidate, groups_of
-from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
+from computepool.serving.muxplan import Candidate, candidate, groups_of
+from computepool.serving.perf import Mix, capacity_rps, prefill_flops
 from computepool.serving.service import ServiceSpec, ServingWorkload
 from computepool.serving.supervisor import Runner, Supervisor
 
@@ -131,15 +132,15 @@ class ProcessReplicas:
         self._stopped = False
         self._keys = replica_keys()
         self.activity = Activity([svc.name for svc in serving.services])
-        pairs = list(zip(serving.services, serving.streams, strict=True))
-        cands = [self._candidate(svc, st) for svc, st in pairs]
+        # every decision at start is the simulator's own, from the previous period only
+        # (``ServingWorkload.past_streams``): shape, warm-start size, mux groups
+        sim = SimulatedReplicas(pool, serving, batched=False)
+        first = sim.decide(0.0)
+        n = len(serving.services)
+        cands = [candidate(st, sim.past_horizon) for st in sim.states[:n]]
         #: Mux groups (the simulator's ``muxplan.groups_of`` over the same previous period)
         #: and their shared instances.
-        self.plans = (
-            groups_of(self._plan_input(serving, cands), pool, self.cfg)
-            if self.cfg.multiplex
-            else []
-        )
+        self.plans = groups_of(cands, pool, self.cfg) if self.cfg.multiplex else []
         self.groups: list[MuxDevices] = []
         home = {}
         for gi, gp in enumerate(self.plans):
@@ -147,43 +148,27 @@ class ProcessReplicas:
             budget = instance_bytes(acc.memory_gib, gp.tp, self.cfg.perf)
             self.groups.append(MuxDevices(None, gp.flavor, gp.tp, budget))
             home.update({i: (gi, r) for i, r in zip(gp.members, gp.rows, strict=True)})
-        for i, (svc, _) in enumerate(pairs):
-            self.states.append(self._start(svc, cands[i], log_dir, start_delay_s, home.get(i)))
+        for i, st in enumerate(sim.states[:n]):
+            warm = first.get(id(st)) if home.get(i) is None else None
+            self.states.append(self._start(cands[i], warm, log_dir, start_delay_s, home.get(i)))
 
-    def _candidate(self, svc, stream) -> Candidate:
-        cfg = self.cfg
-        # measured profiles (a real engine's own speed) replace the derived numbers
-        shapes = build_shapes(svc.model, self.pool, svc.accelerators, cfg.perf,
-                              packing=cfg.packing, regions=svc.regions,
-                              profiles=svc.profile_map)  # fmt: skip
-        mix = _mix(svc, stream.prompt, stream.output)
-        p99 = float(np.percentile(stream.prompt, 99)) if len(stream) else 4096.0
-        usable = asc.usable_shapes(shapes, svc, float(prefill_flops(svc.model, [p99])[0]), cfg)
-        rate = len(stream) / max(float(stream.t.max()), 1.0) if len(stream) else 0.0
-        return Candidate(svc, shapes, usable, mix, rate)
-
-    def _plan_input(self, serving: ServingWorkload, cands: list[Candidate]) -> list[Candidate]:
-        """The candidates as the simulator's plan sees them: the previous period's mix, p99
-        prompt and mean rate (``ServingController``: ``past_streams`` over an hour at most, or
-        the whole ``past`` when given)."""
-        h = serving.horizon_s if serving.past is not None else min(serving.horizon_s, 3600.0)
-        out = []
-        for c, past in zip(cands, serving.past_streams(h), strict=True):
-            svc = c.spec
-            p99 = float(np.percentile(past.prompt, 99)) if len(past) else 0.0
-            p99_flops = float(prefill_flops(svc.model, np.array([p99]))[0])
-            usable = asc.usable_shapes(c.shapes, svc, p99_flops, self.cfg)
-            mix = _mix(svc, past.prompt, past.output)
-            out.append(replace(c, usable=usable, mix=mix, rate=len(past) / max(h, 1e-9)))
-        return out
-
-    def _start(self, svc, cand: Candidate, log_dir, start_delay_s, home) -> LiveServiceState:
-        cfg, shapes, mix = self.cfg, cand.shapes, cand.mix
-        cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
+    def _start(self, cand: Candidate, warm, log_dir, start_delay_s, home) -> LiveServiceState:
+        """A service's supervisor and autoscaler; its shape is the simulator's first
+        decision ``warm`` (need, floor, capacity per shape: its pre-warmed start from the
+        previous period) ranked by the autoscaler's ``rank_shapes``; a member's is its group's
+        instance row."""
+        cfg, svc, shapes, mix = self.cfg, cand.spec, cand.shapes, cand.mix
+        if mix.prefill_flops <= 0:  # no requests in the previous period: a typical one
+            mix = _mix(svc, np.zeros(0), np.zeros(0))
+        if warm is not None:
+            need, _, cap = warm
+        else:
+            cap = capacity_rps(shapes, mix, svc.tbt_slo_s, cfg.target_utilization, cfg.perf)
+            need = cand.rate
         ranked = asc.rank_shapes(
-            cap, shapes.price_h, cand.usable, cand.rate, svc.min_replicas, svc.max_replicas
+            cap, shapes.price_h, cand.usable, need, svc.min_replicas, svc.max_replicas
         )
-        if len(ranked) == 0:
+        if home is None and len(ranked) == 0:
             raise ValueError(f"service {svc.name!r}: no usable replica shape in this pool")
         k = int(ranked[0]) if home is None else home[1]
         acc = self.pool.flavor_accelerators[int(shapes.flavor[k])].name
