@@ -15,7 +15,7 @@ rate, token mix, queue backlog) and applies the result.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,6 +55,42 @@ def scale_down_floor(
     """Capacity may only drop to the highest need of the last ``delay_s`` (``t`` increasing)."""
     i = bisect_right(t, now - delay_s - 1e-9)
     return float(max(needed[i:])) if i < len(t) else 0.0
+
+
+def plan_need(
+    hist_t: list[float],
+    hist_rate: list[float],
+    hist_need: list[float],
+    now: float,
+    rate: float,
+    backlog_flops: float,
+    mix: Mix,
+    floor0: float,
+    cfg: ServingConfig,
+) -> tuple[float, float]:
+    """One decision's (capacity needed, scale-down floor), req/s, from the rate measured at
+    ``now``; appends to the histories (trimmed to what the decisions look back at). The
+    simulator's services and mux groups and the live pool's mux groups all decide here."""
+    hist_t.append(now)
+    hist_rate.append(rate)
+    keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
+    if hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
+        i = bisect_left(hist_t, now - keep)
+        del hist_t[:i], hist_rate[:i], hist_need[:i]
+    need = forecast_rate(hist_t, hist_rate, now, cfg)
+    need = max(needed_rate(need, backlog_flops, mix, cfg), floor0)
+    hist_need.append(need)
+    return need, scale_down_floor(hist_t, hist_need, now, cfg.scale_down_delay_s)
+
+
+def replicas_after(
+    need: float, floor: float, cap: float, now_n: int, min_replicas: int, max_replicas: int
+) -> int:
+    """Replicas of capacity ``cap`` after one decision: enough for ``need``, and from
+    ``now_n`` down only to what the scale-down ``floor`` still needs."""
+    want = replicas_for(need, cap, min_replicas, max_replicas)
+    keep = replicas_for(floor, cap, min_replicas, max_replicas)
+    return max(want, min(now_n, keep))
 
 
 def usable_shapes(

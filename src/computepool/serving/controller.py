@@ -26,7 +26,6 @@ Plain services are replayed and measured together (``replay_batch.py``).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,7 +35,6 @@ from computepool.model.status import Status
 from computepool.serving import autoscaler as asc
 from computepool.serving.feasibility import service_status
 from computepool.serving.hook import RoundCapacity, SchedulerClock, ServingHook
-from computepool.serving.mux import group_capacity
 from computepool.serving.packing import extra_devices
 from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_flops
 from computepool.serving.replay import Group, ServiceReplay
@@ -252,8 +250,9 @@ class SimulatedReplicas:
                 rate, mix = self._peak(s)
         if s.members:  # a mux group: capacity at its members' current activity
             src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
-            cap = group_capacity(src, at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization)
-            mem_floor = src.floor_replicas(at) * float(cap[0])
+            cap, mem_floor = src.sizing(
+                at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization
+            )
         else:
             cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
             mem_floor = 0.0
@@ -263,17 +262,8 @@ class SimulatedReplicas:
     def _decide(
         self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float
     ) -> tuple[float, float, np.ndarray]:
-        cfg = self.cfg
-        s.hist_t.append(now)
-        s.hist_rate.append(rate)
-        keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
-        if s.hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
-            i = bisect_left(s.hist_t, now - keep)
-            del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
-        need = asc.forecast_rate(s.hist_t, s.hist_rate, now, cfg)
-        need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
-        s.hist_need.append(need)
-        floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, cfg.scale_down_delay_s)
+        need, floor = asc.plan_need(s.hist_t, s.hist_rate, s.hist_need, now, rate,
+                                    s.replay.backlog, mix, floor0, self.cfg)  # fmt: skip
         return need, floor, cap
 
     def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:

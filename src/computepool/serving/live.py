@@ -62,6 +62,8 @@ class LiveAutoscaler:
     rate: list[float] = field(default_factory=list)
     need: list[float] = field(default_factory=list)
     decisions: list[tuple[float, int, float]] = field(default_factory=list)
+    #: Requests waiting at the replicas at the last decision.
+    queued: float = 0.0
     _last: dict[tuple[int, int], float] = field(default_factory=dict)
     _seen: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
@@ -102,6 +104,7 @@ class LiveAutoscaler:
         """
         cfg = self.cfg
         queued = self.observe(now)
+        self.queued = queued
         self.decision_t.append(now)
         if len(self.t) < 2:  # a baseline sample: no rate yet, no decision
             self.rate.append(0.0)
@@ -130,9 +133,7 @@ class LiveAutoscaler:
             )[0]  # fmt: skip
         )
         now_n = len(self.supervisor.replicas)
-        want = asc.replicas_for(need, cap, self.min_replicas, self.max_replicas)
-        keep = asc.replicas_for(floor, cap, self.min_replicas, self.max_replicas)
-        n = max(want, min(now_n, keep))
+        n = asc.replicas_after(need, floor, cap, now_n, self.min_replicas, self.max_replicas)
         if apply and n != now_n:
             self.supervisor.scale_to(n)
         self.decisions.append((now, n, need))

@@ -175,15 +175,7 @@ class MuxReplay(ServiceReplay):
     def _step(
         self, dec: np.ndarray, res: np.ndarray, n: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-instance fixed step cost of the models decoding (``dec``) and weight bytes of
-        the resident ones (``res``), spread over ``n`` instances."""
-        m = self.members
-        big = np.maximum(n, 1.0)
-        a_sum = (dec * m.a[:, None]).sum(axis=0)
-        a_max = (dec * m.a[:, None]).max(axis=0, initial=0.0)
-        w_sum = (res * m.weight_bytes[:, None]).sum(axis=0)
-        w_max = (res * m.weight_bytes[:, None]).max(axis=0, initial=0.0)
-        return np.maximum(a_sum / big, a_max), np.maximum(w_sum / big, w_max)
+        return step_costs(self.members, dec, res, n)
 
     def _bins(self, t0, t1, groups):
         k = max(1, int(np.ceil((t1 - t0) / self.bin_s - 1e-9)))
@@ -217,43 +209,108 @@ class MuxReplay(ServiceReplay):
         return edges, cap, r1, tau, np.full(k, budget)
 
     # ---- what the autoscaler sees ------------------------------------------------------
+    def masks(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(members decoding, members resident) at ``now``: a request within the last
+        ``decode_window_s``, resp. ``keep_alive_s``."""
+        dec = self.active(np.array([now]), self.decode_window_s)[:, 0]
+        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))[:, 0]
+        return dec, res
+
+    def mean_k(self, now: float) -> float:
+        """Mean per-token decode cost (s per sequence and step) of the last ``keep_alive_s``."""
+        w = self.window(now - self.keep_alive_s, now)
+        return float(w["outk"]) / float(w["out"]) if float(w["out"]) > 0 else self._mean_k
+
     def decision_shapes(self, now: float, replicas: int) -> ShapeTable:
         """The instance shape with the step cost of the models active in the last
         ``keep_alive_s`` (spread over ``replicas`` instances) and their mean per-token cost."""
-        dec = self.active(np.array([now]), self.decode_window_s)
-        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))
-        n = float(max(replicas, self.floor_replicas(now), 1))
-        a_eff, resident = self._step(dec, res, np.array([n]))
-        w = self.window(now - self.keep_alive_s, now)
-        mean_k = float(w["outk"]) / float(w["out"]) if float(w["out"]) > 0 else self._mean_k
-        kvb = float(np.mean(self.members.kvb))
-        kv_cap = max(self.mem_bytes - float(resident[0]), 0.0) / kvb
-        return replace(
-            self.shapes,
-            a=np.array([float(a_eff[0]) or float(self.members.a.min())]),
-            kvr=np.zeros(1),
-            c=np.array([mean_k]),
-            kv_cap=np.array([kv_cap]),
-        )
+        dec, res = self.masks(now)
+        n = max(replicas, self.floor_replicas(now), 1)
+        return instance_shape(self.shapes, self.members, dec, res, n, self.mean_k(now),
+                              self.mem_bytes)  # fmt: skip
 
     def floor_replicas(self, now: float) -> int:
-        """Instances the group needs whatever its request rate: to hold the weights of the
-        models used in the last ``keep_alive_s`` with a fifth of memory left for KV cache, and
-        to run one decode step of every model decoding within half the TBT budget."""
-        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))[:, 0]
-        dec = self.active(np.array([now]), self.decode_window_s)[:, 0]
-        w = float(self.members.weight_bytes[res].sum())
-        a = float(self.members.a[dec].sum())
-        budget = self.perf.tbt_budget * self.tbt_slo
-        return max(
-            math.ceil(w / (0.8 * self.mem_bytes) - 1e-9) if w > 0 else 0,
-            math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
-        )
+        dec, res = self.masks(now)
+        return floor_instances(self.members, dec, res, self.mem_bytes, self.perf, self.tbt_slo)
+
+    def sizing(
+        self, now: float, replicas: int, mix: Mix, tbt_slo: float, util: float
+    ) -> tuple[np.ndarray, float]:
+        """``group_plan`` at the members' activity replayed up to ``now``."""
+        dec, res = self.masks(now)
+        return group_plan(self.shapes, self.members, self.mem_bytes, self.perf, dec, res,
+                          replicas, self.mean_k(now), mix, tbt_slo, util)  # fmt: skip
 
 
-def group_capacity(
-    replay: MuxReplay, now: float, replicas: int, mix: Mix, tbt_slo: float, util: float
-) -> np.ndarray:
-    """Requests per second one instance carries at the current member activity."""
-    shapes = replay.decision_shapes(now, replicas)
-    return capacity_rps(shapes, mix, tbt_slo, util, replay.perf)
+def step_costs(
+    m: Members, dec: np.ndarray, res: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-instance fixed step cost of the models decoding (``dec``, members x times) and
+    weight bytes of the resident ones (``res``), spread over ``n`` instances."""
+    dec, res = np.asarray(dec).reshape(len(m.a), -1), np.asarray(res).reshape(len(m.a), -1)
+    big = np.maximum(n, 1.0)
+    a_sum = (dec * m.a[:, None]).sum(axis=0)
+    a_max = (dec * m.a[:, None]).max(axis=0, initial=0.0)
+    w_sum = (res * m.weight_bytes[:, None]).sum(axis=0)
+    w_max = (res * m.weight_bytes[:, None]).max(axis=0, initial=0.0)
+    return np.maximum(a_sum / big, a_max), np.maximum(w_sum / big, w_max)
+
+
+def floor_instances(
+    m: Members, dec: np.ndarray, res: np.ndarray, mem_bytes: float, perf, tbt_slo: float
+) -> int:
+    """Instances a group needs whatever its request rate: to hold the weights of the
+    resident models (``res``) with a fifth of memory left for KV cache, and to run one decode
+    step of every model decoding (``dec``) within half the TBT budget."""
+    w = float(m.weight_bytes[np.asarray(res, dtype=bool)].sum())
+    a = float(m.a[np.asarray(dec, dtype=bool)].sum())
+    budget = perf.tbt_budget * tbt_slo
+    return max(
+        math.ceil(w / (0.8 * mem_bytes) - 1e-9) if w > 0 else 0,
+        math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
+    )
+
+
+def instance_shape(
+    shape: ShapeTable,
+    m: Members,
+    dec: np.ndarray,
+    res: np.ndarray,
+    n: int,
+    mean_k: float,
+    mem_bytes: float,
+) -> ShapeTable:
+    """The group's instance shape (one row) with the step cost of the decoding models and
+    the KV room the resident ones leave, spread over ``n`` instances."""
+    a_eff, resident = step_costs(m, dec, res, np.array([float(n)]))
+    kvb = float(np.mean(m.kvb))
+    kv_cap = max(mem_bytes - float(resident[0]), 0.0) / kvb
+    return replace(
+        shape,
+        a=np.array([float(a_eff[0]) or float(m.a.min())]),
+        kvr=np.zeros(1),
+        c=np.array([mean_k]),
+        kv_cap=np.array([kv_cap]),
+    )
+
+
+def group_plan(
+    shape: ShapeTable,
+    m: Members,
+    mem_bytes: float,
+    perf: PerfAssumptions,
+    dec: np.ndarray,
+    res: np.ndarray,
+    replicas: int,
+    mean_k: float,
+    mix: Mix,
+    tbt_slo: float,
+    util: float,
+) -> tuple[np.ndarray, float]:
+    """What a mux group's autoscaler sizes instances with, in the simulator and on the live
+    pool: (requests per second one instance carries at the members' activity, the capacity
+    the group needs whatever its rate: ``floor_instances`` of them)."""
+    floor = floor_instances(m, dec, res, mem_bytes, perf, tbt_slo)
+    sh = instance_shape(shape, m, dec, res, max(replicas, floor, 1), mean_k, mem_bytes)
+    cap = capacity_rps(sh, mix, tbt_slo, util, perf)
+    return cap, floor * float(cap[0])
