@@ -43,7 +43,9 @@ def _status(p: LivePool) -> dict:
 
 
 def _asleep(p: LivePool) -> None:
-    p.wait(lambda: _status(p)["asleep"] and _status(p)["replicas"] == 0, 30, "scaled to zero")
+    """Scaled to zero and its engine process gone (its device is held until then)."""
+    p.wait(lambda: (st := _status(p))["asleep"] and st["replicas"] == 0 and st["stopping"] == 0,
+           30, "scaled to zero")  # fmt: skip
 
 
 def _services_on_v100(p: LivePool) -> int:

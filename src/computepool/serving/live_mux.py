@@ -18,28 +18,38 @@ a request for it waits at the gateway (bounded, ``server/activator.py``) while t
 starts a replica; that wait is the measured cold start. A woken member with no memory left on
 its group's instances evicts the least recently used idle member (``mux.lru_victims``); a
 group takes another instance only when it has none, a woken member cannot fit by eviction,
-or a running member's autoscaler wants more while every resident member is busy. Members
-that fit are started at once (a warm start; the simulator's instances start empty), the
-others when first asked for.
+or the group's instance count calls for more. That count is the simulator's: ``GroupSizer``
+sizes the group on its members' *total* load (the sum of their measured request rates and
+backlogs, their mixes weighted by rate) with ``mux.group_plan`` and
+``autoscaler.plan_need`` / ``replicas_after``, the functions the simulator's group state
+decides with, from its warm start (the simulator's first decision over the previous period);
+each awake member then runs on its share of the instances (``spread``: in proportion to its
+rate, at least one), one engine process per instance. Members that fit are started at once
+(a warm start; the simulator's instances start empty), the others when first asked for.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from computepool.serving import autoscaler as asc
 from computepool.serving.activity import Activity
 from computepool.serving.binding import DevicePlacer
-from computepool.serving.mux import lru_victims
+from computepool.serving.mux import Members, group_plan, lru_victims
+from computepool.serving.perf import Mix, ShapeTable
+from computepool.serving.service import ServingConfig
 from computepool.serving.supervisor import Replica
 
 if TYPE_CHECKING:
     from computepool.serving.hook import RoundCapacity
     from computepool.serving.live_pool import LiveServiceState
+    from computepool.serving.state import ServiceState
 
 
 @dataclass
@@ -63,19 +73,26 @@ class MuxDevices:
     budget: float  # bytes one instance offers its members (mux.instance_bytes)
     keys: Iterator[int] = field(default_factory=lambda: itertools.count(-1, -1))
     instances: dict[int, Instance] = field(default_factory=dict)
-    #: Set by the controller for one start: the start may bind a new instance.
+    #: Set by the controller for one start: the start may bind a new instance (``prefer_new``:
+    #: must, to spread the group over the instances its sizer wants).
     allow_new: bool = False
+    prefer_new: bool = False
 
     def held(self) -> int:
         return len(self.instances) * self.tp
 
-    def room(self, need: float) -> int | None:
-        """The fullest instance that still holds ``need`` bytes (best fit), or None."""
-        fits = [(i.used(), k) for k, i in self.instances.items() if i.used() + need <= self.budget]
+    def room(self, need: float, service: str = "") -> int | None:
+        """The fullest instance that still holds ``need`` bytes (best fit) and does not run
+        ``service`` yet (a second engine of a model on one instance adds nothing), or None."""
+        fits = [
+            (i.used(), k)
+            for k, i in self.instances.items()
+            if i.used() + need <= self.budget and all(n != service for n, _ in i.members.values())
+        ]
         return max(fits)[1] if fits else None
 
     def take(self, r: Replica, service: str, need: float) -> bool:
-        key = self.room(need)
+        key = None if self.prefer_new else self.room(need, service)
         if key is None:
             if not self.allow_new:
                 return False
@@ -118,6 +135,84 @@ class MemberSlots:
         self.devices.give(r)
 
 
+@dataclass
+class GroupSizer:
+    """A live mux group's instance count, decided as the simulator decides its group state's:
+    ``mux.group_plan`` (capacity of one instance at the members' activity, the memory and
+    step-time floor) and ``autoscaler.plan_need`` / ``replicas_after`` over the total load."""
+
+    shape: ShapeTable  # the group's instance shape (the simulator's group state's)
+    members: Members
+    mem_bytes: float
+    tbt_slo_s: float
+    max_instances: int
+    cfg: ServingConfig
+    instances: int = 1
+    hist_t: list[float] = field(default_factory=list)
+    hist_rate: list[float] = field(default_factory=list)
+    hist_need: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, g: ServiceState, cfg: ServingConfig, warm) -> GroupSizer:
+        """From the simulator's group state ``g`` and its first decision ``warm`` (need,
+        floor, capacity), held like any decision for ``scale_down_delay_s``."""
+        rep = g.replay
+        out = cls(g.shapes, rep.members, rep.mem_bytes, g.spec.tbt_slo_s, g.spec.max_replicas, cfg)
+        if warm is not None:
+            need, _, cap = warm
+            out.instances = asc.replicas_for(need, float(cap[0]), 1, out.max_instances)
+            out.hist_t, out.hist_rate, out.hist_need = [0.0], [need], [need]
+        return out
+
+    def decide(
+        self,
+        now: float,
+        rate: float,
+        backlog_flops: float,
+        mix: Mix,
+        dec: np.ndarray,
+        res: np.ndarray,
+        mean_k: float,
+        replicas: int,
+    ) -> int:
+        """Instances wanted after one decision at ``now`` (``replicas``: those held now)."""
+        cfg = self.cfg
+        cap, floor0 = group_plan(self.shape, self.members, self.mem_bytes, cfg.perf, dec, res,
+                                 replicas, mean_k, mix, self.tbt_slo_s, cfg.target_utilization)  # fmt: skip
+        need, floor = asc.plan_need(self.hist_t, self.hist_rate, self.hist_need, now, rate,
+                                    backlog_flops, mix, floor0, cfg)  # fmt: skip
+        self.instances = asc.replicas_after(need, floor, float(cap[0]), replicas, 1,
+                                            self.max_instances)  # fmt: skip
+        return self.instances
+
+
+def group_load(states: list[LiveServiceState], activity: Activity, m: Members) -> tuple:
+    """A group's total load as its sizer reads it, from its members (in the group's order):
+    (request rate, backlog FLOPs, mix weighted by rate, decoding, resident, mean per-token
+    decode cost). Decoding: requests in flight or held; resident: a replica runs."""
+    rates = np.array([s.autoscaler.rate[-1] if s.autoscaler.rate else 0.0 for s in states])
+    mixes = [s.autoscaler.mix for s in states]
+    w = rates / rates.sum() if rates.sum() > 0 else np.full(len(states), 1.0 / len(states))
+    mix = Mix(*(float(np.dot(w, [getattr(x, f) for x in mixes]))
+                for f in ("prefill_flops", "output_tokens", "context_tokens")))  # fmt: skip
+    backlog = sum(s.autoscaler.queued * x.prefill_flops for s, x in zip(states, mixes, strict=True))
+    dec = np.array([activity.busy(s.spec.name) for s in states])
+    res = dec | np.array([bool(s.supervisor.replicas) for s in states])
+    k = np.array([x.context_tokens for x in mixes]) * m.kvr + m.c
+    out = np.array([x.output_tokens for x in mixes]) * w
+    mean_k = float((out * k).sum() / out.sum()) if out.sum() > 0 else float(k.mean())
+    return float(rates.sum()), float(backlog), mix, dec, res, mean_k
+
+
+def spread(instances: int, rates: list[float]) -> list[int]:
+    """On how many of a group's ``instances`` each awake member runs: in proportion to its
+    rate (the busiest on all of them when it carries nearly all), at least one."""
+    total = sum(rates)
+    if total <= 0:
+        return [1] * len(rates)
+    return [min(max(math.ceil(instances * r / total - 1e-9), 1), instances) for r in rates]
+
+
 def target(s: LiveServiceState, activity: Activity) -> int:
     """Replicas service ``s`` should have this round: its autoscaler's, at least one while
     requests are held for it, none once idle for its window (or evicted and not woken)."""
@@ -138,7 +233,11 @@ def target(s: LiveServiceState, activity: Activity) -> int:
 
 
 def _victims(
-    devs: MuxDevices, states: dict[str, LiveServiceState], need: float, activity: Activity
+    devs: MuxDevices,
+    states: dict[str, LiveServiceState],
+    need: float,
+    activity: Activity,
+    service: str = "",
 ) -> list[tuple[LiveServiceState, Replica]] | None:
     """Idle members to stop (least recently used first) on the instance where the fewest must
     go for ``need`` bytes; members still stopping (an earlier eviction) count as gone: ``[]``
@@ -146,6 +245,8 @@ def _victims(
     running = {id(r): (s, r) for s in states.values() for r in s.supervisor.replicas}
     best = None
     for inst in devs.instances.values():
+        if any(n == service for n, _ in inst.members.values()):
+            continue  # it runs there already
         ids = [rid for rid in inst.members if rid in running]
         leaving = sum(b for rid, (_, b) in inst.members.items() if rid not in running)
         resident = []
@@ -167,40 +268,56 @@ def grow_member(
     states: dict[str, LiveServiceState],
     activity: Activity,
     ctx: RoundCapacity,
+    instances: int | None = None,
 ) -> None:
     """Start member ``s``'s missing replicas: room on an instance; else, when requests wait
     for it, evict the least recently used idle members; else a new instance when the group
-    has none, requests wait for ``s``, or ``s`` runs and wants more while every resident is
-    busy (on free devices, or preempting training as any replica does)."""
+    has none, requests wait for ``s``, or the group holds fewer than ``instances`` (its
+    sizer's count; None: ``s`` runs and wants more while every resident is busy), on free
+    devices, or preempting training as any replica does."""
     name = s.spec.name
     woken = activity.waiting(name) > 0
     for _ in range(max(s.target - len(s.supervisor.replicas), 0)):
-        if devs.room(s.need_bytes) is None:
-            out = _victims(devs, states, s.need_bytes, activity) if woken else None
-            if out == []:  # room comes when members still stopping are gone
-                return
-            if out:
-                for v, r in out:
-                    v.supervisor.remove(r)
-                    v.asleep = True
-                    activity.count(v.spec.name, "evictions")
-            else:
-                busy = all(
-                    activity.busy(n) for i in devs.instances.values() for n, _ in i.members.values()
-                )
-                if devs.instances and not (woken or (busy and s.supervisor.replicas)):
+        spread_out = instances is not None and len(devs.instances) < instances
+        if spread_out or devs.room(s.need_bytes, name) is None:
+            if not spread_out:
+                out = _victims(devs, states, s.need_bytes, activity, name) if woken else None
+                if out == []:  # room comes when members still stopping are gone
                     return
-                if ctx.free[devs.flavor] < devs.tp:
-                    if not ctx.evict_for(devs.flavor, devs.tp - ctx.free[devs.flavor]):
-                        return
-                    s.preemptions += 1
-                ctx.free[devs.flavor] -= devs.tp
-                devs.allow_new = True
+                if out:
+                    for v, r in out:
+                        v.supervisor.remove(r)
+                        v.asleep = True
+                        activity.count(v.spec.name, "evictions")
+                    return  # room once the victims' processes are gone (a later round)
+                if devs.instances and not (woken or _all_busy(s, devs, activity, instances)):
+                    return
+            if not _new_instance(s, devs, ctx, spread_out):
+                return
         try:
             if s.supervisor.start_one() is None:
                 return
         finally:
-            devs.allow_new = False
+            devs.allow_new = devs.prefer_new = False
+
+
+def _all_busy(s: LiveServiceState, devs: MuxDevices, activity: Activity, instances) -> bool:
+    """Without a sizer: ``s`` runs and every resident member is busy."""
+    if instances is not None or not s.supervisor.replicas:
+        return False
+    return all(activity.busy(n) for i in devs.instances.values() for n, _ in i.members.values())
+
+
+def _new_instance(s: LiveServiceState, devs: MuxDevices, ctx: RoundCapacity, spread: bool) -> bool:
+    """Let the next start bind a new instance (free devices, else preempting training as
+    any replica does); False when there are none."""
+    if ctx.free[devs.flavor] < devs.tp:
+        if not ctx.evict_for(devs.flavor, devs.tp - ctx.free[devs.flavor]):
+            return False
+        s.preemptions += 1
+    ctx.free[devs.flavor] -= devs.tp
+    devs.allow_new, devs.prefer_new = True, spread
+    return True
 
 
 def activity_status(s: LiveServiceState, activity: Activity, plans) -> dict:

@@ -46,10 +46,13 @@ from computepool.serving.engines.launch import engine_of, replica_launch, replic
 from computepool.serving.hook import MonotonicClock, RoundCapacity, ServingHook
 from computepool.serving.live import LiveAutoscaler
 from computepool.serving.live_mux import (
+    GroupSizer,
     MemberSlots,
     MuxDevices,
     activity_status,
+    group_load,
     grow_member,
+    spread,
     target,
 )
 from computepool.serving.mux import instance_bytes, load_seconds, member_bytes
@@ -151,6 +154,13 @@ class ProcessReplicas:
         for i, st in enumerate(sim.states[:n]):
             warm = first.get(id(st)) if home.get(i) is None else None
             self.states.append(self._start(cands[i], warm, log_dir, start_delay_s, home.get(i)))
+        #: Per group, its instance count on the members' total load (the simulator's group
+        #: sizing, from the simulator's warm start); None where the simulator has no group
+        #: state (not pooled and autoscaled): a new instance then only for a busy group.
+        gstates = [g for g in sim.states[n:] if g.members]
+        self.sizers: list[GroupSizer | None] = [None] * len(self.plans)
+        if len(gstates) == len(self.plans):
+            self.sizers = [GroupSizer.of(g, self.cfg, first.get(id(g))) for g in gstates]
 
     def _start(self, cand: Candidate, warm, log_dir, start_delay_s, home) -> LiveServiceState:
         """A service's supervisor and autoscaler; its shape is the simulator's first
@@ -267,6 +277,11 @@ class ProcessReplicas:
         """Each service's autoscaler, from its replicas' metrics: the replicas wanted."""
         for s in self.states:
             s.want = max(s.autoscaler.tick(now, apply=False), s.spec.min_replicas)
+        for gp, devs, sz in zip(self.plans, self.groups, self.sizers, strict=True):
+            if sz is not None:  # a group is sized on its members' total load
+                members = [self.states[i] for i in gp.members]
+                load = group_load(members, self.activity, sz.members)
+                sz.decide(now, *load, max(len(devs.instances), 1))
 
     def release(self, plans: None, now: float) -> None:
         """Scale-downs first: their accelerators return at once. An idle service that may go
@@ -274,6 +289,8 @@ class ProcessReplicas:
         slots stay held (``stopping``) until it is gone."""
         for s in self.states:
             s.target = target(s, self.activity)
+        self._spread()
+        for s in self.states:
             if s.target == 0 and s.supervisor.replicas:
                 s.supervisor.stop(wait=False)
             elif s.target < len(s.supervisor.replicas):
@@ -281,11 +298,23 @@ class ProcessReplicas:
         for s in self.states:  # replicas still waiting for a slot are reserved afresh
             s.pending = 0
 
+    def _spread(self) -> None:
+        """Awake members of a sized group run on their share of its instances."""
+        for gp, sz in zip(self.plans, self.sizers, strict=True):
+            if sz is None:
+                continue
+            awake = [self.states[i] for i in gp.members if self.states[i].target > 0]
+            rates = [s.autoscaler.rate[-1] if s.autoscaler.rate else 0.0 for s in awake]
+            for s, k in zip(awake, spread(sz.instances, rates), strict=True):
+                s.target = k
+
     def grow(self, plans: None, ctx: RoundCapacity, now: float) -> None:
         by_name = {s.spec.name: s for s in self.states}
         for s in self.states:
             if s.group is not None:
-                grow_member(s, self.groups[s.group], by_name, self.activity, ctx)
+                sz = self.sizers[s.group]
+                want = None if sz is None else sz.instances
+                grow_member(s, self.groups[s.group], by_name, self.activity, ctx, want)
                 continue
             add = s.target - len(s.supervisor.replicas)
             for _ in range(max(add, 0)):
@@ -332,6 +361,9 @@ class ProcessReplicas:
                 "restarts": sum(r.restarts for r in s.supervisor.replicas),
                 "preemptions_caused": s.preemptions,
                 **activity_status(s, self.activity, self.plans),
+                "group_instances": None
+                if s.group is None or self.sizers[s.group] is None
+                else self.sizers[s.group].instances,
                 "devices": [
                     {"node": self.pool.nodes[r.node].name, "devices": list(r.devices)}
                     for r in s.supervisor.replicas
