@@ -172,3 +172,58 @@ def test_the_live_example_multiplexes_three_models_and_scales_one_to_zero():
     assert member == {"sleepy": False, "alpha": True, "beta": True, "gamma": True}
     (svc,) = [s for s in read_serving(path).services if s.name == "sleepy"]
     assert svc.scale_to_zero is not None and svc.scale_to_zero.idle_s == 60
+
+
+BUSY_GROUP = """
+traffic: {rate_scale: 3.0, duration_hours: 0.5, seed: 0, step: {at_s: 600, factor: 8}}
+serving: {interval_s: 10, multiplex: true, keep_alive_s: 120, packing: false, hot_fraction: 1.0}
+services:
+  - {name: alpha, model: qwen2.5-3b, accelerators: [V100], share: 0.05}
+  - {name: beta, model: qwen1.5-1.8b, accelerators: [V100], share: 0.05}
+  - {name: gamma, model: llama-3.2-1b, accelerators: [V100], share: 0.05}
+"""
+
+
+def test_a_group_is_sized_on_its_total_load_as_the_simulator_sizes_it(tmp_path):
+    """Same past load in, same instance count out: the live group's sizer, fed each round
+    what the simulator's group state measured (total rate, backlog, mix, member activity),
+    wants the instances the simulator's group holds after that round; and both start from
+    the same warm start."""
+    from types import SimpleNamespace
+
+    from computepool.serving.controller import SimulatedReplicas
+
+    path = tmp_path / "busy.yaml"
+    path.write_text(BUSY_GROUP)
+    pool, sw = load_pool("gavel-36x3"), read_serving(path)
+    sim = SimulatedReplicas(pool, sw, batched=False)
+    (g,) = [g for g in sim.states if g.members]
+    seen = []
+    decide = sim._decide
+
+    def spy(s, now, rate, mix, cap, floor0):
+        if s is g:
+            seen.append((rate, mix, s.replay.backlog, s.replicas))
+        return decide(s, now, rate, mix, cap, floor0)
+
+    sim._decide = spy
+    F = len(pool.flavors)
+    ctx = SimpleNamespace(free=np.full(F, 1e9), freed=np.zeros(F), evict_for=lambda f, d: False)
+    plans = sim.decide(0.0)
+    sim.grow(plans, ctx, 0.0)
+    live = ProcessReplicas(pool, sw, None)  # starts no process before a round
+    (sz,) = live.sizers
+    assert sz.instances == g.replicas  # the warm start
+    sims, lives = [], []
+    for t in np.arange(10.0, sw.horizon_s, 10.0):
+        sim.advance(t)
+        plans = sim.decide(t)
+        sim.release(plans, t)
+        ctx.free[:] = 1e9
+        sim.grow(plans, ctx, t)
+        rate, mix, backlog, before = seen[-1]
+        dec, res = g.replay.masks(t)
+        lives.append(sz.decide(t, rate, backlog, mix, dec, res, g.replay.mean_k(t), before))
+        sims.append(g.replicas)
+    assert lives == sims
+    assert len(set(sims)) >= 2  # the load moved the count

@@ -86,11 +86,15 @@ def plan_need(
 def replicas_after(
     need: float, floor: float, cap: float, now_n: int, min_replicas: int, max_replicas: int
 ) -> int:
-    """Replicas of capacity ``cap`` after one decision: enough for ``need``, and from
-    ``now_n`` down only to what the scale-down ``floor`` still needs."""
-    want = replicas_for(need, cap, min_replicas, max_replicas)
-    keep = replicas_for(floor, cap, min_replicas, max_replicas)
-    return max(want, min(now_n, keep))
+    """Replicas of capacity ``cap`` after one decision, as the simulator's controller steps
+    them: from ``now_n`` down while the rest still carry the scale-down ``floor``, then up
+    while short of ``need`` (within [min, max])."""
+    n = now_n
+    while n > min_replicas and n * cap - cap >= floor:
+        n -= 1
+    while n < max_replicas and (n * cap < need or n < min_replicas):
+        n += 1
+    return n
 
 
 def usable_shapes(

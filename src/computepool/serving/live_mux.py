@@ -154,14 +154,15 @@ class GroupSizer:
 
     @classmethod
     def of(cls, g: ServiceState, cfg: ServingConfig, warm) -> GroupSizer:
-        """From the simulator's group state ``g`` and its first decision ``warm`` (need,
-        floor, capacity), held like any decision for ``scale_down_delay_s``."""
+        """From the simulator's group state ``g`` after its first decision ``warm`` (need,
+        floor, capacity), which is held like any decision for ``scale_down_delay_s``."""
         rep = g.replay
         out = cls(g.shapes, rep.members, rep.mem_bytes, g.spec.tbt_slo_s, g.spec.max_replicas, cfg)
-        if warm is not None:
+        if warm is not None:  # the simulator's first decision and its history so far
             need, _, cap = warm
             out.instances = asc.replicas_for(need, float(cap[0]), 1, out.max_instances)
-            out.hist_t, out.hist_rate, out.hist_need = [0.0], [need], [need]
+            out.hist_t, out.hist_rate = list(g.hist_t), list(g.hist_rate)
+            out.hist_need = list(g.hist_need)
         return out
 
     def decide(
