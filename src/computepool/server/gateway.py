@@ -255,6 +255,27 @@ async def chat_completions(request: Request) -> Response:
     return await _proxy(request, gs.ChatIn, "/v1/chat/completions")
 
 
+def _standby(gw: Gateway, name: str) -> JSONResponse | None:
+    """A standby server runs no replica and no controller round: it neither holds nor
+    forwards a request, it refuses it at once with 503 and Retry-After (the lease's time to
+    live), before the tenant's rate limit, so a client or load balancer retries elsewhere
+    (``GET /healthz`` says ``role``: a load balancer checks it to send inference to the
+    leader, as Patroni's ``/leader`` check or Vault's standby nodes do)."""
+    ask = getattr(gw.directory, "standby_retry_s", None)
+    retry = ask() if ask is not None else None
+    if retry is None:
+        return None
+    if gw.metrics is not None:
+        gw.metrics.activator_refused.labels(name, "standby").inc()
+    return gs.error(
+        503,
+        "this server is a standby: the leading server runs the services; retry there "
+        "(or here once this server leads)",
+        "standby_not_serving",
+        retry_after_s=retry,
+    )
+
+
 async def _proxy(request: Request, model: type[gs._Request], path: str) -> Response:
     t0 = time.monotonic()
     caller = await _caller(request)
@@ -278,6 +299,9 @@ async def _proxy(request: Request, model: type[gs._Request], path: str) -> Respo
             "model_not_found",
             "model",
         )
+    standby = _standby(gw, info.name)
+    if standby is not None:
+        return standby
     now = time.monotonic()
     if ctx.lookup_is_remote:
         limits = await run_in_threadpool(gw.limits_of, ctx.sessions, caller.tenant_id, now)

@@ -67,7 +67,7 @@ class GatewayMetrics:
         )
         self.activator_refused = Counter(
             "cpool_gateway_activator_refused",
-            "Requests the activator refused (reason: queue, tenant, timeout)",
+            "Requests the activator refused (reason: queue, tenant, timeout, standby)",
             ["service", "reason"],
             registry=r,
         )

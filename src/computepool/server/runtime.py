@@ -273,7 +273,15 @@ def mount_services(app: FastAPI, serving) -> None:
     from computepool.server.routes_admin import admin
     from computepool.server.service_directory import LiveDirectory
 
-    app.state.ctx.gateway.directory = LiveDirectory(serving, wake=app.state.ctx.service.wake)
+    service = app.state.ctx.service
+    lease = getattr(service, "lease", None)
+    app.state.ctx.gateway.directory = LiveDirectory(
+        serving,
+        wake=service.wake,
+        # a server started with --standby that does not (or no longer) hold the lease
+        leading=lambda: not (service.standby or service.fenced) or service.role == "leader",
+        retry_s=lease.ttl_s if lease is not None else 5.0,
+    )
 
     @app.get("/services", tags=["services"], dependencies=[Depends(admin)])
     def services_status() -> list[dict]:

@@ -10,7 +10,7 @@ left at ``default`` (or is ``*``) is shared by every tenant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -86,11 +86,28 @@ class LiveDirectory:
     """The services of a ``LiveServingController``, read on every call (replicas the
     supervisor adds, restarts or drains are seen at once)."""
 
-    def __init__(self, controller, wake=None) -> None:  # serving.live_pool.LiveServingController
+    def __init__(
+        self,
+        controller,  # serving.live_pool.LiveServingController
+        wake: Callable[[], None] | None = None,
+        leading: Callable[[], bool] | None = None,
+        retry_s: float = 5.0,
+    ) -> None:
         self.controller = controller
         self.activity = controller.activity
         #: Runs the controller's round now (the live service's loop), for a held request.
         self._wake = wake
+        #: Whether this server leads (None: it always does); a standby runs no replica.
+        self._leading = leading
+        self._retry_s = retry_s
+
+    def standby_retry_s(self) -> float | None:
+        """None on the leader; on a standby (``--standby``, another server holds the lease
+        and runs the replicas) the seconds a client should wait before retrying: the lease's
+        time to live, after which this server may lead."""
+        if self._leading is None or self._leading():
+            return None
+        return self._retry_s
 
     def services(self) -> Sequence[ServiceInfo]:
         out = []
