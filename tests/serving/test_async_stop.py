@@ -86,3 +86,23 @@ def test_a_round_that_scales_an_idle_service_to_zero_does_not_wait_for_it():
         assert not s.supervisor.stopping and live.held()[0] == 0
     finally:
         live.stop()
+
+
+def test_restarting_a_hung_replica_does_not_wait_for_it_either():
+    sup = Supervisor(name="s", launch=_stubborn, startup_s=0.0, max_fails=1,
+                     health_timeout_s=0.2)  # fmt: skip
+    r = sup.start_one()
+    old = r.proc
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert sup.check() == [f"restarted {r.port} (unhealthy)"]  # /health never answers
+    assert time.monotonic() - t0 < 1.0 and old.poll() is None  # SIGTERM ignored: not waited
+    assert r.restarting is not None and sup.starting() == [] and sup.endpoints() == []
+    t0 = time.monotonic()
+    while r.restarting is not None and time.monotonic() - t0 < 10:
+        t1 = time.monotonic()
+        sup.check()
+        assert time.monotonic() - t1 < 1.0
+        time.sleep(0.05)
+    assert old.returncode == -9 and r.proc is not old and r.restarts == 1  # killed, started anew
+    sup.stop()

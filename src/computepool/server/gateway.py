@@ -260,7 +260,7 @@ def _standby(gw: Gateway, name: str) -> JSONResponse | None:
     forwards a request, it refuses it at once with 503 and Retry-After (the lease's time to
     live), before the tenant's rate limit, so a client or load balancer retries elsewhere
     (``GET /healthz`` says ``role``: a load balancer checks it to send inference to the
-    leader, as Patroni's ``/leader`` check or Vault's standby nodes do)."""
+    leader, as with Patroni's ``/leader`` check)."""
     ask = getattr(gw.directory, "standby_retry_s", None)
     retry = ask() if ask is not None else None
     if retry is None:

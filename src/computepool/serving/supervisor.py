@@ -80,6 +80,8 @@ class Replica:
     #: (empty: this one's).
     host: str = "127.0.0.1"
     python: str = ""
+    #: Being restarted: the old process's stop and why (started again once it is gone).
+    restarting: tuple[Stopping, str] | None = None
 
     @property
     def url(self) -> str:
@@ -197,21 +199,19 @@ class Supervisor:
         self._event("started", r, f"pid {r.proc.pid}")
         return r
 
-    def _terminate(self, r: Replica, grace_s: float = 5.0) -> None:
-        if self.runner is not None:
-            self.runner.terminate(r, grace_s)
-            return
-        if r.proc is not None and r.proc.poll() is None:
-            try:
-                os.killpg(r.proc.pid, signal.SIGTERM)
-                r.proc.wait(timeout=grace_s)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(r.proc.pid, signal.SIGKILL)
-                r.proc.wait(timeout=grace_s)
-
     def _restart(self, r: Replica, why: str) -> None:
-        self._terminate(r, grace_s=2.0)
+        """Stop ``r``'s process without waiting (SIGKILL after 2 s); it is started again at
+        once when already gone, else by a later ``check``."""
+        r.healthy = False
+        r.restarting = (self._signal(r, 2.0), why)
+        if self._gone(r.restarting[0], wait=False):
+            self._respawn(r)
+        else:
+            self._event("restarting", r, why)
+
+    def _respawn(self, r: Replica) -> None:
+        assert r.restarting is not None
+        why, r.restarting = r.restarting[1], None
         r.proc = self._spawn(r)
         r.started, r.healthy, r.fails = time.monotonic(), False, 0
         r.restarts += 1
@@ -237,7 +237,11 @@ class Supervisor:
 
     def starting(self) -> list[Replica]:
         """Replicas started (or restarted) that have not passed a health check yet."""
-        return [r for r in self.replicas if not r.healthy and r.proc is not None]
+        return [
+            r
+            for r in self.replicas
+            if not r.healthy and r.proc is not None and r.restarting is None
+        ]
 
     def _reap(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -257,18 +261,21 @@ class Supervisor:
         self._reap(force=True)
         self.reap_stopping(wait=wait)
 
-    def _begin_stop(self, r: Replica) -> None:
+    def _signal(self, r: Replica, grace_s: float) -> Stopping:
         """SIGTERM (or the runner's stop, in a thread) and return at once."""
-        st = Stopping(r, time.monotonic() + self.stop_grace_s)
+        st = Stopping(r, time.monotonic() + grace_s)
         if self.runner is not None:
             st.thread = threading.Thread(
-                target=self.runner.terminate, args=(r, self.stop_grace_s), daemon=True
+                target=self.runner.terminate, args=(r, grace_s), daemon=True
             )
             st.thread.start()
         elif r.proc is not None and r.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(r.proc.pid, signal.SIGTERM)
-        self.stopping.append(st)
+        return st
+
+    def _begin_stop(self, r: Replica) -> None:
+        self.stopping.append(self._signal(r, self.stop_grace_s))
         self._event("stopping", r)
 
     def _gone(self, st: Stopping, wait: bool) -> bool:
@@ -323,6 +330,10 @@ class Supervisor:
         self.reap_stopping()
         with httpx.Client(timeout=self.health_timeout_s) as client:
             for r in self.replicas:
+                if r.restarting is not None:  # its old process is stopping
+                    if self._gone(r.restarting[0], wait=False):
+                        self._respawn(r)
+                    continue
                 code = r.proc.poll()
                 if code is not None:
                     self._event("exited", r, f"code {code}")
