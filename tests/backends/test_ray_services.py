@@ -107,7 +107,11 @@ def test_a_replica_runs_on_its_ray_node_answers_and_scales_down(cluster, tmp_pat
         sup.scale_to(0)
         assert sup.endpoints() == []
         sup.check()
-        assert not sup.draining and _gone(f"cpool-svc-{p.tag}-1")
+        assert not sup.draining
+        end = time.time() + 15  # the stop runs beside the round: its actor goes once it is done
+        while sup.reap_stopping() and time.time() < end:
+            time.sleep(0.1)
+        assert _gone(f"cpool-svc-{p.tag}-1")
         assert _gone(f"cpool-svc-{p.tag}-0")
         end = time.time() + 10
         while placement_group_table(p.group)["state"] != "REMOVED" and time.time() < end:

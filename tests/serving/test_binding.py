@@ -195,8 +195,9 @@ def test_a_services_measured_profile_sets_its_replicas_capacity(tmp_path):
 
     def timing(profiles):
         svc = ServiceSpec("chat", model("qwen2.5-1.5b"), tbt_slo_s=0.5, profiles=profiles)
+        # the previous period (the shape is chosen from it) looked like this one
         sw = ServingWorkload((svc,), (s,), TrafficSpec(duration_s=60),
-                             ServingConfig(packing=False))  # fmt: skip
+                             ServingConfig(packing=False), past=(s,))  # fmt: skip
         ctl = LiveServingController(pool, sw, log_dir=tmp_path)
         try:
             return ctl.states[0].autoscaler.timing

@@ -8,8 +8,9 @@ llama.cpp, any OpenAI-compatible command; health-checked with the engine's readi
 restarted every round) and a ``LiveAutoscaler`` fed by their ``/metrics`` through the
 engine's metrics adapter. With ``bind_placer(placer)`` (the live pool's slot assigner or
 placement engine) each replica is bound to concrete devices of a node, given to it in its
-vendor's variable (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...). The replica shape is chosen once, at start, by
-price-performance at the service's trace mix (the simulator re-chooses per scale-up).
+vendor's variable (``CUDA_VISIBLE_DEVICES``, ``ASCEND_RT_VISIBLE_DEVICES``, ...). The replica shape is chosen once, at start:
+the simulator's own first decision over the previous period (``SimulatedReplicas.decide`` at
+t=0; the simulator re-chooses per scale-up).
 
 Each round ``reserve(inp)`` (``ServingHook``'s steps): health checks (``advance``); every
 ``interval_s`` of the wall clock an autoscaling decision (``decide``); a

@@ -264,7 +264,9 @@ class Supervisor:
     def _signal(self, r: Replica, grace_s: float) -> Stopping:
         """SIGTERM (or the runner's stop, in a thread) and return at once."""
         st = Stopping(r, time.monotonic() + grace_s)
-        if self.runner is not None:
+        if self.runner is not None and r.proc is not None and r.proc.poll() is not None:
+            self.runner.terminate(r, grace_s)  # exited already: collects its log, no wait
+        elif self.runner is not None:
             st.thread = threading.Thread(
                 target=self.runner.terminate, args=(r, grace_s), daemon=True
             )
