@@ -98,7 +98,8 @@ def _controller(pool: Pool, svc: ServiceSpec, args, tmp: Path, stream=None):
                         peak_window_s=6 * iv, forecast_s=2 * iv, drain_s=6 * iv,
                         scale_down_delay_s=600.0)  # fmt: skip
     stream = stream or _step_stream(args)  # the mix the replica's capacity is computed at
-    sw = ServingWorkload((svc,), (stream,), TrafficSpec(duration_s=600), cfg)
+    # the previous period (shape and mix are chosen from it) looked like this one
+    sw = ServingWorkload((svc,), (stream,), TrafficSpec(duration_s=600), cfg, past=(stream,))
     jobs = Workload.from_jobs([])
     placer = SlotAssigner(pool, lambda j: (1, 1))
     ctl = LiveServingController(pool, sw, log_dir=tmp, start_delay_s=0.0)
