@@ -190,7 +190,11 @@ class GroupSizer:
 def group_load(states: list[LiveServiceState], activity: Activity, m: Members) -> tuple:
     """A group's total load as its sizer reads it, from its members (in the group's order):
     (request rate, backlog FLOPs, mix weighted by rate, decoding, resident, mean per-token
-    decode cost). Decoding: requests in flight or held; resident: a replica runs."""
+    decode cost). Decoding: requests in flight or held. Resident (what must fit, the memory
+    floor): the same members, those that cannot be evicted; the simulator counts every model
+    used within ``keep_alive_s`` (it sizes for them because its evictions are free), the live
+    pool evicts an idle resident for real (a measured cold start) rather than binding
+    another instance for it."""
     rates = np.array([s.autoscaler.rate[-1] if s.autoscaler.rate else 0.0 for s in states])
     mixes = [s.autoscaler.mix for s in states]
     w = rates / rates.sum() if rates.sum() > 0 else np.full(len(states), 1.0 / len(states))
@@ -198,7 +202,7 @@ def group_load(states: list[LiveServiceState], activity: Activity, m: Members) -
                 for f in ("prefill_flops", "output_tokens", "context_tokens")))  # fmt: skip
     backlog = sum(s.autoscaler.queued * x.prefill_flops for s, x in zip(states, mixes, strict=True))
     dec = np.array([activity.busy(s.spec.name) for s in states])
-    res = dec | np.array([bool(s.supervisor.replicas) for s in states])
+    res = dec.copy()
     k = np.array([x.context_tokens for x in mixes]) * m.kvr + m.c
     out = np.array([x.output_tokens for x in mixes]) * w
     mean_k = float((out * k).sum() / out.sum()) if out.sum() > 0 else float(k.mean())
@@ -280,21 +284,24 @@ def grow_member(
     woken = activity.waiting(name) > 0
     for _ in range(max(s.target - len(s.supervisor.replicas), 0)):
         spread_out = instances is not None and len(devs.instances) < instances
-        if spread_out or devs.room(s.need_bytes, name) is None:
-            if not spread_out:
-                out = _victims(devs, states, s.need_bytes, activity, name) if woken else None
-                if out == []:  # room comes when members still stopping are gone
-                    return
-                if out:
-                    for v, r in out:
-                        v.supervisor.remove(r)
-                        v.asleep = True
-                        activity.count(v.spec.name, "evictions")
-                    return  # room once the victims' processes are gone (a later round)
-                if devs.instances and not (woken or _all_busy(s, devs, activity, instances)):
-                    return
-            if not _new_instance(s, devs, ctx, spread_out):
+        # the sizer wants another instance: this replica binds it (when devices are free or
+        # preemptible); else room on an instance, eviction, or a new instance as below
+        if not (spread_out and _new_instance(s, devs, ctx, True)) and (
+            devs.room(s.need_bytes, name) is None
+        ):
+            out = _victims(devs, states, s.need_bytes, activity, name) if woken else None
+            if out == []:  # room comes when members still stopping are gone
                 return
+            if out:
+                for v, r in out:
+                    v.supervisor.remove(r)
+                    v.asleep = True
+                    activity.count(v.spec.name, "evictions")
+                return  # room once the victims' processes are gone (a later round)
+            if devs.instances and not (woken or _all_busy(s, devs, activity, instances)):
+                return
+            if spread_out or not _new_instance(s, devs, ctx, False):
+                return  # no devices for a new instance (spread_out: tried above)
         try:
             if s.supervisor.start_one() is None:
                 return
