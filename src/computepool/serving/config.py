@@ -122,6 +122,8 @@ class ServingEntry(_Strict):
     multiplex: bool = False
     hot_fraction: float = Field(0.5, ge=0, le=100)
     keep_alive_s: float = Field(60.0, ge=0, le=86400)
+    disaggregate: bool = False
+    prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

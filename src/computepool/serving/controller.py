@@ -34,6 +34,7 @@ import numpy as np
 from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.serving import autoscaler as asc
+from computepool.serving import disagg
 from computepool.serving.feasibility import service_status
 from computepool.serving.hook import RoundCapacity, SchedulerClock, ServingHook
 from computepool.serving.mux import group_capacity
@@ -100,15 +101,28 @@ class SimulatedReplicas:
             self._state(s, st, ps)
             for s, st, ps in zip(serving.services, serving.streams, past, strict=True)
         ]
-        if self.cfg.multiplex and self.cfg.mode == "pooled" and self.cfg.autoscale:
+        pooled = self.cfg.mode == "pooled" and self.cfg.autoscale
+        pools: dict = {}
+        if self.cfg.disaggregate and pooled:  # prompts go to prefill pools (disagg.py)
+            pools = disagg.plan(self)
+            for idx in pools.values():
+                for i in idx:
+                    self.states[i] = disagg.decode_side(self, self.states[i])
+        if self.cfg.multiplex and pooled:
             from computepool.serving.muxplan import group_states
 
             self.states += group_states(self)
+        if pools:
+            self.states += disagg.pool_states(self, pools)
         # plain services are replayed together (replay_batch.py); mux groups one by one
         self._batched = [
             s
             for s in self.states
-            if batched and s.status.ok and s.member_of is None and not s.members
+            if batched
+            and s.status.ok
+            and s.member_of is None
+            and not s.members
+            and not s.prefill_for
         ]
         self._batched_ids = {id(s) for s in self._batched}
         self._batch = ReplayBatch([s.replay for s in self._batched]) if self._batched else None
@@ -253,6 +267,10 @@ class SimulatedReplicas:
         if s.members:  # a mux group: capacity at its members' current activity
             src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
             cap = group_capacity(src, at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization)
+            mem_floor = src.floor_replicas(at) * float(cap[0])
+        elif s.prefill_for:  # a prefill pool: at least the resident weights' instances
+            src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+            cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
             mem_floor = src.floor_replicas(at) * float(cap[0])
         else:
             cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
@@ -423,12 +441,15 @@ class SimulatedReplicas:
             s.replay.close()
             s.groups = []
         for g in self.states:
-            if g.member_pos is not None:  # members' requests were replayed in their group
+            if g.members:  # members' requests were replayed in their group
                 member, pos = g.member_pos
                 for j, i in enumerate(g.members):
                     m = member == j
                     self.states[i].replay.ttft[pos[m]] = g.replay.ttft[m]
                     self.states[i].replay.tbt[pos[m]] = g.replay.tbt[m]
+        for p in self.states:
+            if p.prefill_for:  # prompts were prefilled in a pool, decoded on the service
+                disagg.first_tokens(self, p)
         self.whole[:] = 0
         self.frac[:] = 0
         self._record(self.horizon, {})

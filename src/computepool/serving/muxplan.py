@@ -121,14 +121,16 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     return out
 
 
-def _instance_tp(ctl: SimulatedReplicas, f: int, tp: int, biggest: float) -> int:
-    """The members' tp, raised until an instance holds the biggest member with ``ROOM``
+def _instance_tp(
+    ctl: SimulatedReplicas, f: int, tp: int, biggest: float, room: float = ROOM
+) -> int:
+    """The members' tp, raised until an instance holds the biggest member with ``room``
     to spare where the node allows it."""
     perf = ctl.cfg.perf
     acc = ctl.pool.flavor_accelerators[f]
     most = int(max_tp_per_flavor(ctl.pool)[f])
     for t in sorted(x for x in perf.tp_sizes if tp <= x <= most):
-        if t * acc.memory_gib * 1e9 * perf.memory_usable >= (1.0 + ROOM) * biggest:
+        if t * acc.memory_gib * 1e9 * perf.memory_usable >= (1.0 + room) * biggest:
             return t
     return tp
 
@@ -150,6 +152,8 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float):
     order_flops[:] = flops[offsets[member] + pos]
     cold = cold_flags(stream.t, member, cfg.keep_alive_s)
     work = order_flops + cold * members.load_s[member] * float(shape.flops[0])
+    if states[0].full_shapes is not None:  # decode side of disaggregated services: a cold
+        work = order_flops  # load is a copy over the host link, waited for (disagg.py)
     tbt = min(s.spec.tbt_slo_s for s in states)
     replay = MuxReplay(
         stream,

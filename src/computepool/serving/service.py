@@ -80,6 +80,11 @@ class ServingConfig:
     multiplex: bool = False
     hot_fraction: float = 0.5
     keep_alive_s: float = 60.0
+    #: Pooled + autoscaled only: prefill runs in prefill pools shared across models
+    #: (``serving/disagg.py``), the services' own replicas (and mux groups) only decode; a
+    #: model's weights stay in a prefill pool ``prefill_keep_alive_s`` after its last prompt.
+    disaggregate: bool = False
+    prefill_keep_alive_s: float = 10.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:
