@@ -124,6 +124,9 @@ class ServingEntry(_Strict):
     keep_alive_s: float = Field(60.0, ge=0, le=86400)
     disaggregate: bool = False
     prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
+    prefill_fraction: float = Field(0.0, ge=0, le=100)
+    prefill_scale_down_delay_s: float = Field(60.0, ge=0, le=86400)
+    ttft_queue_share: float = Field(0.0, ge=0, le=1)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -242,7 +242,8 @@ class SimulatedReplicas:
         out = {}
         for k, st in enumerate(self._batched):
             mix = mixes[k]
-            r = max(float(rate[k]), burst[k] / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
+            b = burst[k] * _queue_factor(cfg, st.spec.ttft_slo_s)
+            r = max(float(rate[k]), b / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
             out[id(st)] = (r, mix, caps[k])
         return out
 
@@ -291,7 +292,9 @@ class SimulatedReplicas:
         need = asc.forecast_rate(s.hist_t, s.hist_rate, now, cfg)
         need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
-        floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, cfg.scale_down_delay_s)
+        # a prefill pool's instances hold no sequences: they may go sooner (disagg.py)
+        delay = cfg.prefill_scale_down_delay_s if s.prefill_for else cfg.scale_down_delay_s
+        floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, delay)
         return need, floor, cap
 
     def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:
@@ -306,6 +309,7 @@ class SimulatedReplicas:
             flops = s.past.burst_flops_rate(end - cfg.peak_window_s, end, s.spec.ttft_slo_s)
         else:  # sized once for the previous period's peak
             flops = s.past.burst_flops_rate(0.0, self.past_horizon, s.spec.ttft_slo_s)
+        flops *= _queue_factor(cfg, s.spec.ttft_slo_s)
         return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
@@ -462,6 +466,14 @@ class SimulatedReplicas:
         r.devices.append(np.array([s.devices() for s in self.states]))
         r.replicas.append(np.array([s.replicas for s in self.states]))
         r.need.append(np.array([plans[id(s)][0] if id(s) in plans else 0.0 for s in self.states]))
+
+
+def _queue_factor(cfg, ttft_slo: float) -> float:
+    """The TTFT-burst term's work of a ``ttft_slo`` window is done within the window plus
+    the ``ttft_queue_share`` of the SLO a prompt may queue for: a FIFO server of rate C keeps
+    every wait within D when the work of any window of length L is at most C (L + D) (the
+    network-calculus delay bound); the term checks L = the TTFT SLO."""
+    return 1.0 / (1.0 + cfg.ttft_queue_share)
 
 
 def _deficit(s: ServiceState, plan) -> float:

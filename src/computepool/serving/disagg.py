@@ -37,8 +37,8 @@ import numpy as np
 
 from computepool.model.pool import Pool
 from computepool.model.status import Status
-from computepool.serving.mux import Members, MuxReplay, cold_flags, load_seconds, merge
 from computepool.serving.autoscaler import usable_shapes
+from computepool.serving.mux import Members, MuxReplay, cold_flags, load_seconds, merge
 from computepool.serving.perf import PerfAssumptions, ShapeTable, prefill_flops
 from computepool.serving.replay import ServiceReplay
 from computepool.serving.service import ServiceSpec
@@ -110,6 +110,16 @@ def _prefill_flavor(s: ServiceState) -> int | None:
     return int(sh.flavor[idx[np.argmax(sh.flops[idx] / sh.price_h[idx])]])
 
 
+def _busy(s: ServiceState, f: int, fraction: float, past_horizon: float) -> bool:
+    """The service's previous-period prompts would keep ``fraction`` of one device of flavor
+    ``f`` busy (the rest keep prefilling where they decode: their weights are there)."""
+    sh = s.shapes
+    rows = np.nonzero((sh.flavor == f) & (sh.frac >= 1.0))[0]
+    per_device = float(np.max(sh.flops[rows] / sh.tp[rows]))
+    work = float(prefill_flops(s.spec.model, s.past.stream.prompt).sum())
+    return work / max(past_horizon, 1e-9) >= fraction * per_device
+
+
 def plan(ctl: SimulatedReplicas) -> dict[tuple[int, int, float], list[int]]:
     """Prefill pools: (flavor, tp, TTFT SLO) -> the services whose prompts it serves (each
     on the flavor with its cheapest prefill FLOP/s; tp: the smallest that holds the biggest
@@ -120,7 +130,7 @@ def plan(ctl: SimulatedReplicas) -> dict[tuple[int, int, float], list[int]]:
     for i, s in enumerate(ctl.states):
         if s.status.ok:
             f = _prefill_flavor(s)
-            if f is not None:
+            if f is not None and _busy(s, f, ctl.cfg.prefill_fraction, ctl.past_horizon):
                 by_key[(f, s.spec.ttft_slo_s)].append(i)
     out: dict[tuple[int, int, float], list[int]] = {}
     for (f, ttft), idx in sorted(by_key.items()):

@@ -60,7 +60,8 @@ def plan(states: list[ServiceState], cfg, past_horizon: float) -> dict[tuple, li
         if home is None or not home[1]:
             continue
         f, tp = int(s.shapes.flavor[home[0]]), int(s.shapes.tp[home[0]])
-        groups[(f, tp, s.spec.ttft_slo_s, s.spec.tbt_slo_s)].append(i)
+        key = (f, tp, s.spec.ttft_slo_s, s.spec.tbt_slo_s, s.full_shapes is not None)
+        groups[key].append(i)
     return {k: v for k, v in groups.items() if len(v) >= 2}
 
 
@@ -74,7 +75,7 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
     cfg, pool = ctl.cfg, ctl.pool
     out: list[ServiceState] = []
-    for (f, tp, ttft, tbt), idx in plan(ctl.states, cfg, ctl.past_horizon).items():
+    for (f, tp, ttft, tbt, decode), idx in plan(ctl.states, cfg, ctl.past_horizon).items():
         states = [ctl.states[i] for i in idx]
         tp = _instance_tp(ctl, f, tp, max(s.spec.model.weight_bytes for s in states))
         rows = [_row(s, f, tp) for s in states]
@@ -100,6 +101,7 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
         mem = tp * acc.memory_gib * 1e9 * cfg.perf.memory_usable
         gi = len(ctl.states) + len(out)
         name = f"mux/{shape.names[0]}"
+        name += " decode" if decode else ""
         if any(g.spec.name == name for g in out):  # same instances, other SLOs
             name += f" ttft {ttft:g}s tbt {tbt:g}s"
         spec = ServiceSpec(

@@ -85,6 +85,14 @@ class ServingConfig:
     #: model's weights stay in a prefill pool ``prefill_keep_alive_s`` after its last prompt.
     disaggregate: bool = False
     prefill_keep_alive_s: float = 10.0
+    #: Only services whose past prompts would keep this share of one device of the pool's
+    #: flavor busy go to a prefill pool (the others prefill where they decode).
+    prefill_fraction: float = 0.0
+    #: A prefill pool's instances are released when not needed for this long.
+    prefill_scale_down_delay_s: float = 60.0
+    #: Share of the TTFT SLO a prompt may queue for in the burst term (0: the work arriving
+    #: in any TTFT-SLO window is prefilled within that window, as before).
+    ttft_queue_share: float = 0.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:
