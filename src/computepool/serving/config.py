@@ -127,6 +127,10 @@ class ServingEntry(_Strict):
     prefill_fraction: float = Field(0.0, ge=0, le=100)
     prefill_scale_down_delay_s: float = Field(60.0, ge=0, le=86400)
     ttft_queue_share: float = Field(0.0, ge=0, le=1)
+    burst_sizing: Literal["window", "replay"] = "window"
+    sizing_lookback_s: float = Field(900.0, gt=0, le=86400)
+    sizing_delay_share: float = Field(0.75, gt=0, le=1)
+    sizing_quantile: float = Field(0.995, gt=0, le=1)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -43,6 +43,7 @@ from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_fl
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
+from computepool.serving.sizing import slo_rate
 from computepool.serving.state import ServiceState
 
 
@@ -276,8 +277,30 @@ class SimulatedReplicas:
         else:
             cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
             mem_floor = 0.0
-        rate = max(rate, self._burst(s, now, mix))
+        if (s.members or s.prefill_for) and cfg.burst_sizing == "replay" and cfg.autoscale:
+            rate = max(self._slo_sized(s, now, mix, float(cap[0])), self._mean_rate(s, now))
+        else:
+            rate = max(rate, self._burst(s, now, mix))
         return self._decide(s, now, rate, mix, cap, mem_floor)
+
+    def _mean_rate(self, s: ServiceState, now: float) -> float:
+        src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+        return src.load(at, self.cfg.window_s)[0]
+
+    def _slo_sized(self, s: ServiceState, now: float, mix: Mix, cap1: float) -> float:
+        """The prefill rate the recent past needed to meet the TTFT SLO (``sizing.py``), as
+        a request rate at the target utilisation (instances = that rate / ``cap1``)."""
+        cfg = self.cfg
+        src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+        p = max(mix.prefill_flops, 1.0)
+        per_instance = cap1 * p / cfg.target_utilization  # prefill FLOP/s of one instance
+        c = slo_rate(
+            src.stream.t, src.flops, at, cfg.sizing_lookback_s,
+            cfg.sizing_delay_share * s.spec.ttft_slo_s, per_instance, cfg.sizing_quantile,
+        )  # fmt: skip
+        if not np.isfinite(c):  # no rate would have done: fall back to the window rule
+            return self._burst(s, now, mix)
+        return c / p * cfg.target_utilization
 
     def _decide(
         self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float
@@ -293,7 +316,9 @@ class SimulatedReplicas:
         need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
         # a prefill pool's instances hold no sequences: they may go sooner (disagg.py)
-        delay = cfg.prefill_scale_down_delay_s if s.prefill_for else cfg.scale_down_delay_s
+        # so may a group or pool sized from the replayed past (its need is a slow estimate)
+        quick = s.prefill_for or (s.members and cfg.burst_sizing == "replay")
+        delay = cfg.prefill_scale_down_delay_s if quick else cfg.scale_down_delay_s
         floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, delay)
         return need, floor, cap
 

@@ -93,6 +93,14 @@ class ServingConfig:
     #: Share of the TTFT SLO a prompt may queue for in the burst term (0: the work arriving
     #: in any TTFT-SLO window is prefilled within that window, as before).
     ttft_queue_share: float = 0.0
+    #: Mux groups and prefill pools: ``window`` (the burst rules above) or ``replay``: the
+    #: smallest prefill rate at which the prompts of the last ``sizing_lookback_s`` would
+    #: have met ``sizing_delay_share`` of the TTFT SLO for ``sizing_quantile`` of them
+    #: (``serving/sizing.py``).
+    burst_sizing: str = "window"
+    sizing_lookback_s: float = 900.0
+    sizing_delay_share: float = 0.75
+    sizing_quantile: float = 0.995
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:

@@ -1,0 +1,66 @@
+"""SLO-driven prefill sizing from a replay of the recent past (``serving.burst_sizing: replay``).
+
+The window rules of the autoscaler (``autoscaler.py``, ``controller._burst``) size prefill for
+the most work that arrived in any TTFT-SLO window of the last ``peak_window_s``, then keep the
+highest such need of the last ``peak_window_s`` and ``scale_down_delay_s``: three maxima over
+a bursty stream (the Azure coding trace's 2-s bursts are about three times its mean). This
+rule asks the question the SLO asks instead: the smallest total prefill rate ``C`` at which the
+prompts of the last ``lookback_s``, replayed through the FIFO queue, would have had their time
+to first token (wait + own prefill on one instance) within ``delay`` for a ``quantile`` of them.
+
+The wait of prompt i at rate C is Lindley's recursion in closed form, ``V_i = X_i -
+min_{j<=i} X_j`` with ``X_j`` = work arrived before j minus ``C t_j``, and the share meeting
+the bound is monotone in C, so a bisection finds it. Everything is over arrived requests only
+(decides from the past). Used for mux groups and prefill pools (replayed one by one; the
+batched services keep the window rules).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def slo_rate(
+    t: np.ndarray,
+    work: np.ndarray,
+    now: float,
+    lookback_s: float,
+    delay_s: float,
+    own_rate: float,
+    quantile: float,
+    iters: int = 14,
+) -> float:
+    """Smallest prefill rate (work per second, all instances) that would have met ``delay_s``
+    for ``quantile`` of the prompts arrived in (now - lookback_s, now]; 0 when none arrived."""
+    a = int(np.searchsorted(t, now - lookback_s, side="right"))
+    b = int(np.searchsorted(t, now, side="right"))
+    if b <= a or own_rate <= 0 or not np.isfinite(own_rate):
+        return 0.0
+    tt = t[a:b] - t[a]
+    w = work[a:b]
+    allowed = delay_s - w / own_rate  # the wait each prompt may have
+    need = int(np.ceil(quantile * len(w) - 1e-9))
+    if np.sort(allowed)[::-1][need - 1] < 0:  # beyond any rate: own prefill alone too slow
+        return float("inf")
+    before = np.cumsum(w) - w
+    span = max(float(tt[-1]), 1e-9)
+    lo, hi = float(w.sum()) / max(lookback_s, span), float(w.sum()) / max(delay_s, 1e-9)
+    lo = max(lo, 1e-9)
+    hi = max(hi, lo * 2.0)
+
+    def ok(c: float) -> bool:
+        x = before - c * tt
+        wait = (x - np.minimum.accumulate(x)) / c
+        return int(np.count_nonzero(wait <= allowed)) >= need
+
+    if ok(lo):
+        return lo
+    while not ok(hi):
+        hi *= 2.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
