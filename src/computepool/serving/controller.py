@@ -43,7 +43,7 @@ from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_fl
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
-from computepool.serving.sizing import slo_rate
+from computepool.serving.sizing import slo_need
 from computepool.serving.state import ServiceState
 
 
@@ -288,19 +288,9 @@ class SimulatedReplicas:
         return src.load(at, self.cfg.window_s)[0]
 
     def _slo_sized(self, s: ServiceState, now: float, mix: Mix, cap1: float) -> float:
-        """The prefill rate the recent past needed to meet the TTFT SLO (``sizing.py``), as
-        a request rate at the target utilisation (instances = that rate / ``cap1``)."""
-        cfg = self.cfg
         src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
-        p = max(mix.prefill_flops, 1.0)
-        per_instance = cap1 * p / cfg.target_utilization  # prefill FLOP/s of one instance
-        c = slo_rate(
-            src.stream.t, src.flops, at, cfg.sizing_lookback_s,
-            cfg.sizing_delay_share * s.spec.ttft_slo_s, per_instance, cfg.sizing_quantile,
-        )  # fmt: skip
-        if not np.isfinite(c):  # no rate would have done: fall back to the window rule
-            return self._burst(s, now, mix)
-        return c / p * cfg.target_utilization
+        need = slo_need(src.stream.t, src.flops, at, mix, cap1, s.spec.ttft_slo_s, self.cfg)
+        return need if np.isfinite(need) else self._burst(s, now, mix)
 
     def _decide(
         self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float

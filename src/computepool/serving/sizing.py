@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from computepool.serving.perf import Mix
+
 
 def slo_rate(
     t: np.ndarray,
@@ -64,3 +66,18 @@ def slo_rate(
         else:
             lo = mid
     return hi
+
+
+def slo_need(
+    t: np.ndarray, work: np.ndarray, now: float, mix: Mix, cap1: float, ttft_slo: float, cfg
+) -> float:
+    """``slo_rate`` as the request rate the autoscaler provisions for: instances = the
+    result / ``cap1`` (one instance's request rate at the target utilisation and ``mix``, so
+    its prefill FLOP/s are ``cap1 * P / target``); inf when no rate would have done."""
+    p = max(mix.prefill_flops, 1.0)
+    per_instance = cap1 * p / cfg.target_utilization
+    c = slo_rate(
+        t, work, now, cfg.sizing_lookback_s, cfg.sizing_delay_share * ttft_slo, per_instance,
+        cfg.sizing_quantile,
+    )  # fmt: skip
+    return c / p * cfg.target_utilization
