@@ -302,12 +302,16 @@ class SimulatedReplicas:
         if s.hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
             i = bisect_left(s.hist_t, now - keep)
             del s.hist_t[:i], s.hist_rate[:i], s.hist_need[:i]
-        need = asc.forecast_rate(s.hist_t, s.hist_rate, now, cfg)
+        replayed = bool(s.members or s.prefill_for) and cfg.burst_sizing == "replay"
+        if replayed:  # its replay of the last minutes already spans their peaks
+            need = rate
+        else:
+            need = asc.forecast_rate(s.hist_t, s.hist_rate, now, cfg)
         need = max(asc.needed_rate(need, s.replay.backlog, mix, cfg), floor0)
         s.hist_need.append(need)
         # a prefill pool's instances hold no sequences: they may go sooner (disagg.py)
         # so may a group or pool sized from the replayed past (its need is a slow estimate)
-        quick = s.prefill_for or (s.members and cfg.burst_sizing == "replay")
+        quick = s.prefill_for or replayed
         delay = cfg.prefill_scale_down_delay_s if quick else cfg.scale_down_delay_s
         floor = asc.scale_down_floor(s.hist_t, s.hist_need, now, delay)
         return need, floor, cap

@@ -96,7 +96,8 @@ class ServingConfig:
     #: Mux groups and prefill pools: ``window`` (the burst rules above) or ``replay``: the
     #: smallest prefill rate at which the prompts of the last ``sizing_lookback_s`` would
     #: have met ``sizing_delay_share`` of the TTFT SLO for ``sizing_quantile`` of them
-    #: (``serving/sizing.py``).
+    #: (``serving/sizing.py``); that rate (plus the backlog drain) is the need, without
+    #: the forecast's peak and trend, and is released after ``prefill_scale_down_delay_s``.
     burst_sizing: str = "window"
     sizing_lookback_s: float = 900.0
     sizing_delay_share: float = 0.75
