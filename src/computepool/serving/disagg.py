@@ -93,10 +93,11 @@ class PrefillReplay(MuxReplay):
 
     def floor_replicas(self, now: float) -> int:
         """Instances needed to hold the weights of the models prefilled within
-        ``keep_alive_s`` with a fifth of memory to spare."""
+        ``keep_alive_s`` (copies of the busy ones included) with a fifth of memory to spare."""
         res = self.active(np.array([now]), self.keep_alive_s)[:, 0]
         w = float(self.members.weight_bytes[res].sum())
-        return int(np.ceil(w / (0.8 * self.mem_bytes) - 1e-9)) if w > 0 else 0
+        dw = self.decode_window_s
+        return self.weights_floor(w, self.member_work(np.array([now]), dw), dw)
 
 
 def _prefill_flavor(s: ServiceState) -> int | None:
