@@ -55,3 +55,23 @@ def test_services_share_one_prefill_pool_and_decode_steps_hold_no_prompts():
     member, pos = pool_state.member_pos
     assert (a_split.ttft[pos[member == 0]] >= pool_state.transfer[member == 0]).all()
     assert split.extra["serving"]["slo_attainment_min_service"] >= 0.99
+
+
+def test_decode_groups_charge_their_members_and_the_table_names_the_pool():
+    from computepool.cli.serving_view import SERVICE_COLUMNS
+
+    pool = one_node_pool(per_node=8, nodes=2)
+    svcs = [ServiceSpec(f"m{i}", model("qwen2.5-7b"), max_replicas=4) for i in range(4)]
+    streams = [stream(np.full(900, 0.05), seed=50 + i) for i in range(4)]
+    res = _run(
+        pool,
+        workload(svcs, streams, 900.0, packing=False, multiplex=True, disaggregate=True),
+    )
+    rows = {r["name"]: r for r in res.extra["services"]}
+    group = next(r for r in rows.values() if r["status"] == "group")
+    members = [rows[m] for m in group["members"]]
+    assert all(m["accelerator_hours"] > 0 for m in members)  # by output tokens, not prompts
+    assert sum(m["accelerator_hours"] for m in members) == pytest.approx(group["accelerator_hours"])
+    p = next(r for r in rows.values() if r["status"] == "prefill pool")
+    att = next(c for c in SERVICE_COLUMNS if c.header == "SLO ATT.")
+    assert att.cell(p) == "prefill pool"

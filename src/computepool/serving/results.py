@@ -63,9 +63,12 @@ def _share_pool(row: dict, p: ServiceState, rows: list[dict]) -> None:
 
 def _share_group(row: dict, g: ServiceState, rows: list[dict], members: list[ServiceState]):
     """A mux group's row lists its members; each member is charged the group's
-    accelerator-hours in proportion to the prefill work (loads included) it brought."""
+    accelerator-hours in proportion to the prefill work (loads included) it brought (output
+    tokens in a decode-only group)."""
     member, _ = g.member_pos
-    work = np.bincount(member, weights=g.replay.flops, minlength=len(members))
+    # a decode-only group (disaggregated: prompts prefilled in a pool) by output tokens
+    w = g.replay.flops if g.replay.flops.sum() > 0 else g.replay.stream.output
+    work = np.bincount(member, weights=w, minlength=len(members))
     share = work / max(float(work.sum()), 1e-9)
     row["status"] = "group"
     row["members"] = [m.spec.name for m in members]
