@@ -37,3 +37,15 @@ def test_only_arrived_prompts_count_and_a_too_slow_instance_is_reported():
     )
     assert slo_rate(t, w, 0.5, 60.0, 1.0, 10.0, 0.99) == 0.0
     assert slo_rate(t, w, 200.0, 300.0, 1.0, 10.0, 0.99) == pytest.approx(float("inf"))
+
+
+def test_at_low_rates_the_window_reaches_back_for_enough_tail_samples():
+    t = np.arange(0.0, 1000.0, 1.0)  # one prompt a second
+    w = np.ones_like(t)
+    w[100:130] = 50.0  # a burst of heavy prompts ~880 s back, outside a 300-s window
+    args = (t, w, 999.0, 300.0, 1.0, 100.0, 0.99)
+    short = slo_rate(*args)
+    # 2 tail samples at the 99th percentile need 200 prompts: still inside the 300 s
+    assert slo_rate(*args, tail_samples=2) == short
+    # 10 need 1,000: the window reaches back over the burst, which needs a higher rate
+    assert slo_rate(*args, tail_samples=10) > 2 * short

@@ -131,6 +131,7 @@ class ServingEntry(_Strict):
     sizing_lookback_s: float = Field(900.0, gt=0, le=86400)
     sizing_delay_share: float = Field(0.75, gt=0, le=1)
     sizing_quantile: float = Field(0.995, gt=0, le=1)
+    sizing_tail_samples: int = Field(20, ge=0, le=10_000)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -102,6 +102,7 @@ class ServingConfig:
     sizing_lookback_s: float = 900.0
     sizing_delay_share: float = 0.75
     sizing_quantile: float = 0.995
+    sizing_tail_samples: int = 20
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:

@@ -6,7 +6,9 @@ highest such need of the last ``peak_window_s`` and ``scale_down_delay_s``: thre
 a bursty stream (the Azure coding trace's 2-s bursts are about three times its mean). This
 rule asks the question the SLO asks instead: the smallest total prefill rate ``C`` at which the
 prompts of the last ``lookback_s``, replayed through the FIFO queue, would have had their time
-to first token (wait + own prefill on one instance) within ``delay`` for a ``quantile`` of them.
+to first token (wait + own prefill on one instance) within ``delay`` for a ``quantile`` of them
+(the window reaches back further at low rates, until ``tail_samples`` prompts lie beyond the
+quantile).
 
 The wait of prompt i at rate C is Lindley's recursion in closed form, ``V_i = X_i -
 min_{j<=i} X_j`` with ``X_j`` = work arrived before j minus ``C t_j``, and the share meeting
@@ -30,12 +32,17 @@ def slo_rate(
     delay_s: float,
     own_rate: float,
     quantile: float,
+    tail_samples: int = 0,
     iters: int = 14,
 ) -> float:
     """Smallest prefill rate (work per second, all instances) that would have met ``delay_s``
-    for ``quantile`` of the prompts arrived in (now - lookback_s, now]; 0 when none arrived."""
+    for ``quantile`` of the prompts arrived in (now - lookback_s, now], the window reaching
+    further back until ``tail_samples`` of them lie beyond the quantile (a stable estimate at
+    low rates); 0 when none arrived."""
     a = int(np.searchsorted(t, now - lookback_s, side="right"))
     b = int(np.searchsorted(t, now, side="right"))
+    if tail_samples > 0 and quantile < 1.0:
+        a = max(min(a, b - int(np.ceil(tail_samples / (1.0 - quantile)))), 0)
     if b <= a or own_rate <= 0 or not np.isfinite(own_rate):
         return 0.0
     tt = t[a:b] - t[a]
@@ -78,6 +85,6 @@ def slo_need(
     per_instance = cap1 * p / cfg.target_utilization
     c = slo_rate(
         t, work, now, cfg.sizing_lookback_s, cfg.sizing_delay_share * ttft_slo, per_instance,
-        cfg.sizing_quantile,
+        cfg.sizing_quantile, cfg.sizing_tail_samples,
     )  # fmt: skip
     return c / p * cfg.target_utilization
