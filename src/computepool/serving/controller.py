@@ -21,6 +21,9 @@ Every decision looks at the past only: sizing once and the pooled warm start use
 period (``ServingWorkload.past_streams``), rounds use the requests that have arrived.
 ``multiplex`` puts the rarely used services into mux groups (``muxplan.py``, ``mux.py``): a
 group is scaled like a service on its members' merged requests, the members hold nothing.
+``disaggregate`` prefills the services' prompts in prefill pools (``disagg.py``) and leaves
+their replicas (or groups) the decode; ``burst_sizing: replay`` sizes groups and pools from a
+replay of their recent prompts (``sizing.py``).
 Plain services are replayed and measured together (``replay_batch.py``).
 """
 
