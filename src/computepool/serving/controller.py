@@ -46,7 +46,7 @@ from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_fl
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
-from computepool.serving.sizing import slo_need
+from computepool.serving.sizing import queue_factor, slo_need
 from computepool.serving.state import ServiceState
 
 
@@ -246,7 +246,7 @@ class SimulatedReplicas:
         out = {}
         for k, st in enumerate(self._batched):
             mix = mixes[k]
-            b = burst[k] * _queue_factor(cfg, st.spec.ttft_slo_s)
+            b = burst[k] * queue_factor(cfg, st.spec.ttft_slo_s)
             r = max(float(rate[k]), b / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
             out[id(st)] = (r, mix, caps[k])
         return out
@@ -331,7 +331,7 @@ class SimulatedReplicas:
             flops = s.past.burst_flops_rate(end - cfg.peak_window_s, end, s.spec.ttft_slo_s)
         else:  # sized once for the previous period's peak
             flops = s.past.burst_flops_rate(0.0, self.past_horizon, s.spec.ttft_slo_s)
-        flops *= _queue_factor(cfg, s.spec.ttft_slo_s)
+        flops *= queue_factor(cfg, s.spec.ttft_slo_s)
         return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
@@ -488,14 +488,6 @@ class SimulatedReplicas:
         r.devices.append(np.array([s.devices() for s in self.states]))
         r.replicas.append(np.array([s.replicas for s in self.states]))
         r.need.append(np.array([plans[id(s)][0] if id(s) in plans else 0.0 for s in self.states]))
-
-
-def _queue_factor(cfg, ttft_slo: float) -> float:
-    """The TTFT-burst term's work of a ``ttft_slo`` window is done within the window plus
-    the ``ttft_queue_share`` of the SLO a prompt may queue for: a FIFO server of rate C keeps
-    every wait within D when the work of any window of length L is at most C (L + D) (the
-    network-calculus delay bound); the term checks L = the TTFT SLO."""
-    return 1.0 / (1.0 + cfg.ttft_queue_share)
 
 
 def _deficit(s: ServiceState, plan) -> float:

@@ -88,3 +88,11 @@ def slo_need(
         cfg.sizing_quantile, cfg.sizing_tail_samples,
     )  # fmt: skip
     return c / p * cfg.target_utilization
+
+
+def queue_factor(cfg, ttft_slo: float) -> float:
+    """The TTFT-burst term's work of a ``ttft_slo`` window is done within the window plus
+    the ``ttft_queue_share`` of the SLO a prompt may queue for: a FIFO server of rate C keeps
+    every wait within D when the work of any window of length L is at most C (L + D) (the
+    network-calculus delay bound); the term checks L = the TTFT SLO."""
+    return 1.0 / (1.0 + cfg.ttft_queue_share)
