@@ -9,7 +9,9 @@ several rarely used models. Mechanisms, and the published design each follows:
   ``memory_usable`` of its memory, else the bin's decode steps miss; idle resident models are
   evicted first when memory runs short (an eviction before ``keep_alive_s`` is not charged a
   cold start: optimistic, bounded by the autoscaler sizing instances for the whole resident
-  set, ``MuxReplay.floor_replicas``);
+  set, ``MuxReplay.floor_replicas``); a member whose prompt work of the last
+  ``decode_window_s`` keeps k instances busy runs on k of them, each holding a copy of its
+  weights (``replicated``);
 * **scale to zero per model, cold starts from weight bytes** (ServerlessLLM, OSDI'24): a
   model unused for ``keep_alive_s`` is evicted; its next request first loads the weights,
   ``switch_s + W / (tp * host_link_gbs * h2d_efficiency)`` from pinned host memory (or at
@@ -162,7 +164,10 @@ class MuxReplay(ServiceReplay):
         k = ctx * m.kvr[self.member] + m.c[self.member]
         self._cum["outk"] = np.concatenate([[0.0], np.cumsum(s.output * k)])
         self._cum["ctxkv"] = np.concatenate([[0.0], np.cumsum(ctx * m.kvb[self.member])])
-        self._keys = np.sort(self.member * KEY + s.t)
+        keys = self.member * KEY + s.t
+        order = np.argsort(keys, kind="stable")
+        self._keys = keys[order]
+        self._kwork = np.concatenate([[0.0], np.cumsum(self.flops[order])])
         self._mean_k = float((s.output * k).sum() / max(s.output.sum(), 1.0)) if len(s) else 0.0
 
     def active(self, t1: np.ndarray, width: float) -> np.ndarray:
@@ -171,6 +176,36 @@ class MuxReplay(ServiceReplay):
         a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
         b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
         return b > a
+
+    def member_work(self, t1: np.ndarray, width: float) -> np.ndarray:
+        """(members, len(t1)): each member's prefill work (loads included) in (t1 - width, t1]."""
+        ids = np.arange(len(self.members.a), dtype=np.float64)[:, None] * KEY
+        a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
+        b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
+        return self._kwork[b] - self._kwork[a]
+
+    def replicated(self, n: np.ndarray, work: np.ndarray, width: float) -> np.ndarray:
+        """Weight bytes of the extra copies the busy members need on ``n`` instances: a
+        member whose prompt work of the last ``width`` seconds (``member_work``) would keep
+        k instances busy runs on min(k, n) of them, each holding its weights (the first copy
+        is counted with the resident models)."""
+        f = float(self.shapes.flops[0]) * max(width, 1e-9)
+        k = np.ceil(work / f - 1e-9)
+        copies = np.maximum(np.minimum(k, np.asarray(n, dtype=np.float64)) - 1.0, 0.0)
+        return (copies * self.members.weight_bytes[:, None]).sum(axis=0)
+
+    def weights_floor(self, w: float, work: np.ndarray, width: float) -> int:
+        """Fewest instances that hold ``w`` resident weight bytes plus the busy members'
+        copies (``replicated``) with a fifth of memory to spare."""
+        if w <= 0:
+            return 0
+        n = max(math.ceil(w / (0.8 * self.mem_bytes) - 1e-9), 1)
+        while (
+            n < 4096
+            and w + float(self.replicated(np.array([n]), work, width)[0]) > 0.8 * self.mem_bytes * n
+        ):
+            n += 1
+        return n
 
     def _step(
         self, dec: np.ndarray, res: np.ndarray, n: np.ndarray
@@ -202,6 +237,8 @@ class MuxReplay(ServiceReplay):
         # memory; idle resident models are evicted first when memory runs short (LRU)
         dec = self.active(edges[1:], dw)
         a_eff, resident = self._step(dec, dec, n)
+        extra = self.replicated(n, self.member_work(edges[1:], dw), dw)
+        resident = resident + extra / np.maximum(n, 1.0)
         big = np.maximum(n, 1e-9)
         rho = xk / big
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -224,6 +261,10 @@ class MuxReplay(ServiceReplay):
         res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))
         n = float(max(replicas, self.floor_replicas(now), 1))
         a_eff, resident = self._step(dec, res, np.array([n]))
+        dw = self.decode_window_s
+        resident = (
+            resident + self.replicated(np.array([n]), self.member_work(np.array([now]), dw), dw) / n
+        )
         w = self.window(now - self.keep_alive_s, now)
         mean_k = float(w["outk"]) / float(w["out"]) if float(w["out"]) > 0 else self._mean_k
         kvb = float(np.mean(self.members.kvb))
@@ -245,8 +286,9 @@ class MuxReplay(ServiceReplay):
         w = float(self.members.weight_bytes[res].sum())
         a = float(self.members.a[dec].sum())
         budget = self.perf.tbt_budget * self.tbt_slo
+        dw = self.decode_window_s
         return max(
-            math.ceil(w / (0.8 * self.mem_bytes) - 1e-9) if w > 0 else 0,
+            self.weights_floor(w, self.member_work(np.array([now]), dw), dw),
             math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
         )
 
