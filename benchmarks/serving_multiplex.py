@@ -35,7 +35,12 @@ VARIANTS = {
     "dedicated (best card)": dict(mode="dedicated", flavor_choice="price", multiplex=False),
     "pooled": dict(mode="pooled", multiplex=False),
     "pooled + multiplexing": dict(mode="pooled", multiplex=True),
+    "pooled + mux + disaggregation": dict(mode="pooled", multiplex=True, disaggregate=True),
+    "pooled + mux (models below two instances grouped), SLO-replay sizing": dict(
+        mode="pooled", multiplex=True, hot_fraction=2.0, burst_sizing="replay"
+    ),
 }
+BEST = "dedicated (best card)"
 
 
 def run(pool, tp, sw: ServingWorkload, changes: dict) -> dict:
@@ -54,6 +59,22 @@ def run(pool, tp, sw: ServingWorkload, changes: dict) -> dict:
         for r in res.extra["services"]
         if r["status"] == "group"
     ]
+    rows = res.extra["services"]
+    # where the accelerator-hours go: own replicas, mux groups, prefill pools
+    out["hours_by_kind"] = {
+        "own replicas": sum(
+            r["accelerator_hours"] for r in rows if r["status"] == "ok" and "served_by" not in r
+        ),
+        "mux groups": sum(r["accelerator_hours"] for r in rows if r["status"] == "group"),
+        "prefill pools": sum(r["accelerator_hours"] for r in rows if r["status"] == "prefill pool"),
+    }
+    top = sorted(
+        (r for r in rows if r["status"] != "ok" or "served_by" not in r),
+        key=lambda r: -r["accelerator_hours"],
+    )[:5]
+    out["top"] = [
+        (r["name"], round(r["accelerator_hours"], 1), len(r.get("members", []))) for r in top
+    ]
     return out
 
 
@@ -70,6 +91,11 @@ HEAD = (
     "| cost vs best card | SLO attainment (all / worst service) | wall |\n"
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
+
+
+def _cell(r: dict, k: int) -> str:
+    v = r[list(VARIANTS)[k]]
+    return f"{v['accelerator_hours']:,.0f} ({v['slo_attainment_min_service']:.2%})"
 
 
 def main() -> None:
@@ -93,13 +119,21 @@ def main() -> None:
         for name, ch in VARIANTS.items():
             out[name] = run(pool, tp, sw, ch)
         for name in VARIANTS:
-            print(row(name, out[name], out["dedicated (best card)"]), flush=True)
+            print(row(name, out[name], out[BEST]), flush=True)
+        print(
+            "\nwhere the accelerator-hours go (own replicas / mux groups / prefill pools; top 5):"
+        )
+        for name in VARIANTS:
+            k = out[name]["hours_by_kind"]
+            print(f"- {name}: {' / '.join(f'{v:,.1f}' for v in k.values())}; {out[name]['top']}")
     else:
         print(
             "| Zipf | rate scale | requests | dedicated first / best card acc-h | pooled acc-h "
-            "| pooled + mux acc-h (worst-service SLO) | mux vs best card | cost vs best card |"
+            "| pooled + mux acc-h (worst-service SLO) | mux vs best card | cost vs best card "
+            "| + disagg acc-h (worst) | groups below 2 instances + SLO-replay sizing acc-h (worst) "
+            "| best of these vs best card |"
         )
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for z in args.zipf:
             for rs in args.rates:
                 s = with_traffic(sw, rate_scale=rs, popularity=z)
@@ -112,7 +146,8 @@ def main() -> None:
                     f"{b['accelerator_hours']:,.0f} | {p['accelerator_hours']:,.0f} | "
                     f"{m['accelerator_hours']:,.0f} ({m['slo_attainment_min_service']:.2%}) | "
                     f"{m['accelerator_hours'] / b['accelerator_hours']:.0%} | "
-                    f"{m['cost_usd'] / b['cost_usd']:.0%} |",
+                    f"{m['cost_usd'] / b['cost_usd']:.0%} | {_cell(r, 4)} | {_cell(r, 5)} | "
+                    f"{min(v['accelerator_hours'] for v in list(r.values())[2:]) / b['accelerator_hours']:.0%} |",
                     flush=True,
                 )
     if args.json:

@@ -157,6 +157,11 @@ def test_shipped_trace_copy_matches_the_original_csvs():
         ("{perf: {storage_gbs: -1}}", "perf.storage_gbs -1 is outside"),
         ("{perf: {h2d_efficiency: 0}}", "perf.h2d_efficiency 0 is outside"),
         ("{multiplex: true, keep_alive_s: 1e9}", "keep_alive_s"),
+        ("{disaggregate: true, prefill_keep_alive_s: -1}", "prefill_keep_alive_s"),
+        ("{burst_sizing: forecast}", "burst_sizing"),
+        ("{burst_sizing: replay, sizing_quantile: 1.5}", "sizing_quantile"),
+        ("{burst_sizing: replay, sizing_tail_samples: 100000}", "sizing_tail_samples"),
+        ("{ttft_queue_share: 2}", "ttft_queue_share"),
     ],
 )
 def test_multiplexing_settings_are_bounded(tmp_path, serving, reason):
@@ -164,3 +169,12 @@ def test_multiplexing_settings_are_bounded(tmp_path, serving, reason):
     with pytest.raises(TraceError, match=reason) as e:
         read_serving(_write(tmp_path, text))
     assert "serving" in str(e.value)
+
+
+def test_disaggregation_and_replay_sizing_settings_reach_the_controller(tmp_path):
+    text = SMALL.replace(
+        "serving: {interval_s: 30}",
+        "serving: {interval_s: 30, disaggregate: true, burst_sizing: replay, sizing_quantile: 0.99}",
+    )
+    cfg = read_serving(_write(tmp_path, text)).config
+    assert cfg.disaggregate and cfg.burst_sizing == "replay" and cfg.sizing_quantile == 0.99

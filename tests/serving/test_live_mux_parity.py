@@ -223,7 +223,8 @@ def test_a_group_is_sized_on_its_total_load_as_the_simulator_sizes_it(tmp_path):
         sim.grow(plans, ctx, t)
         rate, mix, backlog, before = seen[-1]
         dec, res = g.replay.masks(t)
-        lives.append(sz.decide(t, rate, backlog, mix, dec, res, g.replay.mean_k(t), before))
+        busy = g.replay.busy(t)
+        lives.append(sz.decide(t, rate, backlog, mix, dec, res, busy, g.replay.mean_k(t), before))
         sims.append(g.replicas)
     assert lives == sims
     assert len(set(sims)) >= 2  # the load moved the count

@@ -6,7 +6,14 @@ import pytest
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies import get_policy
-from computepool.serving.mux import cold_flags, host_link_gbs, load_seconds
+from computepool.serving.mux import (
+    busy_instances,
+    cold_flags,
+    host_link_gbs,
+    load_seconds,
+    replicated,
+    weights_floor,
+)
 from computepool.serving.perf import PerfAssumptions
 from computepool.serving.service import ServiceSpec
 from computepool.sim.run import SimConfig, simulate
@@ -104,3 +111,34 @@ def test_a_group_adds_instances_when_its_resident_weights_outgrow_one():
     assert g.replay.floor_replicas(600.0) == 2
     assert np.asarray(ctl.record.replicas)[:, k].max() >= 2
     assert res.extra["serving"]["slo_attainment_min_service"] >= 0.99
+
+
+def test_a_busy_member_holds_a_copy_of_its_weights_on_each_instance_its_prompts_keep_busy():
+    pool = one_node_pool(per_node=8, nodes=2)
+    svcs = [ServiceSpec(f"m{i}", model("qwen2.5-7b"), max_replicas=8) for i in range(3)]
+    streams = [
+        stream(np.full(900, r), prompt=4000, seed=40 + i) for i, r in enumerate((20, 0.1, 0.1))
+    ]
+    res = _run(
+        pool,
+        workload(svcs, streams, 900.0, packing=False, multiplex=True, hot_fraction=100.0),
+    )
+    g = next(s for s in res.serving.states if s.members)
+    r, m = g.replay, g.replay.members
+    f = float(r.shapes.flops[0])
+    work = r.member_work(np.array([600.0]), r.decode_window_s)[:, 0]
+    busy = int(np.ceil(work[0] / (f * r.decode_window_s)))
+    assert busy >= 2  # the busy member's prompts keep several instances busy
+    k = r.busy(600.0)
+    assert k[0] == busy and np.array_equal(k, busy_instances(work, f, r.decode_window_s))
+    extra = replicated(m, k, np.array([8.0]))[0]
+    assert extra == pytest.approx((min(busy, 8) - 1) * m.weight_bytes[0])
+    # the floor: the fewest instances that hold every model once plus the busy one's copies
+    w = float(m.weight_bytes.sum())
+    n = weights_floor(w, m, k, r.mem_bytes)
+
+    def fits(j):
+        return w + replicated(m, k, np.array([float(j)]))[0] <= 0.8 * r.mem_bytes * j
+
+    assert fits(n) and (n == 1 or not fits(n - 1))
+    assert replicated(m, k, np.array([1.0]))[0] == 0.0

@@ -109,3 +109,35 @@ def test_the_live_replica_shape_comes_from_the_previous_period_as_the_simulators
         # today's traffic (a spike the controller has not seen yet) changes nothing
         assert chosen[name, "calm"] == chosen[name, "spiky"]
     assert chosen["quiet", "calm"] != chosen["busy", "calm"]  # the past does
+
+
+@pytest.mark.parametrize(
+    "cfg,prefix",
+    [
+        ({"disaggregate": True}, "prefill/"),
+        ({"multiplex": True, "hot_fraction": 100.0, "burst_sizing": "replay"}, "mux/"),
+    ],
+)
+def test_a_future_spike_moves_no_pool_or_group_decision_before_it(cfg, prefix):
+    """A prefill pool and its decode sides, and a mux group sized by replaying its past
+    prompts (sizing.py), decide from arrived prompts only."""
+    pool = one_node_pool(per_node=8, nodes=2)
+    svcs = [ServiceSpec(n, model("qwen2.5-7b"), max_replicas=16) for n in ("chat", "rag")]
+    calm = [stream(np.full(1800, 1.0), seed=1), stream(np.full(1800, 0.5), seed=4)]
+    spiky = [_with_spike(calm[0], SPIKE_AT, stream(np.full(120, 40.0), prompt=4000, seed=2))]
+    yesterday = [stream(np.full(1800, 1.0), seed=3), stream(np.full(1800, 0.5), seed=5)]
+    runs = [
+        _run(pool, workload(svcs, s, 1800.0, past=yesterday, **cfg))
+        for s in (calm, spiky + calm[1:])
+    ]
+    names = [s.spec.name for s in runs[0].serving.states]
+    assert any(n.startswith(prefix) for n in names)
+    recs = [r.serving.record for r in runs]
+    t = np.asarray(recs[0].t)
+    before = t < SPIKE_AT
+    for key in ("replicas", "devices", "need"):
+        a, b = (np.asarray(getattr(r, key))[before] for r in recs)
+        assert np.array_equal(a, b), key
+    k = names.index(next(n for n in names if n.startswith(prefix)))
+    after = [np.asarray(r.replicas)[~before, k].max() for r in recs]
+    assert after[1] > after[0]  # it grows once the spike's prompts arrive

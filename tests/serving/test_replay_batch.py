@@ -31,11 +31,13 @@ def _services():
     return svcs, streams, past
 
 
-@pytest.mark.parametrize("packing", [True, False])
-def test_batched_and_per_service_replays_agree(monkeypatch, packing):
+@pytest.mark.parametrize("packing,disaggregate", [(True, False), (False, False), (True, True)])
+def test_batched_and_per_service_replays_agree(monkeypatch, packing, disaggregate):
     pool = one_node_pool(per_node=8, nodes=1)
     svcs, streams, past = _services()
-    sw = workload(svcs, streams, 1200.0, past=past, packing=packing, grace_s=30.0)
+    sw = workload(
+        svcs, streams, 1200.0, past=past, packing=packing, grace_s=30.0, disaggregate=disaggregate
+    )
     jobs = Workload.from_jobs([Job(id="spot", workers=4, total_steps=4 * 7200.0)])
     tp = Throughputs(pool.accelerators)
     runs = []
@@ -59,3 +61,5 @@ def test_batched_and_per_service_replays_agree(monkeypatch, packing):
     # the case exercises queues, misses and an idle service
     ttft = np.concatenate([s.replay.ttft for s in new.states])
     assert (ttft > 2.0).any() and (ttft <= 2.0).any()
+    pools = [s for s in new.states if s.prefill_for]
+    assert len(pools) == (1 if disaggregate else 0)

@@ -22,8 +22,10 @@ def _f(x: Any, pattern: str) -> str:
 def _shape(r: dict[str, Any]) -> str:
     if r.get("served_by"):
         return f"in {r['served_by']}"
+    if r.get("prefilled_by") and not r.get("accelerator_hours_by_shape"):
+        return f"prompts in {r['prefilled_by']}"
     by_shape = r.get("accelerator_hours_by_shape")
-    if r["status"] not in ("ok", "group") or not by_shape:
+    if r["status"] not in HOLDS or not by_shape:
         return "-"
     main = max(by_shape, key=by_shape.get)
     return main + (f" +{len(by_shape) - 1}" if len(by_shape) > 1 else "")
@@ -33,16 +35,25 @@ def _ok(r: dict[str, Any], text: str) -> str:
     return text if r["status"] == "ok" else "-"
 
 
+#: Row statuses that hold accelerators (a service, a mux group, a prefill pool).
+HOLDS = ("ok", "group", "prefill pool")
+
+
 def _held(r: dict[str, Any], text: str) -> str:
-    return text if r["status"] in ("ok", "group") else "-"
+    return text if r["status"] in HOLDS else "-"
+
+
+def _status(r: dict[str, Any]) -> str:
+    if r["status"] == "ok":
+        return _f(r["slo_attainment"], "{:.2%}")
+    return "rejected" if r["status"] == "rejected" else r["status"]
 
 
 SERVICE_COLUMNS = [
     Col("SERVICE", lambda r: escape(r["name"]), key=True),
     Col("MODEL", lambda r: escape(r["model"]), key=True, optional=True),
     Col("REQUESTS", lambda r: f"{r['requests']:,}", key=True, right=True),
-    Col("SLO ATT.", lambda r: _ok(r, _f(r["slo_attainment"], "{:.2%}")) if r["status"] == "ok"
-        else ("group" if r["status"] == "group" else "rejected"), key=True, right=True),
+    Col("SLO ATT.", _status, key=True, right=True),
     Col("TTFT P99", lambda r: _ok(r, _f(r["ttft_p99_s"], "{:.2f} s")), key=True, right=True),
     Col("TBT P99", lambda r: _ok(r, _f(None if r["tbt_p99_s"] is None else r["tbt_p99_s"] * 1000,
         "{:.0f} ms")), key=True, right=True, optional=True),

@@ -67,20 +67,29 @@ def plan_need(
     mix: Mix,
     floor0: float,
     cfg: ServingConfig,
+    replayed: bool = False,
+    prefill: bool = False,
 ) -> tuple[float, float]:
     """One decision's (capacity needed, scale-down floor), req/s, from the rate measured at
     ``now``; appends to the histories (trimmed to what the decisions look back at). The
-    simulator's services and mux groups and the live pool's mux groups all decide here."""
+    simulator's services, mux groups and prefill pools and the live pool's mux groups all
+    decide here. ``replayed``: ``rate`` comes from a replay of the recent past
+    (``burst_sizing: replay``, ``sizing.py``), which already spans its peaks: taken without
+    the forecast. Such a need (a slow estimate) and a prefill pool's (``prefill``: its
+    instances hold no sequences, ``disagg.py``) are released after
+    ``prefill_scale_down_delay_s``, the others after ``scale_down_delay_s``."""
     hist_t.append(now)
     hist_rate.append(rate)
     keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
     if hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
         i = bisect_left(hist_t, now - keep)
         del hist_t[:i], hist_rate[:i], hist_need[:i]
-    need = forecast_rate(hist_t, hist_rate, now, cfg)
+    need = rate if replayed else forecast_rate(hist_t, hist_rate, now, cfg)
     need = max(needed_rate(need, backlog_flops, mix, cfg), floor0)
     hist_need.append(need)
-    return need, scale_down_floor(hist_t, hist_need, now, cfg.scale_down_delay_s)
+    quick = replayed or prefill
+    delay = cfg.prefill_scale_down_delay_s if quick else cfg.scale_down_delay_s
+    return need, scale_down_floor(hist_t, hist_need, now, delay)
 
 
 def replicas_after(

@@ -132,6 +132,16 @@ class ServingEntry(_Strict):
     multiplex: bool = False
     hot_fraction: float = Field(0.5, ge=0, le=100)
     keep_alive_s: float = Field(60.0, ge=0, le=86400)
+    disaggregate: bool = False
+    prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
+    prefill_fraction: float = Field(0.0, ge=0, le=100)
+    prefill_scale_down_delay_s: float = Field(60.0, ge=0, le=86400)
+    ttft_queue_share: float = Field(0.0, ge=0, le=1)
+    burst_sizing: Literal["window", "replay"] = "window"
+    sizing_lookback_s: float = Field(900.0, gt=0, le=86400)
+    sizing_delay_share: float = Field(0.75, gt=0, le=1)
+    sizing_quantile: float = Field(0.995, gt=0, le=1)
+    sizing_tail_samples: int = Field(20, ge=0, le=10_000)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -21,6 +21,9 @@ Every decision looks at the past only: sizing once and the pooled warm start use
 period (``ServingWorkload.past_streams``), rounds use the requests that have arrived.
 ``multiplex`` puts the rarely used services into mux groups (``muxplan.py``, ``mux.py``): a
 group is scaled like a service on its members' merged requests, the members hold nothing.
+``disaggregate`` prefills the services' prompts in prefill pools (``disagg.py``) and leaves
+their replicas (or groups) the decode; ``burst_sizing: replay`` sizes groups and pools from a
+replay of their recent prompts (``sizing.py``).
 Plain services are replayed and measured together (``replay_batch.py``).
 """
 
@@ -33,6 +36,7 @@ import numpy as np
 from computepool.model.pool import Pool
 from computepool.model.status import Status
 from computepool.serving import autoscaler as asc
+from computepool.serving import disagg
 from computepool.serving.feasibility import service_status
 from computepool.serving.hook import RoundCapacity, SchedulerClock, ServingHook
 from computepool.serving.packing import extra_devices
@@ -40,6 +44,7 @@ from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_fl
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
+from computepool.serving.sizing import queue_factor, slo_need
 from computepool.serving.state import ServiceState
 
 
@@ -98,15 +103,28 @@ class SimulatedReplicas:
             self._state(s, st, ps)
             for s, st, ps in zip(serving.services, serving.streams, past, strict=True)
         ]
-        if self.cfg.multiplex and self.cfg.mode == "pooled" and self.cfg.autoscale:
+        pooled = self.cfg.mode == "pooled" and self.cfg.autoscale
+        pools: dict = {}
+        if self.cfg.disaggregate and pooled:  # prompts go to prefill pools (disagg.py)
+            pools = disagg.plan(self)
+            for idx in pools.values():
+                for i in idx:
+                    self.states[i] = disagg.decode_side(self, self.states[i])
+        if self.cfg.multiplex and pooled:
             from computepool.serving.muxplan import group_states
 
             self.states += group_states(self)
+        if pools:
+            self.states += disagg.pool_states(self, pools)
         # plain services are replayed together (replay_batch.py); mux groups one by one
         self._batched = [
             s
             for s in self.states
-            if batched and s.status.ok and s.member_of is None and not s.members
+            if batched
+            and s.status.ok
+            and s.member_of is None
+            and not s.members
+            and not s.prefill_for
         ]
         self._batched_ids = {id(s) for s in self._batched}
         self._batch = ReplayBatch([s.replay for s in self._batched]) if self._batched else None
@@ -226,7 +244,8 @@ class SimulatedReplicas:
         out = {}
         for k, st in enumerate(self._batched):
             mix = mixes[k]
-            r = max(float(rate[k]), burst[k] / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
+            b = burst[k] * queue_factor(cfg, st.spec.ttft_slo_s)
+            r = max(float(rate[k]), b / max(mix.prefill_flops, 1.0) * cfg.target_utilization)
             out[id(st)] = (r, mix, caps[k])
         return out
 
@@ -248,7 +267,7 @@ class SimulatedReplicas:
                 rate, mix = s.past.load(end, cfg.peak_window_s, cfg.burst_window_s)
             else:
                 rate, mix = self._peak(s)
-        if s.members:  # a mux group: capacity at its members' current activity
+        if s.members or s.prefill_for:  # a mux group or prefill pool: at its members' activity
             src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
             cap, mem_floor = src.sizing(
                 at, s.replicas, mix, s.spec.tbt_slo_s, cfg.target_utilization
@@ -256,14 +275,27 @@ class SimulatedReplicas:
         else:
             cap = capacity_rps(s.shapes, mix, s.spec.tbt_slo_s, cfg.target_utilization, cfg.perf)
             mem_floor = 0.0
-        rate = max(rate, self._burst(s, now, mix))
+        if (s.members or s.prefill_for) and cfg.burst_sizing == "replay" and cfg.autoscale:
+            rate = max(self._slo_sized(s, now, mix, float(cap[0])), self._mean_rate(s, now))
+        else:
+            rate = max(rate, self._burst(s, now, mix))
         return self._decide(s, now, rate, mix, cap, mem_floor)
+
+    def _mean_rate(self, s: ServiceState, now: float) -> float:
+        src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+        return src.load(at, self.cfg.window_s)[0]
+
+    def _slo_sized(self, s: ServiceState, now: float, mix: Mix, cap1: float) -> float:
+        src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
+        need = slo_need(src.stream.t, src.flops, at, mix, cap1, s.spec.ttft_slo_s, self.cfg)
+        return need if np.isfinite(need) else self._burst(s, now, mix)
 
     def _decide(
         self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float
     ) -> tuple[float, float, np.ndarray]:
-        need, floor = asc.plan_need(s.hist_t, s.hist_rate, s.hist_need, now, rate,
-                                    s.replay.backlog, mix, floor0, self.cfg)  # fmt: skip
+        replayed = bool(s.members or s.prefill_for) and self.cfg.burst_sizing == "replay"
+        need, floor = asc.plan_need(s.hist_t, s.hist_rate, s.hist_need, now, rate, s.replay.backlog,
+                                    mix, floor0, self.cfg, replayed, bool(s.prefill_for))  # fmt: skip
         return need, floor, cap
 
     def _burst(self, s: ServiceState, now: float, mix: Mix) -> float:
@@ -278,6 +310,7 @@ class SimulatedReplicas:
             flops = s.past.burst_flops_rate(end - cfg.peak_window_s, end, s.spec.ttft_slo_s)
         else:  # sized once for the previous period's peak
             flops = s.past.burst_flops_rate(0.0, self.past_horizon, s.spec.ttft_slo_s)
+        flops *= queue_factor(cfg, s.spec.ttft_slo_s)
         return flops / max(mix.prefill_flops, 1.0) * cfg.target_utilization
 
     def _peak(self, s: ServiceState) -> tuple[float, Mix]:
@@ -413,12 +446,15 @@ class SimulatedReplicas:
             s.replay.close()
             s.groups = []
         for g in self.states:
-            if g.member_pos is not None:  # members' requests were replayed in their group
+            if g.members:  # members' requests were replayed in their group
                 member, pos = g.member_pos
                 for j, i in enumerate(g.members):
                     m = member == j
                     self.states[i].replay.ttft[pos[m]] = g.replay.ttft[m]
                     self.states[i].replay.tbt[pos[m]] = g.replay.tbt[m]
+        for p in self.states:
+            if p.prefill_for:  # prompts were prefilled in a pool, decoded on the service
+                disagg.first_tokens(self, p)
         self.whole[:] = 0
         self.frac[:] = 0
         self._record(self.horizon, {})

@@ -41,7 +41,7 @@ import numpy as np
 from computepool.serving import autoscaler as asc
 from computepool.serving.activity import Activity
 from computepool.serving.binding import DevicePlacer
-from computepool.serving.mux import Members, group_plan, lru_victims
+from computepool.serving.mux import Members, busy_instances, group_plan, lru_victims
 from computepool.serving.perf import Mix, ShapeTable
 from computepool.serving.service import ServingConfig
 from computepool.serving.supervisor import Replica
@@ -173,12 +173,14 @@ class GroupSizer:
         mix: Mix,
         dec: np.ndarray,
         res: np.ndarray,
+        busy: np.ndarray,
         mean_k: float,
         replicas: int,
     ) -> int:
-        """Instances wanted after one decision at ``now`` (``replicas``: those held now)."""
+        """Instances wanted after one decision at ``now`` (``replicas``: those held now);
+        ``busy``: the instances each member's prompts keep busy (``mux.busy_instances``)."""
         cfg = self.cfg
-        cap, floor0 = group_plan(self.shape, self.members, self.mem_bytes, cfg.perf, dec, res,
+        cap, floor0 = group_plan(self.shape, self.members, self.mem_bytes, cfg.perf, dec, res, busy,
                                  replicas, mean_k, mix, self.tbt_slo_s, cfg.target_utilization)  # fmt: skip
         need, floor = asc.plan_need(self.hist_t, self.hist_rate, self.hist_need, now, rate,
                                     backlog_flops, mix, floor0, cfg)  # fmt: skip
@@ -187,14 +189,17 @@ class GroupSizer:
         return self.instances
 
 
-def group_load(states: list[LiveServiceState], activity: Activity, m: Members) -> tuple:
+def group_load(states: list[LiveServiceState], activity: Activity, sz: GroupSizer) -> tuple:
     """A group's total load as its sizer reads it, from its members (in the group's order):
-    (request rate, backlog FLOPs, mix weighted by rate, decoding, resident, mean per-token
-    decode cost). Decoding: requests in flight or held. Resident (what must fit, the memory
-    floor): the same members, those that cannot be evicted; the simulator counts every model
-    used within ``keep_alive_s`` (it sizes for them because its evictions are free), the live
-    pool evicts an idle resident for real (a measured cold start) rather than binding
-    another instance for it."""
+    (request rate, backlog FLOPs, mix weighted by rate, decoding, resident, busy instances,
+    mean per-token decode cost). Decoding: requests in flight or held. Resident (what must
+    fit, the memory floor): the same members, those that cannot be evicted; the simulator
+    counts every model used within ``keep_alive_s`` (it sizes for them because its evictions
+    are free), the live pool evicts an idle resident for real (a measured cold start) rather
+    than binding another instance for it. Busy instances: a member's measured prompt work
+    (rate x mean prefill FLOPs) over the group's instance FLOP/s, as the simulator counts
+    the copies of a busy member's weights (``mux.busy_instances``)."""
+    m = sz.members
     rates = np.array([s.autoscaler.rate[-1] if s.autoscaler.rate else 0.0 for s in states])
     mixes = [s.autoscaler.mix for s in states]
     w = rates / rates.sum() if rates.sum() > 0 else np.full(len(states), 1.0 / len(states))
@@ -203,10 +208,13 @@ def group_load(states: list[LiveServiceState], activity: Activity, m: Members) -
     backlog = sum(s.autoscaler.queued * x.prefill_flops for s, x in zip(states, mixes, strict=True))
     dec = np.array([activity.busy(s.spec.name) for s in states])
     res = dec.copy()
+    dw = sz.cfg.decode_window_s
+    work = np.array([r * x.prefill_flops * dw for r, x in zip(rates, mixes, strict=True)])
+    busy = busy_instances(work, float(sz.shape.flops[0]), dw) * dec
     k = np.array([x.context_tokens for x in mixes]) * m.kvr + m.c
     out = np.array([x.output_tokens for x in mixes]) * w
     mean_k = float((out * k).sum() / out.sum()) if out.sum() > 0 else float(k.mean())
-    return float(rates.sum()), float(backlog), mix, dec, res, mean_k
+    return float(rates.sum()), float(backlog), mix, dec, res, busy, mean_k
 
 
 def spread(instances: int, rates: list[float]) -> list[int]:

@@ -281,7 +281,7 @@ class ProcessReplicas:
         for gp, devs, sz in zip(self.plans, self.groups, self.sizers, strict=True):
             if sz is not None:  # a group is sized on its members' total load
                 members = [self.states[i] for i in gp.members]
-                load = group_load(members, self.activity, sz.members)
+                load = group_load(members, self.activity, sz)
                 sz.decide(now, *load, max(len(devs.instances), 1))
 
     def release(self, plans: None, now: float) -> None:

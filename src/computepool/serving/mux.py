@@ -9,7 +9,9 @@ several rarely used models. Mechanisms, and the published design each follows:
   ``memory_usable`` of its memory, else the bin's decode steps miss; idle resident models are
   evicted first when memory runs short (an eviction before ``keep_alive_s`` is not charged a
   cold start: optimistic, bounded by the autoscaler sizing instances for the whole resident
-  set, ``MuxReplay.floor_replicas``);
+  set, ``MuxReplay.floor_replicas``); a member whose prompt work of the last
+  ``decode_window_s`` keeps k instances busy runs on k of them, each holding a copy of its
+  weights (``replicated``);
 * **scale to zero per model, cold starts from weight bytes** (ServerlessLLM, OSDI'24): a
   model unused for ``keep_alive_s`` is evicted; its next request first loads the weights,
   ``switch_s + W / (tp * host_link_gbs * h2d_efficiency)`` from pinned host memory (or at
@@ -162,7 +164,10 @@ class MuxReplay(ServiceReplay):
         k = ctx * m.kvr[self.member] + m.c[self.member]
         self._cum["outk"] = np.concatenate([[0.0], np.cumsum(s.output * k)])
         self._cum["ctxkv"] = np.concatenate([[0.0], np.cumsum(ctx * m.kvb[self.member])])
-        self._keys = np.sort(self.member * KEY + s.t)
+        keys = self.member * KEY + s.t
+        order = np.argsort(keys, kind="stable")
+        self._keys = keys[order]
+        self._kwork = np.concatenate([[0.0], np.cumsum(self.flops[order])])
         self._mean_k = float((s.output * k).sum() / max(s.output.sum(), 1.0)) if len(s) else 0.0
 
     def active(self, t1: np.ndarray, width: float) -> np.ndarray:
@@ -171,6 +176,21 @@ class MuxReplay(ServiceReplay):
         a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
         b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
         return b > a
+
+    def member_work(self, t1: np.ndarray, width: float) -> np.ndarray:
+        """(members, len(t1)): each member's prefill work (loads included) in (t1 - width, t1]."""
+        ids = np.arange(len(self.members.a), dtype=np.float64)[:, None] * KEY
+        a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
+        b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
+        return self._kwork[b] - self._kwork[a]
+
+    def busy(self, t1: np.ndarray | float) -> np.ndarray:
+        """(members, len(t1)), or (members,) for one time: instances each member's prompt
+        work of the last ``decode_window_s`` keeps busy (``busy_instances``)."""
+        t = np.atleast_1d(np.asarray(t1, dtype=np.float64))
+        dw = self.decode_window_s
+        out = busy_instances(self.member_work(t, dw), float(self.shapes.flops[0]), dw)
+        return out if np.ndim(t1) else out[:, 0]
 
     def _step(
         self, dec: np.ndarray, res: np.ndarray, n: np.ndarray
@@ -194,6 +214,8 @@ class MuxReplay(ServiceReplay):
         # memory; idle resident models are evicted first when memory runs short (LRU)
         dec = self.active(edges[1:], dw)
         a_eff, resident = self._step(dec, dec, n)
+        extra = replicated(self.members, self.busy(edges[1:]), n)
+        resident = resident + extra / np.maximum(n, 1.0)
         big = np.maximum(n, 1e-9)
         rho = xk / big
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -226,12 +248,13 @@ class MuxReplay(ServiceReplay):
         ``keep_alive_s`` (spread over ``replicas`` instances) and their mean per-token cost."""
         dec, res = self.masks(now)
         n = max(replicas, self.floor_replicas(now), 1)
-        return instance_shape(self.shapes, self.members, dec, res, n, self.mean_k(now),
-                              self.mem_bytes)  # fmt: skip
+        return instance_shape(self.shapes, self.members, dec, res, self.busy(now), n,
+                              self.mean_k(now), self.mem_bytes)  # fmt: skip
 
     def floor_replicas(self, now: float) -> int:
         dec, res = self.masks(now)
-        return floor_instances(self.members, dec, res, self.mem_bytes, self.perf, self.tbt_slo)
+        return floor_instances(self.members, dec, res, self.busy(now), self.mem_bytes,
+                               self.perf, self.tbt_slo)  # fmt: skip
 
     def sizing(
         self, now: float, replicas: int, mix: Mix, tbt_slo: float, util: float
@@ -239,7 +262,7 @@ class MuxReplay(ServiceReplay):
         """``group_plan`` at the members' activity replayed up to ``now``."""
         dec, res = self.masks(now)
         return group_plan(self.shapes, self.members, self.mem_bytes, self.perf, dec, res,
-                          replicas, self.mean_k(now), mix, tbt_slo, util)  # fmt: skip
+                          self.busy(now), replicas, self.mean_k(now), mix, tbt_slo, util)  # fmt: skip
 
 
 def step_costs(
@@ -256,17 +279,51 @@ def step_costs(
     return np.maximum(a_sum / big, a_max), np.maximum(w_sum / big, w_max)
 
 
+def busy_instances(work: np.ndarray, flops: float, width: float) -> np.ndarray:
+    """Instances each member's prompt work of the last ``width`` seconds (``work``, members
+    x times) would keep busy on instances of ``flops`` FLOP/s: ceil(work / (flops width))."""
+    return np.ceil(np.asarray(work) / (flops * max(width, 1e-9)) - 1e-9)
+
+
+def replicated(m: Members, busy: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Weight bytes of the extra copies the busy members need on ``n`` instances (per time):
+    a member whose prompts keep ``busy`` instances busy (``busy_instances``) runs on
+    min(busy, n) of them, each holding its weights (the first copy is counted with the
+    resident models)."""
+    k = np.asarray(busy, dtype=np.float64).reshape(len(m.a), -1)
+    copies = np.maximum(np.minimum(k, np.asarray(n, dtype=np.float64)) - 1.0, 0.0)
+    return (copies * m.weight_bytes[:, None]).sum(axis=0)
+
+
+def weights_floor(w: float, m: Members, busy: np.ndarray, mem_bytes: float) -> int:
+    """Fewest instances that hold ``w`` resident weight bytes plus the busy members' copies
+    (``replicated``) with a fifth of memory to spare."""
+    if w <= 0:
+        return 0
+    n = max(math.ceil(w / (0.8 * mem_bytes) - 1e-9), 1)
+    while n < 4096 and w + float(replicated(m, busy, np.array([n]))[0]) > 0.8 * mem_bytes * n:
+        n += 1
+    return n
+
+
 def floor_instances(
-    m: Members, dec: np.ndarray, res: np.ndarray, mem_bytes: float, perf, tbt_slo: float
+    m: Members,
+    dec: np.ndarray,
+    res: np.ndarray,
+    busy: np.ndarray,
+    mem_bytes: float,
+    perf: PerfAssumptions,
+    tbt_slo: float,
 ) -> int:
     """Instances a group needs whatever its request rate: to hold the weights of the
-    resident models (``res``) with a fifth of memory left for KV cache, and to run one decode
-    step of every model decoding (``dec``) within half the TBT budget."""
+    resident models (``res``) and the busy members' copies (``busy``: ``weights_floor``) with
+    a fifth of memory left for KV cache, and to run one decode step of every model decoding
+    (``dec``) within half the TBT budget."""
     w = float(m.weight_bytes[np.asarray(res, dtype=bool)].sum())
     a = float(m.a[np.asarray(dec, dtype=bool)].sum())
     budget = perf.tbt_budget * tbt_slo
     return max(
-        math.ceil(w / (0.8 * mem_bytes) - 1e-9) if w > 0 else 0,
+        weights_floor(w, m, busy, mem_bytes),
         math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
     )
 
@@ -276,13 +333,17 @@ def instance_shape(
     m: Members,
     dec: np.ndarray,
     res: np.ndarray,
+    busy: np.ndarray,
     n: int,
     mean_k: float,
     mem_bytes: float,
 ) -> ShapeTable:
     """The group's instance shape (one row) with the step cost of the decoding models and
-    the KV room the resident ones leave, spread over ``n`` instances."""
-    a_eff, resident = step_costs(m, dec, res, np.array([float(n)]))
+    the KV room the resident ones and the busy members' copies leave, spread over ``n``
+    instances."""
+    big = np.array([float(n)])
+    a_eff, resident = step_costs(m, dec, res, big)
+    resident = resident + replicated(m, busy, big) / big
     kvb = float(np.mean(m.kvb))
     kv_cap = max(mem_bytes - float(resident[0]), 0.0) / kvb
     return replace(
@@ -301,6 +362,7 @@ def group_plan(
     perf: PerfAssumptions,
     dec: np.ndarray,
     res: np.ndarray,
+    busy: np.ndarray,
     replicas: int,
     mean_k: float,
     mix: Mix,
@@ -309,8 +371,9 @@ def group_plan(
 ) -> tuple[np.ndarray, float]:
     """What a mux group's autoscaler sizes instances with, in the simulator and on the live
     pool: (requests per second one instance carries at the members' activity, the capacity
-    the group needs whatever its rate: ``floor_instances`` of them)."""
-    floor = floor_instances(m, dec, res, mem_bytes, perf, tbt_slo)
-    sh = instance_shape(shape, m, dec, res, max(replicas, floor, 1), mean_k, mem_bytes)
+    the group needs whatever its rate: ``floor_instances`` of them). ``dec``/``res``: the
+    members decoding/resident, ``busy``: the instances each one's prompts keep busy."""
+    floor = floor_instances(m, dec, res, busy, mem_bytes, perf, tbt_slo)
+    sh = instance_shape(shape, m, dec, res, busy, max(replicas, floor, 1), mean_k, mem_bytes)
     cap = capacity_rps(sh, mix, tbt_slo, util, perf)
     return cap, floor * float(cap[0])

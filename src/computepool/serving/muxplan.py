@@ -52,11 +52,14 @@ class Candidate:
     mix: Mix  # the previous period's mean request
     rate: float  # the previous period's mean request rate
     ok: bool = True
+    decode: bool = False  # decode-only (its prefill runs in a shared prefill pool)
 
 
 def candidate(s: ServiceState, past_horizon: float) -> Candidate:
     rate = len(s.past.stream) / max(past_horizon, 1e-9)
-    return Candidate(s.spec, s.shapes, s.usable, s.past.mean_mix(), rate, s.status.ok)
+    return Candidate(
+        s.spec, s.shapes, s.usable, s.past.mean_mix(), rate, s.status.ok, s.full_shapes is not None
+    )
 
 
 def home(c: Candidate, cfg) -> tuple[int, bool] | None:
@@ -79,7 +82,7 @@ def home(c: Candidate, cfg) -> tuple[int, bool] | None:
 
 
 def plan_of(cands: list[Candidate], cfg) -> dict[tuple, list[int]]:
-    """Groups: key (flavor, tp, ttft SLO, tbt SLO) -> indices of the cold candidates (2+)."""
+    """Groups: key (flavor, tp, ttft SLO, tbt SLO, decode-only) -> indices of the cold candidates (2+)."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, c in enumerate(cands):
         if not c.ok:
@@ -88,7 +91,7 @@ def plan_of(cands: list[Candidate], cfg) -> dict[tuple, list[int]]:
         if at is None or not at[1]:
             continue
         f, tp = int(c.shapes.flavor[at[0]]), int(c.shapes.tp[at[0]])
-        groups[(f, tp, c.spec.ttft_slo_s, c.spec.tbt_slo_s)].append(i)
+        groups[(f, tp, c.spec.ttft_slo_s, c.spec.tbt_slo_s, c.decode)].append(i)
     return {k: v for k, v in groups.items() if len(v) >= 2}
 
 
@@ -113,6 +116,7 @@ class GroupPlan:
     tbt_slo_s: float
     members: tuple[int, ...]
     rows: tuple[int, ...]
+    decode: bool = False
 
 
 def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
@@ -120,13 +124,13 @@ def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
     biggest member (``instance_tp``), members without a shape there left out, groups of 2+.
     The simulator's ``group_states`` and the live controller both take their groups here."""
     out = []
-    for (f, tp, ttft, tbt), idx in plan_of(cands, cfg).items():
+    for (f, tp, ttft, tbt, decode), idx in plan_of(cands, cfg).items():
         tp = instance_tp(pool, cfg.perf, f, tp, max(cands[i].spec.model.weight_bytes for i in idx))
         rows = [_row(cands[i].shapes, f, tp) for i in idx]
         keep = [(i, r) for i, r in zip(idx, rows, strict=True) if r is not None]
         if len(keep) >= 2:
             out.append(GroupPlan(f, tp, ttft, tbt, tuple(i for i, _ in keep),
-                                 tuple(r for _, r in keep)))  # fmt: skip
+                                 tuple(r for _, r in keep), decode))  # fmt: skip
     return out
 
 
@@ -136,7 +140,7 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     out: list[ServiceState] = []
     cands = [candidate(s, ctl.past_horizon) for s in ctl.states]
     for gp in groups_of(cands, pool, cfg):
-        f, tp, ttft, tbt = gp.flavor, gp.tp, gp.ttft_slo_s, gp.tbt_slo_s
+        f, tp, ttft, tbt, decode = gp.flavor, gp.tp, gp.ttft_slo_s, gp.tbt_slo_s, gp.decode
         keep, rows = gp.members, gp.rows
         states = [ctl.states[i] for i in keep]
         acc = pool.flavor_accelerators[f]
@@ -156,6 +160,7 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
         mem = instance_bytes(acc.memory_gib, tp, cfg.perf)
         gi = len(ctl.states) + len(out)
         name = f"mux/{shape.names[0]}"
+        name += " decode" if decode else ""
         if any(g.spec.name == name for g in out):  # same instances, other SLOs
             name += f" ttft {ttft:g}s tbt {tbt:g}s"
         spec = ServiceSpec(
@@ -177,13 +182,13 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
     return out
 
 
-def instance_tp(pool, perf, f: int, tp: int, biggest: float) -> int:
-    """The members' tp, raised until an instance holds the biggest member with ``ROOM``
+def instance_tp(pool, perf, f: int, tp: int, biggest: float, room: float = ROOM) -> int:
+    """The members' tp, raised until an instance holds the biggest member with ``room``
     to spare where the node allows it."""
     acc = pool.flavor_accelerators[f]
     most = int(max_tp_per_flavor(pool)[f])
     for t in sorted(x for x in perf.tp_sizes if tp <= x <= most):
-        if instance_bytes(acc.memory_gib, t, perf) >= (1.0 + ROOM) * biggest:
+        if instance_bytes(acc.memory_gib, t, perf) >= (1.0 + room) * biggest:
             return t
     return tp
 
@@ -205,6 +210,8 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float):
     order_flops[:] = flops[offsets[member] + pos]
     cold = cold_flags(stream.t, member, cfg.keep_alive_s)
     work = order_flops + cold * members.load_s[member] * float(shape.flops[0])
+    if states[0].full_shapes is not None:  # decode side of disaggregated services: a cold
+        work = order_flops  # load is a copy over the host link, waited for (disagg.py)
     tbt = min(s.spec.tbt_slo_s for s in states)
     replay = MuxReplay(
         stream,

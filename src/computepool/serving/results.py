@@ -39,14 +39,36 @@ def service_rows(ctl: ServingController) -> list[dict[str, Any]]:
     for g, s in zip(rows, ctl.states, strict=True):
         if s.members:
             _share_group(g, s, [rows[i] for i in s.members], [ctl.states[i] for i in s.members])
+        if s.prefill_for:
+            _share_pool(g, s, [rows[i] for i in s.prefill_for])
     return rows
+
+
+def _share_pool(row: dict, p: ServiceState, rows: list[dict]) -> None:
+    """A prefill pool's row lists its services; each gets the pool's accelerator-hours in
+    proportion to the prefill work (loads included) it brought, as ``prefill_accelerator_hours``
+    (its ``accelerator_hours`` are its decode side's)."""
+    member, _ = p.member_pos
+    work = np.bincount(member, weights=p.replay.flops, minlength=len(rows))
+    share = work / max(float(work.sum()), 1e-9)
+    row["status"] = "prefill pool"
+    row["members"] = [r["name"] for r in rows]
+    row["cold_starts"] = int(p.replay.cold.sum()) if p.replay.cold is not None else 0
+    row["requests"] = int(len(p.replay.stream))
+    row["kv_transfer_p99_s"] = _p99(p.transfer) if p.transfer is not None else None
+    for r, sh in zip(rows, share, strict=True):
+        r["prefilled_by"] = row["name"]
+        r["prefill_accelerator_hours"] = row["accelerator_hours"] * float(sh)
 
 
 def _share_group(row: dict, g: ServiceState, rows: list[dict], members: list[ServiceState]):
     """A mux group's row lists its members; each member is charged the group's
-    accelerator-hours in proportion to the prefill work (loads included) it brought."""
+    accelerator-hours in proportion to the prefill work (loads included) it brought (output
+    tokens in a decode-only group)."""
     member, _ = g.member_pos
-    work = np.bincount(member, weights=g.replay.flops, minlength=len(members))
+    # a decode-only group (disaggregated: prompts prefilled in a pool) by output tokens
+    w = g.replay.flops if g.replay.flops.sum() > 0 else g.replay.stream.output
+    work = np.bincount(member, weights=w, minlength=len(members))
     share = work / max(float(work.sum()), 1e-9)
     row["status"] = "group"
     row["members"] = [m.spec.name for m in members]

@@ -84,6 +84,29 @@ class ServingConfig:
     multiplex: bool = False
     hot_fraction: float = 0.5
     keep_alive_s: float = 60.0
+    #: Pooled + autoscaled only: prefill runs in prefill pools shared across models
+    #: (``serving/disagg.py``), the services' own replicas (and mux groups) only decode; a
+    #: model's weights stay in a prefill pool ``prefill_keep_alive_s`` after its last prompt.
+    disaggregate: bool = False
+    prefill_keep_alive_s: float = 10.0
+    #: Only services whose past prompts would keep this share of one device of the pool's
+    #: flavor busy go to a prefill pool (the others prefill where they decode).
+    prefill_fraction: float = 0.0
+    #: A prefill pool's instances are released when not needed for this long.
+    prefill_scale_down_delay_s: float = 60.0
+    #: Share of the TTFT SLO a prompt may queue for in the burst term (0: the work arriving
+    #: in any TTFT-SLO window is prefilled within that window, as before).
+    ttft_queue_share: float = 0.0
+    #: Mux groups and prefill pools: ``window`` (the burst rules above) or ``replay``: the
+    #: smallest prefill rate at which the prompts of the last ``sizing_lookback_s`` would
+    #: have met ``sizing_delay_share`` of the TTFT SLO for ``sizing_quantile`` of them
+    #: (``serving/sizing.py``); that rate (plus the backlog drain) is the need, without
+    #: the forecast's peak and trend, and is released after ``prefill_scale_down_delay_s``.
+    burst_sizing: str = "window"
+    sizing_lookback_s: float = 900.0
+    sizing_delay_share: float = 0.75
+    sizing_quantile: float = 0.995
+    sizing_tail_samples: int = 20
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:

@@ -30,6 +30,12 @@ class ServiceState:
     member_of: int | None = None
     members: tuple[int, ...] = ()
     member_pos: tuple[np.ndarray, np.ndarray] | None = None
+    #: Prefill/decode disaggregation (serving/disagg.py): a prefill pool's services (its
+    #: ``member_pos`` then indexes them) and each merged request's KV transfer seconds; a
+    #: service whose prompts a pool prefills keeps its full shapes here (``shapes``: decode).
+    prefill_for: tuple[int, ...] = ()
+    transfer: np.ndarray | None = None
+    full_shapes: ShapeTable | None = None
     preemptions: int = 0
     capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
     shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
