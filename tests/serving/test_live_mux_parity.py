@@ -228,3 +228,45 @@ def test_a_group_is_sized_on_its_total_load_as_the_simulator_sizes_it(tmp_path):
         sims.append(g.replicas)
     assert lives == sims
     assert len(set(sims)) >= 2  # the load moved the count
+
+
+def test_the_live_sizer_counts_the_copies_of_a_busy_members_weights(tmp_path):
+    """A busy member holds its weights on each instance its prompts keep busy (the
+    simulator's floor, merged from the disaggregation work): the live sizer reads the busy
+    instances from the measured rates and its floor and decision count the copies."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from computepool.serving.activity import Activity
+    from computepool.serving.live_mux import group_load
+    from computepool.serving.mux import floor_instances
+    from computepool.serving.perf import Mix
+
+    path = tmp_path / "busy.yaml"
+    path.write_text(BUSY_GROUP)
+    live = ProcessReplicas(load_pool("gavel-36x3"), read_serving(path), None)
+    live.stop()
+    (sz,) = live.sizers
+    f = float(sz.shape.flops[0])
+    mix = Mix(prefill_flops=f / 10.0, output_tokens=50.0, context_tokens=500.0)
+    names = ("alpha", "beta", "gamma")
+    states = [
+        SimpleNamespace(spec=SimpleNamespace(name=n),
+                        autoscaler=SimpleNamespace(rate=[r], mix=mix, queued=0))
+        for n, r in zip(names, (35.0, 1.0, 20.0), strict=True)
+    ]  # fmt: skip
+    act = Activity(list(names))
+    act.begin("alpha")
+    act.begin("beta")  # gamma has nothing in flight: not busy, no copies
+    rate, backlog, mix, dec, res, busy, mean_k = group_load(states, act, sz)
+    assert busy.tolist() == [4.0, 1.0, 0.0] and dec.tolist() == [True, True, False]
+    # members whose weights need two instances: the busy one's copies raise the floor
+    m = replace(sz.members, weight_bytes=np.array([0.55, 0.55, 0.55]) * sz.mem_bytes)
+    perf = sz.cfg.perf
+    none = np.zeros(3)
+    assert floor_instances(m, dec, res, none, sz.mem_bytes, perf, sz.tbt_slo_s) == 2
+    assert floor_instances(m, dec, res, busy, sz.mem_bytes, perf, sz.tbt_slo_s) == 3
+    big = replace(sz, members=m, hist_t=[], hist_rate=[], hist_need=[])
+    idle = replace(big, hist_t=[], hist_rate=[], hist_need=[])
+    assert big.decide(0.0, 1e-3, 0.0, mix, dec, res, busy, mean_k, 1) == 3
+    assert idle.decide(0.0, 1e-3, 0.0, mix, dec, res, none, mean_k, 1) == 2
