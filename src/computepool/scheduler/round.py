@@ -415,7 +415,8 @@ class RoundMaker:
         )
         a.running = new
         a.partner = np.where(new >= 0, partner, -1)
-        names = self.flavor_names
-        self.sink.on_events(stop_jobs.tolist(), "preempted", at)
-        started_on = [names[f] for f in new[start_rows].tolist()]
-        self.sink.on_events(start_jobs.tolist(), "running", at, started_on)
+        if self.sink.keep_events:
+            names = self.flavor_names
+            self.sink.on_events(stop_jobs.tolist(), "preempted", at)
+            started_on = [names[f] for f in new[start_rows].tolist()]
+            self.sink.on_events(start_jobs.tolist(), "running", at, started_on)
