@@ -100,7 +100,7 @@ def assign_time_shares(
     for f in np.asarray(flavor_order, dtype=np.int64).tolist():
         if free[f] <= 0:
             continue
-        cand = np.flatnonzero(usable[:, f] & unplaced)
+        cand = (usable[:, f] & unplaced).nonzero()[0]
         if len(cand) == 0:
             continue
         staying = (running[cand] == f).astype(np.int8)

@@ -367,6 +367,7 @@ class RoundMaker:
         a, h = self.active, self.history
         if self.state.backoff:
             self._sit_out(new)
+        alone = partner is None  # no row shares devices this round
         if partner is None:
             partner = np.full(len(a), -1, dtype=np.int64)
         moved = (new != a.running) | (partner != a.partner)
@@ -414,7 +415,7 @@ class RoundMaker:
             )
         )
         a.running = new
-        a.partner = np.where(new >= 0, partner, -1)
+        a.partner = partner if alone else np.where(new >= 0, partner, -1)
         if self.sink.keep_events:
             names = self.flavor_names
             self.sink.on_events(stop_jobs.tolist(), "preempted", at)
