@@ -235,11 +235,15 @@ class RoundMaker:
         ``capacity`` (``rows`` may run, within ``allowed``; ``pinned`` keep what they run on);
         tracked pairs compete with single rows."""
         a, w, c = self.active, self.workload, self.counters
-        usable = np.zeros((len(a), len(self.pool.flavors)), dtype=bool)
         jobs = a.job[rows]
-        usable[rows] = usable_flavors(
+        mine = usable_flavors(
             self.admission.rates, self._profile_masks(), w.job_class[jobs], w.data_profile[jobs]
         )
+        if len(rows) == len(a):  # every row (``rows`` ascending: all of them, in order)
+            usable = mine
+        else:
+            usable = np.zeros((len(a), len(self.pool.flavors)), dtype=bool)
+            usable[rows] = mine
         if allowed is not None:
             usable[rows] &= allowed[rows]
         if len(c.pairs):
