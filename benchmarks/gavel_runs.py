@@ -10,14 +10,14 @@ import csv
 import json
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "data" / "gavel" / "reference_results"
@@ -101,6 +101,12 @@ def isolated_rho(results: list[dict]) -> None:
 
 
 def run_all(runs: Iterable[Run], workers: int, title: str) -> list[dict]:
+    # imported here: a single ``run_one`` (benchmarks/gavel_speed.py times its whole process)
+    # needs neither a process pool nor a progress bar
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     runs = list(runs)
     out: list[dict] = []
     with (
@@ -124,6 +130,8 @@ def anchors(metric: str, trace_prefix: str) -> dict[tuple[str, float], float]:
     """(gavel policy, rate) -> published value, or {} when the shared data is absent."""
     path = REFERENCE / "continuous_avg_jct_and_ftf.csv"
     if not path.exists():
+        from rich.console import Console
+
         Console(stderr=True).print(f"[yellow]anchors skipped: {path} not found")
         return {}
     out = {}
@@ -146,6 +154,8 @@ def write_json(results: list[dict], path: Path) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    from rich.table import Table
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c, justify="right")

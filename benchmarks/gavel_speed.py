@@ -73,10 +73,13 @@ def gavel(scheduler: Path, python: str) -> tuple[float, float, int]:
     return wall, cpu, len(stamps)
 
 
-def ours(policy: str) -> tuple[float, float]:
-    t, cpu0, proc = _timed([sys.executable, "-c", OURS, policy], None)
-    proc.wait()
-    return _done(t, cpu0)
+def ours(policy: str) -> tuple[float, float, int]:
+    t, cpu0, proc = _timed([sys.executable, "-c", OURS, policy], None, stdout=subprocess.PIPE)
+    out, _ = proc.communicate()
+    wall, cpu = _done(t, cpu0)
+    print(out.strip(), flush=True)
+    fields = out.split()  # "ours POLICY rounds N jct_h X"
+    return wall, cpu, int(fields[fields.index("rounds") + 1])
 
 
 def main() -> None:
@@ -88,11 +91,16 @@ def main() -> None:
     args = ap.parse_args()
     for rep in range(args.reps):
         wall, cpu, rounds = gavel(args.gavel, args.gavel_python)
-        print(f"rep {rep}: gavel {rounds} rounds, wall {wall:.1f} s, cpu {cpu:.1f} s", flush=True)
+        print(
+            f"rep {rep}: gavel {rounds} rounds, wall {wall:.1f} s, cpu {cpu:.1f} s, "
+            f"{rounds / wall:.0f} rounds/wall s, {rounds / cpu:.0f} rounds/cpu s",
+            flush=True,
+        )
         for p in args.policies:
-            w, c = ours(p)
+            w, c, r = ours(p)
             print(
-                f"rep {rep}: ours {p} wall {w:.1f} s, cpu {c:.1f} s; "
+                f"rep {rep}: ours {p} {r} rounds, wall {w:.1f} s, cpu {c:.1f} s, "
+                f"{r / w:.0f} rounds/wall s, {r / c:.0f} rounds/cpu s; "
                 f"Gavel/ours: wall {wall / w:.1f}x, cpu {cpu / c:.1f}x",
                 flush=True,
             )

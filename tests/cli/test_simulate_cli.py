@@ -137,3 +137,19 @@ def test_ftf_baseline_isolated_divides_by_the_isolated_run(tmp_path):
     assert docs[0]["config"]["ftf_baseline"] == "isolated"
     bad = runner.invoke(app, ["simulate", *args, "--policy", "las", "--ftf-baseline", "nope"])
     assert bad.exit_code != 0
+
+
+def test_simulate_json_records_each_policy_calls_lp_time(tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(
+        app,
+        ["simulate", "--pool", "gavel-36x3", "--workload", "gavel:rate=4.0,jobs=60,seed=0",
+         "--policy", "las", "--json", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    pt = doc["policy_time"]
+    assert len(pt["at_hours"]) == len(pt["seconds"]) == doc["policy_calls"] > 0
+    assert all(s > 0 for s in pt["seconds"])
+    assert pt["at_hours"] == sorted(pt["at_hours"])
+    assert sum(pt["seconds"]) == pytest.approx(doc["policy_s_total"], rel=1e-2)

@@ -96,3 +96,16 @@ def test_without_failures_the_loop_gives_the_schedulers_own_answer():
     s2, _, _ = _run(times=0)
     s2.run()  # the scheduler's own simplest loop
     assert s.history.end[0] == s2.history.end[0] == 100.0
+
+
+def test_a_loop_without_sink_builds_no_events_and_gives_the_same_answer():
+    s, loop, sink = _run(times=1)
+    loop.run()
+    running = [d for _, k, _, d in sink.seen if k == "running"]
+    assert running == [s.pool.flavors[0].name] * 2  # each start names its flavor
+    s2, _, _ = _run(times=1)
+    quiet = SimLoop(s2, s2.cluster, s2.clock, s2.source)  # no sink
+    assert s2.state.outbox.keep_events is False
+    quiet.run()
+    assert s2.state.outbox.events == []
+    assert s2.history.end[0] == s.history.end[0] == 220.0

@@ -53,3 +53,28 @@ def test_policies_pick_their_interior_point():
     assert get_policy("las").method == "clarabel"
     assert get_policy("las-centre").method == "ipm"
     assert get_policy("las-agnostic").method == "ipm"
+
+
+def test_matrices_handed_over_as_lists_give_the_same_solve(monkeypatch):
+    import clarabel
+
+    from computepool.solvers import interior
+
+    lp = _face_lp()
+    args = (lp.cost, lp.col_lo, lp.col_hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
+    fast = solve_interior(*args, True)
+    real = clarabel.DefaultSolver
+    seen = []
+
+    def scipy_only(P, q, A, b, cones, settings):  # a binding that takes scipy matrices only
+        seen.append(type(A).__name__)
+        if isinstance(A, interior.CscLists):
+            raise TypeError("expected a scipy.sparse.csc_matrix")
+        return real(P, q, A, b, cones, settings)
+
+    monkeypatch.setattr(interior.clarabel, "DefaultSolver", scipy_only)
+    slow = solve_interior(*args, True)
+    assert seen == ["CscLists", "csc_matrix"]
+    assert fast is not None and slow is not None
+    np.testing.assert_array_equal(fast[0], slow[0])  # the same numbers in: the same solve
+    assert fast[1] == slow[1]

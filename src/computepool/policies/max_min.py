@@ -161,7 +161,8 @@ class MaxMinFairness:
                 return Allocation.from_dense(centre)
         coef = max_min_coefficients(inp, self.aware, w)
         groups = group_rows(inp.job_class, inp.job_mask_index, w, inp.scale_factor)
-        if len(groups.first) > 1:
+        # With one weight for all rows the aggregation's groups are these: nothing to gain.
+        if len(groups.first) > 1 and bool((w != w[0]).any()):
             share = weighted_aggregate(inp, coef * w[:, None], w, len(groups.first), self)
             if share is not None:
                 return Allocation.from_dense(share)

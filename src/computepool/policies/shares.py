@@ -19,11 +19,13 @@ from computepool.policies.lp import (
     INF,
     LP,
     LPError,
+    Solution,
     csc_from_triplets,
     solve,
     solve_centre,
     solve_with_duals,
 )
+from computepool.solvers.interior import BIG, CscLists, solve_conic
 from computepool.solvers.max_min_ipm import ShareLP, solve_share_lp
 
 #: From this many share variables on, ``max_min_lp`` (interior point) uses the structured
@@ -231,6 +233,77 @@ def max_min_model(
     return MaxMinModel(lp, g, f, k, G + F, (G, F))
 
 
+def max_min_conic(
+    m: MaxMinModel, lp: LP, fixed_t: float | None = None
+) -> tuple[CscLists, np.ndarray, int] | None:
+    """``solvers.interior.conic_form`` of ``lp``, the max-min LP of ``m`` (``fixed_t``: its
+    fill LP, ``t`` fixed there), built from the structure ``max_min_model`` gives it rather than
+    found from its bounds: the same arrays (tests compare the two), without the generic passes.
+    ``None`` when ``lp`` does not have that structure (a bound that is not finite where the
+    model puts one, or ``t`` with coefficients other than one per group)."""
+    k = m.t_col
+    G, F = m.shape
+    R = G + F  # the rows with an upper bound (y-sums, capacity); then G objective rows
+    if (
+        len(lp.value) != 3 * k + G
+        or not np.all(np.abs(lp.row_hi[:R]) < BIG)
+        or not np.all(lp.row_lo[:R] <= -BIG)
+        or not np.all(np.abs(lp.row_lo[R:]) < BIG)
+        or not np.all(lp.row_hi[R:] >= BIG)
+        or not np.all(np.abs(lp.col_lo[:k]) < BIG)
+        or not np.all(lp.col_hi[:k] >= BIG)
+        or (fixed_t is None and not (abs(lp.col_lo[k]) < BIG <= lp.col_hi[k]))
+        or (fixed_t is not None and not (lp.col_lo[k] == lp.col_hi[k] == fixed_t))
+    ):
+        return None
+    s = 0 if fixed_t is None else 1  # the fixed t is row 0 (the zero cone)
+    rows_lp = lp.index[: 3 * k].reshape(k, 3).astype(np.int64) + s
+    vals_lp = lp.value[: 3 * k].reshape(k, 3)
+    # a share column: y-sum and capacity rows as they are, its objective row negated
+    # (``-A x <= -lo``), then its own ``-y <= -lo`` row
+    rows = np.empty((k, 4), dtype=np.int64)
+    rows[:, :3] = rows_lp
+    rows[:, 3] = R + G + s + np.arange(k)
+    vals = np.empty((k, 4))
+    vals[:, :2] = vals_lp[:, :2]
+    vals[:, 2] = -vals_lp[:, 2]
+    vals[:, 3] = -1.0
+    t_rows = lp.index[3 * k :].astype(np.int64) + s
+    t_vals = -lp.value[3 * k :]
+    if fixed_t is None:
+        t_rows = np.append(t_rows, R + G + k)
+        t_vals = np.append(t_vals, -1.0)
+        b_head: list[np.ndarray] = []
+        lo_cols = lp.col_lo
+    else:
+        t_rows = np.concatenate([[0], t_rows])
+        t_vals = np.concatenate([[1.0], t_vals])
+        b_head = [np.array([fixed_t], dtype=np.float64)]
+        lo_cols = lp.col_lo[:k]
+    indptr = np.concatenate([np.arange(0, 4 * k + 1, 4), [4 * k + len(t_rows)]])
+    A = CscLists(
+        np.concatenate([vals.ravel(), t_vals]).tolist(),
+        np.concatenate([rows.ravel(), t_rows]).tolist(),
+        indptr.tolist(),
+        4 * k + len(t_rows),
+        (R + G + k + 1, k + 1),
+    )
+    b = np.concatenate([*b_head, lp.row_hi[:R], -lp.row_lo[R:], -lo_cols]).astype(np.float64)
+    return A, b, s
+
+
+def clarabel_centre(m: MaxMinModel, lp: LP, fixed_t: float | None = None) -> Solution:
+    """``solve_centre(lp, "clarabel")`` with the conic form from ``max_min_conic``."""
+    form = max_min_conic(m, lp, fixed_t)
+    if form is not None:
+        q = np.asarray(lp.cost, dtype=np.float64)
+        got = solve_conic(-q if lp.maximize else q, *form)
+        if got is not None:
+            return Solution(got[0], -got[1] if lp.maximize else got[1], True, "Optimal")
+        return solve_centre(lp, "highs")  # what solve_centre falls back to
+    return solve_centre(lp, "clarabel")
+
+
 def max_min_lp(
     coef: np.ndarray,
     count: np.ndarray,
@@ -252,7 +325,10 @@ def max_min_lp(
             return res
     m = max_min_model(coef, count, scale_factor, capacity)
     engine = "clarabel" if method == "clarabel" else "highs"
-    sol = solve_centre(m.lp, engine) if centre else solve(m.lp, method=method)
+    if engine == "clarabel":
+        sol = clarabel_centre(m, m.lp)
+    else:
+        sol = solve_centre(m.lp, engine) if centre else solve(m.lp, method=method)
     if not sol.optimal:
         raise LPError(f"max-min LP: {sol.status}")
     t = float(sol.x[m.t_col])
@@ -265,7 +341,10 @@ def max_min_lp(
         lo, hi = lp.col_lo.copy(), lp.col_hi.copy()
         lo[k] = hi[k] = t * (1.0 - 1e-6)
         lp2 = LP(cost2, lo, hi, lp.row_lo, lp.row_hi, lp.start, lp.index, lp.value)
-        sol2 = solve_centre(lp2, engine) if centre else solve(lp2, method=method)
+        if engine == "clarabel":
+            sol2 = clarabel_centre(m, lp2, float(lo[k]))
+        else:
+            sol2 = solve_centre(lp2, engine) if centre else solve(lp2, method=method)
         if sol2.optimal:
             x = sol2.x
     return MaxMinResult(m.shares(x), t)

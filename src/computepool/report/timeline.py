@@ -41,7 +41,23 @@ def jct_quantiles(result: Any, points: int = 101) -> dict[str, Any]:
     }
 
 
+def policy_times(result: Any) -> dict[str, list[float]]:
+    """Each policy call of the run (the LP for the LP policies, in the rounds that recompute
+    the allocation): its simulated time (hours) and its wall time (seconds)."""
+    s = result.series
+    return {
+        "at_hours": [round(float(t) / 3600.0, 4) for t in s.policy_at],
+        "seconds": [float(f"{x:.4g}") for x in s.policy_seconds],
+    }
+
+
 def sim_doc(result: Any) -> dict[str, Any]:
     """One simulation result as ``cpool simulate/compare --json`` writes it: the summary, the
-    timeline and the JCT distribution, everything the report draws."""
-    return {**result.summary(), "timeline": sim_timeline(result), "jct": jct_quantiles(result)}
+    timeline, the JCT distribution (everything the report draws) and the per-call policy
+    time."""
+    return {
+        **result.summary(),
+        "timeline": sim_timeline(result),
+        "jct": jct_quantiles(result),
+        "policy_time": policy_times(result),
+    }

@@ -120,15 +120,19 @@ def charge_usage(
     flv = a.running[run_rows]
     sf = class_scale_factor[job_class[jobs]]
     shared = a.partner[run_rows] >= 0
-    acc = ran * sf * np.where(shared, 0.5, 1.0)
-    a.attained[run_rows] += acc
-    alone = ~shared
-    a.received[run_rows[alone], flv[alone]] += ran[alone]
     if shared.any():
+        half = np.where(shared, 0.5, 1.0)
+        acc = ran * sf * half
+        alone = ~shared
+        a.received[run_rows[alone], flv[alone]] += ran[alone]
         counters.pairs.add_time(jobs[shared], a.partner[run_rows[shared]], flv[shared], ran[shared])
-    counters.flavor_time += np.bincount(
-        flv, weights=np.where(shared, 0.5, 1.0) * ran, minlength=len(counters.flavor_time)
-    )
+        held = half * ran
+    else:  # every row alone on its devices (the factor 1 above, without its arrays)
+        acc = ran * sf
+        a.received[run_rows, flv] += ran
+        held = ran
+    a.attained[run_rows] += acc
+    counters.flavor_time += np.bincount(flv, weights=held, minlength=len(counters.flavor_time))
     h.accel_seconds[jobs] += acc
     h.cost_usd[jobs] += acc * pool.flavor_price[flv] / 3600.0
     kwh = acc * pool.flavor_power_kw[flv] / 3600.0

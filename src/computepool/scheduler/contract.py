@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -90,9 +91,9 @@ class RoundContext:
     serving: ServingHook | None = None
 
 
-@dataclass(frozen=True)
-class JobEvent:
-    """A lifecycle transition the loop reports once the step's plans are applied."""
+class JobEvent(NamedTuple):
+    """A lifecycle transition the loop reports once the step's plans are applied (a named
+    tuple: a simulated round under a time-shared policy tells ~100 of them)."""
 
     job: int
     kind: str
@@ -107,9 +108,21 @@ class Outbox:
 
     plans: list[RoundPlan] = field(default_factory=list)
     events: list[JobEvent] = field(default_factory=list)
+    #: False when no loop reads the events (a simulation without a sink): none are built.
+    keep_events: bool = True
 
     def on_event(self, job: int, kind: str, now: float, detail: str = "") -> None:
-        self.events.append(JobEvent(job, kind, now, detail))
+        if self.keep_events:
+            self.events.append(JobEvent(job, kind, now, detail))
+
+    def on_events(
+        self, jobs: list[int], kind: str, now: float, details: list[str] | None = None
+    ) -> None:
+        """``on_event`` for each of ``jobs`` in order (``details``: one per job, or none)."""
+        if not self.keep_events:
+            return
+        more = repeat("") if details is None else details
+        self.events.extend(map(JobEvent, jobs, repeat(kind), repeat(now), more))
 
     def take(self) -> tuple[list[RoundPlan], list[JobEvent]]:
         plans, events = self.plans, self.events

@@ -40,10 +40,14 @@ def time_share_priorities(
 ) -> np.ndarray:
     """(n, F) Gavel priorities: share / fraction of the flavor's time received."""
     ft = np.asarray(flavor_time, dtype=np.float64)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(ft > 0, received / ft, 0.0)
-        prio = np.where(frac > 0, share / frac, share * UNSERVED_SCALE)
-    return np.where(share > 0, prio, 0.0)
+    received = np.asarray(received, dtype=np.float64)
+    share = np.asarray(share, dtype=np.float64)
+    # divisions only where they are defined (no error state to switch, no inf/nan to mask)
+    frac = np.divide(received, ft, out=np.zeros(received.shape), where=ft > 0)
+    prio = np.multiply(share, UNSERVED_SCALE)
+    np.divide(share, frac, out=prio, where=frac > 0)
+    prio[~(share > 0)] = 0.0
+    return prio
 
 
 def starving_key(deficit: np.ndarray, share: np.ndarray, limit: float) -> np.ndarray:
@@ -56,9 +60,6 @@ def _fill(cand: np.ndarray, need: np.ndarray, free: int, min_need: int) -> tuple
     """Take candidates in order while they fit; a gang that does not fit is skipped."""
     if len(cand) == 0 or free < min_need:
         return cand[:0], free
-    if np.all(need == 1):
-        take = cand[:free]
-        return take, free - len(take)
     taken = []
     for r, k in zip(cand.tolist(), need.tolist(), strict=True):
         if k <= free:
@@ -91,24 +92,31 @@ def assign_time_shares(
     if n == 0:
         return out
     sf = np.asarray(scale_factor, dtype=np.int64)
+    singles = bool((sf == 1).all())  # every row needs one device: take the first ``free``
     prio = time_share_priorities(share, received, flavor_time)
-    free = np.asarray(capacity, dtype=np.int64).copy()
-    rows = np.arange(n)
+    free = np.asarray(capacity, dtype=np.int64).tolist()
+    unplaced = np.ones(n, dtype=bool)
     guard = deficit_limit != float("inf")
     for f in np.asarray(flavor_order, dtype=np.int64).tolist():
-        cand = rows[usable[:, f] & (out < 0)]
-        if len(cand) == 0 or free[f] <= 0:
+        if free[f] <= 0:
+            continue
+        cand = (usable[:, f] & unplaced).nonzero()[0]
+        if len(cand) == 0:
             continue
         staying = (running[cand] == f).astype(np.int8)
         owed = deficit[cand, f]
         keys = [cand, -staying, -share[cand, f], -owed, -prio[cand, f]]
         if guard:  # without the guard its key is 0 everywhere: leave it out
             keys.append(-starving_key(owed, share[cand, f], deficit_limit))
-        order = np.lexsort(keys)
-        cand = cand[order]
-        need = sf[cand]
-        taken, free[f] = _fill(cand, need, int(free[f]), int(need.min()))
+        cand = cand[np.lexsort(keys)]
+        if singles:
+            taken = cand[: free[f]]
+            free[f] -= len(taken)
+        else:
+            need = sf[cand]
+            taken, free[f] = _fill(cand, need, free[f], int(need.min()))
         out[taken] = f
+        unplaced[taken] = False
     return out
 
 

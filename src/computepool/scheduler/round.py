@@ -28,7 +28,6 @@ from computepool.scheduler.admission_masks import (
 )
 from computepool.scheduler.contract import Outbox, RoundContext, SchedulerState
 from computepool.scheduler.interfaces import Placement, RoundPlan
-from computepool.scheduler.lifecycle import emit
 from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.pairs import assign_round, class_pair_rates
 from computepool.scheduler.policy_view import (
@@ -75,6 +74,8 @@ class RoundMaker:
         self.checks = ctx.checks
         self.placer, self.gate, self.serving = ctx.placer, ctx.gate, ctx.serving
         self.speed_order = speed_order(ctx.admission.rates)
+        #: Flavor names by index, for the events of a round's starts.
+        self.flavor_names = [f.name for f in ctx.pool.flavors]
         #: Space sharing (policies with ``space_sharing``; refused with a Placer, which binds
         #: one job per device slot): pair rates per class and the pairs the mechanism tracks.
         check_policy_placement(ctx.policy, ctx.placer is not None)
@@ -234,11 +235,15 @@ class RoundMaker:
         ``capacity`` (``rows`` may run, within ``allowed``; ``pinned`` keep what they run on);
         tracked pairs compete with single rows."""
         a, w, c = self.active, self.workload, self.counters
-        usable = np.zeros((len(a), len(self.pool.flavors)), dtype=bool)
         jobs = a.job[rows]
-        usable[rows] = usable_flavors(
+        mine = usable_flavors(
             self.admission.rates, self._profile_masks(), w.job_class[jobs], w.data_profile[jobs]
         )
+        if len(rows) == len(a):  # every row (``rows`` ascending: all of them, in order)
+            usable = mine
+        else:
+            usable = np.zeros((len(a), len(self.pool.flavors)), dtype=bool)
+            usable[rows] = mine
         if allowed is not None:
             usable[rows] &= allowed[rows]
         if len(c.pairs):
@@ -366,6 +371,7 @@ class RoundMaker:
         a, h = self.active, self.history
         if self.state.backoff:
             self._sit_out(new)
+        alone = partner is None  # no row shares devices this round
         if partner is None:
             partner = np.full(len(a), -1, dtype=np.int64)
         moved = (new != a.running) | (partner != a.partner)
@@ -375,7 +381,10 @@ class RoundMaker:
             return
         stop_jobs = a.job[stop_rows]
         placements: list[Placement] = []
-        proposed = dict(zip(a.job[start_rows].tolist(), new[start_rows].tolist(), strict=True))
+        # what each start proposed, for the refusals (only a placer or a check refuses starts)
+        proposed: dict[int, int] = {}
+        if self.placer is not None or self.checks:
+            proposed = dict(zip(a.job[start_rows].tolist(), new[start_rows].tolist(), strict=True))
         if self.placer is not None:
             placements, start_rows = place_starts(
                 self.placer, a.job, new, stop_jobs, start_rows, now
@@ -385,7 +394,8 @@ class RoundMaker:
         start_rows, start_delay = confirm_starts(
             self.checks, self.placer, self.workload, h, a.job, new, start_rows, now
         )
-        self._refused(proposed, start_rows, CHECK)
+        if proposed:
+            self._refused(proposed, start_rows, CHECK)
         if self.placer is not None and len(placements) and len(start_rows) < len(placements):
             keep = set(a.job[start_rows].tolist())
             placements = [p for p in placements if p.job in keep]
@@ -393,8 +403,9 @@ class RoundMaker:
             return
         start_jobs = a.job[start_rows]
         count_starts(h, stop_jobs, start_jobs, now)
-        for j in start_jobs.tolist():
-            self.state.start_failures.pop(int(j), None)
+        if self.state.start_failures:
+            for j in start_jobs.tolist():
+                self.state.start_failures.pop(j, None)
         self.state.outbox.plans.append(
             RoundPlan(
                 now=now,
@@ -408,8 +419,9 @@ class RoundMaker:
             )
         )
         a.running = new
-        a.partner = np.where(new >= 0, partner, -1)
-        for j in stop_jobs:
-            emit(self.sink, int(j), "preempted", at)
-        for j, f in zip(start_jobs, new[start_rows], strict=True):
-            emit(self.sink, int(j), "running", at, self.pool.flavors[int(f)].name)
+        a.partner = partner if alone else np.where(new >= 0, partner, -1)
+        if self.sink.keep_events:
+            names = self.flavor_names
+            self.sink.on_events(stop_jobs.tolist(), "preempted", at)
+            started_on = [names[f] for f in new[start_rows].tolist()]
+            self.sink.on_events(start_jobs.tolist(), "running", at, started_on)

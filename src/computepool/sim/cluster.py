@@ -15,6 +15,13 @@ from computepool.model.workload import Workload
 from computepool.scheduler.interfaces import Observation, RoundPlan
 
 
+def _time_to_finish(steps_left: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Seconds each running job needs to finish at ``rate`` steps/s (inf at rate 0)."""
+    out = np.full(len(rate), np.inf)
+    np.divide(steps_left, rate, out=out, where=rate > 0)
+    return out
+
+
 class SimClock:
     """A clock that jumps: ``sleep_until`` returns at once with the time advanced."""
 
@@ -83,9 +90,7 @@ class SimulatedCluster:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         total = self.workload.total_steps[self.run_job]
         prog = self.progress[self.run_job]
-        with np.errstate(divide="ignore"):
-            need = np.where(self.run_rate > 0, (total - prog) / self.run_rate, np.inf)
-        finish_in = self.run_wait + need
+        finish_in = self.run_wait + _time_to_finish(total - prog, self.run_rate)
         done = finish_in <= dt + 1e-9
         eff = np.maximum(dt - self.run_wait, 0.0)
         self.progress[self.run_job] = np.minimum(prog + self.run_rate * eff, total)
@@ -147,8 +152,5 @@ class SimulatedCluster:
     def next_event_time(self) -> float:
         if len(self.run_job) == 0:
             return math.inf
-        total = self.workload.total_steps[self.run_job]
-        prog = self.progress[self.run_job]
-        with np.errstate(divide="ignore"):
-            need = np.where(self.run_rate > 0, (total - prog) / self.run_rate, np.inf)
-        return float(self.last + np.min(self.run_wait + need))
+        left = self.workload.total_steps[self.run_job] - self.progress[self.run_job]
+        return float(self.last + (self.run_wait + _time_to_finish(left, self.run_rate)).min())

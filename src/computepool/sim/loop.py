@@ -30,6 +30,13 @@ class SimLoop:
     #: Starts the cluster could not do in the last step (job -> why), observed next step.
     start_failed: dict[int, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Without a sink (here or the scheduler's own) nothing reads the steps' events: the
+        # outbox does not build them (a time-shared round tells ~100, the whole of a run's
+        # output otherwise being the job history and the round series).
+        if self.sink is None and self.scheduler.sink is None:
+            self.scheduler.state.outbox.keep_events = False
+
     def step(self) -> bool:
         """One step at the clock's time; False when all work is done."""
         now = self.clock.now()
