@@ -178,3 +178,16 @@ def test_disaggregation_and_replay_sizing_settings_reach_the_controller(tmp_path
     )
     cfg = read_serving(_write(tmp_path, text)).config
     assert cfg.disaggregate and cfg.burst_sizing == "replay" and cfg.sizing_quantile == 0.99
+
+
+def test_the_live_pool_refuses_disaggregation_it_does_not_run(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "services:\n  - name: a\n    model: qwen2.5-0.5b\nserving:\n  multiplex: true\n"
+        "  disaggregate: true\n"
+    )
+    assert read_serving(path).config.disaggregate  # the simulator models it
+    with pytest.raises(TraceError) as err:
+        read_serving(path, live=True)
+    assert "s.yaml:6: field 'serving.disaggregate'" in str(err.value)
+    assert "simulator only" in str(err.value)

@@ -193,7 +193,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         from computepool.serving.config import read_serving
         from computepool.serving.live_pool import LiveServingController
 
-        sw = read_serving(settings.services)
+        sw = read_serving(settings.services, live=True)
         if sw is None:
             raise ValueError(f"{settings.services}: no services: section")
         serving = LiveServingController(pool, sw, log_dir=data_dir / "services")

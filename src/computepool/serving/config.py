@@ -218,8 +218,9 @@ def _resolve_source(source: str, file: str) -> str:
     return str(beside) if beside.exists() else source
 
 
-def read_serving(path: str | Path) -> ServingWorkload | None:
-    """The services of a YAML workload file with their request streams; None if it has none."""
+def read_serving(path: str | Path, live: bool = False) -> ServingWorkload | None:
+    """The services of a YAML workload file with their request streams; None if it has none.
+    ``live``: for the live pool, which refuses what only the simulator models."""
     file, text = str(path), read_text(path)
     try:
         parsed = yaml_lines.load(text, file)
@@ -236,6 +237,13 @@ def read_serving(path: str | Path) -> ServingWorkload | None:
     entries = [_validate(ServiceEntry, r, ["services", i], file, root) for i, r in enumerate(raw)]
     traffic = _validate(TrafficEntry, data.get("traffic") or {}, ["traffic"], file, root)
     serving = _validate(ServingEntry, data.get("serving") or {}, ["serving"], file, root)
+    if live and serving.disaggregate:
+        where = ["serving", "disaggregate"]
+        raise TraceError(
+            file, "prefill/decode disaggregation is modelled by the simulator only; the live "
+            "pool prefills and decodes on the same replicas (remove it for --services)",
+            _line_of(root, where), _field_path(where),
+        )  # fmt: skip
     names = [e.name for e in entries]
     for i, e in enumerate(entries):
         bad, why = choice_problem(e.engine_choice())
