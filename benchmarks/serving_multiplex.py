@@ -39,6 +39,13 @@ VARIANTS = {
     "pooled + mux (models below two instances grouped), SLO-replay sizing": dict(
         mode="pooled", multiplex=True, hot_fraction=2.0, burst_sizing="replay"
     ),
+    "+ keep-alive from each model's idle-time histogram": dict(
+        mode="pooled",
+        multiplex=True,
+        hot_fraction=2.0,
+        burst_sizing="replay",
+        keep_alive_policy="histogram",
+    ),  # fmt: skip
 }
 BEST = "dedicated (best card)"
 
@@ -106,7 +113,13 @@ def main() -> None:
     ap.add_argument("--zipf", type=float, nargs="*", default=[0.8, 1.2, 1.6])
     ap.add_argument("--rates", type=float, nargs="*", default=[1.0, 4.0, 16.0])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="run only the variants whose names contain one of these (and the best card)")  # fmt: skip
     args = ap.parse_args()
+    if args.only:
+        for name in list(VARIANTS):
+            if name != BEST and not any(o in name for o in args.only):
+                del VARIANTS[name]
     pool = load_pool(args.pool)
     tp = load_throughputs("gavel", accelerators=pool.accelerators)
     sw = read_serving(args.workload)

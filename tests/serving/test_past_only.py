@@ -78,6 +78,17 @@ def test_dedicated_is_sized_from_the_previous_period_not_from_this_run():
     [
         ({"disaggregate": True}, "prefill/"),
         ({"multiplex": True, "hot_fraction": 100.0, "burst_sizing": "replay"}, "mux/"),
+        (
+            {
+                "multiplex": True,
+                "hot_fraction": 100.0,
+                "burst_sizing": "replay",
+                "keep_alive_policy": "histogram",
+                "keep_alive_epoch_s": 300.0,
+                "keep_alive_min_samples": 5,
+            },
+            "mux/",
+        ),
     ],
 )
 def test_a_future_spike_moves_no_pool_or_group_decision_before_it(cfg, prefix):

@@ -132,6 +132,13 @@ class ServingEntry(_Strict):
     multiplex: bool = False
     hot_fraction: float = Field(0.5, ge=0, le=100)
     keep_alive_s: float = Field(60.0, ge=0, le=86400)
+    keep_alive_policy: Literal["fixed", "histogram"] = "fixed"
+    keep_alive_quantile: float = Field(0.99, gt=0, le=1)
+    keep_alive_margin: float = Field(0.1, ge=0, le=10)
+    keep_alive_max_s: float = Field(60.0, ge=0, le=86400)
+    keep_alive_min_samples: int = Field(20, ge=1, le=100_000)
+    keep_alive_window_s: float = Field(14400.0, gt=0, le=7 * 86400)
+    keep_alive_epoch_s: float = Field(900.0, ge=10, le=86400)
     disaggregate: bool = False
     prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
     prefill_fraction: float = Field(0.0, ge=0, le=100)
