@@ -89,6 +89,16 @@ def test_dedicated_is_sized_from_the_previous_period_not_from_this_run():
             },
             "mux/",
         ),
+        (
+            {
+                "multiplex": True,
+                "hot_fraction": 100.0,
+                "burst_sizing": "replay",
+                "sizing_history_s": 3600.0,
+                "sizing_history_quantile": 0.5,
+            },
+            "mux/",
+        ),
     ],
 )
 def test_a_future_spike_moves_no_pool_or_group_decision_before_it(cfg, prefix):

@@ -149,6 +149,8 @@ class ServingEntry(_Strict):
     sizing_delay_share: float = Field(0.75, gt=0, le=1)
     sizing_quantile: float = Field(0.995, gt=0, le=1)
     sizing_tail_samples: int = Field(20, ge=0, le=10_000)
+    sizing_history_s: float = Field(0.0, ge=0, le=7 * 86400)
+    sizing_history_quantile: float = Field(1.0, ge=0, le=1)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -119,6 +119,10 @@ class ServingConfig:
     sizing_delay_share: float = 0.75
     sizing_quantile: float = 0.995
     sizing_tail_samples: int = 20
+    #: > 0: the replayed need is the ``sizing_history_quantile`` of the needs of the last
+    #: ``sizing_history_s`` (the first round's history from the previous period).
+    sizing_history_s: float = 0.0
+    sizing_history_quantile: float = 1.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:
