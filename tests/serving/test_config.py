@@ -162,6 +162,12 @@ def test_shipped_trace_copy_matches_the_original_csvs():
         ("{burst_sizing: replay, sizing_quantile: 1.5}", "sizing_quantile"),
         ("{burst_sizing: replay, sizing_tail_samples: 100000}", "sizing_tail_samples"),
         ("{ttft_queue_share: 2}", "ttft_queue_share"),
+        ("{keep_alive_policy: arima}", "keep_alive_policy"),
+        ("{keep_alive_policy: histogram, keep_alive_quantile: 0}", "keep_alive_quantile"),
+        ("{keep_alive_policy: histogram, keep_alive_epoch_s: 1}", "keep_alive_epoch_s"),
+        ("{keep_alive_policy: histogram, keep_alive_min_samples: 0}", "keep_alive_min_samples"),
+        ("{sizing_history_s: -1}", "sizing_history_s"),
+        ("{sizing_history_quantile: 1.5}", "sizing_history_quantile"),
     ],
 )
 def test_multiplexing_settings_are_bounded(tmp_path, serving, reason):
@@ -191,3 +197,14 @@ def test_the_live_pool_refuses_disaggregation_it_does_not_run(tmp_path):
         read_serving(path, live=True)
     assert "s.yaml:6: field 'serving.disaggregate'" in str(err.value)
     assert "simulator only" in str(err.value)
+
+
+def test_keep_alive_and_history_settings_reach_the_controller(tmp_path):
+    text = SMALL.replace(
+        "serving: {interval_s: 30}",
+        "serving: {interval_s: 30, keep_alive_policy: histogram, keep_alive_max_s: 120,"
+        " sizing_history_s: 3600, sizing_history_quantile: 0.5}",
+    )
+    cfg = read_serving(_write(tmp_path, text)).config
+    assert cfg.keep_alive_policy == "histogram" and cfg.keep_alive_max_s == 120
+    assert cfg.sizing_history_s == 3600 and cfg.sizing_history_quantile == 0.5

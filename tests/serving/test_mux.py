@@ -142,3 +142,35 @@ def test_a_busy_member_holds_a_copy_of_its_weights_on_each_instance_its_prompts_
 
     assert fits(n) and (n == 1 or not fits(n - 1))
     assert replicated(m, k, np.array([1.0]))[0] == 0.0
+
+
+def test_a_histogram_keep_alive_evicts_sooner_and_lowers_the_weights_floor():
+    """Per-model keep-alive from the members' past idle times (keepalive.py): never longer
+    than the fixed 60 s here, so the memory floor is never higher and at some moments lower,
+    and more requests find their model evicted."""
+    pool = one_node_pool(per_node=8, nodes=2)
+    svcs = [ServiceSpec(f"big{i}", model("qwen2.5-32b"), max_replicas=4) for i in range(2)]
+    streams = [stream(np.full(1200, 0.1), seed=20 + i) for i in range(2)]
+    past = [stream(np.full(1200, 0.1), seed=30 + i) for i in range(2)]
+    runs = [
+        _run(
+            pool,
+            workload(
+                svcs,
+                streams,
+                1200.0,
+                past=past,
+                packing=False,
+                multiplex=True,
+                keep_alive_policy=p,
+                keep_alive_quantile=0.9,
+            ),
+        )  # fmt: skip
+        for p in ("fixed", "histogram")
+    ]
+    g = [next(s for s in r.serving.states if s.members).replay for r in runs]
+    assert g[0].keep_alive is None and (g[1].keep_alive.ka < 60.0).all()
+    ts = np.arange(30.0, 1200.0, 5.0)
+    floors = np.array([[x.floor_replicas(t) for t in ts] for x in g])
+    assert (floors[1] <= floors[0]).all() and (floors[1] < floors[0]).any()
+    assert g[1].cold.sum() > g[0].cold.sum()

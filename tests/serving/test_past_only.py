@@ -116,6 +116,27 @@ def test_the_live_replica_shape_comes_from_the_previous_period_as_the_simulators
     [
         ({"disaggregate": True}, "prefill/"),
         ({"multiplex": True, "hot_fraction": 100.0, "burst_sizing": "replay"}, "mux/"),
+        (
+            {
+                "multiplex": True,
+                "hot_fraction": 100.0,
+                "burst_sizing": "replay",
+                "keep_alive_policy": "histogram",
+                "keep_alive_epoch_s": 300.0,
+                "keep_alive_min_samples": 5,
+            },
+            "mux/",
+        ),
+        (
+            {
+                "multiplex": True,
+                "hot_fraction": 100.0,
+                "burst_sizing": "replay",
+                "sizing_history_s": 3600.0,
+                "sizing_history_quantile": 0.5,
+            },
+            "mux/",
+        ),
     ],
 )
 def test_a_future_spike_moves_no_pool_or_group_decision_before_it(cfg, prefix):

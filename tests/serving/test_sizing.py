@@ -49,3 +49,16 @@ def test_at_low_rates_the_window_reaches_back_for_enough_tail_samples():
     assert slo_rate(*args, tail_samples=2) == short
     # 10 need 1,000: the window reaches back over the burst, which needs a higher rate
     assert slo_rate(*args, tail_samples=10) > 2 * short
+
+
+def test_history_keeps_a_past_burst_for_its_horizon_and_never_lowers_the_need():
+    from computepool.serving.sizing import with_history
+
+    hist: list[tuple[float, float]] = []
+    needs = [1.0, 9.0, 1.0, 1.0, 1.0, 1.0]
+    got = [with_history(hist, 30.0 * i, n, 90.0, 1.0) for i, n in enumerate(needs)]
+    # the burst at t=30 is kept until it is older than 90 s (t=150 drops it)
+    assert got == [1.0, 9.0, 9.0, 9.0, 9.0, 1.0]
+    hist.clear()
+    got = [with_history(hist, 30.0 * i, n, 1e9, 0.5) for i, n in enumerate([4.0, 1.0, 1.0, 8.0])]
+    assert got == [4.0, 2.5, 1.0, 8.0]  # the median of the past, or the need when larger

@@ -132,6 +132,13 @@ class ServingEntry(_Strict):
     multiplex: bool = False
     hot_fraction: float = Field(0.5, ge=0, le=100)
     keep_alive_s: float = Field(60.0, ge=0, le=86400)
+    keep_alive_policy: Literal["fixed", "histogram"] = "fixed"
+    keep_alive_quantile: float = Field(0.99, gt=0, le=1)
+    keep_alive_margin: float = Field(0.1, ge=0, le=10)
+    keep_alive_max_s: float = Field(60.0, ge=0, le=86400)
+    keep_alive_min_samples: int = Field(20, ge=1, le=100_000)
+    keep_alive_window_s: float = Field(14400.0, gt=0, le=7 * 86400)
+    keep_alive_epoch_s: float = Field(900.0, ge=10, le=86400)
     disaggregate: bool = False
     prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
     prefill_fraction: float = Field(0.0, ge=0, le=100)
@@ -142,6 +149,8 @@ class ServingEntry(_Strict):
     sizing_delay_share: float = Field(0.75, gt=0, le=1)
     sizing_quantile: float = Field(0.995, gt=0, le=1)
     sizing_tail_samples: int = Field(20, ge=0, le=10_000)
+    sizing_history_s: float = Field(0.0, ge=0, le=7 * 86400)
+    sizing_history_quantile: float = Field(1.0, ge=0, le=1)
     perf: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -44,7 +44,7 @@ from computepool.serving.perf import Mix, build_shapes, capacity_rps, prefill_fl
 from computepool.serving.replay import Group, ServiceReplay
 from computepool.serving.replay_batch import ReplayBatch
 from computepool.serving.service import ServiceSpec, ServingWorkload
-from computepool.serving.sizing import queue_factor, slo_need
+from computepool.serving.sizing import past_needs, queue_factor, slo_need, with_history
 from computepool.serving.state import ServiceState
 
 
@@ -287,8 +287,16 @@ class SimulatedReplicas:
 
     def _slo_sized(self, s: ServiceState, now: float, mix: Mix, cap1: float) -> float:
         src, at = (s.past, self.past_horizon) if self._first else (s.replay, now)
-        need = slo_need(src.stream.t, src.flops, at, mix, cap1, s.spec.ttft_slo_s, self.cfg)
-        return need if np.isfinite(need) else self._burst(s, now, mix)
+        cfg = self.cfg
+        need = slo_need(src.stream.t, src.flops, at, mix, cap1, s.spec.ttft_slo_s, cfg)
+        if not np.isfinite(need):
+            return self._burst(s, now, mix)
+        if cfg.sizing_history_s > 0:
+            if self._first:  # the previous period's needs, one per half lookback
+                s.slo_hist += past_needs(src, at, now, mix, cap1, s.spec.ttft_slo_s, cfg)
+            need = with_history(s.slo_hist, now, need, cfg.sizing_history_s,
+                                cfg.sizing_history_quantile)  # fmt: skip
+        return need
 
     def _decide(
         self, s: ServiceState, now: float, rate: float, mix: Mix, cap: np.ndarray, floor0: float

@@ -42,6 +42,7 @@ from importlib import resources
 import numpy as np
 import yaml
 
+from computepool.serving.keepalive import KeepAliveTable
 from computepool.serving.perf import Mix, PerfAssumptions, ShapeTable, capacity_rps
 from computepool.serving.replay import ServiceReplay
 from computepool.serving.streams import RequestStream
@@ -154,6 +155,8 @@ class MuxReplay(ServiceReplay):
     mem_bytes: float = 0.0  # usable memory of one instance
     keep_alive_s: float = 60.0
     cold: np.ndarray | None = None  # per request: its model had to be loaded first
+    #: per-model keep-alive by epoch (``keepalive.py``); None: ``keep_alive_s`` for all
+    keep_alive: KeepAliveTable | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -170,10 +173,12 @@ class MuxReplay(ServiceReplay):
         self._kwork = np.concatenate([[0.0], np.cumsum(self.flops[order])])
         self._mean_k = float((s.output * k).sum() / max(s.output.sum(), 1.0)) if len(s) else 0.0
 
-    def active(self, t1: np.ndarray, width: float) -> np.ndarray:
-        """(members, len(t1)) bool: the member had a request in (t1 - width, t1]."""
+    def active(self, t1: np.ndarray, width: float | np.ndarray) -> np.ndarray:
+        """(members, len(t1)) bool: the member had a request in (t1 - width, t1] (``width``
+        one number or one per member)."""
         ids = np.arange(len(self.members.a), dtype=np.float64)[:, None] * KEY
-        a = np.searchsorted(self._keys, ids + (np.asarray(t1) - width)[None, :], side="right")
+        lo = np.asarray(t1, dtype=np.float64)[None, :] - np.reshape(width, (-1, 1))
+        a = np.searchsorted(self._keys, ids + lo, side="right")
         b = np.searchsorted(self._keys, ids + np.asarray(t1)[None, :], side="right")
         return b > a
 
@@ -191,6 +196,13 @@ class MuxReplay(ServiceReplay):
         dw = self.decode_window_s
         out = busy_instances(self.member_work(t, dw), float(self.shapes.flops[0]), dw)
         return out if np.ndim(t1) else out[:, 0]
+
+    def resident_width(self, now: float) -> float | np.ndarray:
+        """How far back a use keeps a member resident at ``now``: the decode window or its
+        keep-alive, whichever is longer (per member under ``keep_alive_policy: histogram``)."""
+        if self.keep_alive is None:
+            return max(self.decode_window_s, self.keep_alive_s)
+        return np.maximum(self.keep_alive.at(now), self.decode_window_s)
 
     def _step(
         self, dec: np.ndarray, res: np.ndarray, n: np.ndarray
@@ -233,9 +245,9 @@ class MuxReplay(ServiceReplay):
     # ---- what the autoscaler sees ------------------------------------------------------
     def masks(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(members decoding, members resident) at ``now``: a request within the last
-        ``decode_window_s``, resp. ``keep_alive_s``."""
+        ``decode_window_s``, resp. ``resident_width`` (the keep-alive)."""
         dec = self.active(np.array([now]), self.decode_window_s)[:, 0]
-        res = self.active(np.array([now]), max(self.decode_window_s, self.keep_alive_s))[:, 0]
+        res = self.active(np.array([now]), self.resident_width(now))[:, 0]
         return dec, res
 
     def mean_k(self, now: float) -> float:

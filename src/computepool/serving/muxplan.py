@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from computepool.model.status import Status
+from computepool.serving.keepalive import KeepAliveTable, cold_flags_table, histogram_table
 from computepool.serving.mux import (
     Members,
     MuxReplay,
@@ -171,8 +172,10 @@ def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
             min_replicas=1,
             max_replicas=min(MAX_GROUP_REPLICAS, sum(s.spec.max_replicas for s in states)),
         )
-        replay, member, pos = _replay(ctl, states, [s.replay for s in states], shape, members, mem)
-        past_replay, _, _ = _replay(ctl, states, [s.past for s in states], shape, members, mem)
+        past = [s.past for s in states]
+        replay, member, pos = _replay(ctl, states, [s.replay for s in states], shape, members,
+                                      mem, prior=past)  # fmt: skip
+        past_replay, _, _ = _replay(ctl, states, past, shape, members, mem)
         g = ServiceState(spec, shape, np.ones(1, dtype=bool), replay, Status.success(), past_replay)
         g.members = tuple(keep)
         g.member_pos = (member, pos)
@@ -200,7 +203,21 @@ def _instance_shape(shape, start_s: float):
     return replace(shape, start_s=np.array([start_s]))
 
 
-def _replay(ctl, states, replays, shape, members: Members, mem: float):
+def _keep_alive(ctl, stream, member, n: int, prior) -> KeepAliveTable | None:
+    """Per-member keep-alive from the past idle times (``keep_alive_policy: histogram``):
+    the run's table also reads the previous period's requests (``prior``), placed before
+    t = 0; the previous period's own table reads only itself."""
+    cfg = ctl.cfg
+    if cfg.keep_alive_policy != "histogram":
+        return None
+    horizon = float(stream.t[-1]) + 1.0 if len(stream) else 1.0
+    if prior is None:
+        return histogram_table(stream.t, member, n, horizon, cfg)
+    pst, pm, _ = merge([r.stream for r in prior])
+    return histogram_table(stream.t, member, n, horizon, cfg, pst.t, pm, ctl.past_horizon)
+
+
+def _replay(ctl, states, replays, shape, members: Members, mem: float, prior=None):
     cfg = ctl.cfg
     stream, member, pos = merge([r.stream for r in replays])
     flops = np.concatenate([r.flops for r in replays])
@@ -208,7 +225,11 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float):
     # merge() sorted by time: rebuild each request's FLOPs in the merged order
     offsets = np.cumsum([0] + [len(r.stream) for r in replays])
     order_flops[:] = flops[offsets[member] + pos]
-    cold = cold_flags(stream.t, member, cfg.keep_alive_s)
+    table = _keep_alive(ctl, stream, member, len(states), prior)
+    if table is None:
+        cold = cold_flags(stream.t, member, cfg.keep_alive_s)
+    else:
+        cold = cold_flags_table(stream.t, member, table)
     work = order_flops + cold * members.load_s[member] * float(shape.flops[0])
     if states[0].full_shapes is not None:  # decode side of disaggregated services: a cold
         work = order_flops  # load is a copy over the host link, waited for (disagg.py)
@@ -226,5 +247,6 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float):
         mem_bytes=mem,
         keep_alive_s=cfg.keep_alive_s,
         cold=cold,
+        keep_alive=table,
     )
     return replay, member, pos

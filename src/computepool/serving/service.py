@@ -84,6 +84,18 @@ class ServingConfig:
     multiplex: bool = False
     hot_fraction: float = 0.5
     keep_alive_s: float = 60.0
+    #: ``fixed``: ``keep_alive_s`` for every member; ``histogram``: per member, the
+    #: ``keep_alive_quantile`` of its idle times that ended within ``keep_alive_window_s``
+    #: before each ``keep_alive_epoch_s`` epoch, times 1 + ``keep_alive_margin``; the fixed
+    #: value when fewer than ``keep_alive_min_samples`` or beyond ``keep_alive_max_s``
+    #: (Shahrad et al., ATC'20; ``serving/keepalive.py``).
+    keep_alive_policy: str = "fixed"
+    keep_alive_quantile: float = 0.99
+    keep_alive_margin: float = 0.1
+    keep_alive_max_s: float = 60.0
+    keep_alive_min_samples: int = 20
+    keep_alive_window_s: float = 14400.0
+    keep_alive_epoch_s: float = 900.0
     #: Pooled + autoscaled only: prefill runs in prefill pools shared across models
     #: (``serving/disagg.py``), the services' own replicas (and mux groups) only decode; a
     #: model's weights stay in a prefill pool ``prefill_keep_alive_s`` after its last prompt.
@@ -107,6 +119,10 @@ class ServingConfig:
     sizing_delay_share: float = 0.75
     sizing_quantile: float = 0.995
     sizing_tail_samples: int = 20
+    #: > 0: the replayed need is the ``sizing_history_quantile`` of the needs of the last
+    #: ``sizing_history_s`` (the first round's history from the previous period).
+    sizing_history_s: float = 0.0
+    sizing_history_quantile: float = 1.0
     perf: PerfAssumptions = field(default_factory=PerfAssumptions)
 
     def variant(self, **changes: object) -> ServingConfig:

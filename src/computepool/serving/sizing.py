@@ -96,3 +96,33 @@ def queue_factor(cfg, ttft_slo: float) -> float:
     every wait within D when the work of any window of length L is at most C (L + D) (the
     network-calculus delay bound); the term checks L = the TTFT SLO."""
     return 1.0 / (1.0 + cfg.ttft_queue_share)
+
+
+def with_history(
+    hist: list[tuple[float, float]], now: float, need: float, history_s: float, quantile: float
+) -> float:
+    """Remember ``need`` at ``now`` in ``hist`` (times ascending) and return the larger of it
+    and the ``quantile`` of the needs of the last ``history_s`` (``sizing_history_s``: a burst larger than the
+    replayed window has seen keeps its size for hours; past needs only)."""
+    hist.append((now, need))
+    i = 0
+    while i < len(hist) and hist[i][0] < now - history_s:
+        i += 1
+    del hist[:i]
+    return max(need, float(np.quantile([v for _, v in hist], quantile)))
+
+
+def past_needs(
+    src, at: float, now: float, mix: Mix, cap1: float, ttft_slo: float, cfg
+) -> list[tuple[float, float]]:
+    """``slo_need`` of the previous period's replay ``src`` every half ``sizing_lookback_s``
+    back from its end ``at`` over ``sizing_history_s``, as (time on the run's clock, need),
+    oldest first (what the history holds when the run starts)."""
+    step = 0.5 * cfg.sizing_lookback_s
+    k = int(min(cfg.sizing_history_s, at) // step)
+    out = []
+    for j in range(k, 0, -1):
+        need = slo_need(src.stream.t, src.flops, at - j * step, mix, cap1, ttft_slo, cfg)
+        if np.isfinite(need):
+            out.append((now - j * step, need))
+    return out

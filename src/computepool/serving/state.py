@@ -36,6 +36,8 @@ class ServiceState:
     prefill_for: tuple[int, ...] = ()
     transfer: np.ndarray | None = None
     full_shapes: ShapeTable | None = None
+    #: (time, need) of the SLO-replay sizing rounds (``sizing_history_s``)
+    slo_hist: list[tuple[float, float]] = field(default_factory=list)
     preemptions: int = 0
     capped: int = 0  # rounds in which max_replicas or the pool stopped a scale-up
     shape_seconds: dict[int, float] = field(default_factory=dict)  # accelerator-s per shape
