@@ -64,6 +64,13 @@ VARIANTS = {
         sizing_history_s=14400.0,
         sizing_history_quantile=0.75,
     ),  # fmt: skip
+    "SLO-replay sizing + Aegaeon swap residency": dict(
+        mode="pooled",
+        multiplex=True,
+        hot_fraction=2.0,
+        burst_sizing="replay",
+        residency="swap",
+    ),  # fmt: skip
 }
 BEST = "dedicated (best card)"
 

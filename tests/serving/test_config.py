@@ -199,6 +199,24 @@ def test_the_live_pool_refuses_disaggregation_it_does_not_run(tmp_path):
     assert "simulator only" in str(err.value)
 
 
+def test_the_live_pool_refuses_swap_residency_it_does_not_run(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "services:\n  - name: a\n    model: qwen2.5-0.5b\nserving:\n  multiplex: true\n"
+        "  residency: swap\n"
+    )
+    assert read_serving(path).config.residency == "swap"  # the simulator models it
+    with pytest.raises(TraceError) as err:
+        read_serving(path, live=True)
+    assert "s.yaml:6: field 'serving.residency'" in str(err.value)
+    assert "simulator only" in str(err.value)
+    path.write_text(path.read_text().replace("swap", "muxserve"))
+    assert read_serving(path, live=True).config.residency == "muxserve"
+    path.write_text(path.read_text().replace("muxserve", "teleport"))
+    with pytest.raises(TraceError, match="residency"):
+        read_serving(path)
+
+
 def test_keep_alive_and_history_settings_reach_the_controller(tmp_path):
     text = SMALL.replace(
         "serving: {interval_s: 30}",

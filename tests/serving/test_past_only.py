@@ -6,6 +6,7 @@ import pytest
 from computepool.model.throughput import Throughputs
 from computepool.model.workload import Workload
 from computepool.policies import get_policy
+from computepool.serving.perf import PerfAssumptions
 from computepool.serving.service import ServiceSpec
 from computepool.serving.streams import RequestStream
 from computepool.sim.run import SimConfig, simulate
@@ -134,6 +135,16 @@ def test_the_live_replica_shape_comes_from_the_previous_period_as_the_simulators
                 "burst_sizing": "replay",
                 "sizing_history_s": 3600.0,
                 "sizing_history_quantile": 0.5,
+            },
+            "mux/",
+        ),
+        (
+            {
+                "multiplex": True,
+                "hot_fraction": 100.0,
+                "burst_sizing": "replay",
+                "residency": "swap",
+                "perf": PerfAssumptions(memory_usable=0.2),  # decoding weights overflow: swaps
             },
             "mux/",
         ),

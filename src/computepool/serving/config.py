@@ -139,6 +139,7 @@ class ServingEntry(_Strict):
     keep_alive_min_samples: int = Field(20, ge=1, le=100_000)
     keep_alive_window_s: float = Field(14400.0, gt=0, le=7 * 86400)
     keep_alive_epoch_s: float = Field(900.0, ge=10, le=86400)
+    residency: Literal["muxserve", "swap"] = "muxserve"
     disaggregate: bool = False
     prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
     prefill_fraction: float = Field(0.0, ge=0, le=100)
@@ -251,6 +252,14 @@ def read_serving(path: str | Path, live: bool = False) -> ServingWorkload | None
         raise TraceError(
             file, "prefill/decode disaggregation is modelled by the simulator only; the live "
             "pool prefills and decodes on the same replicas (remove it for --services)",
+            _line_of(root, where), _field_path(where),
+        )  # fmt: skip
+    if live and serving.residency == "swap":
+        where = ["serving", "residency"]
+        raise TraceError(
+            file, "residency 'swap' (decode time-slicing with weight swaps) is modelled by the "
+            "simulator only; the live pool keeps a decoding model's weights resident (use "
+            "'muxserve' or remove it for --services)",
             _line_of(root, where), _field_path(where),
         )  # fmt: skip
     names = [e.name for e in entries]

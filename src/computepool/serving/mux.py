@@ -26,6 +26,18 @@ several rarely used models. Mechanisms, and the published design each follows:
   reads per instance and ``rho`` the decode work of all of them; instances are auto-scaled on
   the group's total load (never below one), not per model.
 
+* **decode time-slicing with weight swaps** (Aegaeon, SOSP'25; opt-in ``serving.residency:
+  swap``, simulator only): when the decoding models' weights (and KV) do not fit the
+  instances, an instance serves its decoding models in turns: each turn of ``swap_turn_s``
+  gives every model one slot, switch in (``load_s``: switch cost + weights over the host
+  link, not overlapped with compute) then ``N = swap_turn_s / TBT budget`` decode steps, so
+  its TBT is the turn period over ``N`` (tokens of a turn are streamed ahead of their
+  deadlines, Aegaeon's token-deadline accounting). Per instance only the model of the
+  current slot holds weights (serial switch, no prefetch buffer); the KV of all decoding
+  sequences stays on the device (Aegaeon also swaps KV: not modelled, pessimistic for
+  memory, optimistic for switch time). The step cost per token gains ``sum load_s / n / N``
+  (``swap_cost``), charged in the replay, so attainment includes it.
+
 What it assumes: all members' weights are in the nodes' host memory (``host_cached``), any
 instance can serve any member (requests of one model may be spread over instances), switching
 needs no process restart, and prefill and decode share an instance (not disaggregated).
@@ -157,6 +169,8 @@ class MuxReplay(ServiceReplay):
     cold: np.ndarray | None = None  # per request: its model had to be loaded first
     #: per-model keep-alive by epoch (``keepalive.py``); None: ``keep_alive_s`` for all
     keep_alive: KeepAliveTable | None = None
+    #: ``muxserve`` or ``swap`` (``serving.residency``)
+    residency: str = "muxserve"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -226,14 +240,18 @@ class MuxReplay(ServiceReplay):
         # memory; idle resident models are evicted first when memory runs short (LRU)
         dec = self.active(edges[1:], dw)
         a_eff, resident = self._step(dec, dec, n)
-        extra = replicated(self.members, self.busy(edges[1:]), n)
-        resident = resident + extra / np.maximum(n, 1.0)
+        extra = replicated(self.members, self.busy(edges[1:]), n) / np.maximum(n, 1.0)
         big = np.maximum(n, 1e-9)
         rho = xk / big
         with np.errstate(divide="ignore", invalid="ignore"):
-            tau = np.where(rho < 1.0, a_eff / np.maximum(1.0 - rho, 1e-12), np.inf)
             kv = np.where(cnt > 0, w["ctxkv"] / np.maximum(cnt, 1), 0.0)
-            resident = resident + x / big * tau * kv
+        tau, resident = _cycle(a_eff, resident + extra, rho, x / big * kv)
+        if self.residency == "swap":  # swap only where the decoding models do not fit
+            sw = swap_cost(self.members, dec, n, budget, self.perf)
+            w1 = (dec * self.members.weight_bytes[:, None]).max(axis=0, initial=0.0)
+            tau_s, res_s = _cycle(a_eff + sw, w1 + extra, rho, x / big * kv)
+            over = resident > self.mem_bytes
+            tau, resident = np.where(over, tau_s, tau), np.where(over, res_s, resident)
         bad = (resident > self.mem_bytes) | (n <= 0)
         tau = np.where(bad, np.inf, tau)
         share = np.maximum(1.0 - tau / budget, self.perf.prefill_floor)
@@ -261,12 +279,13 @@ class MuxReplay(ServiceReplay):
         dec, res = self.masks(now)
         n = max(replicas, self.floor_replicas(now), 1)
         return instance_shape(self.shapes, self.members, dec, res, self.busy(now), n,
-                              self.mean_k(now), self.mem_bytes)  # fmt: skip
+                              self.mean_k(now), self.mem_bytes, self.residency, self.perf,
+                              self.perf.tbt_budget * self.tbt_slo)  # fmt: skip
 
     def floor_replicas(self, now: float) -> int:
         dec, res = self.masks(now)
         return floor_instances(self.members, dec, res, self.busy(now), self.mem_bytes,
-                               self.perf, self.tbt_slo)  # fmt: skip
+                               self.perf, self.tbt_slo, self.residency)  # fmt: skip
 
     def sizing(
         self, now: float, replicas: int, mix: Mix, tbt_slo: float, util: float
@@ -274,7 +293,48 @@ class MuxReplay(ServiceReplay):
         """``group_plan`` at the members' activity replayed up to ``now``."""
         dec, res = self.masks(now)
         return group_plan(self.shapes, self.members, self.mem_bytes, self.perf, dec, res,
-                          self.busy(now), replicas, self.mean_k(now), mix, tbt_slo, util)  # fmt: skip
+                          self.busy(now), replicas, self.mean_k(now), mix, tbt_slo, util,
+                          self.residency)  # fmt: skip
+
+
+def _cycle(a_eff, weights, rho, kv_rate) -> tuple[np.ndarray, np.ndarray]:
+    """(decode cycle ``a_eff / (1 - rho)``, resident bytes: ``weights`` plus the KV of the
+    sequences in flight, ``kv_rate`` bytes per second of cycle)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = np.where(rho < 1.0, a_eff / np.maximum(1.0 - rho, 1e-12), np.inf)
+        return tau, weights + kv_rate * tau
+
+
+def swap_cost(
+    m: Members, dec: np.ndarray, n: np.ndarray | float, budget: float, perf: PerfAssumptions
+) -> np.ndarray:
+    """Per instance and decode step (per time): the switch seconds of Aegaeon's turns
+    (``residency: swap``): more decoding models (``dec``, members x times) than ``n``
+    instances share each instance in turns; every turn switches each one in (``load_s``)
+    and then decodes ``N = swap_turn_s / budget`` tokens of it, so a step carries
+    ``sum(load_s) / n / N``. Zero when each decoding model has an instance of its own."""
+    d = np.asarray(dec, dtype=bool).reshape(len(m.a), -1)
+    big = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    c = (d * m.load_s[:, None]).sum(axis=0)
+    tokens = max(perf.swap_turn_s / max(budget, 1e-9), 1.0)
+    return np.where(d.sum(axis=0) > big, c / big / tokens, 0.0)
+
+
+def swap_time_floor(m: Members, dec: np.ndarray, budget: float, perf: PerfAssumptions) -> int:
+    """Fewest instances whose turns keep every decoding model's TBT: per turn of
+    ``N = swap_turn_s / budget`` tokens, ``sum(load_s) + N sum(a)`` within half of
+    ``N budget`` (the other half for prefill, as the resident rule's floor); at most one
+    instance per decoding model (no switches then), never below the resident rule's step
+    floor."""
+    d = np.asarray(dec, dtype=bool)
+    cnt = int(d.sum())
+    if cnt == 0:
+        return 0
+    a, c = float(m.a[d].sum()), float(m.load_s[d].sum())
+    tokens = max(perf.swap_turn_s / max(budget, 1e-9), 1.0)
+    steps = math.ceil(a / (0.5 * budget) - 1e-9)
+    turns = math.ceil((c / tokens + a) / (0.5 * budget) - 1e-9)
+    return min(turns, max(cnt, steps))
 
 
 def step_costs(
@@ -326,18 +386,26 @@ def floor_instances(
     mem_bytes: float,
     perf: PerfAssumptions,
     tbt_slo: float,
+    residency: str = "muxserve",
 ) -> int:
     """Instances a group needs whatever its request rate: to hold the weights of the
     resident models (``res``) and the busy members' copies (``busy``: ``weights_floor``) with
     a fifth of memory left for KV cache, and to run one decode step of every model decoding
-    (``dec``) within half the TBT budget."""
+    (``dec``) within half the TBT budget. ``residency: swap``: the lesser of that and
+    Aegaeon's turns: the biggest decoding member's weights and the copies in memory,
+    ``swap_time_floor`` instances in time."""
     w = float(m.weight_bytes[np.asarray(res, dtype=bool)].sum())
     a = float(m.a[np.asarray(dec, dtype=bool)].sum())
     budget = perf.tbt_budget * tbt_slo
-    return max(
+    resident = max(
         weights_floor(w, m, busy, mem_bytes),
         math.ceil(a / (0.5 * budget) - 1e-9) if a > 0 else 0,
     )
+    if residency != "swap":
+        return resident
+    w1 = float(m.weight_bytes[np.asarray(dec, dtype=bool)].max(initial=0.0))
+    swap = max(weights_floor(w1, m, busy, mem_bytes), swap_time_floor(m, dec, budget, perf))
+    return min(resident, swap)
 
 
 def instance_shape(
@@ -349,13 +417,21 @@ def instance_shape(
     n: int,
     mean_k: float,
     mem_bytes: float,
+    residency: str = "muxserve",
+    perf: PerfAssumptions | None = None,
+    budget: float = 0.0,
 ) -> ShapeTable:
     """The group's instance shape (one row) with the step cost of the decoding models and
     the KV room the resident ones and the busy members' copies leave, spread over ``n``
-    instances."""
+    instances. ``residency: swap`` where the resident weights leave under a fifth of memory:
+    the step cost gains ``swap_cost`` and only the biggest decoding member is resident."""
     big = np.array([float(n)])
     a_eff, resident = step_costs(m, dec, res, big)
     resident = resident + replicated(m, busy, big) / big
+    if residency == "swap" and perf is not None and float(resident[0]) > 0.8 * mem_bytes:
+        a_eff = a_eff + swap_cost(m, dec, big, budget, perf)
+        w1 = float(m.weight_bytes[np.asarray(dec, dtype=bool).reshape(-1)].max(initial=0.0))
+        resident = w1 + replicated(m, busy, big) / big
     kvb = float(np.mean(m.kvb))
     kv_cap = max(mem_bytes - float(resident[0]), 0.0) / kvb
     return replace(
@@ -380,12 +456,14 @@ def group_plan(
     mix: Mix,
     tbt_slo: float,
     util: float,
+    residency: str = "muxserve",
 ) -> tuple[np.ndarray, float]:
     """What a mux group's autoscaler sizes instances with, in the simulator and on the live
     pool: (requests per second one instance carries at the members' activity, the capacity
     the group needs whatever its rate: ``floor_instances`` of them). ``dec``/``res``: the
     members decoding/resident, ``busy``: the instances each one's prompts keep busy."""
-    floor = floor_instances(m, dec, res, busy, mem_bytes, perf, tbt_slo)
-    sh = instance_shape(shape, m, dec, res, busy, max(replicas, floor, 1), mean_k, mem_bytes)
+    floor = floor_instances(m, dec, res, busy, mem_bytes, perf, tbt_slo, residency)
+    sh = instance_shape(shape, m, dec, res, busy, max(replicas, floor, 1), mean_k, mem_bytes,
+                        residency, perf, perf.tbt_budget * tbt_slo)  # fmt: skip
     cap = capacity_rps(sh, mix, tbt_slo, util, perf)
     return cap, floor * float(cap[0])

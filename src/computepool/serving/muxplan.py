@@ -226,7 +226,10 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float, prior=Non
     offsets = np.cumsum([0] + [len(r.stream) for r in replays])
     order_flops[:] = flops[offsets[member] + pos]
     table = _keep_alive(ctl, stream, member, len(states), prior)
-    if table is None:
+    if cfg.residency == "swap":  # a model not decoding may be swapped out: its next
+        # prompt loads it again (pessimistic where memory would have kept it)
+        cold = cold_flags(stream.t, member, min(cfg.keep_alive_s, cfg.decode_window_s))
+    elif table is None:
         cold = cold_flags(stream.t, member, cfg.keep_alive_s)
     else:
         cold = cold_flags_table(stream.t, member, table)
@@ -248,5 +251,6 @@ def _replay(ctl, states, replays, shape, members: Members, mem: float, prior=Non
         keep_alive_s=cfg.keep_alive_s,
         cold=cold,
         keep_alive=table,
+        residency=cfg.residency,
     )
     return replay, member, pos

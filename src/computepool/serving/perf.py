@@ -73,6 +73,10 @@ class PerfAssumptions:
     #: Fixed cost of switching a running engine to another model (no process start: the
     #: engine, its CUDA context and graphs are reused, as in Aegaeon), seconds.
     switch_s: float = 0.2
+    #: ``serving.residency: swap``: longest decode turn, seconds; each decoding model of an
+    #: instance gets one slot per turn (switch in, then turn / TBT budget tokens), so the
+    #: tokens of a model arrive in bursts up to this far apart (TBT holds on average).
+    swap_turn_s: float = 4.0
     #: Prefill always keeps this share of a step even when decode overruns the budget.
     prefill_floor: float = 0.05
     tp_sizes: tuple[int, ...] = (1, 2, 4, 8)

@@ -96,6 +96,11 @@ class ServingConfig:
     keep_alive_min_samples: int = 20
     keep_alive_window_s: float = 14400.0
     keep_alive_epoch_s: float = 900.0
+    #: Mux groups: ``muxserve``: a model with a request in the last ``decode_window_s``
+    #: keeps its weights on an instance; ``swap`` (simulator only): decode is time-sliced
+    #: across models in turns of ``perf.swap_turn_s``, weights swapped in from host memory
+    #: per turn (Aegaeon, SOSP'25; ``serving/mux.py``).
+    residency: str = "muxserve"
     #: Pooled + autoscaled only: prefill runs in prefill pools shared across models
     #: (``serving/disagg.py``), the services' own replicas (and mux groups) only decode; a
     #: model's weights stay in a prefill pool ``prefill_keep_alive_s`` after its last prompt.
