@@ -156,6 +156,7 @@ def test_shipped_trace_copy_matches_the_original_csvs():
     [
         ("{perf: {storage_gbs: -1}}", "perf.storage_gbs -1 is outside"),
         ("{perf: {h2d_efficiency: 0}}", "perf.h2d_efficiency 0 is outside"),
+        ("{perf: {swap_turn_s: 0}}", "perf.swap_turn_s 0 is outside"),
         ("{multiplex: true, keep_alive_s: 1e9}", "keep_alive_s"),
         ("{disaggregate: true, prefill_keep_alive_s: -1}", "prefill_keep_alive_s"),
         ("{burst_sizing: forecast}", "burst_sizing"),

@@ -173,6 +173,7 @@ PERF_BOUNDS = {
     "host_cached": (0.0, 1.0),
     "storage_gbs": (0.01, 1e4),
     "switch_s": (0.0, 3600.0),
+    "swap_turn_s": (0.01, 3600.0),  # the swap residency divides by it
 }
 
 
