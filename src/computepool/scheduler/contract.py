@@ -25,6 +25,7 @@ import numpy as np
 from computepool.model.status import Status
 from computepool.scheduler.accounting import RoundSeries, TimeCounters
 from computepool.scheduler.interfaces import Observation, RoundPlan
+from computepool.scheduler.isolated_clock import IsolatedClock
 from computepool.scheduler.reasons import RoundRefusals
 from computepool.scheduler.state import ActiveSet, JobHistory
 
@@ -161,6 +162,8 @@ class SchedulerState:
     policy_next: float = math.inf
     #: (C, C, F) pair rates per class pair (space sharing), computed once and grown.
     pair_rates: np.ndarray | None = None
+    #: Gavel's cumulative isolated time per job (finish-time fairness), advanced per allocation.
+    isolated_clock: IsolatedClock = field(default_factory=IsolatedClock)
     #: Time of the last step (usage is charged from here to the next one).
     t_prev: float = 0.0
     first: bool = True

@@ -28,6 +28,7 @@ from computepool.scheduler.admission_masks import (
 )
 from computepool.scheduler.contract import Outbox, RoundContext, SchedulerState
 from computepool.scheduler.interfaces import Placement, RoundPlan
+from computepool.scheduler.isolated_clock import with_isolated_clock
 from computepool.scheduler.lifecycle import emit
 from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.pairs import assign_round, class_pair_rates
@@ -204,6 +205,7 @@ class RoundMaker:
     def _timed_allocate(self, inp: PolicyInput) -> Allocation:
         """The policy's allocation, its wall time recorded per call in the round series."""
         t0 = time.perf_counter()
+        inp = with_isolated_clock(self.policy, self.state.isolated_clock, inp)
         alloc = self.policy.allocate(inp)
         self.series.policy_seconds.append(time.perf_counter() - t0)
         self.series.policy_at.append(inp.now)
