@@ -15,6 +15,8 @@ the solver stops at; an interior-point solver stops near the face's centre, as E
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import clarabel
 import numpy as np
 import scipy.sparse as sp
@@ -28,17 +30,35 @@ def _csc(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
     )
 
 
-def min_max_ratio(
+@dataclass(frozen=True)
+class ConeProgram:
+    """``min q z`` s.t. ``A z + s = b``, ``s`` in ``n_nonneg`` nonnegative rows then ``n_soc``
+    3-dimensional second-order cones; ``z = (x[mi, fi], u, t)``."""
+
+    q: np.ndarray
+    A: sp.csc_matrix
+    b: np.ndarray
+    n_nonneg: int
+    n_soc: int
+    mi: np.ndarray
+    fi: np.ndarray
+    shape: tuple[int, int]
+
+    def answer(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        share = np.zeros(self.shape)
+        share[self.mi, self.fi] = np.clip(z[: len(self.mi)], 0.0, 1.0)
+        return float(z[-1]), share
+
+
+def min_max_ratio_program(
     rates: np.ndarray,
     elapsed: np.ndarray,
     steps_left: np.ndarray,
     reference: np.ndarray,
     scale_factor: np.ndarray,
     capacity: np.ndarray,
-) -> tuple[float, np.ndarray] | None:
-    """(smallest max ratio, (n, F) shares) or ``None`` when Clarabel does not report it solved.
-
-    ``rates == 0`` marks a flavor the row may not use (no variable for it)."""
+) -> ConeProgram | None:
+    """The cone program (``None`` when no row may use any flavor)."""
     n, F = rates.shape
     mi, fi = np.nonzero(rates > 0)
     k = len(mi)
@@ -84,17 +104,35 @@ def min_max_ratio(
     soc_b[:, 1] = 2.0
     b.append(soc_b.ravel())
     row += 3 * n
-    A = _csc(r, c, v, (row, N))
     q = np.zeros(N)
     q[t] = 1.0
-    cones = [clarabel.NonnegativeConeT(n_nonneg)] + [clarabel.SecondOrderConeT(3)] * n
+    A = _csc(r, c, v, (row, N))
+    return ConeProgram(q, A, np.concatenate(b), n_nonneg, n, mi, fi, (n, F))
+
+
+def solve_clarabel(p: ConeProgram) -> tuple[float, np.ndarray] | None:
+    """(t, shares) at Clarabel's optimum, ``None`` when it does not report it solved."""
+    cones = [clarabel.NonnegativeConeT(p.n_nonneg)] + [clarabel.SecondOrderConeT(3)] * p.n_soc
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_threads = 1
-    sol = clarabel.DefaultSolver(_no_quadratic(N), q, A, np.concatenate(b), cones, settings).solve()
+    N = len(p.q)
+    sol = clarabel.DefaultSolver(_no_quadratic(N), p.q, p.A, p.b, cones, settings).solve()
     if sol.status not in (clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved):
         return None
-    z = np.asarray(sol.x, dtype=np.float64)
-    share = np.zeros((n, F))
-    share[mi, fi] = np.clip(z[:k], 0.0, 1.0)
-    return float(z[t]), share
+    return p.answer(np.asarray(sol.x, dtype=np.float64))
+
+
+def min_max_ratio(
+    rates: np.ndarray,
+    elapsed: np.ndarray,
+    steps_left: np.ndarray,
+    reference: np.ndarray,
+    scale_factor: np.ndarray,
+    capacity: np.ndarray,
+) -> tuple[float, np.ndarray] | None:
+    """(smallest max ratio, (n, F) shares) or ``None`` when Clarabel does not report it solved.
+
+    ``rates == 0`` marks a flavor the row may not use (no variable for it)."""
+    p = min_max_ratio_program(rates, elapsed, steps_left, reference, scale_factor, capacity)
+    return None if p is None else solve_clarabel(p)
