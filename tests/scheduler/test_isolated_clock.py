@@ -52,3 +52,42 @@ def test_simulator_feeds_the_clock_to_ftf():
             assert t >= last.get(j, 0.0) - 1e-9
             last[j] = t
     assert max(last.values()) > 0.0
+
+
+class _Times(FinishTimeFairness):
+    def allocate(self, inp):
+        self.seen.append((inp.now, frozenset(inp.job.tolist())))
+        return super().allocate(inp)
+
+
+def _run(gavel_admission: bool):
+    inputs = load_inputs("gavel-36x3", "gavel:rate=5.6,jobs=30,multi_gpu=false,seed=0")
+    pol = _Times()
+    object.__setattr__(pol, "seen", [])
+    res = simulate(
+        inputs.pool,
+        inputs.workload,
+        inputs.throughputs,
+        pol,
+        SimConfig(until=6 * 3600.0, gavel_admission=gavel_admission),
+    )
+    return res, pol.seen
+
+
+def test_gavel_admission_new_jobs_wait_for_an_allocation_that_includes_them():
+    res, seen = _run(True)
+    started = np.nonzero(np.isfinite(res.first_start))[0]
+    assert len(started) >= 10
+    for j in started.tolist():
+        # the job started at an allocation that included it (none before it arrived)
+        first = min(t for t, jobs in seen if j in jobs)
+        assert res.first_start[j] == pytest.approx(first)
+    # Gavel resets again at the second round (its last reset time is still 0), then waits
+    # the interval
+    times = [t for t, _ in seen]
+    assert times[:3] == pytest.approx([0.0, 360.0, 2520.0])
+    # without it a new job starts at the next round on room the others leave
+    res, seen = _run(False)
+    waits = res.first_start - res.arrival
+    assert np.nanmax(waits) <= 360.0 + 1e-6
+    assert [t for t, _ in seen][:2] == pytest.approx([0.0, 2160.0])

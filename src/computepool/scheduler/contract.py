@@ -56,6 +56,13 @@ class SchedulerConfig:
     #: deficit) goes ahead of rows ranked by Gavel's priority (``mechanism.assign_time_shares``),
     #: so large gangs with small shares are not starved. ``inf``: Gavel's order exactly.
     starvation_rounds: float = 2.0
+    #: Time-shared policies, Gavel's simulator around allocation resets: (1) a job that arrived
+    #: after the allocation in force was computed does not run until an allocation includes it
+    #: (``_schedule_jobs_on_workers`` skips jobs not in ``self._allocation``); (2) the second
+    #: reset is not held back by ``min_reset_seconds`` (Gavel resets while its last reset time
+    #: is still 0, i.e. again at the second round of a trace starting at 0). False: a new job
+    #: runs on room the others leave, and every reset waits for the interval.
+    gavel_admission: bool = False
 
     @classmethod
     def live(cls, round_seconds: float) -> SchedulerConfig:

@@ -165,7 +165,8 @@ class RoundMaker:
         a, c, st, cfg = self.active, self.counters, self.state, self.ctx.config
         time_shared = bool(getattr(self.policy, "time_shared", False))
         st.pending_change = st.pending_change or changed
-        reset = st.pending_change and now - c.reset_at >= cfg.min_reset_seconds
+        second = cfg.gavel_admission and c.resets == 1
+        reset = st.pending_change and (now - c.reset_at >= cfg.min_reset_seconds or second)
         if reset:
             st.pending_change = False
             c.reset(a, now, self._half_round)
@@ -219,6 +220,8 @@ class RoundMaker:
         alloc = self._timed_allocate(inp)
         a.share[:] = 0.0
         a.share[rows] = alloc.dense(len(rows), len(self.pool.flavors))
+        a.allocated[:] = False
+        a.allocated[rows] = True
         if self.space_sharing:
             pairs = alloc.pairs if alloc.pairs is not None else PairShares.empty()
             c.pairs = c.pairs.replaced(pairs, a.job[rows], self._half_round)
@@ -243,6 +246,8 @@ class RoundMaker:
         )
         if allowed is not None:
             usable[rows] &= allowed[rows]
+        if self.ctx.config.gavel_admission:
+            usable[~a.allocated] = False
         if len(c.pairs):
             usable[pinned] = False
             new, partner = self._assign_pairs(usable, capacity)
