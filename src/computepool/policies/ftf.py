@@ -15,15 +15,16 @@ keeps that clock (``scheduler/isolated_clock.py``) and passes it in ``extras[ISO
 itself keeps no state. ``reference="elapsed"`` uses ``c_m = t_m`` (this project's earlier rule).
 
 ``method="conic"`` (default) solves Gavel's own second-order cone program through Clarabel
-(``solvers/min_max_ratio.py``; Gavel uses ECOS), which stops near the centre of the optimal face
-as ECOS does. With weights the objective is ``max_m w_m * rho_m`` (Gavel leaves its FTF weights
+(``solvers/min_max_ratio.py``; Gavel uses ECOS, GPL). Both are interior-point solvers and reach
+the same optimum; where the optimal face is large (one job that waited long sets the max) they
+stop at different points of it, i.e. give the free rows different shares. With weights the objective is ``max_m w_m * rho_m`` (Gavel leaves its FTF weights
 unused).
 
 ``method="simplex"``/``"ipm"``: ``max_m rho_m`` is quasi-convex in ``x``: for a fixed ``rho``
 the rows need ``thr_m >= r_m(rho) = s_m / (rho * D_m - t_m)`` with ``D_m = c_m + s_m / iso_m``,
-which is a max-min
-LP in ``lam`` (``thr_m >= lam * r_m``); ``rho`` is feasible iff ``lam >= 1``. A safeguarded secant
-search on ``log lam(rho)`` finds the smallest feasible ``rho`` in a handful of LPs.
+which is a max-min LP in ``lam`` (``thr_m >= lam * r_m``); ``rho`` is feasible iff ``lam >= 1``. A
+safeguarded secant search on ``log lam(rho)`` finds the smallest feasible ``rho`` in a handful of
+LPs.
 """
 
 from __future__ import annotations

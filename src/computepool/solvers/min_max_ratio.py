@@ -10,7 +10,7 @@ effective throughput ``a_m(x) = sum_f rate[m, f] x[m, f]``::
 ``u_m a_m >= 1`` is the cone ``||(2, a_m - u_m)|| <= a_m + u_m``, the form cvxpy gives
 ``inv_pos``. When one row's ratio cannot come down to the others' (a job that has waited long
 without progress), the optimal face is large and every other row's share is whatever point of it
-the solver stops at; an interior-point solver stops near the face's centre, as ECOS does.
+the solver stops at: Clarabel and ECOS reach the same optimum at different points of the face.
 """
 
 from __future__ import annotations
