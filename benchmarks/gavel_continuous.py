@@ -54,6 +54,11 @@ def main(multi_gpu: bool, default_rates: list[float], trace_prefix: str, name: s
         default=float("inf"),
         help="default inf: Gavel's order (Gavel's own runs show no starvation to guard against)",
     )
+    ap.add_argument(
+        "--gavel-admission",
+        action="store_true",
+        help="Gavel's simulator: a new job waits for an allocation that includes it (ftf needs it)",
+    )
     ap.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
     args = ap.parse_args()
     a, b = (int(x) for x in args.window.split(":"))
@@ -65,6 +70,7 @@ def main(multi_gpu: bool, default_rates: list[float], trace_prefix: str, name: s
             (a, b),
             recompute_on_change=args.recompute_on_change,
             starvation_rounds=args.starvation_rounds,
+            gavel_admission=args.gavel_admission,
         )
         for r in args.rates
         for s in args.seeds

@@ -153,7 +153,11 @@ def run_ours(args: argparse.Namespace, spec: str, keep: range, trace: set[int]):
                 dfc = {n: float(a.deficit[r, k]) for k, n in enumerate(names)}
                 o.timeline.append((now, names[f], share, dfc))
 
-    cfg = SimConfig(window=(keep.start, keep.stop), starvation_rounds=args.starvation_rounds)
+    cfg = SimConfig(
+        window=(keep.start, keep.stop),
+        starvation_rounds=args.starvation_rounds,
+        gavel_admission=args.gavel_admission,
+    )
     res = simulate(
         inputs.pool,
         inputs.workload,
@@ -184,6 +188,11 @@ def main() -> None:
     ap.add_argument("--policy", default="las-centre")
     ap.add_argument("--starvation-rounds", type=float, default=float("inf"))
     ap.add_argument("--window", default="4000:5000")
+    ap.add_argument(
+        "--gavel-admission",
+        action="store_true",
+        help="Gavel's simulator: a new job waits for an allocation that includes it",
+    )
     ap.add_argument("--jobs", type=int, default=25000, help="jobs generated on our side")
     ap.add_argument("--rate", type=float, help="jobs/h (default: from the log's lam)")
     ap.add_argument("--seed", type=int, help="default: from the log")
@@ -206,7 +215,10 @@ def main() -> None:
     o_jct = res.jct[ids]
     arr_diff = np.array([abs(g.jobs[j].arrival - w.arrival[j]) if j in g.jobs else 0 for j in ids])
     con = Console(width=200)
-    con.print(f"workload {spec}, policy {args.policy}, guard {args.starvation_rounds}")
+    con.print(
+        f"workload {spec}, policy {args.policy}, guard {args.starvation_rounds}, "
+        f"Gavel admission {args.gavel_admission}"
+    )
     con.print(f"arrivals differ by at most {np.nanmax(arr_diff):.3g} s over the window")
     rows = []
     for k in [*sorted(set(sf.tolist())), 0]:

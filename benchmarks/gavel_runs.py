@@ -44,6 +44,9 @@ class Run:
     recompute_on_change: bool = False
     #: ``SimConfig.starvation_rounds`` (inf: Gavel's round order exactly).
     starvation_rounds: float = 2.0
+    #: ``SimConfig.gavel_admission`` (True: Gavel's simulator, a new job waits for an
+    #: allocation that includes it).
+    gavel_admission: bool = False
 
 
 def run_one(run: Run) -> dict:
@@ -57,6 +60,7 @@ def run_one(run: Run) -> dict:
         window=run.window,
         recompute_on_change=run.recompute_on_change,
         starvation_rounds=run.starvation_rounds,
+        gavel_admission=run.gavel_admission,
     )
     res = run_policy(inputs, run.policy, cfg)
     s = res.summary()

@@ -48,6 +48,8 @@ class TimeCounters:
     #: Pairs with a share in the allocation in force (space sharing), with their own counters.
     pairs: PairState
     reset_at: float = -math.inf
+    #: Resets so far.
+    resets: int = 0
 
     @classmethod
     def empty(cls, num_flavors: int) -> TimeCounters:
@@ -65,6 +67,7 @@ class TimeCounters:
         p.received[:] = start
         self.flavor_time[:] = start * (len(a) + len(p))
         self.reset_at = now
+        self.resets += 1
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 from computepool.model.status import Status
 from computepool.scheduler.accounting import RoundSeries, TimeCounters
 from computepool.scheduler.interfaces import Observation, RoundPlan
+from computepool.scheduler.isolated_clock import IsolatedClock
 from computepool.scheduler.reasons import RoundRefusals
 from computepool.scheduler.state import ActiveSet, JobHistory
 
@@ -56,6 +57,13 @@ class SchedulerConfig:
     #: deficit) goes ahead of rows ranked by Gavel's priority (``mechanism.assign_time_shares``),
     #: so large gangs with small shares are not starved. ``inf``: Gavel's order exactly.
     starvation_rounds: float = 2.0
+    #: Time-shared policies, Gavel's simulator around allocation resets: (1) a job that arrived
+    #: after the allocation in force was computed does not run until an allocation includes it
+    #: (``_schedule_jobs_on_workers`` skips jobs not in ``self._allocation``); (2) the second
+    #: reset is not held back by ``min_reset_seconds`` (Gavel resets while its last reset time
+    #: is still 0, i.e. again at the second round of a trace starting at 0). False: a new job
+    #: runs on room the others leave, and every reset waits for the interval.
+    gavel_admission: bool = False
 
     @classmethod
     def live(cls, round_seconds: float) -> SchedulerConfig:
@@ -174,6 +182,8 @@ class SchedulerState:
     policy_next: float = math.inf
     #: (C, C, F) pair rates per class pair (space sharing), computed once and grown.
     pair_rates: np.ndarray | None = None
+    #: Gavel's cumulative isolated time per job (finish-time fairness), advanced per allocation.
+    isolated_clock: IsolatedClock = field(default_factory=IsolatedClock)
     #: Time of the last step (usage is charged from here to the next one).
     t_prev: float = 0.0
     first: bool = True

@@ -28,6 +28,7 @@ from computepool.scheduler.admission_masks import (
 )
 from computepool.scheduler.contract import Outbox, RoundContext, SchedulerState
 from computepool.scheduler.interfaces import Placement, RoundPlan
+from computepool.scheduler.isolated_clock import with_isolated_clock
 from computepool.scheduler.mechanism import assign_ordered, assign_time_shares, speed_order
 from computepool.scheduler.pairs import assign_round, class_pair_rates
 from computepool.scheduler.policy_view import (
@@ -165,7 +166,8 @@ class RoundMaker:
         a, c, st, cfg = self.active, self.counters, self.state, self.ctx.config
         time_shared = bool(getattr(self.policy, "time_shared", False))
         st.pending_change = st.pending_change or changed
-        reset = st.pending_change and now - c.reset_at >= cfg.min_reset_seconds
+        second = cfg.gavel_admission and c.resets == 1
+        reset = st.pending_change and (now - c.reset_at >= cfg.min_reset_seconds or second)
         if reset:
             st.pending_change = False
             c.reset(a, now, self._half_round)
@@ -205,6 +207,7 @@ class RoundMaker:
     def _timed_allocate(self, inp: PolicyInput) -> Allocation:
         """The policy's allocation, its wall time recorded per call in the round series."""
         t0 = time.perf_counter()
+        inp = with_isolated_clock(self.policy, self.state.isolated_clock, inp)
         alloc = self.policy.allocate(inp)
         self.series.policy_seconds.append(time.perf_counter() - t0)
         self.series.policy_at.append(inp.now)
@@ -218,6 +221,8 @@ class RoundMaker:
         alloc = self._timed_allocate(inp)
         a.share[:] = 0.0
         a.share[rows] = alloc.dense(len(rows), len(self.pool.flavors))
+        a.allocated[:] = False
+        a.allocated[rows] = True
         if self.space_sharing:
             pairs = alloc.pairs if alloc.pairs is not None else PairShares.empty()
             c.pairs = c.pairs.replaced(pairs, a.job[rows], self._half_round)
@@ -246,6 +251,8 @@ class RoundMaker:
             usable[rows] = mine
         if allowed is not None:
             usable[rows] &= allowed[rows]
+        if self.ctx.config.gavel_admission:
+            usable[~a.allocated] = False
         if len(c.pairs):
             usable[pinned] = False
             new, partner = self._assign_pairs(usable, capacity)

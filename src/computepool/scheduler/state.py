@@ -33,6 +33,8 @@ class ActiveSet:
         #: reset periods, per flavor (the round mechanism's memory for time-shared policies).
         self.share = np.zeros((0, num_flavors))
         self.deficit = np.zeros((0, num_flavors))
+        #: The row was in the input of the allocation in force (time-shared policies).
+        self.allocated = np.zeros(0, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.job)
@@ -50,10 +52,11 @@ class ActiveSet:
         self.partner = np.concatenate([self.partner, np.full(k, -1, dtype=np.int64)])
         self.share = np.concatenate([self.share, np.zeros((k, self.num_flavors))])
         self.deficit = np.concatenate([self.deficit, np.zeros((k, self.num_flavors))])
+        self.allocated = np.concatenate([self.allocated, np.zeros(k, dtype=bool)])
 
     def keep(self, mask: np.ndarray) -> None:
         cols = ("job", "steps_done", "attained", "received", "running", "partner", "share")
-        for col in (*cols, "deficit"):
+        for col in (*cols, "deficit", "allocated"):
             setattr(self, col, getattr(self, col)[mask])
 
 

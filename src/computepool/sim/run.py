@@ -42,6 +42,9 @@ class SimConfig:
     recompute_on_change: bool = False
     #: The round mechanism's starvation guard (``SchedulerConfig.starvation_rounds``).
     starvation_rounds: float = 2.0
+    #: ``SchedulerConfig.gavel_admission`` (True: Gavel's simulator: new jobs wait for an
+    #: allocation that includes them; the second reset is not held back).
+    gavel_admission: bool = False
     #: Placement policy binding jobs to node devices (``computepool.placement``); None places
     #: by count per flavor only.
     placement: str | None = None
@@ -81,6 +84,7 @@ def simulate(
         cfg.min_reset_seconds,
         recompute_on_change=cfg.recompute_on_change,
         starvation_rounds=cfg.starvation_rounds,
+        gavel_admission=cfg.gavel_admission,
     )
     source = WorkloadSource(workload)
     feas = class_feasibility(workload.classes, pool, throughputs)
