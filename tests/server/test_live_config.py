@@ -26,14 +26,9 @@ def las_pool(tmp_path):
 def test_new_job_gets_its_share_within_rounds_not_at_the_next_reset(las_pool):
     """A tenant's 1-accelerator job behind another tenant's gang holding every K80: with the
     simulator's defaults (reset at most every 1,920 s, allocation recomputed only then) it
-    stayed queued for up to 32 minutes on a live pool.
-
-    Known to fail on a heavily loaded machine (about 1 run in 4 with six busy-loop processes on
-    2 cores): a product bug, not the test's. The gang's start lag (it holds its share before
-    its processes run) becomes its deficit at the counter reset the newcomer's arrival causes;
-    over ``starvation_rounds`` rounds (0.2 s here) the starvation guard ranks the gang first
-    every round, the newcomer's own deficit grows only at a reset, and with no further change
-    no reset comes (``scheduler/mechanism.py``, ``accounting.py``)."""
+    stayed queued for up to 32 minutes on a live pool. Under heavy load it then failed about
+    1 run in 4: the starvation guard locked the newcomer out
+    (``tests/scheduler/test_starvation_lockout.py``)."""
     p = las_pool
     a, b = p.tenant("holder"), p.tenant("newcomer")
     gang = p.submit(
