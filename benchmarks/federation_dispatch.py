@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from computepool.federation.loopback import DEMO_CLUSTERS, Loopback, cpool, free_port  # noqa: E402
-from tests.federation.helpers import Proxy, overlaps, runs_of, worker_argv  # noqa: E402
+from computepool.federation.faults import Proxy, overlaps, runs_of, worker_argv
+from computepool.federation.loopback import DEMO_CLUSTERS, Loopback, cpool, free_port
 
 STAMP = 'date +%s.%N > "{d}/$CPOOL_JOB_ID"'
 

@@ -151,6 +151,7 @@ class RayLive:
         )
         self.placer = LivePlacer(self.pool, self.workload, tp, self.shape.__getitem__)
         self.cluster.bind_placer(self.placer)
+        gate = self.cluster.wrap_gate(gate)  # as the server does: dead flavors leave the round
         self.source = ListSource()
         self.seen: list[tuple[int, str]] = []
         self.sched = Scheduler(
@@ -178,7 +179,7 @@ class RayLive:
             job_type="m",
             workers=workers,
             accel_per_worker=per,
-            accelerators=(accel,),
+            accelerators=(accel,) if isinstance(accel, str) else tuple(accel),
             total_steps=1.0,
             arrival=time.time(),
         )
@@ -385,6 +386,33 @@ def test_a_killed_node_fails_its_workers_and_the_job_is_requeued_and_completes(c
     live.run_until(lambda: node not in live.cluster.down, timeout=30)
     assert live.placer._flavor_nodes[int(live.pool.node_flavor[node])][node]
     assert math.isfinite(live.sched.history.end[a])
+
+
+def test_a_requeued_job_leaves_a_flavor_whose_every_ray_node_died(cluster, live):
+    """The only Ascend node dies under a job that may run on Ascend or H800: the dead flavor
+    stayed in the round's capacity, and the sticky policy kept the requeued job waiting for
+    it. Now the flavor leaves the round and the job resumes on H800."""
+    c, nodes = cluster
+    block = live.submit([PY, "-c", "import time; time.sleep(120)"], workers=2, per=4)
+    live.run_until(lambda: block in live.cluster.running)  # every H800 device is held
+    a = live.submit([PY, "-c", CKPT_JOB, "60"], per=4, key="mv", accel=("Ascend910B", "H800"))
+    ckpt = live.root / "checkpoints" / "mv" / "step"
+    live.run_until(lambda: ckpt.exists() and int(ckpt.read_text()) >= 3)
+    ((node, _),) = live.cluster.running[a].workers
+    name = live.pool.nodes[node].name
+    assert live.pool.nodes[node].accelerator == "Ascend910B"
+    live.sched.cancel(np.array([block]))
+    live.run_until(lambda: not live.cluster.stopping)  # H800 is free now
+    c.remove_node(nodes.pop(name), allow_graceful=False)
+    try:
+        live.run_until(lambda: (a, "requeued") in live.seen, timeout=30)
+        live.run_until(lambda: live.state(a) == COMPLETED, timeout=60)
+        last = att.read_attempt(att.attempt_dirs(live.root / "runs", "mv")[-1])
+        assert last is not None and last.workers[0][0].startswith("ulq-h800-")
+        assert "done at 60" in live.logs("mv")[-1]
+    finally:  # the node comes back for the module's other tests
+        nodes[name] = c.add_node(**_node_args(name, "Ascend910B", "cn-hangzhou", "hz-rack-0"))
+        live.run_until(lambda: node not in live.cluster.down, timeout=30)
 
 
 def test_a_ddp_gang_on_two_ray_nodes_resumes_to_the_uninterrupted_loss(cluster, tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from computepool.federation.faults import Proxy, overlaps, runs_of, worker_argv
 from computepool.federation.loopback import ClusterDef, Loopback
-from tests.federation.helpers import Proxy, overlaps, runs_of, worker_argv
 
 LEASE_S = 2.0
 CLUSTERS = (

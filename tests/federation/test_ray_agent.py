@@ -20,9 +20,9 @@ from computepool.backends.ray_backend import RayCluster  # noqa: E402
 from computepool.backends.ray_inventory import current_nodes, pool_from_nodes  # noqa: E402
 from computepool.catalog.regions import load_regions  # noqa: E402
 from computepool.federation.agent import Agent, AgentConfig  # noqa: E402
+from computepool.federation.faults import overlaps, runs_of, worker_argv  # noqa: E402
 from computepool.federation.loopback import ClusterDef, Loopback  # noqa: E402
 from tests.backends.test_ray import cluster  # noqa: E402, F401 (the module's Ray cluster)
-from tests.federation.helpers import overlaps, runs_of, worker_argv  # noqa: E402
 
 PY = sys.executable
 #: The control plane's pool: the fixture's Ray nodes (names, regions, devices).

@@ -244,9 +244,15 @@ def test_client_leaving_mid_stream_frees_the_replica_and_is_metered(gw):
         gw.route([ServiceInfo("slow", "default", "qwen2.5-7b")], {"slow": [url]})
         body = {"model": "slow", "prompt": "p", "max_tokens": 50, "stream": True}
         with gw.http.stream("POST", "/v1/completions", headers=a, json=body) as r:
-            first = next(r.iter_raw())
+            # hold the iterator: a discarded one is closed at once, and closing it closes the
+            # connection (httpcore drops an unfinished stream), so the client would have left
+            # already and the gateway, rightly, freed the replica before the check below
+            chunks = r.iter_raw()
+            first = next(chunks)
             assert b"tok0" in first
+            # the client is still there and the replica has ~10 s of tokens left: counted
             assert gw.gateway.inflight[url] == 1
+            chunks.close()  # the client leaves mid-stream
         end = time.monotonic() + 10
         while gw.gateway.inflight.get(url) and time.monotonic() < end:
             time.sleep(0.05)

@@ -90,9 +90,17 @@ class LivePool:
         raise AssertionError(f"timed out waiting for {what or cond}")
 
     def wait_status(self, who, job_id: int, *status: str, timeout: float = 20.0) -> dict:
-        self.wait(
-            lambda: self.job(who, job_id)["status"] in status, timeout, f"job {job_id} {status}"
-        )
+        try:
+            self.wait(
+                lambda: self.job(who, job_id)["status"] in status, timeout, f"job {job_id} {status}"
+            )
+        except AssertionError as exc:  # say where it stands: status, why it waits, events
+            j = self.job(who, job_id)
+            events = [(e["kind"], e["detail"][:120]) for e in j.get("events", [])[-8:]]
+            raise AssertionError(
+                f"{exc}: it is {j['status']}, pending reason {j.get('pending_reason')}, "
+                f"last events {events}"
+            ) from None
         return self.job(who, job_id)
 
     def count_jobs(self) -> int:

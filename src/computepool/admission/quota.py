@@ -266,6 +266,11 @@ class QuotaGate:
 
     Tenants are matched by name to the workload's tenant list (which grows in a live pool);
     ``update`` replaces the tenants' quotas and the set of tenants over budget.
+
+    The table built from them is kept with the tenants it was built from and used only while
+    they are still the gate's: a table whose building an ``update`` overtook (a live pool
+    explains a waiting job on an API thread while its round runs) is never used, so a raised
+    quota cannot be lost behind a table of the old ones.
     """
 
     def __init__(
@@ -275,22 +280,32 @@ class QuotaGate:
         over_budget: Collection[str] = (),
     ) -> None:
         self.flavors = tuple(flavors)
-        self._tenants: dict[str, Tenant] = dict(tenants or {})
-        self._over = frozenset(over_budget)
-        self._table: QuotaTable | None = None
-        self._names: tuple[str, ...] = ()
+        #: (tenants, tenants over budget): replaced whole, never changed in place.
+        self._state: tuple[dict[str, Tenant], frozenset[str]] = (
+            dict(tenants or {}),
+            frozenset(over_budget),
+        )
+        #: (the state it was built from, its tenant names in row order, the table).
+        self._cache: tuple[tuple, tuple[str, ...], QuotaTable] | None = None
 
     def update(self, tenants: Mapping[str, Tenant], over_budget: Collection[str] = ()) -> None:
-        self._tenants, self._over, self._table = dict(tenants), frozenset(over_budget), None
+        self._state = (dict(tenants), frozenset(over_budget))
 
     def table_for(self, names: Sequence[str]) -> QuotaTable:
         """Rows for ``names`` (the workload's tenants) first, then idle configured tenants
         (they lend their quota to the cohort even with no job)."""
-        if self._table is None or tuple(names) != self._names[: len(names)]:
-            known = set(names)
-            self._names = (*names, *(t for t in self._tenants if t not in known))
-            self._table = quota_table(self._names, self._tenants, self.flavors, self._over)
-        return self._table
+        return self._built(names)[2]
+
+    def _built(self, names: Sequence[str]) -> tuple[tuple, tuple[str, ...], QuotaTable]:
+        state, cache = self._state, self._cache  # one read each: each is replaced whole
+        if cache is not None and cache[0] is state and tuple(names) == cache[1][: len(names)]:
+            return cache
+        tenants, over = state
+        known = set(names)
+        rows = (*names, *(t for t in tenants if t not in known))
+        built = (state, rows, quota_table(rows, tenants, self.flavors, over))
+        self._cache = built
+        return built
 
     def eligible(self, inp: PolicyInput) -> np.ndarray:
         names = inp.extras["workload"].tenants
@@ -300,7 +315,6 @@ class QuotaGate:
         """Why the gate holds row ``row`` of ``inp`` back (a status naming the quota)."""
         from computepool.admission.quota_why import explain_row
 
-        names = inp.extras["workload"].tenants
-        table = self.table_for(names)
-        cohorts = [getattr(self._tenants.get(n), "cohort", "") for n in self._names]
-        return explain_row(inp, table, row, self.flavors, self._names, cohorts)
+        state, rows, table = self._built(inp.extras["workload"].tenants)
+        cohorts = [getattr(state[0].get(n), "cohort", "") for n in rows]
+        return explain_row(inp, table, row, self.flavors, rows, cohorts)

@@ -20,7 +20,8 @@ Preemption and cancellation: SIGTERM through the actor, SIGKILL after ``grace_s`
 actors are killed and the placement group removed. A Ray node that dies (or an actor that is
 lost) fails its jobs' workers: ``Observation.failed``, and the scheduler requeues them (they
 restart from their checkpoints); the node is cordoned in the placer until a node of the same
-name is alive again. At shutdown the workers are left running for the next control plane
+name is alive again, and a flavor whose every node is down leaves the round
+(``backends/ray_nodes.py``). At shutdown the workers are left running for the next control plane
 to adopt, unless the server stops its jobs on exit.
 """
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from computepool.backends import attempts as att
+from computepool.backends.flavor_gate import LiveFlavorGate
 from computepool.backends.plans import placed_starts
 from computepool.backends.ray_adopt import (
     NAMESPACE,
@@ -48,12 +50,8 @@ from computepool.backends.ray_adopt import (
     tag_of,
 )
 from computepool.backends.ray_fence import deposed, fence_scope, put_epoch, put_fence_at
-from computepool.backends.ray_inventory import (
-    ACCEL_PREFIX,
-    NODE_ID_LABEL,
-    RayNode,
-    current_nodes,
-)
+from computepool.backends.ray_inventory import ACCEL_PREFIX, NODE_ID_LABEL, RayNode
+from computepool.backends.ray_nodes import RayNodes
 from computepool.backends.ray_worker import RayWorker
 from computepool.backends.rendezvous import rank_env
 from computepool.backends.shim import write_json
@@ -121,14 +119,10 @@ class RayCluster:
         missing = [n.name for n in pool.nodes if n.name not in by_name]
         if missing:
             raise ValueError(f"pool nodes not in the Ray inventory: {', '.join(missing)}")
-        self.node_ids = [by_name[n.name].node_id for n in pool.nodes]
-        self.down: set[int] = set()
-        #: A node went down or came back since the last observation.
-        self._nodes_changed = False
-        self.health_every_s, self.start_timeout_s = health_every_s, start_timeout_s
-        self.list_nodes = list_nodes or ray.nodes
-        self._checked = -math.inf
-        self.placer: Any = None
+        ids = [by_name[n.name].node_id for n in pool.nodes]
+        self.nodes = RayNodes(pool, ids, list_nodes or ray.nodes, health_every_s)
+        self.node_ids, self.down = self.nodes.node_ids, self.nodes.down  # the same objects
+        self.start_timeout_s = start_timeout_s
         self.disconnect_on_shutdown = False
         self.running: dict[int, RayAttempt] = {}
         self.stopping: list[RayAttempt] = []
@@ -163,7 +157,12 @@ class RayCluster:
 
     def bind_placer(self, placer: Any) -> None:
         """Cordon dead nodes in this placer (one with ``cordon``/``uncordon``)."""
-        self.placer = placer
+        self.nodes.placer = placer
+
+    def wrap_gate(self, inner: Any) -> LiveFlavorGate:
+        """The service's round gate, narrowed to flavors with a live Ray node."""
+        why = "every Ray node of the flavors it may use is down"
+        return LiveFlavorGate(inner, self.nodes.live_flavors, why, "ray")
 
     # ---- Cluster protocol ------------------------------------------------------------
     def apply(self, plan: RoundPlan) -> Applied | None:
@@ -210,7 +209,7 @@ class RayCluster:
         obs = Observation.of_exits(
             now, list(zip(done, done_at, strict=True)), list(zip(err, err_at, strict=True)), failed
         )
-        changed, self._nodes_changed = self._nodes_changed, False
+        changed, self.nodes.changed = self.nodes.changed, False
         return replace(obs, capacity_changed=changed)
 
     def next_event_time(self) -> float:
@@ -374,36 +373,11 @@ class RayCluster:
             r.log_refs[rank] = a.read_log.remote(r.log_off[rank])
 
     def _check_nodes(self) -> None:
-        """Nodes that died fail their attempts and are cordoned; nodes back are uncordoned."""
-        if time.monotonic() - self._checked < self.health_every_s:
-            return
-        self._checked = time.monotonic()
-        try:
-            # a node that joined misconfigured must not stop the watch over the others
-            now_nodes = {n.name: n for n in current_nodes(self.list_nodes(), strict=False)}
-        except Exception:  # the GCS is briefly unreachable: check again next round
-            log.exception("cannot list Ray nodes")
-            return
-        for i, node in enumerate(self.pool.nodes):
-            cur = now_nodes.get(node.name)
-            alive = cur is not None and cur.alive
-            if alive and (i in self.down or cur.node_id != self.node_ids[i]):
-                self.node_ids[i] = cur.node_id
-                if i in self.down:
-                    self.down.discard(i)
-                    log.info("Ray node back", extra={"fields": {"detail": node.name}})
-                    self._nodes_changed = True
-                    if self.placer is not None and hasattr(self.placer, "uncordon"):
-                        self.placer.uncordon(i)
-            elif not alive and i not in self.down:
-                self.down.add(i)
-                log.warning("Ray node down", extra={"fields": {"detail": node.name}})
-                self._nodes_changed = True
-                if self.placer is not None and hasattr(self.placer, "cordon"):
-                    self.placer.cordon(i)
-                for r in self.running.values():
-                    if any(n == i for n, _ in r.workers):
-                        r.lost = r.lost or f"Ray node {node.name} died"
+        """Nodes that died fail their attempts (cordoned; their flavor may leave the round)."""
+        for i in self.nodes.check():
+            for r in self.running.values():
+                if any(n == i for n, _ in r.workers):
+                    r.lost = r.lost or f"Ray node {self.pool.nodes[i].name} died"
 
     # ---- stopping ----------------------------------------------------------------------
     def _stop(self, job: int, reason: str) -> None:

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from computepool.backends import attempts as att
+from computepool.backends.flavor_gate import LiveFlavorGate
 from computepool.backends.plans import placed_starts
 from computepool.backends.shim import write_json
 from computepool.backends.worker_env import Launch
-from computepool.federation.gate import ClusterGate
 from computepool.federation.protocol import (
     HeartbeatIn,
     HeartbeatOut,
@@ -128,9 +128,12 @@ class FederatedCluster:
         for i in range(len(self.pool.nodes)):
             placer.cordon(i)
 
-    def wrap_gate(self, inner: Any) -> ClusterGate:
+    def wrap_gate(self, inner: Any) -> LiveFlavorGate:
         """The service's round gate, narrowed to flavors a live cluster runs."""
-        return ClusterGate(inner, self.live_flavors)
+        why = (
+            "no live cluster runs a flavor it may use (its clusters are lost or not registered yet)"
+        )
+        return LiveFlavorGate(inner, self.live_flavors, why, "federation")
 
     def live_flavors(self) -> np.ndarray:
         """(F,) bool: flavors with a node some live cluster runs (none before the fence opens)."""

@@ -69,6 +69,15 @@ class TimeCounters:
         self.reset_at = now
         self.resets += 1
 
+    def owed(self, active: ActiveSet, now: float, start: float) -> np.ndarray:
+        """(n, F) time each row is owed now: its deficit at the last reset plus its share of
+        the time since, less what it received since (the deficit alone is stale between
+        resets: a row served all along stayed "owed", a row served nothing owed nothing)."""
+        a = active
+        if not math.isfinite(self.reset_at):
+            return a.deficit
+        return a.deficit + a.share * (now - self.reset_at) - (a.received - start)
+
 
 @dataclass(frozen=True)
 class Usage:

@@ -268,7 +268,7 @@ class RoundMaker:
             a.running,
             a.received,
             c.flavor_time,
-            a.deficit,
+            c.owed(a, now, self._half_round),
             self._flavor_order(),
             self.ctx.config.starvation_deficit_s,
         )

@@ -95,6 +95,7 @@ def put_tenant(body: TenantIn, request: Request, response: Response, caller: Adm
         s.commit()
         handlers = store.handlers_of(s, row.id)
     ctx.service.refresh_tenants(force=True)
+    ctx.service.wake()  # the next round applies it (jobs it held back may start)
     if not created:
         response.status_code = 200
     return tenant_out(row, handlers)

@@ -43,6 +43,7 @@ from computepool.server.live_io import DbJobSource, Event, JobIndex, StoreSink
 from computepool.server.live_loop import LiveLoop
 from computepool.server.metrics import Metrics
 from computepool.server.recovery import RecoveryReport, recover
+from computepool.server.tenant_view import Tenants, TenantView
 from computepool.server.validation import Feasibility
 from computepool.server.wakeup import listen
 
@@ -154,8 +155,8 @@ class LiveService:
         self.serving = serving
         self.sink.scheduler = self.scheduler
         self.sink.listeners.append(self._log_events)
-        self.over_budget: frozenset[str] = frozenset()
-        self._tenants_seen: dict = {}
+        #: Tenants as last read from the store; changes reach the gate on the round's thread.
+        self.tenant_view = TenantView(cfg.tenant_refresh_seconds)
         #: The store's writer lease (one writer per store; ``build_app`` sets it); None: not
         #: checked (unit tests of the service alone).
         self.lease: StoreLease | None = None
@@ -164,7 +165,6 @@ class LiveService:
         #: Called (once, from the thread that noticed) when the lease is lost; ``cpool serve``
         #: shuts the process down.
         self.on_fenced: Callable[[], None] | None = None
-        self._tenants_at = -1e18
         #: Several servers share the store (``--standby``): when another holds the lease,
         #: serve the API and wait for it instead of refusing to start.
         self.standby = False
@@ -225,6 +225,7 @@ class LiveService:
         if fence is not None and self.lease is not None and self.lease.epoch is not None:
             fence(self.lease.epoch)  # workers a deposed leader launches from now on never run
         self.refresh_tenants(force=True)
+        self._apply_tenants()  # the round's thread does this from now on
         self.recovery = recover(self)
         log.info("recovered", extra={"fields": self.recovery.summary()})
         self.leading = True
@@ -376,6 +377,7 @@ class LiveService:
                 self._fence(exc)
                 raise
         self.refresh_tenants()
+        self._apply_tenants()
         self._cancellations()
         self._time_limits()
         self.loop.round()
@@ -408,22 +410,30 @@ class LiveService:
         with self.write_lock:  # the round mutates what the answer reads
             return self.scheduler.pending_reason(j)
 
+    @property
+    def over_budget(self) -> frozenset[str]:
+        return self.tenant_view.over_budget
+
     def refresh_tenants(self, force: bool = False) -> None:
-        now = time.time()
-        if not force and now - self._tenants_at < self.config.tenant_refresh_seconds:
-            return
-        self._tenants_at = now
+        """Read tenants, quotas and budgets from the store if due (any thread); a change
+        reaches the quota gate at the start of the next round (``_apply_tenants``)."""
+        self.tenant_view.refresh(self._read_tenants, time.time(), force)
+
+    def _read_tenants(self) -> Tenants:
         with self.sessions() as s:
             rows = store.tenants(s)
             spent = ledger.spent_by_tenant(s, self.pool)
         if self.standby and self.on_refresh is not None:  # approvals made on other servers
             self.on_refresh()
         over = frozenset(ledger.over_budget(spent, rows))
-        tenants = {r.name: store.to_tenant(r) for r in rows}
-        if (tenants, over) != (self._tenants_seen, self.over_budget):
-            # quotas, weights or budgets changed: jobs they held back may start now
-            self._tenants_seen, self.over_budget = tenants, over
-            self.gate.update(tenants, over)
+        return {r.name: store.to_tenant(r) for r in rows}, over
+
+    def _apply_tenants(self) -> None:
+        """On the round's thread only (or before it runs): quotas, weights or budgets
+        changed, so jobs they held back may start now."""
+        new = self.tenant_view.take()
+        if new is not None:
+            self.gate.update(*new)
             self.scheduler.wake()
 
     def _cancellations(self) -> None:

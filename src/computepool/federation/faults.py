@@ -1,4 +1,6 @@
-"""Workers that leave a trace of when they ran, and a TCP proxy that can cut a link."""
+"""Faults for a federation on loopback (``loopback.py``): workers that leave a trace of when
+they ran (to find a job run twice at once), and a TCP proxy that can cut a link. The failure
+tests and the dispatch benchmark use them."""
 
 from __future__ import annotations
 
