@@ -32,6 +32,7 @@ import numpy as np
 
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
+from computepool.policies.max_min_centre import max_min_centre_lp
 from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import (
     MaxMinResult,
@@ -125,11 +126,12 @@ class MaxMinFairness:
     #: The allocation is a time share the round mechanism spreads over rounds.
     time_shared: ClassVar[bool] = True
     aware: bool = True
-    #: ``clarabel``/``ipm``: interior point without crossover (centre of the optimal face, like
-    #: Gavel's ECOS) through Clarabel (fast on the simulator's small LPs) or HiGHS' IPX;
-    #: ``simplex``: a vertex. The two interior points differ by ~1e-5 in the shares: ``las``
-    #: uses Clarabel; ``las-centre``, the reproduction of Gavel's allocation, keeps IPX, whose
-    #: centre reproduces Gavel's Fig. 9 at 2.6 jobs/h (36.24 h vs 36.44 h; Clarabel's: 38.31 h).
+    #: ``clarabel``/``ipm``: interior point without crossover (near the centre of the optimal
+    #: face, like Gavel's ECOS) through Clarabel (fast on the simulator's small LPs) or HiGHS'
+    #: IPX; ``centre``: the exact analytic centre of the face, the limit every interior point
+    #: converges to (``policies.max_min_centre``; solvers stop ~1e-5 apart, which moved Gavel's
+    #: Fig. 9 by 5 %); ``simplex``: a vertex. ``las`` uses Clarabel, ``las-centre`` the exact
+    #: centre.
     method: str = "clarabel"
     #: Second LP that keeps the minimum and uses capacity the bottleneck rows cannot (the
     #: max-min optimum is a face; this picks its point of largest total normalised throughput).
@@ -148,8 +150,11 @@ class MaxMinFairness:
     partitions: int = 1
 
     def solver(self) -> Callable[..., MaxMinResult]:
-        """The LP function behind this policy: lexicographic or single max-min."""
-        return lex_max_min_lp if self.lexicographic else max_min_lp
+        """The LP function behind this policy: lexicographic, the analytic centre of the
+        max-min face, or a single max-min LP."""
+        if self.lexicographic:
+            return lex_max_min_lp
+        return max_min_centre_lp if self.method == "centre" else max_min_lp
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
@@ -181,12 +186,12 @@ class MaxMinFairness:
 
 @dataclass(frozen=True)
 class MaxMinFairnessCentre(MaxMinFairness):
-    """``las`` returning the centre of the max-min optimal face (no fill LP), as Gavel's ECOS
-    does: the faithful Gavel reproduction, kept for comparison."""
+    """``las`` returning the centre of the max-min optimal face (no fill LP), the point Gavel's
+    ECOS converges to, computed exactly: the faithful Gavel reproduction, kept for comparison."""
 
     name: ClassVar[str] = "las-centre"
     fill: bool = False
-    method: str = "ipm"
+    method: str = "centre"
 
 
 @dataclass(frozen=True)
