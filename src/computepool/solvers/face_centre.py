@@ -81,9 +81,40 @@ def analytic_centre(
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     tight = np.asarray(tight, dtype=bool)
-    point, null = _affine_set(a[tight], b[tight], np.asarray(start, dtype=np.float64))
+    start = np.asarray(start, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    # Tight rows with one non-zero (a bound, e.g. a share held at 0) fix their variable: take it
+    # out first, so the elimination below only sees the rows that couple variables.
+    nz = a != 0
+    single = tight & (nz.sum(axis=1) == 1)
+    fixed_col = np.argmax(nz[single], axis=1)
+    value = start.copy()
+    value[fixed_col] = b[single] / a[single, fixed_col]
+    free = np.ones(len(start), dtype=bool)
+    free[fixed_col] = False
+    keep = ~single
+    got = _centre_free(
+        a[keep][:, free],
+        b[keep] - a[keep][:, ~free] @ value[~free],
+        weight[keep],
+        tight[keep],
+        start[free],
+    )
+    if got is None:
+        return None
+    value[free] = got
+    return value
+
+
+def _centre_free(
+    a: np.ndarray, b: np.ndarray, weight: np.ndarray, tight: np.ndarray, start: np.ndarray
+) -> np.ndarray | None:
+    """``analytic_centre`` once the fixed variables are gone."""
     loose = ~tight
-    a_l, b_l, w_l = a[loose], b[loose], np.asarray(weight, dtype=np.float64)[loose]
+    a_l, b_l, w_l = a[loose], b[loose], weight[loose]
+    if a.shape[1] == 0:
+        return start if np.all(b_l > 0) else None
+    point, null = _affine_set(a[tight], b[tight], start)
     if null.shape[1] == 0:
         return point if np.all(b_l - a_l @ point > 0) else None
     slack = b_l - a_l @ point
