@@ -11,10 +11,10 @@ centre, each row's total spread over its legal flavors in proportion to capacity
 when that split fits (``shares.agnostic_centre``), else from the interior-point solve.
 
 ``las`` then keeps the optimal minimum and maximises the rows' total normalised throughput (a
-second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre`` and
-Gavel's ECOS return — leaves capacity idle that gangs cannot use in rounds (Gavel's multi-GPU
-workload, 2.6 jobs/h, seed 0, Gavel's round order: 36.2 h with the centre, Gavel's own 36.4 h,
-24.3 h with fill; single-GPU: the same within 0.3 %).
+second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre``
+returns, near the point Gavel's ECOS returns — leaves capacity idle that gangs cannot use in
+rounds (Gavel's multi-GPU workload, 2.6 jobs/h, seed 0, Gavel's round order: 34.8 h with the
+exact centre, Gavel's own 36.4 h, 24.3 h with fill; single-GPU: the same within 0.3 %).
 
 Rows with the same class, legal flavors, weight and scale factor are interchangeable; the LP has
 one row per such group (with its multiplicity in the capacity constraint). The symmetric solution
@@ -137,7 +137,7 @@ class MaxMinFairness:
     #: max-min optimum is a face; this picks its point of largest total normalised throughput).
     #: On Gavel's single-GPU workload it gives Gavel's JCTs (29.03 h vs 28.96 h at 5.6 jobs/h);
     #: on its multi-GPU workload the face's centre (``las-centre``, closest to Gavel's ECOS)
-    #: wastes gang capacity: 36.2 h against 24.3 h with fill (Gavel 36.4 h).
+    #: wastes gang capacity: 34.8 h against 24.3 h with fill (Gavel 36.4 h).
     fill: bool = True
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.
