@@ -11,10 +11,10 @@ centre, each row's total spread over its legal flavors in proportion to capacity
 when that split fits (``shares.agnostic_centre``), else from the interior-point solve.
 
 ``las`` then keeps the optimal minimum and maximises the rows' total normalised throughput (a
-second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre`` and
-Gavel's ECOS return — leaves capacity idle that gangs cannot use in rounds (Gavel's multi-GPU
-workload, 2.6 jobs/h, seed 0, Gavel's round order: 36.2 h with the centre, Gavel's own 36.4 h,
-24.3 h with fill; single-GPU: the same within 0.3 %).
+second LP, ``fill``): the max-min optimum is a face, and its centre — what ``las-centre``
+returns, near the point Gavel's ECOS returns — leaves capacity idle that gangs cannot use in
+rounds (Gavel's multi-GPU workload, 2.6 jobs/h, seed 0, Gavel's round order: 34.8 h with the
+exact centre, Gavel's own 36.4 h, 24.3 h with fill; single-GPU: the same within 0.3 %).
 
 Rows with the same class, legal flavors, weight and scale factor are interchangeable; the LP has
 one row per such group (with its multiplicity in the capacity constraint). The symmetric solution
@@ -32,6 +32,7 @@ import numpy as np
 
 from computepool.model.allocation import Allocation
 from computepool.policies.base import PolicyInput
+from computepool.policies.max_min_centre import max_min_centre_lp
 from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import (
     MaxMinResult,
@@ -125,17 +126,18 @@ class MaxMinFairness:
     #: The allocation is a time share the round mechanism spreads over rounds.
     time_shared: ClassVar[bool] = True
     aware: bool = True
-    #: ``clarabel``/``ipm``: interior point without crossover (centre of the optimal face, like
-    #: Gavel's ECOS) through Clarabel (fast on the simulator's small LPs) or HiGHS' IPX;
-    #: ``simplex``: a vertex. The two interior points differ by ~1e-5 in the shares: ``las``
-    #: uses Clarabel; ``las-centre``, the reproduction of Gavel's allocation, keeps IPX, whose
-    #: centre reproduces Gavel's Fig. 9 at 2.6 jobs/h (36.24 h vs 36.44 h; Clarabel's: 38.31 h).
+    #: ``clarabel``/``ipm``: interior point without crossover (near the centre of the optimal
+    #: face, like Gavel's ECOS) through Clarabel (fast on the simulator's small LPs) or HiGHS'
+    #: IPX; ``centre``: the exact analytic centre of the face, the limit every interior point
+    #: converges to (``policies.max_min_centre``; solvers stop ~1e-5 apart, which moved Gavel's
+    #: Fig. 9 by 5 %); ``simplex``: a vertex. ``las`` uses Clarabel, ``las-centre`` the exact
+    #: centre.
     method: str = "clarabel"
     #: Second LP that keeps the minimum and uses capacity the bottleneck rows cannot (the
     #: max-min optimum is a face; this picks its point of largest total normalised throughput).
     #: On Gavel's single-GPU workload it gives Gavel's JCTs (29.03 h vs 28.96 h at 5.6 jobs/h);
     #: on its multi-GPU workload the face's centre (``las-centre``, closest to Gavel's ECOS)
-    #: wastes gang capacity: 36.2 h against 24.3 h with fill (Gavel 36.4 h).
+    #: wastes gang capacity: 34.8 h against 24.3 h with fill (Gavel 36.4 h).
     fill: bool = True
     #: > 0: weight rows by (time left) ** -exponent, tilting max-min towards short jobs (uses
     #: job sizes, like ``ftf``); 0 is plain LAS.
@@ -148,8 +150,11 @@ class MaxMinFairness:
     partitions: int = 1
 
     def solver(self) -> Callable[..., MaxMinResult]:
-        """The LP function behind this policy: lexicographic or single max-min."""
-        return lex_max_min_lp if self.lexicographic else max_min_lp
+        """The LP function behind this policy: lexicographic, the analytic centre of the
+        max-min face, or a single max-min LP."""
+        if self.lexicographic:
+            return lex_max_min_lp
+        return max_min_centre_lp if self.method == "centre" else max_min_lp
 
     def allocate(self, inp: PolicyInput) -> Allocation:
         if inp.n == 0:
@@ -182,12 +187,12 @@ class MaxMinFairness:
 
 @dataclass(frozen=True)
 class MaxMinFairnessCentre(MaxMinFairness):
-    """``las`` returning the centre of the max-min optimal face (no fill LP), as Gavel's ECOS
-    does: the faithful Gavel reproduction, kept for comparison."""
+    """``las`` returning the centre of the max-min optimal face (no fill LP), the point Gavel's
+    ECOS converges to, computed exactly: the faithful Gavel reproduction, kept for comparison."""
 
     name: ClassVar[str] = "las-centre"
     fill: bool = False
-    method: str = "ipm"
+    method: str = "centre"
 
 
 @dataclass(frozen=True)
