@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "data" / "gavel" / "reference_results"
+#: Gavel's published results: ``$COMPUTEPOOL_SHARED_DATA`` (as the tests read it) or the
+#: ``shared/data`` folder beside the checkout.
+SHARED_DATA = Path(os.environ.get("COMPUTEPOOL_SHARED_DATA", REPO.parent / "shared" / "data"))
+REFERENCE = SHARED_DATA / "gavel" / "reference_results"
 #: Our policy name -> Gavel's name in the reference CSVs.
 GAVEL_NAME = {
     "las": "max_min_fairness_perf",
