@@ -47,7 +47,9 @@ def main() -> None:
         [
             r["policy"],
             f"{r['makespan_hours']:.1f}",
-            f"{anchors[GAVEL_LABEL[r['policy']]]:.1f}" if r["policy"] in GAVEL_LABEL else "-",
+            f"{anchors[GAVEL_LABEL[r['policy']]]:.1f}"
+            if GAVEL_LABEL.get(r["policy"]) in anchors
+            else "-",  # no anchor for this policy, or the shared data is absent
             f"{r['wall_seconds']:.1f}",
         ]
         for r in sorted(results, key=lambda r: r["makespan_hours"])
