@@ -71,6 +71,23 @@ VARIANTS = {
         burst_sizing="replay",
         residency="swap",
     ),  # fmt: skip
+    "SLO-replay sizing + smaller-instance groups folded into larger ones (mux_merge)": dict(
+        mode="pooled",
+        multiplex=True,
+        hot_fraction=2.0,
+        burst_sizing="replay",
+        mux_merge=True,
+    ),  # fmt: skip
+    "+ mux_merge, histogram keep-alive, need >= 75th percentile of the last 4 h's needs": dict(
+        mode="pooled",
+        multiplex=True,
+        hot_fraction=2.0,
+        burst_sizing="replay",
+        keep_alive_policy="histogram",
+        sizing_history_s=14400.0,
+        sizing_history_quantile=0.75,
+        mux_merge=True,
+    ),  # fmt: skip
 }
 BEST = "dedicated (best card)"
 

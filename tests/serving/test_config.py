@@ -1,6 +1,7 @@
 """The services:/traffic:/serving: sections of a workload file, and the CLI contract."""
 
 import json
+import re
 import textwrap
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from computepool.cli.app import app
-from computepool.serving.config import read_serving, with_traffic
+from computepool.serving.config import read_serving, serving_settings, with_traffic
 from computepool.serving.streams import load_base
 from computepool.traces import load_workload
 from computepool.traces.errors import TraceError
@@ -227,3 +228,65 @@ def test_keep_alive_and_history_settings_reach_the_controller(tmp_path):
     cfg = read_serving(_write(tmp_path, text)).config
     assert cfg.keep_alive_policy == "histogram" and cfg.keep_alive_max_s == 120
     assert cfg.sizing_history_s == 3600 and cfg.sizing_history_quantile == 0.5
+
+
+def test_the_live_pool_refuses_mux_merge_it_does_not_decide(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "services:\n  - name: a\n    model: qwen2.5-0.5b\nserving:\n  multiplex: true\n"
+        "  mux_merge: true\n"
+    )
+    assert read_serving(path).config.mux_merge  # the simulator decides it
+    with pytest.raises(TraceError) as err:
+        read_serving(path, live=True)
+    assert "s.yaml:6: field 'serving.mux_merge'" in str(err.value)
+    assert "simulator only" in str(err.value)
+    path.write_text(path.read_text().replace("true\n", "false\n"))
+    assert not read_serving(path, live=True).config.mux_merge
+    path.write_text(path.read_text().replace("mux_merge: false", "mux_merge: maybe"))
+    with pytest.raises(TraceError, match="mux_merge"):
+        read_serving(path)
+
+
+def test_serving_settings_change_the_config_as_the_file_would():
+    cfg = read_serving("examples/serving/long-tail.yaml").config
+    got = serving_settings(
+        ["hot_fraction=2", "burst_sizing=replay", "mux_merge=true", "perf.switch_s=0.5"], cfg
+    )
+    assert got.hot_fraction == 2.0 and got.burst_sizing == "replay" and got.mux_merge
+    assert got.perf.switch_s == 0.5 and got.perf.h2d_efficiency == cfg.perf.h2d_efficiency
+    assert got.keep_alive_s == cfg.keep_alive_s  # what was not set stays as the file says
+    assert not cfg.mux_merge  # the original is unchanged
+
+
+@pytest.mark.parametrize(
+    ("pairs", "why"),
+    [
+        (["mux_merge"], "give KEY=VALUE"),
+        (["=1"], "give KEY=VALUE"),
+        (["no_such_key=1"], "no_such_key: Extra inputs are not permitted"),
+        (["hot_fraction=-1"], "hot_fraction: Input should be greater than or equal to 0"),
+        (["burst_sizing=sometimes"], "burst_sizing: Input should be 'window' or 'replay'"),
+        (["perf.mfu=0.5"], "unknown perf key"),
+        (["perf.switch_s=-3"], "perf.switch_s -3 is outside"),
+        (["hot_fraction=[1, 2]"], "hot_fraction: give one value"),
+        (["hot_fraction=x" * 100], "give KEY=VALUE"),
+    ],
+)
+def test_serving_settings_refuse_bad_input_naming_the_setting(pairs, why):
+    cfg = read_serving("examples/serving/long-tail.yaml").config
+    with pytest.raises(ValueError, match=re.escape(why)):
+        serving_settings(pairs, cfg)
+
+
+def test_cli_serving_set_applies_and_refuses(tmp_path):
+    p = _write(tmp_path, SMALL)
+    base = ["simulate", "--pool", "automotive-demo", "--policy", "las", "--workload", str(p)]
+    out = tmp_path / "o.json"
+    res = runner.invoke(app, [*base, "--serving-set", "keep_alive_s=5", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*base, "--serving-set", "keep_alive_s=-5"])
+    assert res.exit_code == 2 and "--serving-set keep_alive_s:" in res.output
+    plain = _write(tmp_path, "jobs:\n  - {id: a, duration_hours: 1}\n", "plain.yaml")
+    res = runner.invoke(app, [*base[:-1], str(plain), "--serving-set", "mux_merge=true"])
+    assert res.exit_code == 2 and "has no services" in res.output

@@ -28,6 +28,7 @@ from computepool.sim.runner import (
     run_policy,
     use_ftf_baseline,
     with_serving_mode,
+    with_serving_settings,
 )
 
 PoolOpt = Annotated[
@@ -89,6 +90,15 @@ ServingOpt = Annotated[
     ),
 ]
 
+ServingSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--serving-set",
+        help="Change one serving: setting of the workload, KEY=VALUE (repeatable; "
+        "perf.KEY=VALUE for a perf assumption), e.g. --serving-set mux_merge=true.",
+    ),
+]
+
 SUMMARY_ROWS = [
     ("avg_jct_hours", "avg JCT (h)", "{:.2f}"),
     ("p50_jct_hours", "p50 JCT (h)", "{:.2f}"),
@@ -135,15 +145,27 @@ def summary_table(results: list[SimResult], title: str) -> Table:
 
 
 def _load_with_serving(
-    pool: str, workload: str, fmt: str | None, seed: int | None, tput: str, serving: str | None
+    pool: str,
+    workload: str,
+    fmt: str | None,
+    seed: int | None,
+    tput: str,
+    serving: str | None,
+    settings: list[str] | None = None,
 ):
-    """The inputs, with the services run as ``--serving`` says (checked first)."""
+    """The inputs, with the services run as ``--serving`` and ``--serving-set`` say (checked
+    first)."""
     if serving is not None and serving not in SERVING_MODES:
         raise fail(f"--serving {serving!r}: give one of {', '.join(SERVING_MODES)}")
     inputs = load_or_exit(lambda: load_inputs(pool, workload, fmt, seed, tput))
-    if serving is not None and inputs.services is None:
-        raise fail(f"--serving {serving}: workload {workload!r} has no services: section")
-    return with_serving_mode(inputs, serving)
+    if (serving is not None or settings) and inputs.services is None:
+        opt = "--serving" if serving is not None else "--serving-set"
+        raise fail(f"{opt}: workload {workload!r} has no services: section")
+    inputs = with_serving_mode(inputs, serving)
+    try:
+        return with_serving_settings(inputs, settings or [])
+    except ValueError as exc:
+        raise fail(f"--serving-set {exc}") from None
 
 
 def _audit_path(audit: Path | None, policy: str, policies: int) -> Path | None:
@@ -276,6 +298,7 @@ def register(app: typer.Typer) -> None:
         sim_start: SimStartOpt = "2026-01-01",
         placement: PlacementOpt = None,
         serving: ServingOpt = None,
+        serving_set: ServingSetOpt = None,
         ftf_baseline: FtfBaselineOpt = "analytic",
         starvation_rounds: StarveOpt = 2.0,
     ) -> None:
@@ -296,7 +319,7 @@ def register(app: typer.Typer) -> None:
         _ftf_baseline(ftf_baseline)
         _check_placement(placement, [policy])
         win = parse_window(window)
-        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
+        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving, serving_set)
         checks = residency_checks(inputs.pool, rulebook, approvals, sim_start)
         cfg = SimConfig(
             round_seconds=round_seconds,
@@ -353,6 +376,7 @@ def register(app: typer.Typer) -> None:
         sim_start: SimStartOpt = "2026-01-01",
         placement: PlacementOpt = None,
         serving: ServingOpt = None,
+        serving_set: ServingSetOpt = None,
         ftf_baseline: FtfBaselineOpt = "analytic",
         starvation_rounds: StarveOpt = 2.0,
     ) -> None:
@@ -364,7 +388,7 @@ def register(app: typer.Typer) -> None:
         _check_policies(names)
         _check_placement(placement, names)
         win = parse_window(window)
-        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving)
+        inputs = _load_with_serving(pool, workload, fmt, seed, throughputs, serving, serving_set)
         cfg = SimConfig(
             round_seconds=round_seconds,
             restart_penalty_s=restart_penalty,

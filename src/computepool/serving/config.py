@@ -140,6 +140,7 @@ class ServingEntry(_Strict):
     keep_alive_window_s: float = Field(14400.0, gt=0, le=7 * 86400)
     keep_alive_epoch_s: float = Field(900.0, ge=10, le=86400)
     residency: Literal["muxserve", "swap"] = "muxserve"
+    mux_merge: bool = False
     disaggregate: bool = False
     prefill_keep_alive_s: float = Field(10.0, ge=0, le=86400)
     prefill_fraction: float = Field(0.0, ge=0, le=100)
@@ -255,6 +256,14 @@ def read_serving(path: str | Path, live: bool = False) -> ServingWorkload | None
             "pool prefills and decodes on the same replicas (remove it for --services)",
             _line_of(root, where), _field_path(where),
         )  # fmt: skip
+    if live and serving.mux_merge:
+        where = ["serving", "mux_merge"]
+        raise TraceError(
+            file, "mux_merge (smaller-instance mux groups folded into larger ones from the "
+            "previous period's replay) is decided by the simulator only; the live pool groups "
+            "its services by flavor and tp (remove it for --services)",
+            _line_of(root, where), _field_path(where),
+        )  # fmt: skip
     if live and serving.residency == "swap":
         where = ["serving", "residency"]
         raise TraceError(
@@ -347,3 +356,43 @@ def with_traffic(sw: ServingWorkload, **changes: Any) -> ServingWorkload:
         traffic, names, [s.trace for s in sw.services], [s.share for s in sw.services]
     )
     return replace(sw, traffic=traffic, streams=tuple(streams))
+
+
+#: Bounds of one ``--serving-set`` argument.
+MAX_SETTINGS, MAX_SETTING_CHARS = 64, 200
+
+
+def serving_settings(pairs: list[str], config: ServingConfig) -> ServingConfig:
+    """``config`` with the ``serving:`` settings given as ``KEY=VALUE`` (``perf.KEY=VALUE``
+    for a perf assumption; values read as YAML scalars), each checked as the file's
+    ``serving:`` section is; ValueError naming the argument and the reason."""
+    from dataclasses import replace
+
+    if len(pairs) > MAX_SETTINGS:
+        raise ValueError(f"at most {MAX_SETTINGS} settings, got {len(pairs)}")
+    top: dict[str, Any] = {}
+    perf: dict[str, Any] = {}
+    for raw in pairs:
+        key, sep, text = raw.partition("=")
+        key = key.strip()
+        if not sep or not key or len(raw) > MAX_SETTING_CHARS:
+            raise ValueError(f"{raw[:MAX_SETTING_CHARS]!r}: give KEY=VALUE (a serving: setting)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ValueError(f"{key}: {text!r} is not a YAML scalar") from None
+        if isinstance(value, dict | list):
+            raise ValueError(f"{key}: give one value, not {type(value).__name__}")
+        if key.startswith("perf."):
+            perf[key[5:]] = value
+        else:
+            top[key] = value
+    try:
+        entry = ServingEntry.model_validate({**top, "perf": perf})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-"))
+        raise ValueError(f"{where or 'serving'}: {err['msg']}") from None
+    fields = {k: getattr(entry, k) for k in top}
+    cfg = config.variant(**fields) if fields else config
+    return replace(cfg, perf=replace(cfg.perf, **perf)) if perf else cfg

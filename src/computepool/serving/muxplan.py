@@ -28,6 +28,7 @@ from computepool.serving.mux import (
     load_seconds,
     merge,
 )
+from computepool.serving.muxmerge import expected_devices, merge_plans
 from computepool.serving.perf import Mix, ShapeTable, capacity_rps, max_tp_per_flavor
 from computepool.serving.service import ServiceSpec
 from computepool.serving.state import ServiceState
@@ -136,53 +137,76 @@ def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
 
 
 def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
-    """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``)."""
-    cfg, pool = ctl.cfg, ctl.pool
-    out: list[ServiceState] = []
+    """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``);
+    ``serving.mux_merge``: smaller-instance groups folded into larger ones (``muxmerge.py``)."""
+    cfg = ctl.cfg
     cands = [candidate(s, ctl.past_horizon) for s in ctl.states]
-    for gp in groups_of(cands, pool, cfg):
-        f, tp, ttft, tbt, decode = gp.flavor, gp.tp, gp.ttft_slo_s, gp.tbt_slo_s, gp.decode
-        keep, rows = gp.members, gp.rows
-        states = [ctl.states[i] for i in keep]
-        acc = pool.flavor_accelerators[f]
-        members = Members(
-            a=np.array([s.shapes.a[r] for s, r in zip(states, rows, strict=True)]),
-            kvr=np.array([s.shapes.kvr[r] for s, r in zip(states, rows, strict=True)]),
-            c=np.array([s.shapes.c[r] for s, r in zip(states, rows, strict=True)]),
-            kvb=np.array([s.spec.model.kv_bytes_per_token for s in states]),
-            weight_bytes=np.array([s.spec.model.weight_bytes for s in states]),
-            load_s=np.array(
-                [load_seconds(s.spec.model.weight_bytes, acc.name, tp, cfg.perf) for s in states]
-            ),
+    plans = groups_of(cands, ctl.pool, cfg)
+    if cfg.mux_merge:
+        plans = merge_plans(
+            plans,
+            row_of=lambda i, f, tp: _row(cands[i].shapes, f, tp),
+            devices_of=lambda gp: _devices(ctl, gp),
         )
-        biggest = int(np.argmax(members.weight_bytes))
-        shape = states[biggest].shapes.take(np.array([rows[biggest]]))
-        shape = _instance_shape(shape, cfg.perf.start_s)
-        mem = instance_bytes(acc.memory_gib, tp, cfg.perf)
+    out: list[ServiceState] = []
+    for gp in plans:
+        g = _group_state(ctl, gp, [x.spec.name for x in out])
         gi = len(ctl.states) + len(out)
-        name = f"mux/{shape.names[0]}"
-        name += " decode" if decode else ""
-        if any(g.spec.name == name for g in out):  # same instances, other SLOs
-            name += f" ttft {ttft:g}s tbt {tbt:g}s"
-        spec = ServiceSpec(
-            name=name,
-            model=states[biggest].spec.model,
-            ttft_slo_s=ttft,
-            tbt_slo_s=tbt,
-            min_replicas=1,
-            max_replicas=min(MAX_GROUP_REPLICAS, sum(s.spec.max_replicas for s in states)),
-        )
-        past = [s.past for s in states]
-        replay, member, pos = _replay(ctl, states, [s.replay for s in states], shape, members,
-                                      mem, prior=past)  # fmt: skip
-        past_replay, _, _ = _replay(ctl, states, past, shape, members, mem)
-        g = ServiceState(spec, shape, np.ones(1, dtype=bool), replay, Status.success(), past_replay)
-        g.members = tuple(keep)
-        g.member_pos = (member, pos)
-        for s in states:
-            s.member_of = gi
+        for i in gp.members:
+            ctl.states[i].member_of = gi
         out.append(g)
     return out
+
+
+def _devices(ctl: SimulatedReplicas, gp: GroupPlan) -> float:
+    """Devices the group ``gp`` would hold over the previous period (``muxmerge``)."""
+    g = _group_state(ctl, gp, [])
+    h, cfg = ctl.past_horizon, ctl.cfg
+    return expected_devices(g.past, gp.tp, gp.tbt_slo_s, gp.ttft_slo_s, h, cfg)
+
+
+def _group_state(ctl: SimulatedReplicas, gp: GroupPlan, taken: list[str]) -> ServiceState:
+    """The controller state of one mux group (no side effect on the members' states);
+    ``taken``: names of the groups built before it."""
+    cfg = ctl.cfg
+    f, tp, ttft, tbt, decode = gp.flavor, gp.tp, gp.ttft_slo_s, gp.tbt_slo_s, gp.decode
+    keep, rows = gp.members, gp.rows
+    states = [ctl.states[i] for i in keep]
+    acc = ctl.pool.flavor_accelerators[f]
+    members = Members(
+        a=np.array([s.shapes.a[r] for s, r in zip(states, rows, strict=True)]),
+        kvr=np.array([s.shapes.kvr[r] for s, r in zip(states, rows, strict=True)]),
+        c=np.array([s.shapes.c[r] for s, r in zip(states, rows, strict=True)]),
+        kvb=np.array([s.spec.model.kv_bytes_per_token for s in states]),
+        weight_bytes=np.array([s.spec.model.weight_bytes for s in states]),
+        load_s=np.array(
+            [load_seconds(s.spec.model.weight_bytes, acc.name, tp, cfg.perf) for s in states]
+        ),
+    )
+    biggest = int(np.argmax(members.weight_bytes))
+    shape = states[biggest].shapes.take(np.array([rows[biggest]]))
+    shape = _instance_shape(shape, cfg.perf.start_s)
+    mem = instance_bytes(acc.memory_gib, tp, cfg.perf)
+    name = f"mux/{shape.names[0]}"
+    name += " decode" if decode else ""
+    if name in taken:  # same instances, other SLOs
+        name += f" ttft {ttft:g}s tbt {tbt:g}s"
+    spec = ServiceSpec(
+        name=name,
+        model=states[biggest].spec.model,
+        ttft_slo_s=ttft,
+        tbt_slo_s=tbt,
+        min_replicas=1,
+        max_replicas=min(MAX_GROUP_REPLICAS, sum(s.spec.max_replicas for s in states)),
+    )
+    past = [s.past for s in states]
+    replay, member, pos = _replay(ctl, states, [s.replay for s in states], shape, members,
+                                  mem, prior=past)  # fmt: skip
+    past_replay, _, _ = _replay(ctl, states, past, shape, members, mem)
+    g = ServiceState(spec, shape, np.ones(1, dtype=bool), replay, Status.success(), past_replay)
+    g.members = tuple(keep)
+    g.member_pos = (member, pos)
+    return g
 
 
 def instance_tp(pool, perf, f: int, tp: int, biggest: float, room: float = ROOM) -> int:

@@ -78,6 +78,17 @@ def with_serving_mode(inputs: Inputs, mode: str | None) -> Inputs:
     return replace(inputs, services=inputs.services.with_config(cfg))
 
 
+def with_serving_settings(inputs: Inputs, pairs: list[str]) -> Inputs:
+    """The same inputs with ``serving:`` settings changed (``--serving-set KEY=VALUE``);
+    ValueError naming the setting and the reason."""
+    if not pairs or inputs.services is None:
+        return inputs
+    from computepool.serving.config import serving_settings
+
+    cfg = serving_settings(pairs, inputs.services.config)
+    return replace(inputs, services=inputs.services.with_config(cfg))
+
+
 def run_policy(
     inputs: Inputs,
     policy: str,
