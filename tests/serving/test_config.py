@@ -230,24 +230,6 @@ def test_keep_alive_and_history_settings_reach_the_controller(tmp_path):
     assert cfg.sizing_history_s == 3600 and cfg.sizing_history_quantile == 0.5
 
 
-def test_the_live_pool_refuses_mux_merge_it_does_not_decide(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(
-        "services:\n  - name: a\n    model: qwen2.5-0.5b\nserving:\n  multiplex: true\n"
-        "  mux_merge: true\n"
-    )
-    assert read_serving(path).config.mux_merge  # the simulator decides it
-    with pytest.raises(TraceError) as err:
-        read_serving(path, live=True)
-    assert "s.yaml:6: field 'serving.mux_merge'" in str(err.value)
-    assert "simulator only" in str(err.value)
-    path.write_text(path.read_text().replace("true\n", "false\n"))
-    assert not read_serving(path, live=True).config.mux_merge
-    path.write_text(path.read_text().replace("mux_merge: false", "mux_merge: maybe"))
-    with pytest.raises(TraceError, match="mux_merge"):
-        read_serving(path)
-
-
 def test_serving_settings_change_the_config_as_the_file_would():
     cfg = read_serving("examples/serving/long-tail.yaml").config
     got = serving_settings(

@@ -270,3 +270,17 @@ def test_the_live_sizer_counts_the_copies_of_a_busy_members_weights(tmp_path):
     idle = replace(big, hist_t=[], hist_rate=[], hist_need=[])
     assert big.decide(0.0, 1e-3, 0.0, mix, dec, res, busy, mean_k, 1) == 3
     assert idle.decide(0.0, 1e-3, 0.0, mix, dec, res, none, mean_k, 1) == 2
+
+
+def test_live_and_simulated_mux_groups_agree_with_groups_merged(tmp_path):
+    # mux_merge: the 32B models' H800 x2 group joins the 70-72B models' x4 instances in
+    # both (the live controller takes the simulator's plans, decided over the same past)
+    text = (ROOT / "examples/serving/long-tail.yaml").read_text()
+    text = text.replace("multiplex: true,", "multiplex: true, hot_fraction: 2, mux_merge: true,")
+    path = tmp_path / "lt.yaml"
+    path.write_text(text)
+    assert read_serving(path, live=True).config.mux_merge
+    sim, live, _ = _decisions("automotive-demo", str(path))
+    assert sim == live
+    tps = {tp: len(m) for m, _, tp, _ in live}
+    assert tps.get(2) is None and tps[4] == 12  # 6 x 32B + 6 x 70-72B on x4 instances

@@ -256,14 +256,6 @@ def read_serving(path: str | Path, live: bool = False) -> ServingWorkload | None
             "pool prefills and decodes on the same replicas (remove it for --services)",
             _line_of(root, where), _field_path(where),
         )  # fmt: skip
-    if live and serving.mux_merge:
-        where = ["serving", "mux_merge"]
-        raise TraceError(
-            file, "mux_merge (smaller-instance mux groups folded into larger ones from the "
-            "previous period's replay) is decided by the simulator only; the live pool groups "
-            "its services by flavor and tp (remove it for --services)",
-            _line_of(root, where), _field_path(where),
-        )  # fmt: skip
     if live and serving.residency == "swap":
         where = ["serving", "residency"]
         raise TraceError(

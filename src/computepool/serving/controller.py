@@ -110,10 +110,13 @@ class SimulatedReplicas:
             for idx in pools.values():
                 for i in idx:
                     self.states[i] = disagg.decode_side(self, self.states[i])
+        #: The mux groups (``muxplan.mux_plans``); the live controller reads them too.
+        self.mux_plans: list = []
         if self.cfg.multiplex and pooled:
-            from computepool.serving.muxplan import group_states
+            from computepool.serving.muxplan import group_states, mux_plans
 
-            self.states += group_states(self)
+            self.mux_plans = mux_plans(self)
+            self.states += group_states(self, self.mux_plans)
         if pools:
             self.states += disagg.pool_states(self, pools)
         # plain services are replayed together (replay_batch.py); mux groups one by one

@@ -142,9 +142,10 @@ class ProcessReplicas:
         first = sim.decide(0.0)
         n = len(serving.services)
         cands = [candidate(st, sim.past_horizon) for st in sim.states[:n]]
-        #: Mux groups (the simulator's ``muxplan.groups_of`` over the same previous period)
-        #: and their shared instances.
-        self.plans = groups_of(cands, pool, self.cfg) if self.cfg.multiplex else []
+        #: Mux groups (the simulator's own, ``muxplan.mux_plans``, or ``groups_of`` over the
+        #: same previous period where it builds none: not autoscaled) and their instances.
+        plans = sim.mux_plans or groups_of(cands, pool, self.cfg)
+        self.plans = plans if self.cfg.multiplex else []
         self.groups: list[MuxDevices] = []
         home = {}
         for gi, gp in enumerate(self.plans):

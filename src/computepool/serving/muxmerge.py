@@ -1,4 +1,4 @@
-"""Mux groups of one flavor share the bigger instances (``serving.mux_merge``, simulator only).
+"""Mux groups of one flavor share the bigger instances (``serving.mux_merge``).
 
 ``plan_of`` groups the cold members by flavor *and* by the tensor-parallel degree of their
 smallest instance, so on one flavor the 32B models share 2-device instances and the 72B
@@ -19,7 +19,8 @@ fewer devices than apart; only one tp step (``TP_STEP``): a 1-device group does 
 as estimated but missed the TTFT SLO far more often, 93.0 % worst service against 97.5 %
 with the one-step rule: the sizing's estimate under-provisions it). Members without a
 shape on the bigger instance keep their group; a group that stays apart may take in the
-next smaller one.
+next smaller one. The live controller takes the simulator's plans (``muxplan.mux_plans``),
+so a merged group runs there too (its members' engines at the bigger instance's tp).
 
 What it assumes (as the mux groups do): any instance can serve any member, memory is
 pooled over the group's instances (no bin packing of whole models), and a small model on

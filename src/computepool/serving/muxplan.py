@@ -124,7 +124,7 @@ class GroupPlan:
 def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
     """The mux groups of the candidates: ``plan_of``, the instance tp raised to hold the
     biggest member (``instance_tp``), members without a shape there left out, groups of 2+.
-    The simulator's ``group_states`` and the live controller both take their groups here."""
+    ``mux_plans`` (the simulator's and the live controller's groups) starts here."""
     out = []
     for (f, tp, ttft, tbt, decode), idx in plan_of(cands, cfg).items():
         tp = instance_tp(pool, cfg.perf, f, tp, max(cands[i].spec.model.weight_bytes for i in idx))
@@ -136,18 +136,24 @@ def groups_of(cands: list[Candidate], pool, cfg) -> list[GroupPlan]:
     return out
 
 
-def group_states(ctl: SimulatedReplicas) -> list[ServiceState]:
-    """Mux group states for the cold services of ``ctl`` (members are marked ``member_of``);
-    ``serving.mux_merge``: smaller-instance groups folded into larger ones (``muxmerge.py``)."""
-    cfg = ctl.cfg
+def mux_plans(ctl: SimulatedReplicas) -> list[GroupPlan]:
+    """The mux groups of ``ctl``'s services (``groups_of`` over its previous period);
+    ``serving.mux_merge``: smaller-instance groups folded into larger ones (``muxmerge.py``).
+    The live controller takes its groups here too."""
     cands = [candidate(s, ctl.past_horizon) for s in ctl.states]
-    plans = groups_of(cands, ctl.pool, cfg)
-    if cfg.mux_merge:
-        plans = merge_plans(
-            plans,
-            row_of=lambda i, f, tp: _row(cands[i].shapes, f, tp),
-            devices_of=lambda gp: _devices(ctl, gp),
-        )
+    plans = groups_of(cands, ctl.pool, ctl.cfg)
+    if not ctl.cfg.mux_merge:
+        return plans
+    return merge_plans(
+        plans,
+        row_of=lambda i, f, tp: _row(cands[i].shapes, f, tp),
+        devices_of=lambda gp: _devices(ctl, gp),
+    )
+
+
+def group_states(ctl: SimulatedReplicas, plans: list[GroupPlan]) -> list[ServiceState]:
+    """Mux group states of ``plans`` (``mux_plans``) over ``ctl``'s services; the members
+    are marked ``member_of``."""
     out: list[ServiceState] = []
     for gp in plans:
         g = _group_state(ctl, gp, [x.spec.name for x in out])

@@ -101,9 +101,9 @@ class ServingConfig:
     #: across models in turns of ``perf.swap_turn_s``, weights swapped in from host memory
     #: per turn (Aegaeon, SOSP'25; ``serving/mux.py``).
     residency: str = "muxserve"
-    #: Simulator only: a mux group of smaller instances joins a larger-instance group of
-    #: the same flavor and SLOs when the larger one's instances, sized over the previous
-    #: period, leave its members' weights room (``serving/muxmerge.py``).
+    #: A mux group of smaller instances joins the next larger-instance group of the same
+    #: flavor and SLOs when, replayed over the previous period, the two together would hold
+    #: fewer devices (``serving/muxmerge.py``; the live pool takes the same groups).
     mux_merge: bool = False
     #: Pooled + autoscaled only: prefill runs in prefill pools shared across models
     #: (``serving/disagg.py``), the services' own replicas (and mux groups) only decode; a
