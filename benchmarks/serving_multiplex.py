@@ -30,64 +30,42 @@ from computepool.serving.config import read_serving, with_traffic
 from computepool.serving.service import ServingWorkload
 from computepool.sim.run import SimConfig, simulate
 
+#: The variants below share these settings: models below two instances grouped, SLO-replay
+#: sizing (``REPLAY``), and the histogram keep-alive with a 4-h history of needs (``HIST``).
+REPLAY = dict(mode="pooled", multiplex=True, hot_fraction=2.0, burst_sizing="replay")
+HIST = dict(keep_alive_policy="histogram", sizing_history_s=14400.0)
 VARIANTS = {
     "dedicated (first card)": dict(mode="dedicated", flavor_choice="first", multiplex=False),
     "dedicated (best card)": dict(mode="dedicated", flavor_choice="price", multiplex=False),
     "pooled": dict(mode="pooled", multiplex=False),
     "pooled + multiplexing": dict(mode="pooled", multiplex=True),
     "pooled + mux + disaggregation": dict(mode="pooled", multiplex=True, disaggregate=True),
-    "pooled + mux (models below two instances grouped), SLO-replay sizing": dict(
-        mode="pooled", multiplex=True, hot_fraction=2.0, burst_sizing="replay"
-    ),
-    "+ keep-alive from each model's idle-time histogram": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        keep_alive_policy="histogram",
-    ),  # fmt: skip
-    "+ histogram keep-alive, need >= median of the last 4 h's replayed needs": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        keep_alive_policy="histogram",
-        sizing_history_s=14400.0,
-        sizing_history_quantile=0.5,
-    ),  # fmt: skip
-    "+ histogram keep-alive, need >= 75th percentile of the last 4 h's replayed needs": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        keep_alive_policy="histogram",
-        sizing_history_s=14400.0,
-        sizing_history_quantile=0.75,
-    ),  # fmt: skip
-    "SLO-replay sizing + Aegaeon swap residency": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        residency="swap",
-    ),  # fmt: skip
-    "SLO-replay sizing + smaller-instance groups folded into larger ones (mux_merge)": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        mux_merge=True,
-    ),  # fmt: skip
-    "+ mux_merge, histogram keep-alive, need >= 75th percentile of the last 4 h's needs": dict(
-        mode="pooled",
-        multiplex=True,
-        hot_fraction=2.0,
-        burst_sizing="replay",
-        keep_alive_policy="histogram",
-        sizing_history_s=14400.0,
-        sizing_history_quantile=0.75,
-        mux_merge=True,
-    ),  # fmt: skip
+    "pooled + mux (models below two instances grouped), SLO-replay sizing": REPLAY,
+    "+ keep-alive from each model's idle-time histogram": {
+        **REPLAY,
+        "keep_alive_policy": "histogram",
+    },
+    "+ histogram keep-alive, need >= median of the last 4 h's replayed needs": {
+        **REPLAY,
+        **HIST,
+        "sizing_history_quantile": 0.5,
+    },
+    "+ histogram keep-alive, need >= 75th percentile of the last 4 h's replayed needs": {
+        **REPLAY,
+        **HIST,
+        "sizing_history_quantile": 0.75,
+    },
+    "SLO-replay sizing + Aegaeon swap residency": {**REPLAY, "residency": "swap"},
+    "SLO-replay sizing + smaller-instance groups folded into larger ones (mux_merge)": {
+        **REPLAY,
+        "mux_merge": True,
+    },
+    "+ mux_merge, histogram keep-alive, need >= 75th percentile of the last 4 h's needs": {
+        **REPLAY,
+        **HIST,
+        "sizing_history_quantile": 0.75,
+        "mux_merge": True,
+    },
 }
 BEST = "dedicated (best card)"
 
