@@ -134,3 +134,23 @@ def test_audit_prints_hostile_text_literally(tmp_path):
     out = run("audit", str(p), "-o", "wide")
     for text in ("[bold red]x[/]", "t[/]", "[blink]allowed", "[x]", "[/b]"):
         assert text in out, text
+
+
+def test_services_table_shows_a_rejected_service_and_its_reason(capsys):
+    # a rejected row carries no latency or replica figures (serving/results.py): the table
+    # printed dashes for them instead of failing with KeyError 'ttft_p99_s'
+    from computepool.cli.serving_view import print_services
+
+    ok = {"name": "chat-7b", "model": "qwen2.5-7b", "status": "ok", "requests": 10,
+          "slo_attainment": 1.0, "ttft_p99_s": 0.5, "tbt_p99_s": 0.09, "accelerator_hours": 4.1,
+          "replicas_max": 2, "accelerator_hours_by_shape": {"r/H20 x1": 4.1}}  # fmt: skip
+    bad = {"name": "sql-72b", "model": "qwen2.5-72b", "trace": "code", "requests": 7,
+           "status": "rejected", "reason": "no shape meets the TTFT SLO [x]",
+           "slo_attainment": 0.0, "accelerator_hours": 0.0}  # fmt: skip
+    total = {"mode": "dedicated", "requests": 17, "slo_attainment": 0.5,
+             "slo_attainment_min_service": 0.0, "accelerator_hours": 4.1,
+             "peak_accelerators": 1, "pool_utilization": 0.1}  # fmt: skip
+    print_services([ok, bad], total)
+    out = capsys.readouterr().out
+    assert "sql-72b" in out and "rejected" in out
+    assert "no shape meets the TTFT SLO [x]" in out

@@ -31,6 +31,10 @@ def _shape(r: dict[str, Any]) -> str:
     return main + (f" +{len(by_shape) - 1}" if len(by_shape) > 1 else "")
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def _ok(r: dict[str, Any], text: str) -> str:
     return text if r["status"] == "ok" else "-"
 
@@ -54,17 +58,20 @@ SERVICE_COLUMNS = [
     Col("MODEL", lambda r: escape(r["model"]), key=True, optional=True),
     Col("REQUESTS", lambda r: f"{r['requests']:,}", key=True, right=True),
     Col("SLO ATT.", _status, key=True, right=True),
-    Col("TTFT P99", lambda r: _ok(r, _f(r["ttft_p99_s"], "{:.2f} s")), key=True, right=True),
-    Col("TBT P99", lambda r: _ok(r, _f(None if r["tbt_p99_s"] is None else r["tbt_p99_s"] * 1000,
-        "{:.0f} ms")), key=True, right=True, optional=True),
-    Col("ACC-H", lambda r: _held(r, _f(r["accelerator_hours"], "{:,.1f}")), key=True, right=True),
-    Col("REPL", lambda r: _held(r, str(r["replicas_max"])), key=True, right=True, optional=True),
+    Col("TTFT P99", lambda r: _ok(r, _f(r.get("ttft_p99_s"), "{:.2f} s")), key=True, right=True),
+    Col("TBT P99", lambda r: _ok(r, _f(_ms(r.get("tbt_p99_s")), "{:.0f} ms")), key=True,
+        right=True, optional=True),
+    Col("ACC-H", lambda r: _held(r, _f(r.get("accelerator_hours"), "{:,.1f}")), key=True,
+        right=True),
+    Col("REPL", lambda r: _held(r, _f(r.get("replicas_max"), "{}")), key=True, right=True,
+        optional=True),
     Col("MAIN SHAPE", lambda r: escape(_shape(r)), wrap=True, min_free=22),
 ]  # fmt: skip
 
 
 def print_services(rows: list[dict[str, Any]], total: dict[str, Any]) -> None:
-    """One row per service; in 80 columns MODEL, TBT and REPL give way to the main shape."""
+    """One row per service (a rejected one has no latency or replica figures: dashes, and
+    its reason below); in 80 columns MODEL, TBT and REPL give way to the main shape."""
     title = f"services ({total['mode']})"
     print_table(build_table(SERVICE_COLUMNS, rows, False, console.width, title))
     for r in rows:
