@@ -4,6 +4,8 @@ of ending the round (and a simulation) with ``LPError``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,23 @@ def test_a_malformed_model_is_not_retried(monkeypatch):
     with pytest.raises(LPError):
         max_min_lp(coef, count, scale, cap, method="simplex")
     assert fail.failed == 1
+
+
+#: The lexicographic LP's inputs at the round where ``las-lex`` ended a Gavel Fig. 9 run
+#: (``gavel:rate=2.6,jobs=25000,multi_gpu=true,seed=2``, 38 groups on 3 flavors): HiGHS
+#: 1.16's IPX without crossover returns "Unknown" on its first LP (114 columns, 79 rows);
+#: IPX with crossover, the simplex and Clarabel solve it (minimum 1.3210271590).
+FIXTURE = Path(__file__).parent / "data" / "lex_ipx_unknown.npz"
+
+
+def test_the_lp_that_ended_a_gavel_run_is_solved():
+    d = np.load(FIXTURE)
+    args = (d["coef"], d["count"], d["scale_factor"], d["capacity"])
+    got = lex_max_min_lp(*args)
+    assert got.value == pytest.approx(max_min_lp(*args, method="simplex").value, rel=1e-7)
+    assert got.value == pytest.approx(1.3210271590, rel=1e-7)
+    levels = (d["coef"] * got.share).sum(axis=1)
+    assert levels.min() == pytest.approx(got.value, rel=1e-6)
+    use = (d["count"] * d["scale_factor"])[:, None] * got.share
+    assert (use.sum(axis=0) <= d["capacity"] * (1 + 1e-6)).all()
+    assert (got.share.sum(axis=1) <= 1 + 1e-6).all()
