@@ -11,7 +11,7 @@ import pytest
 
 from computepool.policies import lp as lpmod
 from computepool.policies.lp import LPError, Solution
-from computepool.policies.shares import lex_max_min_lp, max_min_lp
+from computepool.policies.shares import lex_max_min_lp, max_min_lp, max_min_model
 
 
 def _instance(seed: int) -> tuple[np.ndarray, ...]:
@@ -117,3 +117,39 @@ def test_the_lp_that_ended_a_gavel_run_is_solved():
     use = (d["count"] * d["scale_factor"])[:, None] * got.share
     assert (use.sum(axis=0) <= d["capacity"] * (1 + 1e-6)).all()
     assert (got.share.sum(axis=1) <= 1 + 1e-6).all()
+
+
+def test_a_session_solve_without_optimum_is_retried_on_the_changed_lp(monkeypatch):
+    # FTF's bisection: one max-min LP, only the t column's coefficients change between solves
+    coef, count, scale, cap = _instance(6)
+    need = np.linspace(0.5, 2.0, len(coef))
+    rows = max_min_model(coef, count, scale, cap, need).obj_row0 + np.arange(len(coef))
+
+    def solved(fail_at: int) -> list[float]:
+        m = max_min_model(coef, count, scale, cap, need)
+        s = lpmod.Session(m.lp)
+        out = [s.first.objective]
+        for k, factor in enumerate((0.5, 1.7, 1.1)):
+            s.set_column(m.t_col, rows, -need * factor)
+            if k == fail_at:
+                monkeypatch.setattr(lpmod, "_solution", _FailOnce(lpmod._solution))
+            got = s.run()
+            monkeypatch.undo()
+            assert got.optimal
+            out.append(got.objective)
+        return out
+
+    direct = solved(-1)
+    for k in range(3):
+        assert solved(k) == pytest.approx(direct, rel=1e-7)
+
+
+class _FailOnce:
+    def __init__(self, real) -> None:
+        self.real, self.done = real, False
+
+    def __call__(self, h: object, num_col: int) -> Solution:
+        if not self.done:
+            self.done = True
+            return Solution(np.zeros(num_col), float("nan"), False, "Unknown")
+        return self.real(h, num_col)

@@ -166,7 +166,8 @@ def solve_with_duals(lp: LP) -> tuple[Solution, np.ndarray]:
 
 class Session:
     """One HiGHS model kept between solves, for a sequence of LPs that differ in one column
-    (the simplex restarts from the previous basis)."""
+    (the simplex restarts from the previous basis). A solve that does not end optimal is
+    retried on the current LP from scratch (``solve_robust``); the session keeps its model."""
 
     def __init__(self, lp: LP, method: str = "simplex") -> None:
         self._h = _new_solver()
@@ -174,16 +175,37 @@ class Session:
         if method == "simplex":
             self._h.setOptionValue("simplex_strategy", 4)  # primal: restarts well after a change
         self._lp = lp
-        first = solve_model(self._h, lp)
-        self.first = first
+        self._changed: dict[tuple[int, int], float] = {}
+        self.first = self._checked(solve_model(self._h, lp))
 
     def set_column(self, col: int, rows: np.ndarray, values: np.ndarray) -> None:
         for r, v in zip(rows.tolist(), values.tolist(), strict=True):
             self._h.changeCoeff(int(r), col, float(v))
+            self._changed[(int(r), col)] = float(v)
 
     def run(self) -> Solution:
         self._h.run()
-        return _solution(self._h, self._lp.num_col)
+        return self._checked(_solution(self._h, self._lp.num_col))
+
+    def current(self) -> LP:
+        """The LP as changed so far."""
+        lp = self._lp
+        if not self._changed:
+            return lp
+        cols = np.repeat(np.arange(lp.num_col), np.diff(lp.start))
+        new = np.array(list(self._changed), dtype=np.int64).reshape(-1, 2)
+        key = np.asarray(lp.index, dtype=np.int64) * lp.num_col + cols
+        keep = ~np.isin(key, new[:, 0] * lp.num_col + new[:, 1])
+        rows = np.concatenate([lp.index[keep], new[:, 0]])
+        cc = np.concatenate([cols[keep], new[:, 1]])
+        vals = np.concatenate([lp.value[keep], list(self._changed.values())])
+        start, index, value = csc_from_triplets(rows, cc, vals, lp.num_col)
+        return replace(lp, start=start, index=index, value=value)
+
+    def _checked(self, sol: Solution) -> Solution:
+        if sol.status in FINAL:
+            return sol
+        return solve_robust(self.current(), FALLBACKS[1])[0]
 
 
 def _solution(h: object, num_col: int) -> Solution:
