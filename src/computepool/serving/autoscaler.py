@@ -36,10 +36,10 @@ def forecast_rate(
     (at least three measurements), divided by the time between them but by no less than
     ``window_s``: each rate is measured over ``window_s``, so a rise seen over a shorter span
     (a live pool's 1-s rounds at start-up, a service's first rates jumping from 0) cannot be
-    told from a step and is taken as spread over ``window_s`` — the forecast then stays within
-    (1 + ``forecast_s`` / ``window_s``) x the latest rate instead of growing as the rounds get
-    shorter. Rounds at least ``window_s`` / 2 apart (the simulator's 30 s against 60 s) always
-    span ``window_s`` with three measurements, so the floor never applies there."""
+    told from a step and is taken as spread over ``window_s`` — the trend then adds at most
+    ``forecast_s`` / ``window_s`` x the latest rate (rates are >= 0) instead of growing as the
+    rounds get shorter. Rounds at least ``window_s`` / 2 apart (the simulator's 30 s against
+    60 s) always span ``window_s`` with three measurements, so the floor never applies there."""
     if len(t) == 0:
         return 0.0
     i = bisect_right(t, now - cfg.peak_window_s - 1e-9)  # first t > now - peak_window_s
