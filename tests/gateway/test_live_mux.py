@@ -3,10 +3,10 @@ simulator's mux plan groups three cold models; two share one V100 (their reserva
 its memory) and both answer through the gateway; a request for the third, which does not
 fit beside them, evicts the least recently used idle one and is answered on that device.
 
-No trend forecast here (``forecast_s: 0``): the group's first measured rates jump from 0 to a
-few requests per second within a 2-s round, and the autoscaler's slope (x 60 s ahead) would
-size the group for ~20 req/s and spread the models over new instances instead of evicting —
-what the autoscaler is meant to do on a real step, not what this test is about."""
+The trend forecast is on (the default): the group's first measured rates jump from 0 within
+2-s rounds; the trend's span has a floor of ``window_s``, so they do not size the group for
+~20x its load and spread the models over new instances (they did before that floor: 1 run in
+6 failed here)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.server.conftest import LivePool, sqlite_live
 
 MUX = """
 traffic: {rate_scale: 0.05, duration_hours: 0.25, seed: 0}
-serving: {interval_s: 2, multiplex: true, keep_alive_s: 600, packing: false, forecast_s: 0}
+serving: {interval_s: 2, multiplex: true, keep_alive_s: 600, packing: false}
 services:
   - {name: alpha, model: qwen2.5-3b, accelerators: [V100], share: 0.001}
   - {name: beta, model: qwen1.5-1.8b, accelerators: [V100], share: 0.001}

@@ -19,7 +19,7 @@ def _forecast_ref(t: np.ndarray, rate: np.ndarray, now: float, cfg: ServingConfi
     slope = 0.0
     if len(trend) >= 3:
         i = trend[0]
-        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), 1e-9)
+        slope = float(rate[-1] - rate[i]) / max(float(t[-1] - t[i]), cfg.window_s)
     return max(peak, float(rate[-1]) + max(slope, 0.0) * cfg.forecast_s)
 
 
@@ -53,3 +53,17 @@ def test_a_window_edge_is_inside_by_the_same_tolerance() -> None:
     assert asc.forecast_rate(t, r, now + 1e-6, cfg) == pytest.approx(1.0)
     assert asc.scale_down_floor(t, r, 60.0, 60.0) == 9.0
     assert asc.scale_down_floor(t, r, 60.0 + 1e-6, 60.0) == 1.0
+
+
+def test_a_rise_over_a_short_span_is_not_extrapolated_as_a_steep_trend() -> None:
+    """A live pool with 1-s rounds: the first rates jump from 0 to r within 2 s. The trend
+    over that span (r / 2 s, x 60 s ahead) sized the service for ~31 r; a rate measured over
+    ``window_s`` cannot tell such a rise from a step, so it counts as spread over ``window_s``."""
+    cfg = ServingConfig()
+    r = 3.0
+    got = asc.forecast_rate([0.0, 1.0, 2.0], [0.0, 0.0, r], 2.0, cfg)
+    assert r <= got <= r * (1.0 + cfg.forecast_s / cfg.window_s)
+    assert got == pytest.approx(2.0 * r)  # defaults: forecast_s == window_s
+    # a steady rise measured over more than window_s keeps its own slope
+    t = [0.0, 40.0, 80.0]
+    assert asc.forecast_rate(t, [0.0, 2.0, 4.0], 80.0, cfg) == pytest.approx(4.0 + 4.0 / 80 * 60)

@@ -33,7 +33,16 @@ import numpy as np
 
 from computepool.model.allocation import Allocation, PairShares
 from computepool.policies.base import PolicyInput
-from computepool.policies.lp import INF, LP, LPError, csc_from_triplets, solve
+from computepool.policies.lp import (
+    INF,
+    IPM_CENTRE,
+    LP,
+    VERTEX_FIRST,
+    LPError,
+    csc_from_triplets,
+    solve,
+    solve_robust,
+)
 from computepool.policies.max_min import max_min_coefficients, size_weights
 from computepool.policies.pop import pop_allocate
 from computepool.policies.shares import group_rows
@@ -141,9 +150,8 @@ def packed_lp(
     cost[t_col] = 1.0
     lp = LP(cost, np.zeros(num_col), np.full(num_col, INF), row_lo, row_hi, start, index, value)
     assert lp.num_row == num_row
-    sol = solve(lp, method="ipm", crossover=False)
-    if not sol.optimal:  # IPX may stop short on the degenerate balance rows: take a vertex
-        sol = solve(lp, method="simplex")
+    # IPX may stop short on the degenerate balance rows: take a vertex (the simplex first)
+    sol = solve_robust(lp, IPM_CENTRE, fallbacks=VERTEX_FIRST)[0]
     if not sol.optimal:
         raise LPError(f"packed max-min LP: {sol.status}")
     t = float(sol.x[t_col])

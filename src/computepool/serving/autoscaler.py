@@ -29,7 +29,17 @@ def forecast_rate(
 ) -> float:
     """Rate to provision for, from per-round measurements ``rate`` taken at increasing times
     ``t`` (lists or arrays: plain Python over the few recent entries, as it runs once per
-    service and round)."""
+    service and round).
+
+    Forecast = max(peak of the last ``peak_window_s``, latest + trend x ``forecast_s``). The
+    trend is the rise from the first measurement of the last 2 x ``window_s`` to the latest
+    (at least three measurements), divided by the time between them but by no less than
+    ``window_s``: each rate is measured over ``window_s``, so a rise seen over a shorter span
+    (a live pool's 1-s rounds at start-up, a service's first rates jumping from 0) cannot be
+    told from a step and is taken as spread over ``window_s`` — the trend then adds at most
+    ``forecast_s`` / ``window_s`` x the latest rate (rates are >= 0) instead of growing as the
+    rounds get shorter. Rounds at least ``window_s`` / 2 apart (the simulator's 30 s against
+    60 s) always span ``window_s`` with three measurements, so the floor never applies there."""
     if len(t) == 0:
         return 0.0
     i = bisect_right(t, now - cfg.peak_window_s - 1e-9)  # first t > now - peak_window_s
@@ -38,7 +48,7 @@ def forecast_rate(
     j = bisect_right(t, now - cfg.window_s * 2 - 1e-9)
     slope = 0.0
     if len(t) - j >= 3:
-        slope = (last - float(rate[j])) / max(float(t[-1]) - float(t[j]), 1e-9)
+        slope = (last - float(rate[j])) / max(float(t[-1]) - float(t[j]), cfg.window_s, 1e-9)
     ahead = last + max(slope, 0.0) * cfg.forecast_s
     return max(peak, ahead)
 
