@@ -62,3 +62,34 @@ def test_two_models_share_a_device_and_the_lru_idle_one_makes_room(tmp_path):
         assert sum(f["services"] for f in flavors) == 1
         # and alpha comes back when asked (evicting gamma or beta, whichever is older)
         assert _ask(p, who, "alpha").status_code == 200
+
+
+MERGED = """
+traffic: {rate_scale: 0.05, duration_hours: 0.25, seed: 0}
+serving: {interval_s: 2, multiplex: true, keep_alive_s: 600, packing: false, mux_merge: true}
+services:
+  - {name: beta, model: qwen1.5-1.8b, accelerators: [V100], share: 0.001}
+  - {name: gamma, model: llama-3.2-1b, accelerators: [V100], share: 0.001}
+  - {name: delta, model: qwen2.5-7b, accelerators: [V100], share: 0.001}
+  - {name: epsilon, model: qwen2.5-7b, accelerators: [V100], share: 0.001}
+"""
+
+
+def test_a_merged_group_serves_its_small_models_on_the_bigger_instances(tmp_path):
+    # mux_merge: the 7B models need 2-V100 instances, the small ones 1; together they hold
+    # fewer devices, so the small models' group joins the 2-device one (the simulator's plan),
+    # and the live pool runs them there
+    path = tmp_path / "merged.yaml"
+    path.write_text(MERGED)
+    with sqlite_live(tmp_path, services=str(path)) as p:
+        who = p.tenant("cabin")
+        st = _status(p)
+        groups = {st[n]["mux_group"] for n in ("beta", "gamma", "delta", "epsilon")}
+        assert len(groups) == 1 and None not in groups
+        for name in ("beta", "delta"):
+            r = _ask(p, who, name)
+            assert r.status_code == 200, r.text
+        st = _status(p)
+        for name in ("beta", "delta"):
+            (slot,) = st[name]["devices"]
+            assert len(slot["devices"]) == 2, st[name]  # a 2-V100 instance
