@@ -144,10 +144,15 @@ def mux_plans(ctl: SimulatedReplicas) -> list[GroupPlan]:
     plans = groups_of(cands, ctl.pool, ctl.cfg)
     if not ctl.cfg.mux_merge:
         return plans
+    held: dict[GroupPlan, float] = {}  # each group replayed over the past once
+
+    def devices_of(gp: GroupPlan) -> float:
+        if gp not in held:
+            held[gp] = _devices(ctl, gp)
+        return held[gp]
+
     return merge_plans(
-        plans,
-        row_of=lambda i, f, tp: _row(cands[i].shapes, f, tp),
-        devices_of=lambda gp: _devices(ctl, gp),
+        plans, row_of=lambda i, f, tp: _row(cands[i].shapes, f, tp), devices_of=devices_of
     )
 
 
