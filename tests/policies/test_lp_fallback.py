@@ -70,6 +70,15 @@ def test_max_min_lp_survives_a_first_solve_without_optimum(monkeypatch, method):
     assert got.value == pytest.approx(direct.value, rel=1e-6)
 
 
+def test_a_retry_is_logged_with_the_status_and_what_solved_it(monkeypatch, caplog):
+    coef, count, scale, cap = _instance(7)
+    monkeypatch.setattr(lpmod, "solve_model", _FailFirst(1))
+    with caplog.at_level("INFO", logger="computepool.solvers"):
+        max_min_lp(coef, count, scale, cap, method="simplex")
+    (rec,) = [r for r in caplog.records if r.name == "computepool.solvers"]
+    assert "Unknown" in rec.getMessage() and "solved by HiGHS" in rec.getMessage()
+
+
 def test_every_highs_way_failing_falls_back_to_clarabel(monkeypatch):
     coef, count, scale, cap = _instance(3)
     direct = max_min_lp(coef, count, scale, cap, method="simplex")

@@ -6,6 +6,7 @@ with NumPy and calls ``solve``; nothing here knows about jobs or flavors.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import highspy
@@ -21,6 +22,9 @@ INF = highspy.kHighsInf
 #: and bounded by construction (no shares is feasible, a share is at most 1), so "Unknown"
 #: (IPX stopping short on a degenerate LP), a solve error or even an infeasibility verdict is
 #: one algorithm's numerical trouble; on a truly infeasible LP the retries cost time only.
+#: A retry is logged here (INFO): which status the first solve ended with and what solved it.
+log = logging.getLogger("computepool.solvers")
+
 FINAL = frozenset({"Optimal", "Model error", "Load error", "Empty"})
 #: The other ways, in order: each a fresh solver with these options. IPX with crossover, the
 #: dual simplex, then both without presolve (where a reduction is what went wrong).
@@ -112,6 +116,7 @@ def solve_robust(
             continue
         got, h2 = _run(lp, alt)
         if got.optimal:
+            log.info("LP of %d rows: %s, solved by HiGHS %s", len(lp.row_lo), tried[0], alt)
             return got, h2
         tried.append(f"{'/'.join(str(v) for v in alt.values())}: {got.status}")
     if clarabel:
@@ -120,6 +125,7 @@ def solve_robust(
             lp.maximize,
         )  # fmt: skip
         if got is not None:
+            log.info("LP of %d rows: %s, solved by Clarabel", len(lp.row_lo), "; ".join(tried))
             return Solution(got[0], got[1], True, "Optimal"), None
         tried.append("clarabel: not solved")
     return replace(sol, status="; ".join(tried)), h
