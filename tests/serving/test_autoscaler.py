@@ -67,3 +67,19 @@ def test_a_rise_over_a_short_span_is_not_extrapolated_as_a_steep_trend() -> None
     # a steady rise measured over more than window_s keeps its own slope
     t = [0.0, 40.0, 80.0]
     assert asc.forecast_rate(t, [0.0, 2.0, 4.0], 80.0, cfg) == pytest.approx(4.0 + 4.0 / 80 * 60)
+
+
+def test_a_replayed_need_is_held_for_the_whole_prefill_scale_down_delay():
+    # the history was trimmed to scale_down_delay_s: a longer prefill_scale_down_delay_s
+    # (replayed needs, prefill pools) looked back less far than asked
+    from computepool.serving.perf import Mix
+
+    cfg = ServingConfig(scale_down_delay_s=60.0, prefill_scale_down_delay_s=900.0,
+                        interval_s=30.0, peak_window_s=60.0, window_s=30.0)  # fmt: skip
+    mix = Mix(1e12, 100.0, 500.0)
+    t, rate, need = [], [], []
+    asc.plan_need(t, rate, need, 0.0, 10.0, 0.0, mix, 0.0, cfg, replayed=True)
+    floor = 0.0
+    for k in range(1, 25):  # 12 minutes of quiet after the 10 req/s need
+        _, floor = asc.plan_need(t, rate, need, 30.0 * k, 1.0, 0.0, mix, 0.0, cfg, replayed=True)
+    assert floor == pytest.approx(10.0)

@@ -90,7 +90,8 @@ def plan_need(
     ``prefill_scale_down_delay_s``, the others after ``scale_down_delay_s``."""
     hist_t.append(now)
     hist_rate.append(rate)
-    keep = max(cfg.peak_window_s, 2 * cfg.window_s, cfg.scale_down_delay_s) + cfg.interval_s
+    delays = cfg.scale_down_delay_s, cfg.prefill_scale_down_delay_s
+    keep = max(cfg.peak_window_s, 2 * cfg.window_s, *delays) + cfg.interval_s
     if hist_t[0] < now - 2 * keep:  # the autoscaler only looks back ``keep`` seconds
         i = bisect_left(hist_t, now - keep)
         del hist_t[:i], hist_rate[:i], hist_need[:i]
